@@ -1,0 +1,97 @@
+//! Bearer JWT auth (HS256, signed with the cluster's auth secret). Claims: `sub` (the
+//! user id), `exp`, optional `role: "admin"`. The user is never taken from a request body.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Longest user id (`sub`) accepted, in bytes.
+pub const USER_ID_BYTES_MAX: usize = 128;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// Signing and checking keys made from the auth secret.
+#[derive(Clone)]
+pub struct AuthKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl AuthKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        AuthKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+    }
+
+    /// A token for `user`, valid `ttl_s` seconds.
+    pub fn mint(&self, user: &str, admin: bool, ttl_s: u64) -> String {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let claims =
+            Claims { sub: user.to_string(), exp: now + ttl_s, role: admin.then(|| "admin".to_string()) };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing works")
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| ApiError::unauthorized(format!("bad token: {e}")))?;
+        let sub = &data.claims.sub;
+        if sub.is_empty() || sub.len() > USER_ID_BYTES_MAX {
+            return Err(ApiError::unauthorized("bad token: sub must be 1..=128 bytes"));
+        }
+        Ok(data.claims)
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
+    let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))
+}
+
+/// An authenticated user (any role).
+pub struct User(pub String);
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let claims = state.auth.verify(bearer(parts)?)?;
+        Ok(User(claims.sub))
+    }
+}
+
+/// An authenticated admin.
+pub struct Admin(pub String);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let claims = state.auth.verify(bearer(parts)?)?;
+        if claims.role.as_deref() != Some("admin") {
+            return Err(ApiError::forbidden("this needs an admin token"));
+        }
+        Ok(Admin(claims.sub))
+    }
+}

@@ -1,0 +1,143 @@
+//! API errors as `application/problem+json`, with the stable codes of API.md. Internals
+//! never leak: an internal error is logged with its detail and answered with a generic one.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use cluster::Error as StoreError;
+use tickets::Rejection;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem kind (`https://boxoffice.dev/problems/<code>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable, machine-readable code (see API.md).
+    pub code: String,
+    pub detail: String,
+    /// For `invalid_request`: the field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// For `ticket_unavailable`: the tickets that are held or sold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tickets: Option<Vec<String>>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub field: Option<String>,
+    pub tickets: Option<Vec<String>>,
+    pub retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        ApiError { status, code, title, detail: detail.into(), field: None, tickets: None, retry_after_s: None }
+    }
+
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let field = field.into();
+        let detail = format!("{field}: {}", detail.into());
+        ApiError { field: Some(field), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", "Invalid request", detail) }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+    }
+
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large", detail)
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        let detail = r.to_string();
+        match r {
+            Rejection::Invalid { field, detail } => ApiError::invalid(field, detail),
+            Rejection::NotFound { .. } => ApiError::not_found(detail),
+            Rejection::Forbidden => ApiError::forbidden("the hold or booking belongs to another user"),
+            Rejection::TicketUnavailable { tickets } => ApiError {
+                tickets: Some(tickets),
+                ..ApiError::new(StatusCode::CONFLICT, "ticket_unavailable", "Tickets unavailable", detail)
+            },
+            Rejection::HoldExpired => ApiError::new(StatusCode::GONE, "hold_expired", "Hold expired", detail),
+            Rejection::LimitExceeded { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", "Limit exceeded", detail)
+            }
+            Rejection::QueueAdmissionRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "queue_admission_required",
+                "Queue admission required",
+                "join the event's waiting queue and wait to be admitted",
+            ),
+            Rejection::IdempotencyConflict => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_conflict", "Idempotency conflict", detail)
+            }
+            Rejection::PaymentDeclined { .. } => {
+                ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", "Payment declined", detail)
+            }
+            Rejection::HoldNotActive { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "hold_not_active", "Hold not active", detail)
+            }
+            Rejection::EventClosed { .. } => ApiError::new(StatusCode::CONFLICT, "event_closed", "Event closed", detail),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Rejected(r) => r.into(),
+            StoreError::Unavailable { reason, retry_after_s } => ApiError {
+                retry_after_s: Some(retry_after_s.max(1)),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", reason)
+            },
+            StoreError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "internal error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        metrics::counter!("boxoffice_http_errors_total", "code" => self.code).increment(1);
+        let body = Problem {
+            kind: format!("https://boxoffice.dev/problems/{}", self.code),
+            title: self.title.to_string(),
+            status: self.status.as_u16(),
+            code: self.code.to_string(),
+            detail: self.detail,
+            field: self.field,
+            tickets: self.tickets,
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(s) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,97 @@
+//! # api — the boxoffice HTTP/JSON API
+//!
+//! Owns the HTTP contract of API.md: routes, JWT auth and roles, problem+json errors with
+//! stable codes, `Idempotency-Key` fingerprinting, body and page limits, ETag and
+//! Cache-Control on browse answers, Prometheus metrics and the OpenAPI document at
+//! `/openapi.json`. It decides nothing itself: every rule is in `tickets`, applied by the
+//! groups that `cluster::Store` runs.
+//!
+//! [`router`] is a plain function (tested with `oneshot`, no socket); [`serve`] takes a
+//! listener and a shutdown future. Modules: [`routes`] (one file per endpoint group),
+//! [`dto`] (JSON shapes), [`error`], [`auth`], [`body`], [`openapi`], [`state`].
+//!
+//! Must not depend on `raft` or `sled` directly.
+
+pub mod auth;
+pub mod body;
+pub mod dto;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use auth::AuthKeys;
+pub use state::AppState;
+
+use crate::error::ApiError;
+use crate::routes::{booking, browse, catalog, ops};
+
+/// The whole API as a router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/venues", post(catalog::create_venue))
+        .route("/v1/venues/{id}", get(catalog::get_venue))
+        .route("/v1/performers", post(catalog::create_performer))
+        .route("/v1/performers/{id}", get(catalog::get_performer))
+        .route("/v1/events", post(catalog::create_event))
+        .route("/v1/events/{id}", get(browse::event_page).patch(catalog::update_event))
+        .route("/v1/events/{id}/cancel", post(catalog::cancel_event))
+        .route("/v1/events/{id}/tickets", get(browse::tickets))
+        .route("/v1/booking/reserve", post(booking::reserve))
+        .route("/v1/booking/confirm", post(booking::confirm))
+        .route("/v1/booking/release", post(booking::release))
+        .route("/v1/holds/{hold_id}", get(booking::get_hold))
+        .route("/v1/holds/{hold_id}/extend", post(booking::extend))
+        .route("/v1/bookings/{booking_id}", get(booking::get_booking))
+        .route("/v1/me/bookings", get(booking::my_bookings))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/cluster", get(ops::cluster))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body::BODY_BYTES_MAX))
+        .layer(middleware::from_fn(track))
+        .with_state(state)
+}
+
+/// Counts and times every request by route and status.
+async fn track(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "other".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("boxoffice_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("boxoffice_http_request_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Serve the API on `listener` until `shutdown` resolves; in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+

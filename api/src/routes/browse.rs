@@ -1,0 +1,100 @@
+//! Browse (no token): the event page and the seat map, served from the local replica with
+//! their version, an ETag and Cache-Control so a CDN can cache them. The seat map also
+//! long-polls: `?since=<version>&wait=<seconds ≤ 60>` answers once the version passes `since`.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::dto::{AvailabilityOut, EventOut, EventPageOut, PerformerOut, TicketOut, TicketsOut, VenueOut};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+
+/// Longest long-poll wait, in seconds; more is `invalid_request`.
+pub const LONG_POLL_SECONDS_MAX: u64 = 60;
+/// How long a CDN or browser may reuse a browse answer.
+pub const BROWSE_CACHE_CONTROL: &str = "public, max-age=1";
+
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "browse",
+    responses((status = 200, body = EventPageOut), (status = 304), (status = 404, body = Problem)))]
+pub async fn event_page(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    let page = state.store.event_page(&id).await?;
+    let etag = format!("W/\"e{}-{}\"", page.catalog_version, page.version);
+    if let Some(not_modified) = not_modified(&headers, &etag) {
+        return Ok(not_modified);
+    }
+    let body = EventPageOut {
+        event: EventOut::from(&page.event),
+        venue: VenueOut::from(&page.venue),
+        performers: page.performers.iter().map(PerformerOut::from).collect(),
+        availability: AvailabilityOut::from(page.availability),
+        version: page.version,
+    };
+    Ok(cached(Json(body), &etag))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TicketsQuery {
+    /// Long poll: answer once the version is greater than this.
+    pub since: Option<u64>,
+    /// Long poll: wait at most this many seconds (≤ 60, default 30).
+    pub wait: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/events/{id}/tickets", tag = "browse", params(TicketsQuery),
+    responses((status = 200, body = TicketsOut), (status = 304), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn tickets(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<TicketsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    if let Some(since) = query.since {
+        let wait = query.wait.unwrap_or(30);
+        if wait > LONG_POLL_SECONDS_MAX {
+            return Err(ApiError::invalid("wait", format!("must be at most {LONG_POLL_SECONDS_MAX}")));
+        }
+        state.store.wait_version(&id, since, Duration::from_secs(wait)).await?;
+    } else if query.wait.is_some() {
+        return Err(ApiError::invalid("since", "wait needs since"));
+    }
+    let map = state.store.seat_map(&id).await?;
+    let etag = format!("W/\"t{}\"", map.version);
+    if let Some(not_modified) = not_modified(&headers, &etag) {
+        return Ok(not_modified);
+    }
+    let body = TicketsOut {
+        version: map.version,
+        tickets: map.tickets.iter().map(|(spec, status)| TicketOut::new(spec, *status)).collect(),
+    };
+    Ok(cached(Json(body), &etag))
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> Option<Response> {
+    let inm = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    inm.split(',').any(|t| t.trim() == etag || t.trim() == "*").then(|| {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        set_cache_headers(&mut r, etag);
+        r
+    })
+}
+
+fn cached(body: impl IntoResponse, etag: &str) -> Response {
+    let mut r = body.into_response();
+    set_cache_headers(&mut r, etag);
+    r
+}
+
+fn set_cache_headers(r: &mut Response, etag: &str) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(BROWSE_CACHE_CONTROL));
+}

@@ -1,0 +1,6 @@
+//! One file per endpoint group, each with its handlers.
+
+pub mod booking;
+pub mod browse;
+pub mod catalog;
+pub mod ops;

@@ -1,0 +1,13 @@
+//! What every handler shares.
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::AuthKeys;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: cluster::Store,
+    pub auth: AuthKeys,
+    /// Renders `/metrics`; `None` when no recorder is installed (e.g. in some tests).
+    pub metrics: Option<PrometheusHandle>,
+}

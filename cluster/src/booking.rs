@@ -1,0 +1,264 @@
+//! The booking path: reserve, confirm (with the payment step outside apply), release,
+//! extend, and the holder's reads. Every decision is made by the event's group in log
+//! order; reads that decide anything are linearizable.
+
+use std::time::Duration;
+
+use tickets::inventory::{Booking, Hold, HoldStatus, Idempotency, InventoryCommand, Outcome, Selection};
+use tickets::Rejection;
+
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::machine::GroupMachine;
+use crate::payment::{ChargeOutcome, ChargeRequest, CHARGE_ATTEMPT_TIMEOUT};
+use crate::store::Store;
+
+/// How long a confirm waits for the payment's outcome before answering 503 (the payment
+/// goes on; a retry of the confirm picks up its result).
+pub const CONFIRM_WAIT: Duration = Duration::from_secs(15);
+/// Charge attempts per payment run before giving up for now (the driver retries later).
+pub const CHARGE_ATTEMPTS_MAX: u32 = 5;
+
+impl Store {
+    pub async fn reserve(
+        &self,
+        user: &str,
+        event_id: &str,
+        selection: Selection,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Hold> {
+        let group = self.event_group(event_id).await?;
+        let command =
+            InventoryCommand::Reserve { hold_id: ids::hold_id(event_id), user: user.to_string(), selection, idempotency };
+        match self.write_inventory(&group, command).await? {
+            Outcome::Hold(hold) => Ok(hold),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Begin the payment, charge, and commit the outcome. A retry of a confirm that is
+    /// already paying waits for that payment instead of charging again.
+    pub async fn confirm(
+        &self,
+        user: &str,
+        hold_id: &str,
+        payment_token: &str,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Booking> {
+        let group = self.hold_group(hold_id).await?;
+        // Claim the payment before BeginPayment commits, so the driver never mistakes it
+        // for one left behind by a crash.
+        let claimed = self.claim_payment(hold_id);
+        let begun = self
+            .write_inventory(
+                &group,
+                InventoryCommand::BeginPayment {
+                    hold_id: hold_id.to_string(),
+                    user: user.to_string(),
+                    payment_token: payment_token.to_string(),
+                    idempotency,
+                },
+            )
+            .await;
+        let hold = match begun {
+            Ok(Outcome::Booked(booking)) => {
+                self.unclaim_payment(hold_id, claimed);
+                return Ok(booking);
+            }
+            Ok(Outcome::Hold(hold)) => hold,
+            Ok(other) => {
+                self.unclaim_payment(hold_id, claimed);
+                return Err(unexpected(other));
+            }
+            Err(e) => {
+                self.unclaim_payment(hold_id, claimed);
+                return Err(e);
+            }
+        };
+        if claimed {
+            let result = self.run_payment(&group, &hold).await;
+            self.unclaim_payment(hold_id, true);
+            return result;
+        }
+        self.unclaim_payment(hold_id, claimed);
+        self.await_payment(&group, user, hold_id).await
+    }
+
+    /// Wait until a confirming hold is decided, then answer as its confirm would have.
+    async fn await_payment(&self, group: &raft::Group<GroupMachine>, user: &str, hold_id: &str) -> Result<Booking> {
+        let mut version = group.read_local(|m| m.subscribe_version());
+        let deadline = tokio::time::Instant::now() + CONFIRM_WAIT;
+        loop {
+            let hold = self.read_hold(group, user, hold_id).await?;
+            match hold.status {
+                HoldStatus::Confirmed => {
+                    let booking_id = hold.booking_id.clone().unwrap_or_default();
+                    return group
+                        .read_local(|m| m.as_inventory().and_then(|i| i.booking(&booking_id).cloned()))
+                        .ok_or_else(|| Error::Internal("confirmed hold without booking".into()));
+                }
+                HoldStatus::Confirming => {}
+                _ => return Err(Rejection::PaymentDeclined { detail: "payment failed".into() }.into()),
+            }
+            if tokio::time::timeout_at(deadline, version.changed()).await.is_err() {
+                return Err(Error::Unavailable { reason: "payment still running".into(), retry_after_s: 2 });
+            }
+        }
+    }
+
+    /// Charge the provider for a confirming hold (idempotency key = hold id) and commit
+    /// `Confirm` or `PaymentFailed`. Unknown outcomes are retried with the same key.
+    pub(crate) async fn run_payment(&self, group: &raft::Group<GroupMachine>, hold: &Hold) -> Result<Booking> {
+        let payment = hold.payment.as_ref().ok_or_else(|| Error::Internal("confirming hold without payment".into()))?;
+        let request = ChargeRequest {
+            idempotency_key: hold.id.clone(),
+            amount: hold.amount,
+            currency: hold.currency.clone(),
+            token: payment.token.clone(),
+            description: format!("boxoffice {} {}", hold.event_id, hold.id),
+        };
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match tokio::time::timeout(CHARGE_ATTEMPT_TIMEOUT, self.inner.payments.charge(&request)).await {
+                Ok(Ok(outcome)) => break outcome,
+                Ok(Err(e)) => tracing::warn!(hold = %hold.id, attempt, error = %e, "charge outcome unknown"),
+                Err(_) => tracing::warn!(hold = %hold.id, attempt, "charge attempt timed out"),
+            }
+            if attempt >= CHARGE_ATTEMPTS_MAX {
+                return Err(Error::Unavailable { reason: "payment provider not answering".into(), retry_after_s: 5 });
+            }
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+        };
+        metrics::counter!("boxoffice_payments_total", "outcome" => outcome_label(&outcome)).increment(1);
+        let command = match outcome {
+            ChargeOutcome::Succeeded { payment_ref } => InventoryCommand::Confirm {
+                hold_id: hold.id.clone(),
+                booking_id: ids::booking_id(&hold.event_id),
+                payment_ref,
+            },
+            ChargeOutcome::Declined { detail } => InventoryCommand::PaymentFailed { hold_id: hold.id.clone(), detail },
+        };
+        match self.write_inventory(group, command).await? {
+            Outcome::Booked(booking) => Ok(booking),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn claim_payment(&self, hold_id: &str) -> bool {
+        self.inner.payments_inflight.lock().expect("inflight lock").insert(hold_id.to_string())
+    }
+
+    fn unclaim_payment(&self, hold_id: &str, claimed: bool) {
+        if claimed {
+            self.inner.payments_inflight.lock().expect("inflight lock").remove(hold_id);
+        }
+    }
+
+    pub(crate) fn payment_claimed(&self, hold_id: &str) -> bool {
+        self.inner.payments_inflight.lock().expect("inflight lock").contains(hold_id)
+    }
+
+    /// Run a payment left in `Confirming` by a crash or an earlier leader.
+    pub(crate) async fn recover_payment(&self, group: &raft::Group<GroupMachine>, hold: Hold) {
+        if !self.claim_payment(&hold.id) {
+            return;
+        }
+        tracing::info!(hold = %hold.id, "finishing a payment left in confirming");
+        if let Err(e) = self.run_payment(group, &hold).await {
+            if !matches!(e, Error::Rejected(Rejection::PaymentDeclined { .. })) {
+                tracing::warn!(hold = %hold.id, error = %e, "payment recovery did not finish; will retry");
+            }
+        }
+        self.unclaim_payment(&hold.id, true);
+    }
+
+    pub async fn release(&self, user: &str, hold_id: &str) -> Result<Hold> {
+        let group = self.hold_group(hold_id).await?;
+        let command = InventoryCommand::Release { hold_id: hold_id.to_string(), user: user.to_string() };
+        match self.write_inventory(&group, command).await? {
+            Outcome::Hold(hold) => Ok(hold),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn extend(&self, user: &str, hold_id: &str) -> Result<Hold> {
+        let group = self.hold_group(hold_id).await?;
+        let command = InventoryCommand::Extend { hold_id: hold_id.to_string(), user: user.to_string() };
+        match self.write_inventory(&group, command).await? {
+            Outcome::Hold(hold) => Ok(hold),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The hold as of now, with lazy expiry applied; only its holder sees it.
+    pub async fn hold(&self, user: &str, hold_id: &str) -> Result<Hold> {
+        let group = self.hold_group(hold_id).await?;
+        self.read_hold(&group, user, hold_id).await
+    }
+
+    async fn read_hold(&self, group: &raft::Group<GroupMachine>, user: &str, hold_id: &str) -> Result<Hold> {
+        let now = crate::store::wall_ms();
+        let hold = group
+            .read_linearizable(|m| {
+                let inv = m.as_inventory()?;
+                let mut hold = inv.hold(hold_id)?.clone();
+                hold.status = hold.status_at(now.max(inv.now()));
+                Some(hold)
+            })
+            .await?;
+        match hold {
+            Some(h) if h.user == user => Ok(h),
+            _ => Err(Rejection::not_found("hold").into()),
+        }
+    }
+
+    pub async fn booking(&self, user: &str, booking_id: &str) -> Result<Booking> {
+        let event_id = ids::event_of(booking_id).ok_or_else(|| Rejection::not_found("booking"))?;
+        let group = self.event_group(&event_id).await.map_err(|e| not_found_as(e, "booking"))?;
+        let booking = group.read_linearizable(|m| m.as_inventory()?.booking(booking_id).cloned()).await?;
+        match booking {
+            Some(b) if b.user == user => Ok(b),
+            _ => Err(Rejection::not_found("booking").into()),
+        }
+    }
+
+    /// The user's bookings over every event hosted here, newest first.
+    pub fn my_bookings(&self, user: &str) -> Vec<Booking> {
+        let mut out: Vec<Booking> = self
+            .event_groups()
+            .iter()
+            .flat_map(|g| {
+                g.read_local(|m| {
+                    m.as_inventory().map(|i| i.bookings_of(user).into_iter().cloned().collect::<Vec<Booking>>()).unwrap_or_default()
+                })
+            })
+            .collect::<Vec<Booking>>();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    async fn hold_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
+        let event_id = ids::event_of(hold_id).ok_or_else(|| Rejection::not_found("hold"))?;
+        self.event_group(&event_id).await.map_err(|e| not_found_as(e, "hold"))
+    }
+}
+
+/// A hold id naming an unknown event is an unknown hold.
+fn not_found_as(e: Error, what: &str) -> Error {
+    match e {
+        Error::Rejected(Rejection::NotFound { .. }) => Rejection::not_found(what).into(),
+        other => other,
+    }
+}
+
+fn unexpected(outcome: Outcome) -> Error {
+    Error::Internal(format!("unexpected outcome {outcome:?}"))
+}
+
+fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
+    match outcome {
+        ChargeOutcome::Succeeded { .. } => "succeeded",
+        ChargeOutcome::Declined { .. } => "declined",
+    }
+}

@@ -1,0 +1,83 @@
+//! Browse reads: served from this node's replicas without a Raft round trip, possibly a
+//! little stale, each with the version (applied log index) it reflects.
+
+use std::time::Duration;
+
+use tickets::catalog::{Event, Performer, Venue};
+use tickets::inventory::{Availability, TicketStatus};
+use tickets::layout::TicketSpec;
+use tickets::Rejection;
+
+use crate::error::Result;
+use crate::store::{wall_ms, Store};
+
+/// An event page: the event with its venue, performers and ticket counts.
+#[derive(Clone, Debug)]
+pub struct EventPage {
+    pub event: Event,
+    pub venue: Venue,
+    pub performers: Vec<Performer>,
+    pub availability: Availability,
+    /// The inventory's applied log index.
+    pub version: u64,
+    /// The catalog's applied log index (the descriptive part's version).
+    pub catalog_version: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SeatMap {
+    pub version: u64,
+    pub tickets: Vec<(TicketSpec, TicketStatus)>,
+}
+
+impl Store {
+    pub fn venue(&self, id: &str) -> Result<Venue> {
+        self.catalog_read(|c| c.venues.get(id).cloned()).ok_or_else(|| Rejection::not_found("venue").into())
+    }
+
+    pub fn performer(&self, id: &str) -> Result<Performer> {
+        self.catalog_read(|c| c.performers.get(id).cloned()).ok_or_else(|| Rejection::not_found("performer").into())
+    }
+
+    pub async fn event_page(&self, id: &str) -> Result<EventPage> {
+        let (event, venue, performers) = self
+            .catalog_read(|c| {
+                let event = c.events.get(id)?.clone();
+                let venue = c.venues.get(&event.spec.venue_id)?.clone();
+                let performers = event.spec.performer_ids.iter().filter_map(|p| c.performers.get(p).cloned()).collect();
+                Some((event, venue, performers))
+            })
+            .ok_or_else(|| Rejection::not_found("event"))?;
+        let group = self.event_group(id).await?;
+        let now = wall_ms();
+        let (availability, version) = group.read_local(|m| {
+            let inv = m.as_inventory();
+            (inv.map(|i| i.availability(now.max(i.now()))).unwrap_or_default(), m.version())
+        });
+        Ok(EventPage { event, venue, performers, availability, version, catalog_version: self.catalog_version() })
+    }
+
+    pub async fn seat_map(&self, id: &str) -> Result<SeatMap> {
+        let group = self.event_group(id).await?;
+        let now = wall_ms();
+        Ok(group.read_local(|m| {
+            let tickets = m
+                .as_inventory()
+                .map(|i| {
+                    i.ticket_statuses(now.max(i.now())).into_iter().map(|(spec, status)| (spec.clone(), status)).collect()
+                })
+                .unwrap_or_default();
+            SeatMap { version: m.version(), tickets }
+        }))
+    }
+
+    /// Wait until the event's inventory version passes `since`, at most `limit`; returns
+    /// the version then (unchanged if the wait timed out).
+    pub async fn wait_version(&self, id: &str, since: u64, limit: Duration) -> Result<u64> {
+        let group = self.event_group(id).await?;
+        let mut version = group.read_local(|m| m.subscribe_version());
+        let _ = tokio::time::timeout(limit, version.wait_for(|v| *v > since)).await;
+        let current = *version.borrow();
+        Ok(current)
+    }
+}

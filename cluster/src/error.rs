@@ -1,0 +1,41 @@
+//! The one error type of this crate, named by what the caller must do.
+
+use tickets::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule said no. Deterministic; show it to the client.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// No quorum, no leader yet, or a timeout: nothing was decided that the client can see;
+    /// safe to retry after `retry_after_s`.
+    #[error("unavailable: {reason}")]
+    Unavailable { reason: String, retry_after_s: u64 },
+    /// A bug or a storage failure. Not the client's fault; logged, never detailed to them.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Error::Unavailable { reason: reason.into(), retry_after_s: 1 }
+    }
+}
+
+impl From<raft::WriteError> for Error {
+    fn from(e: raft::WriteError) -> Self {
+        match e {
+            raft::WriteError::ForwardToLeader { .. } => Error::unavailable("not the leader of this group"),
+            raft::WriteError::Unavailable(reason) => Error::unavailable(reason),
+            raft::WriteError::Fatal(reason) => Error::Internal(reason),
+        }
+    }
+}
+
+impl From<raft::RaftError> for Error {
+    fn from(e: raft::RaftError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,34 @@
+//! # cluster — the running boxoffice store
+//!
+//! Owns everything between the HTTP API and consensus: it hosts the catalog group and one
+//! group per event on a [`raft::RaftHost`], stamps every proposal with the leader's
+//! wall-clock time, creates an event's group when the event is created, and runs the side
+//! effects the pure rules cannot: the per-event timer that proposes `Expire` and
+//! `QueueAdmit`, and the payment step (BeginPayment → charge → Confirm / PaymentFailed),
+//! including finishing payments a crash left in `Confirming`.
+//!
+//! Main type: [`Store`]. Modules:
+//! - [`store`]: start-up and reconciliation, groups, proposing, catalog writes.
+//! - [`booking`]: reserve, confirm and payments, release, extend, holder reads.
+//! - [`browse`]: stale-tolerant local reads with versions.
+//! - [`driver`]: the per-event leader timer.
+//! - [`machine`]: the `raft::StateMachine` adapter around the `tickets` machines.
+//! - [`payment`]: payment providers (built-in test provider, Stripe-compatible HTTP).
+//! - [`ids`]: id generation; hold and booking ids name their event.
+//!
+//! Depends on `tickets` and `raft`; knows nothing of HTTP.
+//!
+//! Caveat (this stage): the store is a one-node cluster. Forming multi-node clusters,
+//! placement and forwarding come with the replication work.
+
+pub mod booking;
+pub mod browse;
+pub mod driver;
+pub mod error;
+pub mod ids;
+pub mod machine;
+pub mod payment;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use store::{Store, StoreOptions};

@@ -1,0 +1,135 @@
+//! The state machine every group hosts: a catalog or one event's inventory, behind the
+//! generic `raft::StateMachine` trait. A thin adapter: the rules are in `tickets`.
+//!
+//! Each command travels with the leader's wall-clock stamp; the `tickets` machines turn it
+//! into a clock that never runs backwards. After each apply the machine publishes its
+//! applied log index (the "version" of browse answers) on a watch channel, and an
+//! inventory publishes the tickets whose status changed on a bounded broadcast channel.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use tickets::catalog::{Catalog, CatalogCommand, CatalogReply};
+use tickets::inventory::{Inventory, InventoryCommand, InventoryReply, TicketChange};
+use tickets::{Millis, Rejection};
+
+/// Ticket-change messages kept for slow subscribers; a subscriber that lags further
+/// re-reads the whole seat map.
+pub const CHANGES_CHANNEL_CAPACITY: usize = 1_024;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum GroupCommand {
+    Catalog { now_ms: Millis, command: CatalogCommand },
+    Inventory { now_ms: Millis, command: InventoryCommand },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum GroupReply {
+    Catalog(CatalogReply),
+    Inventory(InventoryReply),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MachineState {
+    Catalog(Catalog),
+    Inventory(Box<Inventory>),
+}
+
+/// One applied batch of ticket changes, tagged with the log index that made them.
+#[derive(Clone, Debug)]
+pub struct ChangeSet {
+    pub version: u64,
+    pub changes: Vec<TicketChange>,
+}
+
+pub struct GroupMachine {
+    pub state: MachineState,
+    version: watch::Sender<u64>,
+    changes: broadcast::Sender<ChangeSet>,
+}
+
+impl GroupMachine {
+    fn new(state: MachineState) -> Self {
+        let (version, _) = watch::channel(0);
+        let (changes, _) = broadcast::channel(CHANGES_CHANNEL_CAPACITY);
+        GroupMachine { state, version, changes }
+    }
+
+    pub fn catalog() -> Self {
+        Self::new(MachineState::Catalog(Catalog::default()))
+    }
+
+    pub fn inventory() -> Self {
+        Self::new(MachineState::Inventory(Box::default()))
+    }
+
+    /// The applied log index, updated after every apply and snapshot install.
+    pub fn subscribe_version(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<ChangeSet> {
+        self.changes.subscribe()
+    }
+
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
+    pub fn as_catalog(&self) -> Option<&Catalog> {
+        match &self.state {
+            MachineState::Catalog(c) => Some(c),
+            MachineState::Inventory(_) => None,
+        }
+    }
+
+    pub fn as_inventory(&self) -> Option<&Inventory> {
+        match &self.state {
+            MachineState::Inventory(i) => Some(i),
+            MachineState::Catalog(_) => None,
+        }
+    }
+}
+
+impl raft::StateMachine for GroupMachine {
+    type Command = GroupCommand;
+    type Reply = GroupReply;
+
+    fn apply(&mut self, command: GroupCommand, index: u64) -> GroupReply {
+        let reply = match (&mut self.state, command) {
+            (MachineState::Catalog(c), GroupCommand::Catalog { now_ms, command }) => {
+                GroupReply::Catalog(c.apply(command, now_ms))
+            }
+            (MachineState::Inventory(inv), GroupCommand::Inventory { now_ms, command }) => {
+                let (reply, changes) = inv.apply(command, now_ms);
+                if !changes.is_empty() {
+                    // No receivers is fine: nobody is watching this event.
+                    let _ = self.changes.send(ChangeSet { version: index, changes });
+                }
+                GroupReply::Inventory(reply)
+            }
+            // A command routed to the wrong kind of group is a bug in the proposer; it is
+            // answered the same way on every replica and changes nothing.
+            (MachineState::Catalog(_), GroupCommand::Inventory { .. }) => {
+                GroupReply::Inventory(Err(Rejection::not_found("event")))
+            }
+            (MachineState::Inventory(_), GroupCommand::Catalog { .. }) => {
+                GroupReply::Catalog(Err(Rejection::invalid("group", "not the catalog group")))
+            }
+        };
+        self.version.send_replace(index);
+        reply
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(&self.state, bincode::config::standard())
+            .expect("machine state always encodes")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (state, _): (MachineState, usize) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(|e| e.to_string())?;
+        self.state = state;
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! A Stripe-compatible provider: `POST {base_url}/v1/payment_intents` (form encoded:
+//! amount, currency, payment_method = the client's token, confirm = true) with
+//! `Idempotency-Key: <hold id>` and `Authorization: Bearer <secret key>`. A `succeeded`
+//! intent is a charge; a 402 `card_error` is a decline; anything else (timeouts, 5xx,
+//! unexpected bodies) leaves the outcome unknown, to be retried with the same key.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ChargeError, ChargeOutcome, ChargeRequest, PaymentProvider, CHARGE_ATTEMPT_TIMEOUT};
+
+#[derive(Clone, Debug)]
+pub struct StripeConfig {
+    /// e.g. `https://api.stripe.com`; a test points it at a fake server.
+    pub base_url: String,
+    pub secret_key: String,
+    pub timeout: Duration,
+}
+
+impl Default for StripeConfig {
+    fn default() -> Self {
+        StripeConfig {
+            base_url: "https://api.stripe.com".into(),
+            secret_key: String::new(),
+            timeout: CHARGE_ATTEMPT_TIMEOUT,
+        }
+    }
+}
+
+pub struct StripeProvider {
+    config: StripeConfig,
+    http: reqwest::Client,
+}
+
+impl StripeProvider {
+    pub fn new(config: StripeConfig) -> Self {
+        let http = reqwest::Client::builder().timeout(config.timeout).build().expect("http client builds");
+        StripeProvider { config, http }
+    }
+}
+
+#[derive(Deserialize)]
+struct Intent {
+    id: String,
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    message: String,
+}
+
+#[async_trait::async_trait]
+impl PaymentProvider for StripeProvider {
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, ChargeError> {
+        let url = format!("{}/v1/payment_intents", self.config.base_url.trim_end_matches('/'));
+        let form = [
+            ("amount", request.amount.to_string()),
+            ("currency", request.currency.to_lowercase()),
+            ("payment_method", request.token.clone()),
+            ("confirm", "true".to_string()),
+            ("description", request.description.clone()),
+        ];
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_escape(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.config.secret_key)
+            .header("Idempotency-Key", &request.idempotency_key)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ChargeError::Unknown(e.to_string()))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ChargeError::Unknown(e.to_string()))?;
+        if status.is_success() {
+            let intent: Intent = serde_json::from_slice(&bytes)
+                .map_err(|e| ChargeError::Unknown(format!("unexpected provider answer: {e}")))?;
+            return match intent.status.as_str() {
+                "succeeded" => Ok(ChargeOutcome::Succeeded { payment_ref: intent.id }),
+                "requires_payment_method" | "canceled" => {
+                    Ok(ChargeOutcome::Declined { detail: format!("payment intent {}", intent.status) })
+                }
+                other => Err(ChargeError::Unknown(format!("payment intent status {other}"))),
+            };
+        }
+        if status.is_client_error() {
+            if let Ok(err) = serde_json::from_slice::<ErrorBody>(&bytes) {
+                if err.error.kind == "card_error" || status.as_u16() == 402 {
+                    return Ok(ChargeOutcome::Declined { detail: err.error.message });
+                }
+                return Ok(ChargeOutcome::Declined { detail: format!("{}: {}", err.error.kind, err.error.message) });
+            }
+        }
+        Err(ChargeError::Unknown(format!("provider answered {status}")))
+    }
+}
+
+/// application/x-www-form-urlencoded escaping of one value.
+fn form_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_escape;
+
+    #[test]
+    fn escapes_form_values() {
+        assert_eq!(form_escape("a b&c=d/é"), "a+b%26c%3Dd%2F%C3%A9");
+    }
+}

@@ -1,0 +1,245 @@
+//! Configuration, read once: the config file (TOML), then `BOXOFFICE_*` environment
+//! variables, then flags — later wins — into one validated [`ServeConfig`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// sled's cache when the config does not set one. sled may use up to ~10x this.
+pub const CACHE_CAPACITY_MB_DEFAULT: u64 = 128;
+
+/// The keys a config file may have; each is also a flag and a `BOXOFFICE_*` variable.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub node_id: Option<u64>,
+    pub http: Option<String>,
+    pub raft: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub peers: Option<String>,
+    pub join: Option<String>,
+    pub auth_secret: Option<String>,
+    pub cluster_secret: Option<String>,
+    pub payment: Option<String>,
+    pub stripe_base_url: Option<String>,
+    pub stripe_secret_key: Option<String>,
+    pub cache_capacity_mb: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PaymentChoice {
+    Test,
+    Stripe { base_url: String, secret_key: String },
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub node_id: u64,
+    pub http: String,
+    pub raft: String,
+    pub data_dir: PathBuf,
+    pub auth_secret: Option<String>,
+    pub cluster_secret: Option<String>,
+    pub payment: PaymentChoice,
+    pub cache_capacity_mb: u64,
+}
+
+/// Flags (clap fills them from the command line or the environment).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeFlags {
+    /// TOML file with any of the keys below (snake_case).
+    #[arg(long, env = "BOXOFFICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "BOXOFFICE_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// HTTP listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "BOXOFFICE_HTTP")]
+    pub http: Option<String>,
+    /// Raft (peer) listen address [default: 127.0.0.1:9080].
+    #[arg(long, env = "BOXOFFICE_RAFT")]
+    pub raft: Option<String>,
+    /// Data directory [default: ./data].
+    #[arg(long, env = "BOXOFFICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Static cluster: ID=RAFT_ADDR,... (this node's id included).
+    #[arg(long, env = "BOXOFFICE_PEERS")]
+    pub peers: Option<String>,
+    /// HTTP address of a running node to join.
+    #[arg(long, env = "BOXOFFICE_JOIN")]
+    pub join: Option<String>,
+    /// Secret that signs JWTs [default: made on first start, kept in the data dir].
+    #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+    /// Secret peers present to each other.
+    #[arg(long, env = "BOXOFFICE_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// Payment provider: test or stripe [default: test].
+    #[arg(long, env = "BOXOFFICE_PAYMENT")]
+    pub payment: Option<String>,
+    /// Base URL of the Stripe-compatible API [default: https://api.stripe.com].
+    #[arg(long, env = "BOXOFFICE_STRIPE_BASE_URL")]
+    pub stripe_base_url: Option<String>,
+    #[arg(long, env = "BOXOFFICE_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// sled cache size in MiB [default: 128]; sled may use up to ~10x this.
+    #[arg(long, env = "BOXOFFICE_CACHE_CAPACITY_MB")]
+    pub cache_capacity_mb: Option<u64>,
+}
+
+impl ServeFlags {
+    /// Merge file < environment/flags, apply defaults, validate.
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let node_id = self.node_id.or(file.node_id).unwrap_or(1);
+        if node_id == 0 {
+            bail!("--node-id must be at least 1");
+        }
+        let http = self.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let raft = self.raft.or(file.raft).unwrap_or_else(|| "127.0.0.1:9080".into());
+        for (name, addr) in [("--http", &http), ("--raft", &raft)] {
+            addr.parse::<std::net::SocketAddr>().with_context(|| format!("{name} {addr:?} is not an IP:PORT address"))?;
+        }
+        let peers = self.peers.or(file.peers);
+        if let Some(peers) = &peers {
+            let others: Vec<&str> = peers
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && p.split_once('=').map(|(id, _)| id.trim()) != Some(&node_id.to_string()))
+                .collect();
+            if !others.is_empty() {
+                bail!("multi-node clusters (--peers with other nodes) are not supported by this build yet; run one node");
+            }
+        }
+        if self.join.or(file.join).is_some() {
+            bail!("--join is not supported by this build yet; run one node");
+        }
+        let payment = match self.payment.or(file.payment).as_deref().unwrap_or("test") {
+            "test" => PaymentChoice::Test,
+            "stripe" => PaymentChoice::Stripe {
+                base_url: self
+                    .stripe_base_url
+                    .or(file.stripe_base_url)
+                    .unwrap_or_else(|| "https://api.stripe.com".into()),
+                secret_key: self
+                    .stripe_secret_key
+                    .or(file.stripe_secret_key)
+                    .context("--payment stripe needs --stripe-secret-key (or BOXOFFICE_STRIPE_SECRET_KEY)")?,
+            },
+            other => bail!("--payment must be test or stripe, not {other:?}"),
+        };
+        let cache_capacity_mb = self.cache_capacity_mb.or(file.cache_capacity_mb).unwrap_or(CACHE_CAPACITY_MB_DEFAULT);
+        if cache_capacity_mb == 0 {
+            bail!("--cache-capacity-mb must be at least 1");
+        }
+        Ok(ServeConfig {
+            node_id,
+            http,
+            raft,
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
+            auth_secret: self.auth_secret.or(file.auth_secret),
+            cluster_secret: self.cluster_secret.or(file.cluster_secret),
+            payment,
+            cache_capacity_mb,
+        })
+    }
+}
+
+/// The auth secret: given, or read from `<data_dir>/auth-secret`, made there on first start.
+pub fn auth_secret(given: Option<&str>, data_dir: &Path, create: bool) -> anyhow::Result<String> {
+    if let Some(s) = given {
+        if s.len() < 16 {
+            bail!("the auth secret must be at least 16 bytes");
+        }
+        return Ok(s.to_string());
+    }
+    let path = data_dir.join("auth-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            write_private(&path, &secret)?;
+            Ok(secret)
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!("reading {} (start `boxoffice serve` once, or pass --auth-secret)", path.display())
+        }),
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// `1h`, `30m`, `45s`, `2d` or plain seconds.
+pub fn parse_ttl(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().with_context(|| format!("bad duration {s:?}"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => bail!("bad duration unit in {s:?} (use s, m, h or d)"),
+    };
+    Ok(n * mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("1h").unwrap(), 3600);
+        assert_eq!(parse_ttl("30m").unwrap(), 1800);
+        assert_eq!(parse_ttl("45").unwrap(), 45);
+        assert!(parse_ttl("1y").is_err());
+        assert!(parse_ttl("h").is_err());
+    }
+
+    #[test]
+    fn defaults_and_precedence() {
+        let c = ServeFlags::default().resolve().unwrap();
+        assert_eq!((c.node_id, c.http.as_str(), c.raft.as_str()), (1, "127.0.0.1:8080", "127.0.0.1:9080"));
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "http = \"127.0.0.1:7000\"\nnode_id = 1\n").unwrap();
+        let flags = ServeFlags { config: Some(path.clone()), http: Some("127.0.0.1:7001".into()), ..Default::default() };
+        assert_eq!(flags.resolve().unwrap().http, "127.0.0.1:7001");
+        std::fs::write(&path, "htp = \"x\"\n").unwrap();
+        assert!(ServeFlags { config: Some(path), ..Default::default() }.resolve().is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(ServeFlags { http: Some("nope".into()), ..Default::default() }.resolve().is_err());
+        assert!(ServeFlags { payment: Some("cash".into()), ..Default::default() }.resolve().is_err());
+        assert!(ServeFlags { payment: Some("stripe".into()), ..Default::default() }.resolve().is_err());
+    }
+}

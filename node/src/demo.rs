@@ -1,0 +1,95 @@
+//! `boxoffice demo`: loads sample venues, performers and events into a running node over
+//! its HTTP API, as an admin client would, and prints what to try next.
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+async fn post(client: &reqwest::Client, base: &str, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+    let response = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("POST {base}{path} (is `boxoffice serve` running?)"))?;
+    let status = response.status();
+    let value: Value = response.json().await.with_context(|| format!("reading the answer to POST {path}"))?;
+    if !status.is_success() {
+        bail!("POST {path} answered {status}: {value}");
+    }
+    Ok(value)
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_default().to_string()
+}
+
+fn seated(name: &str, rows: &[&str], seats: u32) -> Value {
+    json!({"name": name, "kind": "seated", "rows": rows.iter().map(|r| json!({"name": r, "seats": seats})).collect::<Vec<_>>()})
+}
+
+pub async fn load(http: &str, token: &str) -> anyhow::Result<()> {
+    let base = if http.starts_with("http") { http.to_string() } else { format!("http://{http}") };
+    let client = reqwest::Client::new();
+    let arena = post(&client, &base, token, "/v1/venues", json!({
+        "name": "Harbor Arena", "city": "Seattle", "country": "US",
+        "location": {"lat": 47.6221, "lon": -122.3540},
+        "sections": [
+            seated("FLOOR", &["A", "B", "C", "D"], 20),
+            seated("UPPER", &["A", "B", "C", "D", "E", "F"], 30),
+            {"name": "GA", "kind": "general", "capacity": 500},
+        ]
+    })).await?;
+    let club = post(&client, &base, token, "/v1/venues", json!({
+        "name": "Blue Note Club", "city": "Chicago", "country": "US",
+        "location": {"lat": 41.8781, "lon": -87.6298},
+        "sections": [seated("MAIN", &["A", "B"], 12), {"name": "BAR", "kind": "general", "capacity": 80}]
+    })).await?;
+    let theater = post(&client, &base, token, "/v1/venues", json!({
+        "name": "Old Globe Theater", "city": "San Diego", "country": "US",
+        "location": {"lat": 32.7320, "lon": -117.1510},
+        "sections": [seated("ORCH", &["A", "B", "C", "D", "E"], 16), seated("BALC", &["A", "B"], 18)]
+    })).await?;
+    let band = post(&client, &base, token, "/v1/performers", json!({"name": "Mötley Waves", "genre": "rock"})).await?;
+    let singer = post(&client, &base, token, "/v1/performers", json!({"name": "Taylor Swiftwater", "genre": "pop"})).await?;
+    let trio = post(&client, &base, token, "/v1/performers", json!({"name": "The Late Trio", "genre": "jazz"})).await?;
+    let company = post(&client, &base, token, "/v1/performers", json!({"name": "Globe Players", "genre": "theater"})).await?;
+
+    let in_days = |d: i64| {
+        let t = time::OffsetDateTime::now_utc() + time::Duration::days(d);
+        t.replace_nanosecond(0)
+            .unwrap_or(t)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let events = [
+        json!({"name": "Mötley Waves — Harbor Tour", "description": "Loud guitars by the water.", "type": "concert",
+            "venue_id": id(&arena), "performer_ids": [id(&band)], "starts_at": in_days(30),
+            "prices": {"FLOOR": 12000, "UPPER": 6500, "GA": 4500}, "currency": "USD", "per_user_limit": 6}),
+        json!({"name": "Taylor Swiftwater: The Eras of Rain", "description": "A pop night.", "type": "concert",
+            "venue_id": id(&arena), "performer_ids": [id(&singer)], "starts_at": in_days(45),
+            "prices": {"FLOOR": 25000, "UPPER": 9000, "GA": 7000}, "currency": "USD", "per_user_limit": 4}),
+        json!({"name": "Late Night Jazz", "description": "Standards and blue notes.", "type": "jazz",
+            "venue_id": id(&club), "performer_ids": [id(&trio)], "starts_at": in_days(7),
+            "prices": {"MAIN": 3500, "BAR": 2000}, "currency": "USD", "per_user_limit": 4}),
+        json!({"name": "Hamlet", "description": "To be, or not to be.", "type": "theater",
+            "venue_id": id(&theater), "performer_ids": [id(&company)], "starts_at": in_days(14),
+            "prices": {"ORCH": 8000, "BALC": 4000}, "currency": "USD", "per_user_limit": 8}),
+    ];
+    println!("Loaded into {base}:");
+    let mut first = None;
+    for e in events {
+        let event = post(&client, &base, token, "/v1/events", e).await?;
+        println!("  event {}  {}", id(&event), event["name"].as_str().unwrap_or_default());
+        first.get_or_insert(id(&event));
+    }
+    let first = first.unwrap_or_default();
+    println!();
+    println!("Try:");
+    println!("  curl -s {base}/v1/events/{first} | jq .availability");
+    println!("  TOKEN=$(boxoffice token --user alice)");
+    println!(
+        "  curl -s -X POST {base}/v1/booking/reserve -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n       -d '{{\"event_id\":\"{first}\",\"section\":\"FLOOR\",\"quantity\":2}}'"
+    );
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! # boxoffice — the binary
+//!
+//! `boxoffice serve | token | demo`, as API.md's command line says. Reads configuration
+//! once (file, then `BOXOFFICE_*` environment, then flags), opens the node's sled database,
+//! starts the store and the HTTP API, and stops gracefully on SIGTERM or Ctrl-C.
+
+mod config;
+mod demo;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing::info;
+
+use config::{PaymentChoice, ServeFlags};
+
+#[derive(Parser)]
+#[command(name = "boxoffice", version, about = "A self-hosted ticket store on Raft and sled")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node (a one-node cluster unless --peers or --join say otherwise).
+    Serve(ServeFlags),
+    /// Print a JWT for local use.
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        admin: bool,
+        /// Lifetime: 1h, 30m, 45s, 2d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
+        auth_secret: Option<String>,
+        /// Where the node keeps its generated auth secret.
+        #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+    },
+    /// Load sample venues, performers and events into a running node.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
+        auth_secret: Option<String>,
+        #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(flags) => {
+            let config = flags.resolve()?;
+            init_tracing();
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
+        }
+        Command::Token { user, admin, ttl, auth_secret, data_dir } => {
+            let secret = config::auth_secret(auth_secret.as_deref(), &data_dir, false)?;
+            let ttl = config::parse_ttl(&ttl)?;
+            println!("{}", api::AuthKeys::new(secret.as_bytes()).mint(&user, admin, ttl));
+            Ok(())
+        }
+        Command::Demo { http, auth_secret, data_dir } => {
+            let secret = config::auth_secret(auth_secret.as_deref(), &data_dir, false)?;
+            let token = api::AuthKeys::new(secret.as_bytes()).mint("demo-admin", true, 3_600);
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(demo::load(&http, &token))
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let secret = config::auth_secret(config.auth_secret.as_deref(), &config.data_dir, true)?;
+    if config.cluster_secret.is_some() {
+        info!("--cluster-secret is set; a one-node cluster has no peers to present it to");
+    }
+    let db = raft::open_db(&config.data_dir.join("db"), config.cache_capacity_mb * 1024 * 1024)
+        .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    let payments: Arc<dyn cluster::payment::PaymentProvider> = match &config.payment {
+        PaymentChoice::Test => Arc::new(cluster::payment::TestProvider::default()),
+        PaymentChoice::Stripe { base_url, secret_key } => {
+            Arc::new(cluster::payment::StripeProvider::new(cluster::payment::StripeConfig {
+                base_url: base_url.clone(),
+                secret_key: secret_key.clone(),
+                ..Default::default()
+            }))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(&config.http)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http))?;
+    let http_addr = listener.local_addr()?.to_string();
+    let options = cluster::StoreOptions {
+        node_id: config.node_id,
+        raft_addr: config.raft.clone(),
+        http_addr: http_addr.clone(),
+        ..Default::default()
+    };
+    let store = cluster::Store::start(options, db.clone(), payments).await.context("starting the store")?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let state = api::AppState { store: store.clone(), auth: api::AuthKeys::new(secret.as_bytes()), metrics };
+    info!(node = config.node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
+    println!("boxoffice listening on http://{http_addr}");
+    api::serve(listener, state, shutdown_signal()).await?;
+    info!("shutting down");
+    store.shutdown().await;
+    db.flush().context("final flush")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
