@@ -1,0 +1,52 @@
+//! The crate's two error enums, named by what the caller must do.
+//!
+//! - [`WriteError`]: answers to `Group::write` / reads: go to the leader, retry later, or give up.
+//! - [`RaftError`]: everything else (opening storage, RPC handling, configuration).
+
+use crate::NodeAddr;
+use crate::NodeId;
+
+/// Why a write or linearizable read did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This node is not the group's leader. `leader` is the known leader, if any, with its
+    /// address from the group's membership; the caller forwards there or retries later.
+    #[error("not the leader; leader is {leader:?}")]
+    ForwardToLeader { leader: Option<(NodeId, NodeAddr)> },
+    /// No quorum, a timeout, a leader change or shutdown. Safe to retry, but the command may
+    /// still have been committed: retries need an idempotency key.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or storage failure (undecodable reply, raft stopped by a storage error).
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+/// Errors of the host-level API and of RPC handling.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    /// The group id is empty, too long or has characters other than `[A-Za-z0-9_.-]`.
+    #[error("invalid group id {0:?}")]
+    InvalidGroupId(String),
+    /// No group with this id runs on this node (not opened, dropped, or shut down).
+    #[error("group {0:?} is not open on this node")]
+    GroupNotFound(String),
+    /// The configuration is invalid (e.g. election timeout not above the heartbeat).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// sled or encoding failure; the node's storage is suspect.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// openraft refused or failed (initialize on a node outside the members, raft stopped, …).
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The host is shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl From<sled::Error> for RaftError {
+    fn from(e: sled::Error) -> Self {
+        RaftError::Storage(e.to_string())
+    }
+}
