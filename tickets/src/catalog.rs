@@ -1,0 +1,407 @@
+//! The catalog machine: venues, performers and events' descriptive data, one per cluster.
+//!
+//! Specs arrive from the API already parsed; [`VenueSpec::validate`] and friends check every
+//! bound in [`crate::limits`] and are run both by the API before proposing (to answer 400
+//! early) and by [`Catalog::apply`] (so the log can never hold an invalid entity). Cross
+//! references (an event's venue and performers exist, its prices name the venue's sections)
+//! are checked only in apply, against the catalog as it is at that log position.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::{EventId, Millis, PerformerId, Rejection, VenueId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeoPoint {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowSpec {
+    pub name: String,
+    pub seats: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SectionKind {
+    /// Numbered seats in named rows; seats `1..=seats` of each row.
+    Seated { rows: Vec<RowSpec> },
+    /// Standing room: `capacity` interchangeable tickets.
+    General { capacity: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SectionSpec {
+    pub name: String,
+    pub kind: SectionKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VenueSpec {
+    pub name: String,
+    pub city: String,
+    pub country: String,
+    pub location: GeoPoint,
+    pub sections: Vec<SectionSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Venue {
+    pub id: VenueId,
+    pub spec: VenueSpec,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerformerSpec {
+    pub name: String,
+    pub genre: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Performer {
+    pub id: PerformerId,
+    pub spec: PerformerSpec,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSettings {
+    pub enabled: bool,
+    /// Most shoppers admitted at once.
+    pub max_admitted: u32,
+    /// How long one admission lasts.
+    pub admission_seconds: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings { enabled: false, max_admitted: 100, admission_seconds: 600 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventSpec {
+    pub name: String,
+    pub description: String,
+    /// Free-form kind of event: "concert", "sports", "theater", ...
+    pub event_type: String,
+    pub venue_id: VenueId,
+    pub performer_ids: Vec<PerformerId>,
+    pub starts_at: Millis,
+    pub on_sale_at: Millis,
+    /// Price per section name, in minor units. Every section of the venue must be priced.
+    pub prices: BTreeMap<String, u64>,
+    /// ISO 4217 code, three upper-case letters.
+    pub currency: String,
+    pub per_user_limit: u32,
+    pub hold_seconds: u64,
+    pub queue: QueueSettings,
+}
+
+/// Descriptive fields an admin may change after creation (`PATCH /v1/events/{id}`).
+/// `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub event_type: Option<String>,
+    pub performer_ids: Option<Vec<PerformerId>>,
+    pub starts_at: Option<Millis>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub spec: EventSpec,
+    pub cancelled: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A catalog command as proposed: ids are chosen by the proposer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CatalogCommand {
+    CreateVenue { id: VenueId, spec: VenueSpec },
+    CreatePerformer { id: PerformerId, spec: PerformerSpec },
+    CreateEvent { id: EventId, spec: EventSpec },
+    UpdateEvent { id: EventId, patch: EventPatch },
+    CancelEvent { id: EventId },
+}
+
+/// What a catalog command changed, for the reply and for projections (search index).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CatalogChange {
+    Venue(Venue),
+    Performer(Performer),
+    /// Created, updated or cancelled: the event as it now is.
+    Event(Event),
+}
+
+pub type CatalogReply = Result<CatalogChange, Rejection>;
+
+/// The catalog state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub clock: Clock,
+    pub venues: BTreeMap<VenueId, Venue>,
+    pub performers: BTreeMap<PerformerId, Performer>,
+    pub events: BTreeMap<EventId, Event>,
+}
+
+impl Catalog {
+    /// Apply one command at the stamped time `now_ms`. Deterministic.
+    pub fn apply(&mut self, command: CatalogCommand, now_ms: Millis) -> CatalogReply {
+        let now = self.clock.advance(now_ms);
+        match command {
+            CatalogCommand::CreateVenue { id, spec } => {
+                spec.validate()?;
+                if self.venues.contains_key(&id) {
+                    return Err(Rejection::invalid("id", "venue id already exists"));
+                }
+                let venue = Venue { id: id.clone(), spec, created_at: now };
+                self.venues.insert(id, venue.clone());
+                Ok(CatalogChange::Venue(venue))
+            }
+            CatalogCommand::CreatePerformer { id, spec } => {
+                spec.validate()?;
+                if self.performers.contains_key(&id) {
+                    return Err(Rejection::invalid("id", "performer id already exists"));
+                }
+                let performer = Performer { id: id.clone(), spec, created_at: now };
+                self.performers.insert(id, performer.clone());
+                Ok(CatalogChange::Performer(performer))
+            }
+            CatalogCommand::CreateEvent { id, spec } => {
+                spec.validate()?;
+                if self.events.contains_key(&id) {
+                    return Err(Rejection::invalid("id", "event id already exists"));
+                }
+                self.check_references(&spec)?;
+                let event =
+                    Event { id: id.clone(), spec, cancelled: false, created_at: now, updated_at: now };
+                self.events.insert(id, event.clone());
+                Ok(CatalogChange::Event(event))
+            }
+            CatalogCommand::UpdateEvent { id, patch } => {
+                let Some(current) = self.events.get(&id) else {
+                    return Err(Rejection::not_found("event"));
+                };
+                let mut spec = current.spec.clone();
+                if let Some(v) = patch.name {
+                    spec.name = v;
+                }
+                if let Some(v) = patch.description {
+                    spec.description = v;
+                }
+                if let Some(v) = patch.event_type {
+                    spec.event_type = v;
+                }
+                if let Some(v) = patch.performer_ids {
+                    spec.performer_ids = v;
+                }
+                if let Some(v) = patch.starts_at {
+                    spec.starts_at = v;
+                }
+                spec.validate()?;
+                self.check_references(&spec)?;
+                let event = self.events.get_mut(&id).expect("checked above");
+                event.spec = spec;
+                event.updated_at = now;
+                Ok(CatalogChange::Event(event.clone()))
+            }
+            CatalogCommand::CancelEvent { id } => {
+                let Some(event) = self.events.get_mut(&id) else {
+                    return Err(Rejection::not_found("event"));
+                };
+                event.cancelled = true;
+                event.updated_at = now;
+                Ok(CatalogChange::Event(event.clone()))
+            }
+        }
+    }
+
+    fn check_references(&self, spec: &EventSpec) -> Result<(), Rejection> {
+        let Some(venue) = self.venues.get(&spec.venue_id) else {
+            return Err(Rejection::invalid("venue_id", "no such venue"));
+        };
+        for p in &spec.performer_ids {
+            if !self.performers.contains_key(p) {
+                return Err(Rejection::invalid("performer_ids", format!("no such performer {p}")));
+            }
+        }
+        for section in &venue.spec.sections {
+            if !spec.prices.contains_key(&section.name) {
+                return Err(Rejection::invalid("prices", format!("section {} has no price", section.name)));
+            }
+        }
+        for name in spec.prices.keys() {
+            if !venue.spec.sections.iter().any(|s| &s.name == name) {
+                return Err(Rejection::invalid("prices", format!("venue has no section {name}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(field: &str, value: &str) -> Result<(), Rejection> {
+    if value.trim().is_empty() {
+        return Err(Rejection::invalid(field, "must not be empty"));
+    }
+    if value.len() > crate::limits::NAME_BYTES_MAX {
+        return Err(Rejection::invalid(
+            field,
+            format!("longer than {} bytes", crate::limits::NAME_BYTES_MAX),
+        ));
+    }
+    Ok(())
+}
+
+impl VenueSpec {
+    pub fn validate(&self) -> Result<(), Rejection> {
+        use crate::limits::*;
+        check_name("name", &self.name)?;
+        check_name("city", &self.city)?;
+        check_name("country", &self.country)?;
+        let GeoPoint { lat, lon } = self.location;
+        if !(-90.0..=90.0).contains(&lat) || !lat.is_finite() {
+            return Err(Rejection::invalid("location.lat", "must be within -90..=90"));
+        }
+        if !(-180.0..=180.0).contains(&lon) || !lon.is_finite() {
+            return Err(Rejection::invalid("location.lon", "must be within -180..=180"));
+        }
+        if self.sections.is_empty() {
+            return Err(Rejection::invalid("sections", "at least one section is needed"));
+        }
+        if self.sections.len() > SECTIONS_PER_VENUE_MAX {
+            return Err(Rejection::invalid("sections", format!("more than {SECTIONS_PER_VENUE_MAX}")));
+        }
+        let mut total: u64 = 0;
+        let mut names = std::collections::BTreeSet::new();
+        for section in &self.sections {
+            check_name("sections.name", &section.name)?;
+            if section.name.contains('-') {
+                return Err(Rejection::invalid("sections.name", "must not contain '-' (used in ticket ids)"));
+            }
+            if !names.insert(section.name.as_str()) {
+                return Err(Rejection::invalid(
+                    "sections.name",
+                    format!("duplicate section {}", section.name),
+                ));
+            }
+            match &section.kind {
+                SectionKind::Seated { rows } => {
+                    if rows.is_empty() || rows.len() > ROWS_PER_SECTION_MAX {
+                        return Err(Rejection::invalid(
+                            "sections.rows",
+                            format!("a seated section needs 1..={ROWS_PER_SECTION_MAX} rows"),
+                        ));
+                    }
+                    let mut row_names = std::collections::BTreeSet::new();
+                    for row in rows {
+                        check_name("sections.rows.name", &row.name)?;
+                        if row.name.contains('-') {
+                            return Err(Rejection::invalid("sections.rows.name", "must not contain '-'"));
+                        }
+                        if !row_names.insert(row.name.as_str()) {
+                            return Err(Rejection::invalid(
+                                "sections.rows.name",
+                                format!("duplicate row {}", row.name),
+                            ));
+                        }
+                        if row.seats == 0 || row.seats > SEATS_PER_ROW_MAX {
+                            return Err(Rejection::invalid(
+                                "sections.rows.seats",
+                                format!("must be within 1..={SEATS_PER_ROW_MAX}"),
+                            ));
+                        }
+                        total += u64::from(row.seats);
+                    }
+                }
+                SectionKind::General { capacity } => {
+                    if *capacity == 0 {
+                        return Err(Rejection::invalid("sections.capacity", "must be at least 1"));
+                    }
+                    total += u64::from(*capacity);
+                }
+            }
+        }
+        if total > u64::from(TICKETS_PER_EVENT_MAX) {
+            return Err(Rejection::invalid("sections", format!("more than {TICKETS_PER_EVENT_MAX} tickets")));
+        }
+        Ok(())
+    }
+
+    /// Number of tickets an event at this venue has.
+    pub fn capacity(&self) -> u64 {
+        self.sections
+            .iter()
+            .map(|s| match &s.kind {
+                SectionKind::Seated { rows } => rows.iter().map(|r| u64::from(r.seats)).sum(),
+                SectionKind::General { capacity } => u64::from(*capacity),
+            })
+            .sum()
+    }
+}
+
+impl PerformerSpec {
+    pub fn validate(&self) -> Result<(), Rejection> {
+        check_name("name", &self.name)?;
+        check_name("genre", &self.genre)
+    }
+}
+
+impl EventSpec {
+    pub fn validate(&self) -> Result<(), Rejection> {
+        use crate::limits::*;
+        check_name("name", &self.name)?;
+        check_name("type", &self.event_type)?;
+        if self.description.len() > DESCRIPTION_BYTES_MAX {
+            return Err(Rejection::invalid(
+                "description",
+                format!("longer than {DESCRIPTION_BYTES_MAX} bytes"),
+            ));
+        }
+        if self.performer_ids.len() > PERFORMERS_PER_EVENT_MAX {
+            return Err(Rejection::invalid("performer_ids", format!("more than {PERFORMERS_PER_EVENT_MAX}")));
+        }
+        if self.on_sale_at > self.starts_at {
+            return Err(Rejection::invalid("on_sale_at", "must not be after starts_at"));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Rejection::invalid("currency", "must be three upper-case letters (ISO 4217)"));
+        }
+        if let Some((section, _)) = self.prices.iter().find(|(_, p)| **p > PRICE_MAX) {
+            return Err(Rejection::invalid("prices", format!("price of {section} above {PRICE_MAX}")));
+        }
+        if self.per_user_limit == 0 || self.per_user_limit > PER_USER_LIMIT_MAX {
+            return Err(Rejection::invalid(
+                "per_user_limit",
+                format!("must be within 1..={PER_USER_LIMIT_MAX}"),
+            ));
+        }
+        if !(HOLD_SECONDS_MIN..=HOLD_SECONDS_MAX).contains(&self.hold_seconds) {
+            return Err(Rejection::invalid(
+                "hold_seconds",
+                format!("must be within {HOLD_SECONDS_MIN}..={HOLD_SECONDS_MAX}"),
+            ));
+        }
+        let q = self.queue;
+        if q.enabled && (q.max_admitted == 0 || q.max_admitted > QUEUE_MAX_ADMITTED_MAX) {
+            return Err(Rejection::invalid(
+                "queue.max_admitted",
+                format!("must be within 1..={QUEUE_MAX_ADMITTED_MAX}"),
+            ));
+        }
+        if q.enabled && (q.admission_seconds == 0 || q.admission_seconds > QUEUE_ADMISSION_SECONDS_MAX) {
+            return Err(Rejection::invalid(
+                "queue.admission_seconds",
+                format!("must be within 1..={QUEUE_ADMISSION_SECONDS_MAX}"),
+            ));
+        }
+        Ok(())
+    }
+}

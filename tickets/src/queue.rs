@@ -1,0 +1,331 @@
+//! The waiting queue of one event: one entry per user; joins before the sale opens are
+//! shuffled at opening with a leader-chosen seed (deterministic from the log), later joins
+//! are FIFO; the leader admits the next batch so that at most `max_admitted` admissions are
+//! live, each valid `admission_seconds`.
+//!
+//! How it is kept:
+//! - every waiting user has a sequence number; the queue order is sequence order. Joins get
+//!   increasing numbers. Since the machine clock never runs backwards, every join before the
+//!   on-sale time has a lower number than every join after it: numbers below `presale_end`
+//!   are the pre-sale block, which `Queue::admit` shuffles once, at opening, among the
+//!   same numbers (so they stay ahead of later joins).
+//! - an admitted user leaves the waiting order and gets `admitted_until`; an admission is
+//!   live while `now < admitted_until`. Expired admissions are dropped at the next admit
+//!   (and ignored by every query before that). An expired admission is not re-queued: the
+//!   user may join again, at the back.
+//!
+//! Caveat: a waiting user's position is counted, `O(position)`; fine for the SSE poll rate
+//! of a few per second per user, not for a per-request hot path over a million entries.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::QUEUE_ENTRIES_MAX;
+use crate::{Millis, Rejection, UserId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueueStatus {
+    Waiting,
+    Admitted,
+}
+
+/// One user's place, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueView {
+    pub user: UserId,
+    /// 1-based position among waiting users (0 when admitted).
+    pub position: u64,
+    /// Waiting users ahead.
+    pub ahead: u64,
+    pub status: QueueStatus,
+    pub admitted_until: Option<Millis>,
+}
+
+/// Queue state. Fields are up to the implementation; keep them BTreeMap/Vec based.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queue {
+    /// Set by the first admit at/after the on-sale time; the pre-sale block is shuffled then.
+    opened: bool,
+    /// Next sequence number to hand out.
+    next_seq: u64,
+    /// Sequence numbers below this joined before the on-sale time.
+    presale_end: u64,
+    /// Waiting users in queue order.
+    waiting: BTreeMap<u64, UserId>,
+    /// Reverse of `waiting`.
+    seq_of: BTreeMap<UserId, u64>,
+    /// Admitted users and when their admission ends (exclusive).
+    admitted: BTreeMap<UserId, Millis>,
+    /// `admitted` ordered by deadline, to drop expired admissions and find the next one.
+    admitted_by_deadline: BTreeSet<(Millis, UserId)>,
+}
+
+impl Queue {
+    /// Whether the sale has opened (the pre-sale joins were shuffled).
+    pub fn is_opened(&self) -> bool {
+        self.opened
+    }
+
+    /// Entries held: waiting users plus admissions not yet dropped.
+    pub fn len(&self) -> usize {
+        self.waiting.len() + self.admitted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waiting users, not counting admitted ones.
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether `user` holds an admission live at `now`.
+    pub fn is_admitted(&self, user: &str, now: Millis) -> bool {
+        self.admitted.get(user).is_some_and(|until| now < *until)
+    }
+
+    /// Admissions live at `now`.
+    pub fn live_admissions(&self, now: Millis) -> usize {
+        self.admitted_by_deadline.iter().rev().take_while(|(until, _)| now < *until).count()
+    }
+
+    /// Earliest end of an admission (live or not yet dropped).
+    pub fn earliest_admission_end(&self) -> Option<Millis> {
+        self.admitted_by_deadline.first().map(|(until, _)| *until)
+    }
+
+    /// Waiting users in queue order (for tests and operators).
+    pub fn waiting_order(&self) -> Vec<UserId> {
+        self.waiting.values().cloned().collect()
+    }
+
+    /// `user`'s place at `now`; `None` when not in the queue (or the admission is over).
+    pub fn view(&self, user: &str, now: Millis) -> Option<QueueView> {
+        if let Some(until) = self.admitted.get(user) {
+            if now < *until {
+                return Some(QueueView {
+                    user: user.to_string(),
+                    position: 0,
+                    ahead: 0,
+                    status: QueueStatus::Admitted,
+                    admitted_until: Some(*until),
+                });
+            }
+            return None;
+        }
+        let seq = *self.seq_of.get(user)?;
+        let ahead = self.waiting.range(..seq).count() as u64;
+        Some(QueueView {
+            user: user.to_string(),
+            position: ahead + 1,
+            ahead,
+            status: QueueStatus::Waiting,
+            admitted_until: None,
+        })
+    }
+
+    /// Join at `now`. Joining twice returns the same place. Past `QUEUE_ENTRIES_MAX`
+    /// entries a join is `limit_exceeded`.
+    pub(crate) fn join(
+        &mut self,
+        user: &str,
+        now: Millis,
+        on_sale_at: Millis,
+    ) -> Result<QueueView, Rejection> {
+        if let Some(view) = self.view(user, now) {
+            return Ok(view);
+        }
+        // An admission that is over is forgotten: the user joins again at the back.
+        self.drop_admission(user);
+        if self.len() >= QUEUE_ENTRIES_MAX {
+            return Err(Rejection::limit(format!("waiting queue is full ({QUEUE_ENTRIES_MAX} entries)")));
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if !self.opened && now < on_sale_at {
+            debug_assert_eq!(self.presale_end, seq, "pre-sale joins must be one block at the front");
+            self.presale_end = self.next_seq;
+        }
+        self.waiting.insert(seq, user.to_string());
+        self.seq_of.insert(user.to_string(), seq);
+        debug_assert_eq!(self.waiting.len(), self.seq_of.len(), "waiting and seq_of must pair up");
+        Ok(self.view(user, now).expect("just joined"))
+    }
+
+    /// Leave the queue, waiting or admitted.
+    pub(crate) fn leave(&mut self, user: &str, now: Millis) -> Result<(), Rejection> {
+        let live = self.view(user, now).is_some();
+        let removed_waiting = match self.seq_of.remove(user) {
+            Some(seq) => self.waiting.remove(&seq).is_some(),
+            None => false,
+        };
+        self.drop_admission(user);
+        if !live && !removed_waiting {
+            return Err(Rejection::not_found("queue entry"));
+        }
+        Ok(())
+    }
+
+    fn drop_admission(&mut self, user: &str) {
+        if let Some(until) = self.admitted.remove(user) {
+            let removed = self.admitted_by_deadline.remove(&(until, user.to_string()));
+            debug_assert!(removed, "admitted and admitted_by_deadline must pair up");
+        }
+    }
+
+    /// Open the sale if due (shuffling the pre-sale block with `seed`), drop admissions
+    /// over at `now`, then admit waiting users in order while fewer than `max_admitted`
+    /// are live. Returns the newly admitted users in admission order. Before `on_sale_at`
+    /// nobody is admitted.
+    pub(crate) fn admit(
+        &mut self,
+        now: Millis,
+        seed: u64,
+        on_sale_at: Millis,
+        max_admitted: u32,
+        admission_ms: u64,
+    ) -> Vec<UserId> {
+        if now < on_sale_at {
+            return Vec::new();
+        }
+        if !self.opened {
+            self.opened = true;
+            self.shuffle_presale(seed);
+        }
+        while let Some((until, user)) = self.admitted_by_deadline.first().cloned() {
+            if until > now {
+                break;
+            }
+            self.admitted_by_deadline.pop_first();
+            self.admitted.remove(&user);
+        }
+        let mut out = Vec::new();
+        while self.admitted.len() < max_admitted as usize {
+            let Some((_, user)) = self.waiting.pop_first() else { break };
+            self.seq_of.remove(&user);
+            let until = now.saturating_add(admission_ms);
+            self.admitted.insert(user.clone(), until);
+            self.admitted_by_deadline.insert((until, user.clone()));
+            out.push(user);
+        }
+        debug_assert_eq!(
+            self.admitted.len(),
+            self.admitted_by_deadline.len(),
+            "admission indexes must pair up"
+        );
+        out
+    }
+
+    /// Fisher–Yates over the pre-sale block, driven by splitmix64 from `seed`. The shuffled
+    /// users take the block's own sequence numbers, so they stay ahead of later joins.
+    fn shuffle_presale(&mut self, seed: u64) {
+        let seqs: Vec<u64> = self.waiting.range(..self.presale_end).map(|(s, _)| *s).collect();
+        let mut users: Vec<UserId> = seqs.iter().map(|s| self.waiting[s].clone()).collect();
+        let mut rng = SplitMix64(seed);
+        for i in (1..users.len()).rev() {
+            let j = (rng.next() % (i as u64 + 1)) as usize;
+            users.swap(i, j);
+        }
+        for (seq, user) in seqs.into_iter().zip(users) {
+            self.seq_of.insert(user.clone(), seq);
+            self.waiting.insert(seq, user);
+        }
+    }
+
+    /// Check the queue's own pairings; used by `Inventory::check_invariants`.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.waiting.len() != self.seq_of.len() {
+            return Err("queue: waiting and seq_of differ in size".into());
+        }
+        for (seq, user) in &self.waiting {
+            if self.seq_of.get(user) != Some(seq) {
+                return Err(format!("queue: {user} at {seq} not in seq_of"));
+            }
+            if self.admitted.contains_key(user) {
+                return Err(format!("queue: {user} both waiting and admitted"));
+            }
+        }
+        let pairs: BTreeSet<(Millis, UserId)> = self.admitted.iter().map(|(u, t)| (*t, u.clone())).collect();
+        if pairs != self.admitted_by_deadline {
+            return Err("queue: admitted_by_deadline does not match admitted".into());
+        }
+        if self.next_seq < self.presale_end
+            || self.waiting.last_key_value().is_some_and(|(s, _)| *s >= self.next_seq)
+        {
+            return Err("queue: sequence numbers out of range".into());
+        }
+        Ok(())
+    }
+}
+
+/// A tiny deterministic PRNG (splitmix64); enough to order a queue fairly from a seed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presale_joins_are_shuffled_then_fifo() {
+        let mut q = Queue::default();
+        for u in ["a", "b", "c", "d", "e"] {
+            q.join(u, 10, 100).unwrap();
+        }
+        q.join("late", 150, 100).unwrap();
+        assert!(q.admit(50, 7, 100, 0, 1000).is_empty(), "nobody before the sale");
+        q.admit(150, 7, 100, 0, 1000);
+        let order = q.waiting_order();
+        assert_eq!(order.last().map(String::as_str), Some("late"));
+        let mut again = Queue::default();
+        for u in ["a", "b", "c", "d", "e"] {
+            again.join(u, 10, 100).unwrap();
+        }
+        again.join("late", 150, 100).unwrap();
+        again.admit(150, 7, 100, 0, 1000);
+        assert_eq!(order, again.waiting_order(), "same seed, same order");
+        q.check().unwrap();
+    }
+
+    #[test]
+    fn the_seed_decides_the_order() {
+        let order = |seed: u64| {
+            let mut q = Queue::default();
+            for u in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+                q.join(u, 10, 100).unwrap();
+            }
+            q.admit(100, seed, 100, 0, 1000);
+            q.waiting_order()
+        };
+        let orders: std::collections::BTreeSet<Vec<UserId>> = (0..8).map(order).collect();
+        assert!(orders.len() > 1, "different seeds should give different orders");
+        let mut sorted = order(3);
+        sorted.sort();
+        assert_eq!(sorted, ["a", "b", "c", "d", "e", "f", "g", "h"], "a shuffle loses nobody");
+    }
+
+    #[test]
+    fn admissions_are_bounded_and_expire() {
+        let mut q = Queue::default();
+        for u in ["a", "b", "c"] {
+            q.join(u, 200, 100).unwrap();
+        }
+        assert_eq!(q.admit(200, 1, 100, 2, 50), ["a", "b"]);
+        assert_eq!(q.admit(249, 1, 100, 2, 50), Vec::<UserId>::new());
+        assert!(q.is_admitted("a", 249) && !q.is_admitted("a", 250));
+        assert_eq!(q.admit(250, 1, 100, 2, 50), ["c"]);
+        assert_eq!(q.len(), 1);
+        q.check().unwrap();
+    }
+}

@@ -1,0 +1,260 @@
+//! Catalog machine: creating venues, performers and events, their validation, updates and
+//! cancellation.
+
+use std::collections::BTreeMap;
+
+use tickets::catalog::{
+    Catalog, CatalogChange, CatalogCommand, EventPatch, EventSpec, GeoPoint, PerformerSpec, QueueSettings,
+    RowSpec, SectionKind, SectionSpec, VenueSpec,
+};
+use tickets::layout::tickets_for;
+use tickets::limits::{NAME_BYTES_MAX, PER_USER_LIMIT_MAX, SEATS_PER_ROW_MAX, TICKETS_PER_EVENT_MAX};
+use tickets::Rejection;
+
+fn venue() -> VenueSpec {
+    VenueSpec {
+        name: "Arena".into(),
+        city: "Lisbon".into(),
+        country: "PT".into(),
+        location: GeoPoint { lat: 38.7, lon: -9.1 },
+        sections: vec![
+            SectionSpec {
+                name: "A".into(),
+                kind: SectionKind::Seated {
+                    rows: vec![
+                        RowSpec { name: "1".into(), seats: 3 },
+                        RowSpec { name: "2".into(), seats: 2 },
+                    ],
+                },
+            },
+            SectionSpec { name: "Floor".into(), kind: SectionKind::General { capacity: 4 } },
+        ],
+    }
+}
+
+fn performer() -> PerformerSpec {
+    PerformerSpec { name: "The Band".into(), genre: "rock".into() }
+}
+
+fn event() -> EventSpec {
+    EventSpec {
+        name: "The Band live".into(),
+        description: "loud".into(),
+        event_type: "concert".into(),
+        venue_id: "v1".into(),
+        performer_ids: vec!["p1".into()],
+        starts_at: 2_000_000,
+        on_sale_at: 1_000_000,
+        prices: BTreeMap::from([("A".into(), 4_500), ("Floor".into(), 3_000)]),
+        currency: "EUR".into(),
+        per_user_limit: 6,
+        hold_seconds: 600,
+        queue: QueueSettings::default(),
+    }
+}
+
+/// A catalog with venue `v1` and performer `p1`.
+fn catalog() -> Catalog {
+    let mut c = Catalog::default();
+    c.apply(CatalogCommand::CreateVenue { id: "v1".into(), spec: venue() }, 100).unwrap();
+    c.apply(CatalogCommand::CreatePerformer { id: "p1".into(), spec: performer() }, 200).unwrap();
+    c
+}
+
+fn invalid_field(reply: Result<CatalogChange, Rejection>) -> String {
+    match reply {
+        Err(Rejection::Invalid { field, .. }) => field,
+        other => panic!("expected invalid_request, got {other:?}"),
+    }
+}
+
+#[test]
+fn create_venue_performer_event() {
+    let mut c = catalog();
+    assert_eq!(c.venues["v1"].created_at, 100);
+    assert_eq!(c.performers["p1"].spec, performer());
+    let reply = c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 300).unwrap();
+    let CatalogChange::Event(e) = reply else { panic!("expected an event") };
+    assert_eq!((e.id.as_str(), e.cancelled, e.created_at, e.updated_at), ("e1", false, 300, 300));
+    assert_eq!(c.events["e1"], e);
+    // Its tickets, in the order best-available walks.
+    let ids: Vec<String> =
+        tickets_for(&c.venues["v1"].spec, &e.spec.prices).into_iter().map(|t| t.id).collect();
+    assert_eq!(
+        ids,
+        ["A-1-1", "A-1-2", "A-1-3", "A-2-1", "A-2-2", "Floor-1", "Floor-2", "Floor-3", "Floor-4"]
+    );
+    assert_eq!(c.venues["v1"].spec.capacity(), 9);
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let mut c = catalog();
+    assert_eq!(
+        invalid_field(c.apply(CatalogCommand::CreateVenue { id: "v1".into(), spec: venue() }, 1)),
+        "id"
+    );
+    assert_eq!(
+        invalid_field(c.apply(CatalogCommand::CreatePerformer { id: "p1".into(), spec: performer() }, 1)),
+        "id"
+    );
+    c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 1).unwrap();
+    assert_eq!(
+        invalid_field(c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 1)),
+        "id"
+    );
+}
+
+#[test]
+fn event_references_must_exist() {
+    let mut c = catalog();
+    let mut spec = event();
+    spec.venue_id = "nowhere".into();
+    assert_eq!(invalid_field(c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec }, 1)), "venue_id");
+    let mut spec = event();
+    spec.performer_ids.push("ghost".into());
+    assert_eq!(
+        invalid_field(c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec }, 1)),
+        "performer_ids"
+    );
+    let mut spec = event();
+    spec.prices.remove("Floor");
+    assert_eq!(invalid_field(c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec }, 1)), "prices");
+    let mut spec = event();
+    spec.prices.insert("Balcony".into(), 100);
+    assert_eq!(invalid_field(c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec }, 1)), "prices");
+    assert!(c.events.is_empty(), "no refused event is stored");
+}
+
+#[test]
+fn venue_bounds() {
+    let check = |change: fn(&mut VenueSpec), field: &str| {
+        let mut v = venue();
+        change(&mut v);
+        assert_eq!(invalid_field(v.validate().map(|_| unreachable!())), field);
+    };
+    check(|v| v.name = "  ".into(), "name");
+    check(|v| v.city = "x".repeat(NAME_BYTES_MAX + 1), "city");
+    check(|v| v.location.lat = 91.0, "location.lat");
+    check(|v| v.location.lon = f64::NAN, "location.lon");
+    check(|v| v.sections.clear(), "sections");
+    check(|v| v.sections[0].name = "A-B".into(), "sections.name");
+    check(|v| v.sections[1].name = "A".into(), "sections.name");
+    check(|v| v.sections[0].kind = SectionKind::Seated { rows: vec![] }, "sections.rows");
+    check(
+        |v| {
+            v.sections[0].kind = SectionKind::Seated {
+                rows: vec![RowSpec { name: "1".into(), seats: 1 }, RowSpec { name: "1".into(), seats: 1 }],
+            }
+        },
+        "sections.rows.name",
+    );
+    check(
+        |v| v.sections[0].kind = SectionKind::Seated { rows: vec![RowSpec { name: "1".into(), seats: 0 }] },
+        "sections.rows.seats",
+    );
+    check(
+        |v| {
+            v.sections[0].kind =
+                SectionKind::Seated { rows: vec![RowSpec { name: "1".into(), seats: SEATS_PER_ROW_MAX + 1 }] }
+        },
+        "sections.rows.seats",
+    );
+    check(|v| v.sections[1].kind = SectionKind::General { capacity: 0 }, "sections.capacity");
+    check(|v| v.sections[1].kind = SectionKind::General { capacity: TICKETS_PER_EVENT_MAX }, "sections");
+    // At the bounds it is fine.
+    let mut v = venue();
+    v.sections[1].kind = SectionKind::General { capacity: TICKETS_PER_EVENT_MAX - 5 };
+    v.location = GeoPoint { lat: -90.0, lon: 180.0 };
+    v.validate().unwrap();
+}
+
+#[test]
+fn event_bounds() {
+    let check = |change: fn(&mut EventSpec), field: &str| {
+        let mut e = event();
+        change(&mut e);
+        assert_eq!(invalid_field(e.validate().map(|_| unreachable!())), field);
+    };
+    check(|e| e.name = String::new(), "name");
+    check(|e| e.event_type = " ".into(), "type");
+    check(|e| e.on_sale_at = e.starts_at + 1, "on_sale_at");
+    check(|e| e.currency = "eur".into(), "currency");
+    check(|e| e.currency = "EURO".into(), "currency");
+    check(|e| e.per_user_limit = 0, "per_user_limit");
+    check(|e| e.per_user_limit = PER_USER_LIMIT_MAX + 1, "per_user_limit");
+    check(|e| e.hold_seconds = 0, "hold_seconds");
+    check(|e| e.hold_seconds = 3_601, "hold_seconds");
+    check(|e| e.prices.insert("A".into(), 100_000_001).map(|_| ()).unwrap_or(()), "prices");
+    check(
+        |e| e.queue = QueueSettings { enabled: true, max_admitted: 0, admission_seconds: 60 },
+        "queue.max_admitted",
+    );
+    check(
+        |e| e.queue = QueueSettings { enabled: true, max_admitted: 10, admission_seconds: 0 },
+        "queue.admission_seconds",
+    );
+    // A disabled queue's settings are not checked.
+    let mut e = event();
+    e.queue = QueueSettings { enabled: false, max_admitted: 0, admission_seconds: 0 };
+    e.validate().unwrap();
+}
+
+#[test]
+fn update_and_cancel() {
+    let mut c = catalog();
+    c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 300).unwrap();
+    let patch =
+        EventPatch { name: Some("Renamed".into()), starts_at: Some(3_000_000), ..EventPatch::default() };
+    let CatalogChange::Event(e) =
+        c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 400).unwrap()
+    else {
+        panic!("expected an event")
+    };
+    assert_eq!(
+        (e.spec.name.as_str(), e.spec.starts_at, e.updated_at, e.created_at),
+        ("Renamed", 3_000_000, 400, 300)
+    );
+    assert_eq!(e.spec.description, "loud", "fields not in the patch stay");
+    // A patch that breaks a rule changes nothing.
+    let patch = EventPatch { starts_at: Some(10), ..EventPatch::default() };
+    assert_eq!(
+        invalid_field(c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 500)),
+        "on_sale_at"
+    );
+    let patch = EventPatch { performer_ids: Some(vec!["ghost".into()]), ..EventPatch::default() };
+    assert_eq!(
+        invalid_field(c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 500)),
+        "performer_ids"
+    );
+    assert_eq!(c.events["e1"], e);
+    // Unknown events.
+    let missing = c.apply(CatalogCommand::UpdateEvent { id: "e9".into(), patch: EventPatch::default() }, 500);
+    assert_eq!(missing, Err(Rejection::not_found("event")));
+    assert_eq!(
+        c.apply(CatalogCommand::CancelEvent { id: "e9".into() }, 500),
+        Err(Rejection::not_found("event"))
+    );
+    // Cancel.
+    let CatalogChange::Event(e) = c.apply(CatalogCommand::CancelEvent { id: "e1".into() }, 600).unwrap()
+    else {
+        panic!("expected an event")
+    };
+    assert!(e.cancelled);
+    assert_eq!(e.updated_at, 600);
+    // The clock never runs backwards.
+    let CatalogChange::Event(e) = c.apply(CatalogCommand::CancelEvent { id: "e1".into() }, 50).unwrap()
+    else {
+        panic!("expected an event")
+    };
+    assert_eq!(e.updated_at, 600);
+}
+
+#[test]
+fn catalog_json_round_trip() {
+    let mut c = catalog();
+    c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 300).unwrap();
+    let json = serde_json::to_string(&c).unwrap();
+    let back: Catalog = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, c);
+}

@@ -1,0 +1,380 @@
+//! Property tests: random command logs against one small event (a seated section `A` of
+//! 3 rows x 5 seats and a general section `GA` of 10), a few users, holds of 10 s or 20 min,
+//! and stamps that mostly move forward and sometimes backwards (and sometimes jump 700 s). After every command we check the invariants the
+//! store promises; at the end, a replay of the log from scratch must give the same replies,
+//! changes and state. proptest prints a minimal failing log and keeps its seed in
+//! `proptest-regressions/` (set `PROPTEST_CASES` for a longer run).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use tickets::catalog::{GeoPoint, QueueSettings, RowSpec, SectionKind, SectionSpec, VenueSpec};
+use tickets::inventory::{
+    HoldStatus, Idempotency, Inventory, InventoryCommand, InventoryReply, InventorySetup, Outcome, Selection,
+    TicketChange, TicketStatus,
+};
+use tickets::layout::tickets_for;
+use tickets::limits::{HOLD_EXTENSIONS_MAX, HOLD_TOTAL_MS_MAX};
+use tickets::{Millis, Rejection};
+
+const USERS: [&str; 4] = ["ann", "ben", "cat", "dan"];
+const LIMIT: u32 = 4;
+
+#[derive(Clone, Debug)]
+enum Op {
+    ReserveIds {
+        user: usize,
+        tickets: Vec<usize>,
+        key: Option<u8>,
+    },
+    ReserveBest {
+        user: usize,
+        general: bool,
+        quantity: u32,
+        key: Option<u8>,
+    },
+    /// `owner`: pay as the hold's user (else as `user`).
+    Pay {
+        hold: usize,
+        owner: bool,
+        user: usize,
+        key: Option<u8>,
+    },
+    Confirm {
+        hold: usize,
+        booking: u8,
+    },
+    Fail {
+        hold: usize,
+    },
+    Release {
+        hold: usize,
+        owner: bool,
+        user: usize,
+    },
+    Extend {
+        hold: usize,
+        owner: bool,
+        user: usize,
+    },
+    Expire,
+    /// Not drawn by `op()`: placed once, at `cancel_at`, so most of a run is not cancelled.
+    Cancel,
+    Join {
+        user: usize,
+    },
+    Leave {
+        user: usize,
+    },
+    Admit {
+        seed: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let user = 0..USERS.len();
+    let key = prop::option::weighted(0.3, 0u8..3);
+    prop_oneof![
+        6 => (user.clone(), prop::collection::vec(0usize..25, 0..4), key.clone())
+            .prop_map(|(user, tickets, key)| Op::ReserveIds { user, tickets, key }),
+        4 => (user.clone(), any::<bool>(), 0u32..6, key.clone())
+            .prop_map(|(user, general, quantity, key)| Op::ReserveBest { user, general, quantity, key }),
+        4 => (0usize..64, prop::bool::weighted(0.9), user.clone(), key)
+            .prop_map(|(hold, owner, user, key)| Op::Pay { hold, owner, user, key }),
+        3 => (0usize..64, 0u8..40).prop_map(|(hold, booking)| Op::Confirm { hold, booking }),
+        2 => (0usize..64).prop_map(|hold| Op::Fail { hold }),
+        2 => (0usize..64, prop::bool::weighted(0.9), user.clone())
+            .prop_map(|(hold, owner, user)| Op::Release { hold, owner, user }),
+        2 => (0usize..64, prop::bool::weighted(0.9), user.clone())
+            .prop_map(|(hold, owner, user)| Op::Extend { hold, owner, user }),
+        2 => Just(Op::Expire),
+        2 => user.clone().prop_map(|user| Op::Join { user }),
+        1 => user.prop_map(|user| Op::Leave { user }),
+        2 => any::<u64>().prop_map(|seed| Op::Admit { seed }),
+    ]
+}
+
+/// A step: an operation and how far the stamp moves (sometimes backwards).
+fn steps() -> impl Strategy<Value = Vec<(Op, i64)>> {
+    prop::collection::vec(
+        (op(), prop_oneof![8 => 0i64..4_000, 2 => -3_000i64..0, 1 => Just(10_000i64), 1 => Just(700_000i64)]),
+        1..80,
+    )
+}
+
+fn setup(queue: bool, on_sale_at: Millis, hold_ms: u64) -> InventorySetup {
+    let rows = (1..=3).map(|r| RowSpec { name: r.to_string(), seats: 5 }).collect();
+    let venue = VenueSpec {
+        name: "Hall".into(),
+        city: "Oslo".into(),
+        country: "NO".into(),
+        location: GeoPoint { lat: 0.0, lon: 0.0 },
+        sections: vec![
+            SectionSpec { name: "A".into(), kind: SectionKind::Seated { rows } },
+            SectionSpec { name: "GA".into(), kind: SectionKind::General { capacity: 10 } },
+        ],
+    };
+    let prices = BTreeMap::from([("A".to_string(), 5_000), ("GA".to_string(), 2_000)]);
+    InventorySetup {
+        event_id: "e1".into(),
+        tickets: tickets_for(&venue, &prices),
+        currency: "EUR".into(),
+        per_user_limit: LIMIT,
+        hold_ms,
+        on_sale_at,
+        queue: QueueSettings { enabled: queue, max_admitted: 2, admission_seconds: 20 },
+    }
+}
+
+/// Turn an operation into a command, looking up the holds made so far.
+fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> InventoryCommand {
+    let key = |k: &Option<u8>, kind: &str, body: String| {
+        k.map(|k| Idempotency { key: format!("k{k}"), fingerprint: format!("{kind}:{body}") })
+    };
+    // Mostly one of the last few holds (where the action is); sometimes one that does not exist.
+    let hold_at = |i: usize| match holds.len() {
+        0 => "nope".to_string(),
+        _ if i >= 60 => "nope".to_string(),
+        n => holds[n - 1 - i % n.min(6)].clone(),
+    };
+    let who = |hold: &str, owner: bool, user: usize| match (owner, inv.hold(hold)) {
+        (true, Some(h)) => h.user.clone(),
+        _ => USERS[user].to_string(),
+    };
+    let tickets = inv.tickets();
+    match op {
+        Op::ReserveIds { user, tickets: picks, key: k } => {
+            let ids: Vec<String> = picks.iter().map(|i| tickets[*i % tickets.len()].id.clone()).collect();
+            InventoryCommand::Reserve {
+                hold_id: format!("h{step}"),
+                user: USERS[*user].into(),
+                idempotency: key(k, "reserve", ids.join(",")),
+                selection: Selection::Tickets(ids),
+            }
+        }
+        Op::ReserveBest { user, general, quantity, key: k } => {
+            let section = if *general { "GA" } else { "A" }.to_string();
+            InventoryCommand::Reserve {
+                hold_id: format!("h{step}"),
+                user: USERS[*user].into(),
+                idempotency: key(k, "best", format!("{section}{quantity}")),
+                selection: Selection::Best { section, quantity: *quantity },
+            }
+        }
+        Op::Pay { hold, owner, user, key: k } => {
+            let hold_id = hold_at(*hold);
+            InventoryCommand::BeginPayment {
+                user: who(&hold_id, *owner, *user),
+                idempotency: key(k, "pay", hold_id.clone()),
+                hold_id,
+                payment_token: "tok_visa".into(),
+            }
+        }
+        Op::Confirm { hold, booking } => InventoryCommand::Confirm {
+            hold_id: hold_at(*hold),
+            booking_id: format!("b{booking}"),
+            payment_ref: "ch".into(),
+        },
+        Op::Fail { hold } => {
+            InventoryCommand::PaymentFailed { hold_id: hold_at(*hold), detail: "declined".into() }
+        }
+        Op::Release { hold, owner, user } => {
+            let hold_id = hold_at(*hold);
+            InventoryCommand::Release { user: who(&hold_id, *owner, *user), hold_id }
+        }
+        Op::Extend { hold, owner, user } => {
+            let hold_id = hold_at(*hold);
+            InventoryCommand::Extend { user: who(&hold_id, *owner, *user), hold_id }
+        }
+        Op::Expire => InventoryCommand::Expire,
+        Op::Cancel => InventoryCommand::Cancel,
+        Op::Join { user } => InventoryCommand::QueueJoin { user: USERS[*user].into() },
+        Op::Leave { user } => InventoryCommand::QueueLeave { user: USERS[*user].into() },
+        Op::Admit { seed } => InventoryCommand::QueueAdmit { seed: *seed },
+    }
+}
+
+type Log = Vec<(InventoryCommand, Millis, InventoryReply, Vec<TicketChange>)>;
+
+/// Run the log, checking every property after every command; returns the log.
+fn run(
+    queue: bool,
+    on_sale_at: Millis,
+    hold_ms: u64,
+    cancel_at: Option<usize>,
+    steps: &[(Op, i64)],
+) -> Result<(Inventory, Log), TestCaseError> {
+    let mut inv = Inventory::default();
+    let mut log: Log = Vec::new();
+    let first = InventoryCommand::Setup(setup(queue, on_sale_at, hold_ms));
+    let (reply, changes) = inv.apply(first.clone(), 0);
+    prop_assert_eq!(&reply, &Ok(Outcome::SetUp));
+    log.push((first, 0, reply, changes));
+    let capacity = inv.tickets().len() as u64;
+    let mut holds: Vec<String> = Vec::new();
+    let mut stamp: i64 = 0;
+    for (step, (op, dt)) in steps.iter().enumerate() {
+        stamp = (stamp + dt).max(0);
+        let stamped = stamp as Millis;
+        let op = if cancel_at == Some(step) { &Op::Cancel } else { op };
+        let cmd = command(op, &inv, &holds, step);
+        let before = inv.clone();
+        let now = before.now().max(stamped);
+        let (reply, changes) = inv.apply(cmd.clone(), stamped);
+        let ctx = format!("step {step}: {cmd:?} at {stamped} -> {reply:?}");
+
+        // Time never runs backwards.
+        prop_assert_eq!(inv.now(), now, "{}", ctx);
+        // Every invariant, from scratch.
+        if let Err(e) = inv.check_invariants() {
+            return Err(TestCaseError::fail(format!("{ctx}: {e}")));
+        }
+        // Conservation, by the counters and by the per-ticket statuses.
+        let a = inv.availability(now);
+        prop_assert_eq!(a.available + a.held + a.sold, capacity, "{}", ctx);
+        let statuses: Vec<TicketStatus> = inv.ticket_statuses(now).into_iter().map(|(_, s)| s).collect();
+        let count = |s: TicketStatus| statuses.iter().filter(|x| **x == s).count() as u64;
+        prop_assert_eq!(
+            (count(TicketStatus::Available), count(TicketStatus::Held), count(TicketStatus::Sold)),
+            (a.available, a.held, a.sold),
+            "{}",
+            ctx
+        );
+        // Never sold twice, and a sold ticket stays sold to the same booking.
+        let mut sold = BTreeSet::new();
+        for b in inv.bookings.values() {
+            for t in &b.tickets {
+                prop_assert!(sold.insert(t.clone()), "{}: {} in two bookings", ctx, t);
+            }
+        }
+        for b in before.bookings.values() {
+            prop_assert_eq!(inv.booking(&b.id), Some(b), "{}: booking changed", ctx);
+        }
+        // Extensions stay within their bounds.
+        for h in inv.holds.values() {
+            prop_assert!(
+                h.extensions <= HOLD_EXTENSIONS_MAX,
+                "{}: {} extended {} times",
+                ctx,
+                h.id,
+                h.extensions
+            );
+            prop_assert!(h.expires_at <= h.created_at + HOLD_TOTAL_MS_MAX, "{}: {} past the cap", ctx, h.id);
+        }
+        // Per-user limit, counted from the public records.
+        for user in USERS {
+            let held: usize = inv
+                .holds
+                .values()
+                .filter(|h| h.user == user)
+                .filter(|h| matches!(h.status_at(now), HoldStatus::Active | HoldStatus::Confirming))
+                .map(|h| h.tickets.len())
+                .sum();
+            let bought: usize = inv.bookings_of(user).iter().map(|b| b.tickets.len()).sum();
+            prop_assert!(held + bought <= LIMIT as usize, "{}: {} has {} + {}", ctx, user, held, bought);
+        }
+        // The changes cover every ticket whose public status moved, with its new status.
+        let old: Vec<TicketStatus> = before.ticket_statuses(now).into_iter().map(|(_, s)| s).collect();
+        let listed: BTreeMap<&str, TicketStatus> =
+            changes.iter().map(|c| (c.id.as_str(), c.status)).collect();
+        prop_assert_eq!(listed.len(), changes.len(), "{}: a ticket listed twice", ctx);
+        for (i, spec) in inv.tickets().iter().enumerate() {
+            match listed.get(spec.id.as_str()) {
+                Some(s) => prop_assert_eq!(*s, statuses[i], "{}: change of {} is stale", ctx, spec.id),
+                None => prop_assert_eq!(old[i], statuses[i], "{}: change of {} not reported", ctx, spec.id),
+            }
+        }
+        let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_by_key(|id| inv.tickets().iter().position(|t| t.id == *id));
+        prop_assert_eq!(ids, sorted, "{}: changes not in ticket order", ctx);
+
+        match &cmd {
+            InventoryCommand::BeginPayment { hold_id, .. } => {
+                // A hold that is expired (or released) at the log time never begins payment.
+                if let Some(h) = before.hold(hold_id) {
+                    if before.cancelled && h.status_at(now) == HoldStatus::Active {
+                        prop_assert!(reply.is_err(), "{}: payment began on a cancelled event", ctx);
+                    }
+                    if matches!(h.status_at(now), HoldStatus::Expired | HoldStatus::Released) {
+                        prop_assert!(reply.is_err(), "{}: payment began on a dead hold", ctx);
+                        prop_assert_ne!(inv.hold(hold_id).unwrap().status, HoldStatus::Confirming, "{}", ctx);
+                    }
+                }
+            }
+            InventoryCommand::Confirm { hold_id, .. } => {
+                let was = before.hold(hold_id).map(|h| h.status);
+                match was {
+                    Some(HoldStatus::Confirming) | Some(HoldStatus::Confirmed) => {}
+                    // Without a running payment (expired, active, released, unknown) no sale.
+                    _ => {
+                        prop_assert!(reply.is_err(), "{}: confirm without payment", ctx);
+                        prop_assert_eq!(inv.bookings.len(), before.bookings.len(), "{}", ctx);
+                    }
+                }
+                if let Ok(Outcome::Booked(b)) = &reply {
+                    for t in &b.tickets {
+                        prop_assert_eq!(inv.ticket_status(t, now), Some(TicketStatus::Sold), "{}", ctx);
+                    }
+                }
+                // A paid hold always ends sold: a confirming hold confirms past its expiry.
+                if was == Some(HoldStatus::Confirming) && !before.bookings.contains_key(booking_of(&cmd)) {
+                    prop_assert!(matches!(reply, Ok(Outcome::Booked(_))), "{}: paid hold not sold", ctx);
+                }
+            }
+            InventoryCommand::Reserve { hold_id, .. } => {
+                if let Ok(Outcome::Hold(h)) = &reply {
+                    if h.id == *hold_id {
+                        holds.push(hold_id.clone());
+                        // Every ticket was available at the log time and is now held by it.
+                        for t in &h.tickets {
+                            let i = before.index[t];
+                            prop_assert_eq!(old[i], TicketStatus::Available, "{}: took {}", ctx, t);
+                            prop_assert_eq!(statuses[i], TicketStatus::Held, "{}", ctx);
+                        }
+                        prop_assert_eq!(h.expires_at, now + hold_ms, "{}", ctx);
+                    }
+                }
+                if matches!(reply, Err(Rejection::QueueAdmissionRequired)) {
+                    prop_assert!(queue, "{}", ctx);
+                }
+            }
+            _ => {}
+        }
+        // The whole state survives a JSON round trip (stand-in for the snapshot encoding).
+        let json = serde_json::to_string(&inv).map_err(|e| TestCaseError::fail(format!("{ctx}: {e}")))?;
+        let back: Inventory =
+            serde_json::from_str(&json).map_err(|e| TestCaseError::fail(format!("{ctx}: {e}")))?;
+        prop_assert_eq!(&back, &inv, "{}: JSON round trip", ctx);
+
+        log.push((cmd, stamped, reply, changes));
+    }
+    Ok((inv, log))
+}
+
+fn booking_of(cmd: &InventoryCommand) -> &str {
+    match cmd {
+        InventoryCommand::Confirm { booking_id, .. } => booking_id,
+        _ => "",
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn invariants_hold_on_random_logs(queue in prop::bool::weighted(0.3), on_sale in prop_oneof![3 => Just(0u64), 1 => 0u64..20_000], hold_ms in prop_oneof![3 => Just(10_000u64), 1 => Just(1_200_000u64)], cancel_at in prop::option::weighted(0.3, 0usize..80), steps in steps()) {
+        let (inv, log) = run(queue, on_sale, hold_ms, cancel_at, &steps)?;
+        // Replay from scratch: same replies and changes, same state.
+        let mut fresh = Inventory::default();
+        for (i, (cmd, at, reply, changes)) in log.iter().enumerate() {
+            let (r, c) = fresh.apply(cmd.clone(), *at);
+            prop_assert_eq!(&r, reply, "replay reply differs at {}", i);
+            prop_assert_eq!(&c, changes, "replay changes differ at {}", i);
+        }
+        prop_assert_eq!(fresh, inv);
+    }
+}
