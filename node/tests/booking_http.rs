@@ -268,7 +268,7 @@ async fn bad_input_gets_problem_json_and_changes_nothing() {
     let nope = c.post("/v1/booking/reserve", &alice, json!({"event_id": "evt_nope", "ticket_ids": ["A-1-1"]})).await;
     assert_eq!(nope.status, 404);
     let no_seat = c.post("/v1/booking/reserve", &alice, json!({"event_id": event, "ticket_ids": ["Z-9-9"]})).await;
-    assert_eq!(no_seat.status, 404, "{}", no_seat.body);
+    assert_eq!((no_seat.status, no_seat.body["field"].as_str()), (400, Some("ticket_ids")), "{}", no_seat.body);
     assert_eq!(c.get("/v1/holds/hld_zz_zz", Some(&alice)).await.status, 404);
     assert_eq!(c.get("/v1/nowhere", None).await.status, 404);
     let bad_key = "k".repeat(300);
