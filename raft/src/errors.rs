@@ -3,11 +3,20 @@
 //! - [`WriteError`]: answers to `Group::write` / reads: go to the leader, retry later, or give up.
 //! - [`RaftError`]: everything else (opening storage, RPC handling, configuration).
 
+use serde::Deserialize;
+use serde::Serialize;
+
 use crate::NodeAddr;
 use crate::NodeId;
 
 /// Why a write or linearizable read did not produce an answer.
-#[derive(Debug, thiserror::Error)]
+///
+/// Serializable because a node that handles a forwarded write or read ([`RpcRequest::Propose`],
+/// [`RpcRequest::ReadIndex`]) sends it back to the forwarding node.
+///
+/// [`RpcRequest::Propose`]: crate::RpcRequest::Propose
+/// [`RpcRequest::ReadIndex`]: crate::RpcRequest::ReadIndex
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum WriteError {
     /// This node is not the group's leader. `leader` is the known leader, if any, with its
     /// address from the group's membership; the caller forwards there or retries later.
@@ -43,6 +52,9 @@ pub enum RaftError {
     /// The host is shutting down.
     #[error("shutting down")]
     ShuttingDown,
+    /// The gRPC server could not serve (listener or HTTP/2 failure).
+    #[error("transport: {0}")]
+    Transport(String),
 }
 
 impl From<sled::Error> for RaftError {

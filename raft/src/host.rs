@@ -16,6 +16,7 @@ use openraft::SnapshotPolicy;
 use crate::errors::RaftError;
 use crate::flusher::Flusher;
 use crate::group::Group;
+use crate::group::GroupParts;
 use crate::network::NetworkFactory;
 use crate::network::RpcHandler;
 use crate::network::RpcRequest;
@@ -71,6 +72,11 @@ pub struct HostConfig {
     pub write_timeout_ms: u64,
     /// Deadline for sending and installing a snapshot on a follower. Default 10000.
     pub install_snapshot_timeout_ms: u64,
+    /// Added to this node's wall clock (ms since the Unix epoch) when it stamps a command it
+    /// proposes as leader ([`StateMachine::stamp`](crate::StateMachine::stamp)). Default 0. Only
+    /// for tests and fault injection: it simulates a leader whose clock is behind (negative) or
+    /// ahead (positive). It does not affect Raft's own timers.
+    pub clock_skew_ms: i64,
 }
 
 impl Default for HostConfig {
@@ -84,6 +90,7 @@ impl Default for HostConfig {
             max_in_snapshot_log_to_keep: 1000,
             write_timeout_ms: 2000,
             install_snapshot_timeout_ms: 10_000,
+            clock_skew_ms: 0,
         }
     }
 }
@@ -230,12 +237,15 @@ impl<S: StateMachine> RaftHost<S> {
             openraft::Raft::new(self.node_id(), self.inner.raft_config.clone(), network, log_store, sm_store)
                 .await
                 .map_err(|e| RaftError::Raft(format!("group {gid}: start failed: {e}")))?;
-        let group = Group::new(
-            gid.to_string(),
+        let group = Group::new(GroupParts {
+            id: gid.to_string(),
+            node_id: self.node_id(),
             raft,
             state,
-            Duration::from_millis(self.inner.config.write_timeout_ms),
-        );
+            write_timeout: Duration::from_millis(self.inner.config.write_timeout_ms),
+            clock_skew_ms: self.inner.config.clock_skew_ms,
+            transport: self.inner.transport.clone(),
+        });
         self.inner.groups.write().unwrap_or_else(|p| p.into_inner()).insert(gid.to_string(), group.clone());
         tracing::info!(node = self.node_id(), group = gid, applied = group.applied_index(), "group opened");
         Ok(group)
@@ -305,6 +315,10 @@ impl<S: StateMachine> RaftHost<S> {
     }
 
     /// Server side of the transport: hand an incoming RPC (already decoded) to the local group.
+    ///
+    /// Raft RPCs go to openraft. A forwarded write ([`RpcRequest::Propose`]) is proposed here
+    /// as a local leader write and a [`RpcRequest::ReadIndex`] is answered from here; neither is
+    /// forwarded again (a non-leader answers `ForwardToLeader` inside the response).
     pub async fn handle_rpc(&self, gid: &str, rpc: RpcRequest) -> Result<RpcResponse, RaftError> {
         let group = self.group(gid).ok_or_else(|| RaftError::GroupNotFound(gid.to_string()))?;
         let raft = group.raft();
@@ -324,6 +338,8 @@ impl<S: StateMachine> RaftHost<S> {
             RpcRequest::TransferLeader(req) => {
                 RpcResponse::TransferLeader(raft.handle_transfer_leader(req).await.map_err(|e| stopped(&e))?)
             }
+            RpcRequest::Propose { command } => RpcResponse::Propose(group.propose_forwarded(&command).await),
+            RpcRequest::ReadIndex => RpcResponse::ReadIndex(group.read_index_local().await),
         };
         Ok(response)
     }

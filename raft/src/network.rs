@@ -3,13 +3,15 @@
 //!
 //! One [`Transport`] serves every group of a host: each call names the target node, its address
 //! and the group id, and carries one [`RpcRequest`]. Requests and responses are plain
-//! serde/bincode values ([`RpcRequest::encode`], [`RpcResponse::decode`], …), so a gRPC transport
-//! can carry them as bytes keyed by group id and hand them to [`RaftHost::handle_rpc`] on the
-//! other side.
+//! serde/bincode values ([`RpcRequest::encode`], [`RpcResponse::decode`], …), so the gRPC
+//! transport (`grpc.rs`) carries them as bytes keyed by group id and hands them to
+//! [`RaftHost::handle_rpc`] on the other side. Besides openraft's RPCs, the same wire carries the
+//! crate's own forwarding RPCs, [`RpcRequest::Propose`] and [`RpcRequest::ReadIndex`].
 //!
 //! Error mapping into openraft (which decides retries and backoff from it):
-//! - [`TransportError::Unreachable`] and [`TransportError::Remote`] (the peer does not host the
-//!   group, or its raft stopped) → `Unreachable`: openraft backs off.
+//! - [`TransportError::Unreachable`], [`TransportError::Remote`] (the peer does not host the
+//!   group, or its raft stopped) and [`TransportError::Unauthenticated`] → `Unreachable`:
+//!   openraft backs off.
 //! - [`TransportError::Network`] → `NetworkError`: openraft retries at once.
 //! - no answer within the RPC's deadline → `Timeout`.
 //!
@@ -44,8 +46,11 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::errors::RaftError;
+use crate::errors::WriteError;
 use crate::types::decode;
 use crate::types::encode;
+use crate::types::CommandBytes;
+use crate::types::ReplyBytes;
 use crate::types::Snapshot;
 use crate::types::SnapshotMeta;
 use crate::types::TypeConfig;
@@ -66,6 +71,15 @@ pub enum RpcRequest {
         data: Vec<u8>,
     },
     TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// A write forwarded by a follower: the receiving node proposes `command` (a bincode
+    /// `StateMachine::Command`) as a local leader write — stamping it with its own clock — and
+    /// never forwards it further (it answers `ForwardToLeader` instead).
+    Propose {
+        command: CommandBytes,
+    },
+    /// A follower's linearizable read: the receiving node confirms its leadership with a quorum
+    /// (ReadIndex) and answers the log index the follower must apply before reading.
+    ReadIndex,
 }
 
 /// The answer to an [`RpcRequest`], same variant.
@@ -75,6 +89,10 @@ pub enum RpcResponse {
     Vote(VoteResponse<TypeConfig>),
     InstallSnapshot(SnapshotResponse<TypeConfig>),
     TransferLeader(TransferLeaderResponse<TypeConfig>),
+    /// The bincode `StateMachine::Reply` of a forwarded write, or why there is none.
+    Propose(Result<ReplyBytes, WriteError>),
+    /// The read index confirmed by the leader, or why there is none.
+    ReadIndex(Result<u64, WriteError>),
 }
 
 impl RpcRequest {
@@ -86,6 +104,8 @@ impl RpcRequest {
             RpcRequest::PreVote(_) => "pre_vote",
             RpcRequest::InstallSnapshot { .. } => "install_snapshot",
             RpcRequest::TransferLeader(_) => "transfer_leader",
+            RpcRequest::Propose { .. } => "propose",
+            RpcRequest::ReadIndex => "read_index",
         }
     }
 
@@ -124,6 +144,9 @@ pub enum TransportError {
     /// The peer answered with an error (it does not host the group, or its raft stopped).
     #[error("remote: {0}")]
     Remote(String),
+    /// The peer refused the RPC: the cluster secret is missing or wrong on one side.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
 }
 
 /// Client side of the wire: send one RPC for `group` to node `target` at `addr` and wait for
@@ -183,7 +206,9 @@ impl GroupNetwork {
             Ok(Err(e)) => {
                 tracing::debug!(group = %self.group, target = self.target, rpc = kind, error = %e, "rpc failed");
                 Err(match e {
-                    TransportError::Unreachable(_) | TransportError::Remote(_) => {
+                    TransportError::Unreachable(_)
+                    | TransportError::Remote(_)
+                    | TransportError::Unauthenticated(_) => {
                         RPCError::Unreachable(Unreachable::from_string(e))
                     }
                     TransportError::Network(_) => RPCError::Network(NetworkError::from_string(e)),

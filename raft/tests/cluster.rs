@@ -1,5 +1,5 @@
-//! Three hosts in one process over LocalTransport: replication, forwarding, failover, and
-//! bounded failure without quorum.
+//! Three hosts in one process over LocalTransport: replication, forwarding to the leader,
+//! failover, and bounded failure without quorum.
 
 mod common;
 
@@ -77,19 +77,22 @@ async fn replicate_forward_and_fail_over() {
             assert_eq!(g.read_local(|s| s.clone()), state, "node {id} has the leader's state");
         }
 
-        // A follower answers with the leader's id and address.
+        // Without forwarding, a follower answers with the leader's id and address.
         let follower = (1..=3).find(|id| *id != leader).unwrap();
-        match c.groups[&follower].write(add("x", 1)).await {
+        match c.groups[&follower].write_local(add("x", 1)).await {
             Err(WriteError::ForwardToLeader { leader: Some((id, a)) }) => {
                 assert_eq!(id, leader);
                 assert_eq!(a, addr(leader));
             }
-            other => panic!("follower write: expected ForwardToLeader, got {other:?}"),
+            other => panic!("follower write_local: expected ForwardToLeader, got {other:?}"),
         }
-        match c.groups[&follower].read_linearizable(|s| s.commands).await {
+        match c.groups[&follower].read_linearizable_local(|s| s.commands).await {
             Err(WriteError::ForwardToLeader { leader: Some((id, _)) }) => assert_eq!(id, leader),
-            other => panic!("follower read: expected ForwardToLeader, got {other:?}"),
+            other => panic!("follower read_linearizable_local: expected ForwardToLeader, got {other:?}"),
         }
+        // With forwarding (the default), the same calls work on the follower.
+        assert_eq!(c.groups[&follower].write(add("x", 0)).await.unwrap(), 55);
+        assert_eq!(c.groups[&follower].read_linearizable(|s| s.commands).await.unwrap(), 11);
 
         // Cut the leader off: the other two elect a new one and keep writing.
         c.router.set_reachable(leader, false);

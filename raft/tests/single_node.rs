@@ -102,7 +102,7 @@ async fn snapshot_and_purge_then_restart() {
         assert_eq!(before.values["seats"], 103);
         {
             // The purged entries are gone from the log tree itself.
-            let db = raft::open_db(dir.path(), 1 << 20).unwrap();
+            let db = open_db_retrying(dir.path());
             let log = db.open_tree("evt_snap:log").unwrap();
             let (first, _) = log.first().unwrap().expect("log keeps its tail");
             let first = u64::from_be_bytes(first.as_ref().try_into().unwrap());

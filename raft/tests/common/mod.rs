@@ -78,11 +78,27 @@ pub fn test_config(node_id: NodeId) -> HostConfig {
 
 /// Open a db at `dir` and a host on it, registered on `router` under its own sending handle.
 pub fn start_host(dir: &Path, config: HostConfig, router: &LocalTransport) -> RaftHost<Counters> {
-    let db = raft::open_db(dir, 16 << 20).expect("open db");
+    let db = open_db_retrying(dir);
     let id = config.node_id;
     let host = RaftHost::new(config, db, Arc::new(router.for_node(id))).expect("new host");
     router.register(&host);
     host
+}
+
+/// Open the db at `dir`, retrying for up to 5 s while a previous host on the same path still
+/// holds sled's file lock: `RaftHost::shutdown` returns before every openraft task has dropped
+/// its sled handles, so an in-process restart can briefly find the lock taken.
+pub fn open_db_retrying(dir: &Path) -> sled::Db {
+    let start = Instant::now();
+    loop {
+        match raft::open_db(dir, 16 << 20) {
+            Ok(db) => return db,
+            Err(e) if start.elapsed() < Duration::from_secs(5) && e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("open db: {e}"),
+        }
+    }
 }
 
 /// Poll `cond` every 20 ms until it holds or `timeout` passes.

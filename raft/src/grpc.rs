@@ -1,0 +1,402 @@
+//! The network transport: [`GrpcTransport`] (client) and [`serve_grpc`] (server), tonic 0.14
+//! over HTTP/2, one unary `Raft.Call` for every RPC of every group (`proto/raft.proto`).
+//!
+//! A call carries the group id and the bincode [`RpcRequest`]; the answer carries the bincode
+//! [`RpcResponse`]. Failures travel as gRPC statuses, mapped back to [`TransportError`]:
+//!
+//! | server side                               | status              | client side        |
+//! |-------------------------------------------|---------------------|--------------------|
+//! | no connection (refused, connect timeout)  | —                   | `Unreachable`      |
+//! | missing or wrong cluster MAC              | `UNAUTHENTICATED`   | `Unauthenticated`  |
+//! | host shutting down, connection lost       | `UNAVAILABLE`       | `Unreachable`      |
+//! | group not open / raft stopped / bad bytes | `NOT_FOUND`, `INTERNAL`, `INVALID_ARGUMENT` | `Remote` |
+//! | no answer within the call's deadline      | —                   | `Network`          |
+//! | anything else                             | other               | `Network`          |
+//!
+//! ## Connections
+//!
+//! One HTTP/2 [`Channel`] per peer, shared by all groups, opened on first use (never at
+//! construction) and keyed by node id *and* `raft_addr`: a peer whose address changes gets a new
+//! channel. A failed connect answers `Unreachable` and is remembered for
+//! [`CONNECT_FAILURE_BACKOFF_MS`], so thousands of groups heartbeating a dead peer do not each
+//! dial it. An `UNAVAILABLE` answer drops the channel; the next call dials again.
+//!
+//! ## Authentication
+//!
+//! With a cluster secret, every request carries [`CLUSTER_MAC_HEADER`]: the hex
+//! HMAC-SHA256, keyed by the secret, of the group id (length-prefixed) and the payload. A server
+//! with a secret refuses (`UNAUTHENTICATED`) a request whose MAC is missing or wrong, comparing
+//! in constant time; the MAC also protects the payload against tampering. The secret never
+//! crosses the wire. **Caveats:** there is no TLS (payloads are readable on the network) and no
+//! replay protection (a recorded request can be sent again; Raft RPCs tolerate that, a replayed
+//! `Propose` would apply its command twice unless the command carries an idempotency key).
+//! A server without a secret accepts everything: only for one-node setups and tests.
+//!
+//! ## Limits
+//!
+//! Messages up to [`GRPC_MESSAGE_BYTES_MAX`] each way; a snapshot travels in one message, so it
+//! bounds the largest group state that can be replicated to a new or lagging node.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use hmac::Hmac;
+use hmac::Mac;
+use sha2::Sha256;
+use tonic::metadata::MetadataValue;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Channel;
+use tonic::transport::Endpoint;
+use tonic::Code;
+use tonic::Status;
+
+use crate::errors::RaftError;
+use crate::network::RpcRequest;
+use crate::network::RpcResponse;
+use crate::network::Transport;
+use crate::network::TransportError;
+use crate::NodeAddr;
+use crate::NodeId;
+use crate::RaftHost;
+use crate::StateMachine;
+
+/// Code generated from `proto/raft.proto` by `build.rs`.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+mod proto {
+    tonic::include_proto!("boxoffice.raft.v1");
+}
+
+use proto::raft_client::RaftClient;
+use proto::raft_server::RaftServer;
+use proto::RaftReply;
+use proto::RaftRequest;
+
+/// Largest gRPC message, in bytes, either way (client and server, encoding and decoding).
+///
+/// A whole snapshot travels in one message: an event with 100,000 tickets snapshots to about
+/// 10 MB, so 64 MiB leaves room for six times that. A larger message is refused by the sender
+/// (`Unreachable`, logged) or by the receiver (`RESOURCE_EXHAUSTED` → `Remote`); the follower
+/// then never catches up, so keep group state well below this.
+pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// gRPC metadata entry carrying the request's MAC (lower-case hex HMAC-SHA256).
+pub const CLUSTER_MAC_HEADER: &str = "x-boxoffice-cluster-mac";
+
+/// After a failed connect to a peer, calls to it answer `Unreachable` at once for this long
+/// instead of dialing again.
+pub const CONNECT_FAILURE_BACKOFF_MS: u64 = 100;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The MAC of one request: HMAC-SHA256(secret, be_u64(len(group)) ‖ group ‖ payload).
+fn request_mac(secret: &[u8], group: &str, payload: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length; this cannot fail.
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC key of any length");
+    mac.update(&(group.len() as u64).to_be_bytes());
+    mac.update(group.as_bytes());
+    mac.update(payload);
+    mac
+}
+
+/// An optional secret as key bytes; an empty secret is a configuration error, not "no auth".
+fn secret_key(secret: Option<String>) -> Result<Option<Arc<[u8]>>, RaftError> {
+    match secret {
+        None => Ok(None),
+        Some(s) if s.is_empty() => {
+            Err(RaftError::Config("cluster secret is empty; pass None to disable authentication".into()))
+        }
+        Some(s) => Ok(Some(Arc::from(s.into_bytes()))),
+    }
+}
+
+/// Deadlines of a [`GrpcTransport`], in milliseconds.
+#[derive(Clone, Debug)]
+pub struct GrpcConfig {
+    /// Longest wait for a TCP + HTTP/2 connection to a peer. Default 1000.
+    pub connect_timeout_ms: u64,
+    /// Deadline of every call except snapshots (also sent as `grpc-timeout`). openraft applies
+    /// its own, usually shorter, per-RPC deadline on top. Default 5000.
+    pub rpc_timeout_ms: u64,
+    /// Deadline of an `InstallSnapshot` call: sending, restoring and saving a whole snapshot.
+    /// openraft cuts it at `HostConfig::install_snapshot_timeout_ms`. Default 60000.
+    pub snapshot_timeout_ms: u64,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig { connect_timeout_ms: 1000, rpc_timeout_ms: 5000, snapshot_timeout_ms: 60_000 }
+    }
+}
+
+/// The cached connection to one peer.
+#[derive(Default)]
+struct Peer {
+    /// The `raft_addr` the channel (or the failure) belongs to.
+    addr: String,
+    channel: Option<Channel>,
+    connect_failed_at: Option<Instant>,
+}
+
+/// Client side of the gRPC transport; one per host, shared by all its groups. Cheap to clone.
+#[derive(Clone)]
+pub struct GrpcTransport {
+    inner: Arc<GrpcInner>,
+}
+
+struct GrpcInner {
+    secret: Option<Arc<[u8]>>,
+    config: GrpcConfig,
+    /// One slot per peer; the async lock serializes dialing so concurrent calls share one
+    /// connect.
+    peers: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<Peer>>>>,
+}
+
+impl GrpcTransport {
+    /// A transport with default deadlines. `cluster_secret`: sign every request with it (see
+    /// the module doc); `None` sends no MAC (accepted only by servers without a secret).
+    /// An empty secret is rejected with [`RaftError::Config`].
+    pub fn new(cluster_secret: Option<String>) -> Result<GrpcTransport, RaftError> {
+        GrpcTransport::with_config(cluster_secret, GrpcConfig::default())
+    }
+
+    /// A transport with explicit deadlines.
+    pub fn with_config(
+        cluster_secret: Option<String>,
+        config: GrpcConfig,
+    ) -> Result<GrpcTransport, RaftError> {
+        if config.connect_timeout_ms == 0 || config.rpc_timeout_ms == 0 || config.snapshot_timeout_ms == 0 {
+            return Err(RaftError::Config("gRPC timeouts must be > 0".into()));
+        }
+        Ok(GrpcTransport {
+            inner: Arc::new(GrpcInner {
+                secret: secret_key(cluster_secret)?,
+                config,
+                peers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    fn slot(&self, target: NodeId) -> Arc<tokio::sync::Mutex<Peer>> {
+        let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.entry(target).or_default().clone()
+    }
+
+    /// The channel to `target` at `addr`, dialing it if there is none (or the address changed).
+    async fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, TransportError> {
+        let slot = self.slot(target);
+        let mut peer = slot.lock().await;
+        if peer.addr != addr {
+            if !peer.addr.is_empty() {
+                tracing::info!(target, old = %peer.addr, new = %addr, "peer address changed; reconnecting");
+            }
+            *peer = Peer { addr: addr.to_string(), channel: None, connect_failed_at: None };
+        }
+        if let Some(channel) = &peer.channel {
+            return Ok(channel.clone());
+        }
+        if let Some(at) = peer.connect_failed_at {
+            if at.elapsed() < Duration::from_millis(CONNECT_FAILURE_BACKOFF_MS) {
+                return Err(TransportError::Unreachable(format!(
+                    "node {target} at {addr}: connect failed {:?} ago",
+                    at.elapsed()
+                )));
+            }
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| {
+                TransportError::Unreachable(format!("node {target}: bad raft address {addr:?}: {e}"))
+            })?
+            .connect_timeout(Duration::from_millis(self.inner.config.connect_timeout_ms))
+            .tcp_nodelay(true)
+            .http2_adaptive_window(true);
+        match endpoint.connect().await {
+            Ok(channel) => {
+                tracing::debug!(target, %addr, "connected to peer");
+                peer.channel = Some(channel.clone());
+                peer.connect_failed_at = None;
+                Ok(channel)
+            }
+            Err(e) => {
+                peer.connect_failed_at = Some(Instant::now());
+                Err(TransportError::Unreachable(format!("node {target} at {addr}: connect: {e}")))
+            }
+        }
+    }
+
+    /// Drop the channel to `target` (if still for `addr`): the next call dials again.
+    async fn evict(&self, target: NodeId, addr: &str) {
+        let slot = self.slot(target);
+        let mut peer = slot.lock().await;
+        if peer.addr == addr {
+            peer.channel = None;
+        }
+    }
+
+    async fn call(
+        &self,
+        target: NodeId,
+        addr: &NodeAddr,
+        group: &str,
+        rpc: RpcRequest,
+    ) -> Result<RpcResponse, TransportError> {
+        let kind = rpc.kind();
+        let deadline = Duration::from_millis(match rpc {
+            RpcRequest::InstallSnapshot { .. } => self.inner.config.snapshot_timeout_ms,
+            _ => self.inner.config.rpc_timeout_ms,
+        });
+        let payload = rpc.encode().map_err(|e| TransportError::Network(format!("encode {kind}: {e}")))?;
+        if payload.len() > GRPC_MESSAGE_BYTES_MAX {
+            tracing::error!(
+                group,
+                target,
+                rpc = kind,
+                bytes = payload.len(),
+                "rpc exceeds GRPC_MESSAGE_BYTES_MAX"
+            );
+            return Err(TransportError::Unreachable(format!(
+                "{kind} of {} bytes exceeds GRPC_MESSAGE_BYTES_MAX ({GRPC_MESSAGE_BYTES_MAX})",
+                payload.len()
+            )));
+        }
+        let mac = self
+            .inner
+            .secret
+            .as_ref()
+            .map(|s| hex::encode(request_mac(s, group, &payload).finalize().into_bytes()));
+        let raft_addr = addr.raft_addr.as_str();
+        let channel = self.channel(target, raft_addr).await?;
+        let mut client = RaftClient::new(channel)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        let mut request = tonic::Request::new(RaftRequest { group: group.to_string(), payload });
+        request.set_timeout(deadline);
+        if let Some(mac) = mac {
+            let value = MetadataValue::try_from(mac)
+                .map_err(|e| TransportError::Network(format!("MAC metadata: {e}")))?;
+            request.metadata_mut().insert(CLUSTER_MAC_HEADER, value);
+        }
+        let answered = match tokio::time::timeout(deadline, client.call(request)).await {
+            Err(_) => {
+                return Err(TransportError::Network(format!(
+                    "{kind} to node {target}: no answer within {deadline:?}"
+                )))
+            }
+            Ok(answered) => answered,
+        };
+        match answered {
+            Ok(reply) => RpcResponse::decode(&reply.into_inner().payload)
+                .map_err(|e| TransportError::Network(format!("{kind} from node {target}: decode: {e}"))),
+            Err(status) => {
+                let message = format!("{kind} to node {target}: {:?}: {}", status.code(), status.message());
+                Err(match status.code() {
+                    Code::Unauthenticated => TransportError::Unauthenticated(message),
+                    Code::Unavailable => {
+                        self.evict(target, raft_addr).await;
+                        TransportError::Unreachable(message)
+                    }
+                    Code::NotFound
+                    | Code::Internal
+                    | Code::InvalidArgument
+                    | Code::FailedPrecondition
+                    | Code::ResourceExhausted => TransportError::Remote(message),
+                    _ => TransportError::Network(message),
+                })
+            }
+        }
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn send<'a>(
+        &'a self,
+        target: NodeId,
+        addr: &'a NodeAddr,
+        group: &'a str,
+        rpc: RpcRequest,
+    ) -> BoxFuture<'a, Result<RpcResponse, TransportError>> {
+        Box::pin(self.call(target, addr, group, rpc))
+    }
+}
+
+/// The server: checks the MAC and hands the RPC to the host.
+struct RaftService<S: StateMachine> {
+    host: RaftHost<S>,
+    secret: Option<Arc<[u8]>>,
+}
+
+impl<S: StateMachine> RaftService<S> {
+    /// Refuse the request unless it carries the right MAC (when a secret is configured).
+    fn authenticate(&self, mac_hex: Option<&[u8]>, group: &str, payload: &[u8]) -> Result<(), Status> {
+        let Some(secret) = &self.secret else {
+            return Ok(());
+        };
+        let Some(mac_hex) = mac_hex else {
+            return Err(Status::unauthenticated("missing cluster MAC"));
+        };
+        let tag = hex::decode(mac_hex).map_err(|_| Status::unauthenticated("malformed cluster MAC"))?;
+        // `verify_slice` compares in constant time.
+        request_mac(secret, group, payload)
+            .verify_slice(&tag)
+            .map_err(|_| Status::unauthenticated("wrong cluster MAC"))
+    }
+}
+
+fn status_of(e: RaftError) -> Status {
+    match e {
+        RaftError::GroupNotFound(_) => Status::not_found(e.to_string()),
+        RaftError::InvalidGroupId(_) => Status::invalid_argument(e.to_string()),
+        RaftError::ShuttingDown => Status::unavailable(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl<S: StateMachine> proto::raft_server::Raft for RaftService<S> {
+    async fn call(&self, request: tonic::Request<RaftRequest>) -> Result<tonic::Response<RaftReply>, Status> {
+        let mac = request.metadata().get(CLUSTER_MAC_HEADER).map(|v| v.as_bytes().to_vec());
+        let RaftRequest { group, payload } = request.into_inner();
+        if let Err(status) = self.authenticate(mac.as_deref(), &group, &payload) {
+            tracing::warn!(node = self.host.node_id(), %group, reason = status.message(), "refused unauthenticated rpc");
+            return Err(status);
+        }
+        let rpc =
+            RpcRequest::decode(&payload).map_err(|e| Status::invalid_argument(format!("decode rpc: {e}")))?;
+        let response = self.host.handle_rpc(&group, rpc).await.map_err(status_of)?;
+        let payload = response.encode().map_err(|e| Status::internal(format!("encode response: {e}")))?;
+        Ok(tonic::Response::new(RaftReply { payload }))
+    }
+}
+
+/// Serve the host's groups over gRPC on `listener` until `shutdown` resolves (then finish the
+/// calls in flight and return).
+///
+/// `cluster_secret`: refuse every request without the matching MAC (see the module doc);
+/// `None` accepts every request. An empty secret is a [`RaftError::Config`]. The server keeps a
+/// clone of `host`; stopping it does not shut the host down (call [`RaftHost::shutdown`]).
+pub async fn serve_grpc<S: StateMachine>(
+    host: RaftHost<S>,
+    listener: tokio::net::TcpListener,
+    cluster_secret: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RaftError> {
+    let secret = secret_key(cluster_secret)?;
+    let node = host.node_id();
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let service = RaftServer::new(RaftService { host, secret: secret.clone() })
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tracing::info!(node, addr = %local, authenticated = secret.is_some(), "raft gRPC server listening");
+    let served = tonic::transport::Server::builder()
+        .http2_adaptive_window(Some(true))
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    tracing::info!(node, addr = %local, "raft gRPC server stopped");
+    served.map_err(|e| RaftError::Transport(format!("gRPC server on {local}: {e}")))
+}

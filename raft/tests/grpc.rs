@@ -1,0 +1,467 @@
+//! Hosts in one process talking real gRPC on 127.0.0.1: forwarding to the leader, follower
+//! reads, failover after a host and its server stop, a multi-megabyte snapshot to a new learner,
+//! cluster-secret authentication, and leader-stamped time.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::SystemTime;
+
+use common::test_config;
+use common::wait_until;
+use openraft::async_runtime::WatchReceiver;
+use raft::Group;
+use raft::GrpcTransport;
+use raft::HostConfig;
+use raft::NodeAddr;
+use raft::NodeId;
+use raft::RaftError;
+use raft::RaftHost;
+use raft::RpcRequest;
+use raft::RpcResponse;
+use raft::StateMachine;
+use raft::Transport;
+use raft::TransportError;
+use serde::Deserialize;
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+const SECRET: &str = "test-cluster-secret";
+const GID: &str = "evt_grpc";
+
+// ---- A test machine whose commands carry the leader's time ----
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Op {
+    /// Add `n` to `key`.
+    Add { key: String, n: i64 },
+    /// Append `bytes` deterministic pseudo-random bytes to the blob (to make snapshots big).
+    Grow { bytes: u32 },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Cmd {
+    op: Op,
+    /// Set by `stamp` on the proposing leader; 0 when unstamped.
+    now_ms: u64,
+}
+
+/// The machine: counters, the stamp of every applied command, and a blob.
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Ledger {
+    values: BTreeMap<String, i64>,
+    /// `(log index, now_ms)` of every applied command.
+    stamps: Vec<(u64, u64)>,
+    blob: Vec<u8>,
+}
+
+impl StateMachine for Ledger {
+    type Command = Cmd;
+    /// The counter's new value (0 for `Grow`) and the stamp the command carried.
+    type Reply = (i64, u64);
+
+    fn apply(&mut self, command: Cmd, index: u64) -> (i64, u64) {
+        self.stamps.push((index, command.now_ms));
+        match command.op {
+            Op::Add { key, n } => {
+                let v = self.values.entry(key).or_insert(0);
+                *v += n;
+                (*v, command.now_ms)
+            }
+            Op::Grow { bytes } => {
+                let mut x = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                self.blob.extend((0..bytes).map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                }));
+                (0, command.now_ms)
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("encode snapshot")
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (s, _): (Ledger, usize) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| e.to_string())?;
+        *self = s;
+        Ok(())
+    }
+
+    fn stamp(command: &mut Cmd, now_ms: u64) {
+        command.now_ms = now_ms;
+    }
+}
+
+fn add(key: &str, n: i64) -> Cmd {
+    Cmd { op: Op::Add { key: key.to_string(), n }, now_ms: 0 }
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+// ---- Nodes: a host, its gRPC transport and its gRPC server on 127.0.0.1:0 ----
+
+struct Node {
+    id: NodeId,
+    addr: NodeAddr,
+    host: RaftHost<Ledger>,
+    stop_server: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), RaftError>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Start a host whose transport signs with `client_secret` and whose server requires
+/// `server_secret`.
+async fn start_node(config: HostConfig, client_secret: Option<&str>, server_secret: Option<&str>) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let addr = NodeAddr { raft_addr: local.to_string(), http_addr: String::new() };
+    let transport = GrpcTransport::new(client_secret.map(String::from)).unwrap();
+    let db = raft::open_db(dir.path(), 16 << 20).unwrap();
+    let id = config.node_id;
+    let host = RaftHost::new(config, db, Arc::new(transport)).unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server =
+        tokio::spawn(raft::serve_grpc(host.clone(), listener, server_secret.map(String::from), async {
+            let _ = rx.await;
+        }));
+    Node { id, addr, host, stop_server: Some(tx), server: Some(server), _dir: dir }
+}
+
+impl Node {
+    /// Stop the gRPC server (bounded) and shut the host down.
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop_server.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let served =
+                tokio::time::timeout(Duration::from_secs(10), server).await.expect("server stops in time");
+            served.expect("server task").expect("server ran cleanly");
+        }
+        self.host.shutdown().await;
+    }
+}
+
+/// Test timers plus the given clock skew.
+fn config(id: NodeId, clock_skew_ms: i64) -> HostConfig {
+    HostConfig { clock_skew_ms, ..test_config(id) }
+}
+
+async fn wait_leader(group: &Group<Ledger>, timeout: Duration) -> NodeId {
+    wait_until("a leader", timeout, || group.leader().is_some()).await;
+    group.leader().unwrap()
+}
+
+/// Open `GID` on every node, initialize it on the first with all as voters, and wait until every
+/// node knows the leader and the membership.
+async fn form_group(nodes: &[Node]) -> BTreeMap<NodeId, Group<Ledger>> {
+    let mut groups = BTreeMap::new();
+    for n in nodes {
+        groups.insert(n.id, n.host.open_group(GID, Ledger::default()).await.unwrap());
+    }
+    let members: BTreeMap<NodeId, NodeAddr> = nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+    groups[&nodes[0].id].initialize(members.clone()).await.unwrap();
+    for g in groups.values() {
+        wait_leader(g, Duration::from_secs(10)).await;
+    }
+    wait_until("members known everywhere", Duration::from_secs(10), || {
+        groups.values().all(|g| g.members() == members)
+    })
+    .await;
+    groups
+}
+
+async fn three_nodes(skews: [i64; 3]) -> (Vec<Node>, BTreeMap<NodeId, Group<Ledger>>) {
+    let mut nodes = Vec::new();
+    for (i, skew) in skews.into_iter().enumerate() {
+        nodes.push(start_node(config(i as NodeId + 1, skew), Some(SECRET), Some(SECRET)).await);
+    }
+    let groups = form_group(&nodes).await;
+    (nodes, groups)
+}
+
+/// Wait until every group has applied `index` and return their states, which must be equal.
+async fn same_state(groups: &BTreeMap<NodeId, Group<Ledger>>, index: u64) -> Ledger {
+    let mut states = Vec::new();
+    for (id, g) in groups {
+        g.wait_applied(index, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("node {id}: {e}"));
+        states.push((*id, g.read_local(|s| s.clone())));
+    }
+    for (id, s) in &states[1..] {
+        assert_eq!(s, &states[0].1, "node {id} differs from node {}", states[0].0);
+    }
+    states.swap_remove(0).1
+}
+
+// ---- Tests ----
+
+/// Writes and linearizable reads through followers are forwarded to the leader; all replicas
+/// agree; after the leader's host and server stop, the survivors elect a leader and writes
+/// through either survivor work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forward_read_and_fail_over_over_grpc() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let (mut nodes, mut groups) = three_nodes([0, 0, 0]).await;
+        let leader = groups[&1].leader().unwrap();
+        let followers: Vec<NodeId> = (1..=3).filter(|id| *id != leader).collect();
+
+        let mut expected = 0;
+        for (i, id) in followers.iter().cycle().take(10).enumerate() {
+            expected += i as i64;
+            let (value, _) = groups[id].write(add("x", i as i64)).await.unwrap();
+            assert_eq!(value, expected, "forwarded write {i} through node {id}");
+            // Read-your-writes through the same follower.
+            let seen = groups[id].read_linearizable(|s| s.values["x"]).await.unwrap();
+            assert_eq!(seen, expected, "linearizable read on follower {id}");
+        }
+        let index = groups[&leader].applied_index();
+        let state = same_state(&groups, index).await;
+        assert_eq!(state.values["x"], 45);
+        assert_eq!(state.stamps.len(), 10);
+
+        // Stop the leader's server and host.
+        let started = std::time::Instant::now();
+        let pos = nodes.iter().position(|n| n.id == leader).unwrap();
+        nodes[pos].stop().await;
+        groups.remove(&leader);
+        wait_until("a new leader", Duration::from_secs(10), || {
+            groups.values().any(|g| g.leader().is_some_and(|l| l != leader))
+        })
+        .await;
+        let new_leader = groups.values().find_map(|g| g.leader().filter(|l| *l != leader)).unwrap();
+        assert!(followers.contains(&new_leader));
+        eprintln!("new leader {new_leader} after {:?}", started.elapsed());
+
+        // Writes through both survivors (one of them forwards), possibly while the other still
+        // names the old leader: the router retries until its deadline.
+        for (i, id) in followers.iter().cycle().take(6).enumerate() {
+            let (value, _) = groups[id]
+                .write(add("x", 100))
+                .await
+                .unwrap_or_else(|e| panic!("write {i} through survivor {id}: {e}"));
+            expected = 45 + 100 * (i as i64 + 1);
+            assert_eq!(value, expected);
+        }
+        let index = groups[&new_leader].applied_index();
+        let state = same_state(&groups, index).await;
+        assert_eq!(state.values["x"], expected);
+        for g in groups.values() {
+            assert_eq!(g.read_linearizable(|s| s.values["x"]).await.unwrap(), expected);
+        }
+        for n in &mut nodes {
+            n.stop().await;
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A ~6 MB snapshot goes over gRPC to a learner added after the log was purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn big_snapshot_to_new_learner_over_grpc() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let snap_config =
+            |id| HostConfig { snapshot_logs_since_last: 10, max_in_snapshot_log_to_keep: 0, ..config(id, 0) };
+        let mut n1 = start_node(snap_config(1), Some(SECRET), Some(SECRET)).await;
+        let g1 = n1.host.open_group(GID, Ledger::default()).await.unwrap();
+        g1.initialize(BTreeMap::from([(1, n1.addr.clone())])).await.unwrap();
+        wait_leader(&g1, Duration::from_secs(5)).await;
+
+        const MIB: u32 = 1 << 20;
+        for _ in 0..6 {
+            g1.write(Cmd { op: Op::Grow { bytes: MIB }, now_ms: 0 }).await.unwrap();
+        }
+        for i in 0..20 {
+            g1.write(add("k", i)).await.unwrap();
+        }
+        let applied = g1.applied_index();
+        // A snapshot built while writes were still arriving may stop short of the last entry,
+        // and nothing triggers another one once writes stop: ask until it covers everything.
+        let metrics = g1.raft().metrics();
+        let covered = || {
+            let m = metrics.borrow_watched();
+            m.snapshot.as_ref().is_some_and(|s| s.index >= applied)
+                && m.purged.as_ref().is_some_and(|p| p.index >= 20)
+        };
+        let started = std::time::Instant::now();
+        while !covered() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no snapshot + purge up to {applied}");
+            g1.raft().trigger().snapshot().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let snapshot_bytes = g1.read_local(|s| s.snapshot().len());
+        assert!(snapshot_bytes >= 6 * MIB as usize, "snapshot is {snapshot_bytes} bytes");
+
+        // A new node joins as a learner: the entries it needs are gone, so it gets the snapshot.
+        let mut n2 = start_node(snap_config(2), Some(SECRET), Some(SECRET)).await;
+        let g2 = n2.host.open_group(GID, Ledger::default()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), g1.raft().add_learner(2, n2.addr.clone(), true))
+            .await
+            .expect("learner caught up in time")
+            .expect("add_learner");
+        g2.wait_applied(applied, Duration::from_secs(20)).await.unwrap();
+        let m2 = g2.raft().metrics().borrow_watched().clone();
+        assert!(
+            m2.snapshot.as_ref().is_some_and(|s| s.index >= 20),
+            "the learner installed a snapshot: {:?}",
+            m2.snapshot
+        );
+        assert_eq!(
+            g2.read_local(|s| s.clone()),
+            g1.read_local(|s| s.clone()),
+            "learner state equals leader's"
+        );
+        // It keeps following: a new write reaches it.
+        g1.write(add("k", 1000)).await.unwrap();
+        g2.wait_applied(g1.applied_index(), Duration::from_secs(10)).await.unwrap();
+        assert_eq!(g2.read_local(|s| s.values["k"]), 190 + 1000);
+        eprintln!("snapshot of {snapshot_bytes} bytes replicated");
+        n2.stop().await;
+        n1.stop().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A request without the MAC, or with one made from another secret, is refused with
+/// `Unauthenticated`; the right secret gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_secret_is_refused() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut n1 = start_node(config(1, 0), Some(SECRET), Some(SECRET)).await;
+        let g1 = n1.host.open_group(GID, Ledger::default()).await.unwrap();
+        g1.initialize(BTreeMap::from([(1, n1.addr.clone())])).await.unwrap();
+        wait_leader(&g1, Duration::from_secs(5)).await;
+
+        let missing = GrpcTransport::new(None).unwrap();
+        let wrong = GrpcTransport::new(Some("not-the-secret".into())).unwrap();
+        let right = GrpcTransport::new(Some(SECRET.into())).unwrap();
+        for (name, t) in [("missing", &missing), ("wrong", &wrong)] {
+            match t.send(1, &n1.addr, GID, RpcRequest::ReadIndex).await {
+                Err(TransportError::Unauthenticated(msg)) => eprintln!("{name} secret refused: {msg}"),
+                other => panic!("{name} secret: expected Unauthenticated, got {other:?}"),
+            }
+            // A forwarded write is refused too, and nothing is applied.
+            let command = bincode::serde::encode_to_vec(add("x", 1), bincode::config::standard()).unwrap();
+            let rpc = RpcRequest::Propose { command: raft::CommandBytes(command) };
+            assert!(
+                matches!(t.send(1, &n1.addr, GID, rpc).await, Err(TransportError::Unauthenticated(_))),
+                "{name} secret: propose must be refused"
+            );
+        }
+        assert!(g1.read_local(|s| s.values.is_empty()), "no refused write was applied");
+        match right.send(1, &n1.addr, GID, RpcRequest::ReadIndex).await {
+            Ok(RpcResponse::ReadIndex(Ok(index))) => assert!(index >= 1),
+            other => panic!("right secret: expected a read index, got {other:?}"),
+        }
+        // An unknown group with the right secret: refused by the host, not by authentication.
+        assert!(matches!(
+            right.send(1, &n1.addr, "no_such_group", RpcRequest::ReadIndex).await,
+            Err(TransportError::Remote(_))
+        ));
+        // Nothing listening: unreachable.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let nowhere = NodeAddr { raft_addr: closed, http_addr: String::new() };
+        assert!(matches!(
+            right.send(9, &nowhere, GID, RpcRequest::ReadIndex).await,
+            Err(TransportError::Unreachable(_))
+        ));
+        n1.stop().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// A node whose secret differs from the others' never joins the replication: the other two
+/// form a quorum and replicate among themselves, the odd one applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn host_with_wrong_secret_cannot_join() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let mut nodes = vec![
+            start_node(config(1, 0), Some(SECRET), Some(SECRET)).await,
+            start_node(config(2, 0), Some(SECRET), Some(SECRET)).await,
+            start_node(config(3, 0), Some("intruder"), Some("intruder")).await,
+        ];
+        let mut groups = BTreeMap::new();
+        for n in &nodes {
+            groups.insert(n.id, n.host.open_group(GID, Ledger::default()).await.unwrap());
+        }
+        let members: BTreeMap<NodeId, NodeAddr> = nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
+        groups[&1].initialize(members).await.unwrap();
+        let leader = wait_leader(&groups[&1], Duration::from_secs(10)).await;
+        assert!(leader == 1 || leader == 2, "leader {leader}");
+        for i in 0..5 {
+            groups[&1].write(add("x", i)).await.unwrap();
+        }
+        let index = groups[&leader].applied_index();
+        groups[&2].wait_applied(index, Duration::from_secs(5)).await.unwrap();
+        // Several election timeouts' worth of heartbeats later, node 3 has still heard nothing.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!groups[&3].is_initialized().await, "node 3 must not receive the membership");
+        assert_eq!(groups[&3].applied_index(), 0);
+        assert_eq!(groups[&3].leader(), None);
+        assert!(groups[&3].read_local(|s| s.values.is_empty()));
+        // And a write through node 3 cannot reach the group.
+        let refused = groups[&3].write(add("x", 1)).await;
+        assert!(matches!(refused, Err(raft::WriteError::Unavailable(_))), "got {refused:?}");
+        for n in &mut nodes {
+            n.stop().await;
+        }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Commands are stamped by the leader with its clock, also when written through a follower.
+/// Each node's clock is skewed by a different number of days so the stamp names its stamper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forwarded_writes_carry_the_leaders_time() {
+    const DAY_MS: i64 = 86_400_000;
+    /// How far a stamp may be from `wall - skew` (test scheduling, not clock error).
+    const SLACK_MS: i64 = 60_000;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let skews = [-DAY_MS, -2 * DAY_MS, -3 * DAY_MS];
+        let (mut nodes, groups) = three_nodes(skews).await;
+        let leader = groups[&1].leader().unwrap();
+        // Which node's clock produced `stamp`?
+        let stamper = |stamp: u64| -> Option<NodeId> {
+            let lag = wall_ms() as i64 - stamp as i64;
+            (1..=3).find(|id| (lag - (-skews[*id as usize - 1])).abs() < SLACK_MS)
+        };
+        for id in 1..=3u64 {
+            let (_, stamp) = groups[&id].write(add("x", 1)).await.unwrap();
+            assert_eq!(
+                stamper(stamp),
+                Some(leader),
+                "write through node {id} (leader {leader}): stamp {stamp}"
+            );
+        }
+        // Unstamped commands never reach the log; every replica recorded the same stamps.
+        let index = groups[&leader].applied_index();
+        let state = same_state(&groups, index).await;
+        assert_eq!(state.stamps.len(), 3);
+        for (i, stamp) in &state.stamps {
+            assert_eq!(stamper(*stamp), Some(leader), "entry {i}");
+        }
+        for n in &mut nodes {
+            n.stop().await;
+        }
+    })
+    .await
+    .expect("test timed out");
+}
