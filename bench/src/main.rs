@@ -99,11 +99,14 @@ async fn main() -> anyhow::Result<()> {
         bail!("--concurrency must be within 1..={CONCURRENCY_MAX}");
     }
     let (_server, base) = match &args.http {
-        Some(h) => (Server(None, None), if h.starts_with("http") { h.clone() } else { format!("http://{h}") }),
+        Some(h) => {
+            (Server(None, None), if h.starts_with("http") { h.clone() } else { format!("http://{h}") })
+        }
         None => {
-            let binary = args.binary.clone().unwrap_or_else(|| {
-                std::env::current_exe().expect("current exe").with_file_name("boxoffice")
-            });
+            let binary = args
+                .binary
+                .clone()
+                .unwrap_or_else(|| std::env::current_exe().expect("current exe").with_file_name("boxoffice"));
             start_node(&binary)?
         }
     };
@@ -122,10 +125,16 @@ async fn main() -> anyhow::Result<()> {
     let setup_started = Instant::now();
     let mut events = Vec::new();
     for i in 0..args.events {
-        let e = post(&http, format!("{base}/v1/events"), &admin, json!({
-            "name": format!("Bench {i}"), "type": "concert", "venue_id": venue.1["id"],
-            "starts_at": "2030-01-01T00:00:00Z", "prices": {"S": 1000}, "per_user_limit": 1
-        })).await?;
+        let e = post(
+            &http,
+            format!("{base}/v1/events"),
+            &admin,
+            json!({
+                "name": format!("Bench {i}"), "type": "concert", "venue_id": venue.1["id"],
+                "starts_at": "2030-01-01T00:00:00Z", "prices": {"S": 1000}, "per_user_limit": 1
+            }),
+        )
+        .await?;
         if e.0 != 201 {
             bail!("creating an event: {} {}", e.0, e.1);
         }
@@ -155,7 +164,13 @@ async fn main() -> anyhow::Result<()> {
                 let ticket = format!("S-{}-{}", seat / 1000 + 1, seat % 1000 + 1);
                 let token = keys.mint(&format!("u{w}-{n}"), false, 3_600);
                 let t0 = Instant::now();
-                let r = post(&http, format!("{base}/v1/booking/reserve"), &token, json!({"event_id": event, "ticket_ids": [ticket]})).await;
+                let r = post(
+                    &http,
+                    format!("{base}/v1/booking/reserve"),
+                    &token,
+                    json!({"event_id": event, "ticket_ids": [ticket]}),
+                )
+                .await;
                 hist.record(t0.elapsed().as_micros() as u64).ok();
                 match r {
                     Ok((201, _)) => {}
@@ -181,7 +196,9 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let errors = errors.load(Ordering::Relaxed);
     let ok = hist.len() - errors;
-    println!("| events | concurrency | seconds | holds | holds/s | p50 ms | p90 ms | p99 ms | max ms | errors |");
+    println!(
+        "| events | concurrency | seconds | holds | holds/s | p50 ms | p90 ms | p99 ms | max ms | errors |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {} | {} | {:.1} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
