@@ -89,6 +89,13 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
     Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
+/// The node's database fsyncs so far, from `/metrics` (`boxoffice_raft_flushes`).
+async fn flushes(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+    let line = text.lines().find(|l| l.starts_with("boxoffice_raft_flushes "))?;
+    line.split_whitespace().nth(1)?.parse::<f64>().ok().map(|v| v as u64)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -142,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("set up {} event(s) of {} seats in {:?}", args.events, args.seats, setup_started.elapsed());
 
+    let flushes_before = flushes(&http, &base).await;
     let next_seat = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
@@ -196,12 +204,14 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let errors = errors.load(Ordering::Relaxed);
     let ok = hist.len() - errors;
+    let fsyncs = match (flushes_before, flushes(&http, &base).await) {
+        (Some(a), Some(b)) => format!("{}", b.saturating_sub(a)),
+        _ => "n/a".into(),
+    };
+    println!("| events | concurrency | seconds | holds | holds/s | p50 ms | p90 ms | p99 ms | max ms | fsyncs | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| events | concurrency | seconds | holds | holds/s | p50 ms | p90 ms | p99 ms | max ms | errors |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {} | {} | {:.1} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+        "| {} | {} | {:.1} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
         args.events,
         args.concurrency,
         elapsed,
@@ -211,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
         hist.value_at_quantile(0.90) as f64 / 1000.0,
         hist.value_at_quantile(0.99) as f64 / 1000.0,
         hist.max() as f64 / 1000.0,
+        fsyncs,
         errors
     );
     if errors > 0 {
