@@ -39,7 +39,8 @@ impl AuthKeys {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let claims =
             Claims { sub: user.to_string(), exp: now + ttl_s, role: admin.then(|| "admin".to_string()) };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing works")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing works")
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {

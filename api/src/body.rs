@@ -57,7 +57,10 @@ pub fn idempotency(headers: &HeaderMap, route: &str, body: &[u8]) -> Result<Opti
     };
     let key = value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX {
-        return Err(ApiError::invalid("Idempotency-Key", format!("must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} bytes")));
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            format!("must be 1..={IDEMPOTENCY_KEY_BYTES_MAX} bytes"),
+        ));
     }
     let mut hash = Sha256::new();
     hash.update(route.as_bytes());

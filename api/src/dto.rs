@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use tickets::catalog::{
-    Event, EventPatch, GeoPoint, Performer, PerformerSpec, QueueSettings, RowSpec, SectionKind, SectionSpec, Venue,
-    VenueSpec,
+    Event, EventPatch, GeoPoint, Performer, PerformerSpec, QueueSettings, RowSpec, SectionKind, SectionSpec,
+    Venue, VenueSpec,
 };
 use tickets::inventory::{Availability, Booking, Hold, HoldStatus, TicketStatus};
 use tickets::layout::TicketSpec;
@@ -22,7 +22,8 @@ use crate::error::ApiError;
 
 /// Milliseconds since the epoch as RFC 3339 in UTC.
 pub fn rfc3339(ms: Millis) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     t.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -96,12 +97,23 @@ impl VenueCreate {
                 },
                 ("general", None, Some(capacity)) => SectionKind::General { capacity },
                 ("seated", _, _) => {
-                    return Err(ApiError::invalid(format!("sections[{i}]"), "a seated section has rows and no capacity"))
+                    return Err(ApiError::invalid(
+                        format!("sections[{i}]"),
+                        "a seated section has rows and no capacity",
+                    ))
                 }
                 ("general", _, _) => {
-                    return Err(ApiError::invalid(format!("sections[{i}]"), "a general section has capacity and no rows"))
+                    return Err(ApiError::invalid(
+                        format!("sections[{i}]"),
+                        "a general section has capacity and no rows",
+                    ))
                 }
-                _ => return Err(ApiError::invalid(format!("sections[{i}].kind"), "must be \"seated\" or \"general\"")),
+                _ => {
+                    return Err(ApiError::invalid(
+                        format!("sections[{i}].kind"),
+                        "must be \"seated\" or \"general\"",
+                    ))
+                }
             };
             sections.push(SectionSpec { name: s.name, kind });
         }
@@ -128,9 +140,12 @@ impl From<&Venue> for VenueOut {
                     rows: Some(rows.iter().map(|r| Row { name: r.name.clone(), seats: r.seats }).collect()),
                     capacity: None,
                 },
-                SectionKind::General { capacity } => {
-                    Section { name: s.name.clone(), kind: "general".into(), rows: None, capacity: Some(*capacity) }
-                }
+                SectionKind::General { capacity } => Section {
+                    name: s.name.clone(),
+                    kind: "general".into(),
+                    rows: None,
+                    capacity: Some(*capacity),
+                },
             })
             .collect();
         VenueOut {

@@ -28,8 +28,12 @@ pub struct Problem {
     pub tickets: Option<Vec<String>>,
 }
 
+/// An error answer. Boxed so `Result<_, ApiError>` stays small on the happy path.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorParts>);
+
+#[derive(Debug)]
+pub struct ErrorParts {
     pub status: StatusCode,
     pub code: &'static str,
     pub title: &'static str,
@@ -40,14 +44,33 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, title, detail: detail.into(), field: None, tickets: None, retry_after_s: None }
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        ApiError(Box::new(ErrorParts {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            field: None,
+            tickets: None,
+            retry_after_s: None,
+        }))
+    }
+
+    pub fn parts(&self) -> &ErrorParts {
+        &self.0
     }
 
     pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
         let field = field.into();
         let detail = format!("{field}: {}", detail.into());
-        ApiError { field: Some(field), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", "Invalid request", detail) }
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request", "Invalid request", detail);
+        e.0.field = Some(field);
+        e
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -74,10 +97,12 @@ impl From<Rejection> for ApiError {
             Rejection::Invalid { field, detail } => ApiError::invalid(field, detail),
             Rejection::NotFound { .. } => ApiError::not_found(detail),
             Rejection::Forbidden => ApiError::forbidden("the hold or booking belongs to another user"),
-            Rejection::TicketUnavailable { tickets } => ApiError {
-                tickets: Some(tickets),
-                ..ApiError::new(StatusCode::CONFLICT, "ticket_unavailable", "Tickets unavailable", detail)
-            },
+            Rejection::TicketUnavailable { tickets } => {
+                let mut e =
+                    ApiError::new(StatusCode::CONFLICT, "ticket_unavailable", "Tickets unavailable", detail);
+                e.0.tickets = Some(tickets);
+                e
+            }
             Rejection::HoldExpired => ApiError::new(StatusCode::GONE, "hold_expired", "Hold expired", detail),
             Rejection::LimitExceeded { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", "Limit exceeded", detail)
@@ -88,16 +113,21 @@ impl From<Rejection> for ApiError {
                 "Queue admission required",
                 "join the event's waiting queue and wait to be admitted",
             ),
-            Rejection::IdempotencyConflict => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_conflict", "Idempotency conflict", detail)
-            }
+            Rejection::IdempotencyConflict => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_conflict",
+                "Idempotency conflict",
+                detail,
+            ),
             Rejection::PaymentDeclined { .. } => {
                 ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", "Payment declined", detail)
             }
             Rejection::HoldNotActive { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "hold_not_active", "Hold not active", detail)
             }
-            Rejection::EventClosed { .. } => ApiError::new(StatusCode::CONFLICT, "event_closed", "Event closed", detail),
+            Rejection::EventClosed { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "event_closed", "Event closed", detail)
+            }
         }
     }
 }
@@ -106,13 +136,20 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Rejected(r) => r.into(),
-            StoreError::Unavailable { reason, retry_after_s } => ApiError {
-                retry_after_s: Some(retry_after_s.max(1)),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", reason)
-            },
+            StoreError::Unavailable { reason, retry_after_s } => {
+                let mut e =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", reason);
+                e.0.retry_after_s = Some(retry_after_s.max(1));
+                e
+            }
             StoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "internal error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "internal error",
+                )
             }
         }
     }
@@ -120,20 +157,21 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        metrics::counter!("boxoffice_http_errors_total", "code" => self.code).increment(1);
+        let parts = *self.0;
+        metrics::counter!("boxoffice_http_errors_total", "code" => parts.code).increment(1);
         let body = Problem {
-            kind: format!("https://boxoffice.dev/problems/{}", self.code),
-            title: self.title.to_string(),
-            status: self.status.as_u16(),
-            code: self.code.to_string(),
-            detail: self.detail,
-            field: self.field,
-            tickets: self.tickets,
+            kind: format!("https://boxoffice.dev/problems/{}", parts.code),
+            title: parts.title.to_string(),
+            status: parts.status.as_u16(),
+            code: parts.code.to_string(),
+            detail: parts.detail,
+            field: parts.field,
+            tickets: parts.tickets,
         };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let mut response = (parts.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let Some(s) = self.retry_after_s {
+        if let Some(s) = parts.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         response

@@ -74,7 +74,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Counts and times every request by route and status.
 async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "other".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
     let method = req.method().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
@@ -94,4 +98,3 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
-

@@ -89,6 +89,13 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
     Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
+/// The node's database fsyncs so far, from `/metrics` (`boxoffice_raft_flushes`).
+async fn flushes(http: &reqwest::Client, base: &str) -> Option<u64> {
+    let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+    let line = text.lines().find(|l| l.starts_with("boxoffice_raft_flushes "))?;
+    line.split_whitespace().nth(1)?.parse::<f64>().ok().map(|v| v as u64)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -99,11 +106,14 @@ async fn main() -> anyhow::Result<()> {
         bail!("--concurrency must be within 1..={CONCURRENCY_MAX}");
     }
     let (_server, base) = match &args.http {
-        Some(h) => (Server(None, None), if h.starts_with("http") { h.clone() } else { format!("http://{h}") }),
+        Some(h) => {
+            (Server(None, None), if h.starts_with("http") { h.clone() } else { format!("http://{h}") })
+        }
         None => {
-            let binary = args.binary.clone().unwrap_or_else(|| {
-                std::env::current_exe().expect("current exe").with_file_name("boxoffice")
-            });
+            let binary = args
+                .binary
+                .clone()
+                .unwrap_or_else(|| std::env::current_exe().expect("current exe").with_file_name("boxoffice"));
             start_node(&binary)?
         }
     };
@@ -122,10 +132,16 @@ async fn main() -> anyhow::Result<()> {
     let setup_started = Instant::now();
     let mut events = Vec::new();
     for i in 0..args.events {
-        let e = post(&http, format!("{base}/v1/events"), &admin, json!({
-            "name": format!("Bench {i}"), "type": "concert", "venue_id": venue.1["id"],
-            "starts_at": "2030-01-01T00:00:00Z", "prices": {"S": 1000}, "per_user_limit": 1
-        })).await?;
+        let e = post(
+            &http,
+            format!("{base}/v1/events"),
+            &admin,
+            json!({
+                "name": format!("Bench {i}"), "type": "concert", "venue_id": venue.1["id"],
+                "starts_at": "2030-01-01T00:00:00Z", "prices": {"S": 1000}, "per_user_limit": 1
+            }),
+        )
+        .await?;
         if e.0 != 201 {
             bail!("creating an event: {} {}", e.0, e.1);
         }
@@ -133,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("set up {} event(s) of {} seats in {:?}", args.events, args.seats, setup_started.elapsed());
 
+    let flushes_before = flushes(&http, &base).await;
     let next_seat = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
@@ -155,7 +172,13 @@ async fn main() -> anyhow::Result<()> {
                 let ticket = format!("S-{}-{}", seat / 1000 + 1, seat % 1000 + 1);
                 let token = keys.mint(&format!("u{w}-{n}"), false, 3_600);
                 let t0 = Instant::now();
-                let r = post(&http, format!("{base}/v1/booking/reserve"), &token, json!({"event_id": event, "ticket_ids": [ticket]})).await;
+                let r = post(
+                    &http,
+                    format!("{base}/v1/booking/reserve"),
+                    &token,
+                    json!({"event_id": event, "ticket_ids": [ticket]}),
+                )
+                .await;
                 hist.record(t0.elapsed().as_micros() as u64).ok();
                 match r {
                     Ok((201, _)) => {}
@@ -181,10 +204,14 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let errors = errors.load(Ordering::Relaxed);
     let ok = hist.len() - errors;
-    println!("| events | concurrency | seconds | holds | holds/s | p50 ms | p90 ms | p99 ms | max ms | errors |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let fsyncs = match (flushes_before, flushes(&http, &base).await) {
+        (Some(a), Some(b)) => format!("{}", b.saturating_sub(a)),
+        _ => "n/a".into(),
+    };
+    println!("| events | concurrency | seconds | holds | holds/s | p50 ms | p90 ms | p99 ms | max ms | fsyncs | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {:.1} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+        "| {} | {} | {:.1} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
         args.events,
         args.concurrency,
         elapsed,
@@ -194,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
         hist.value_at_quantile(0.90) as f64 / 1000.0,
         hist.value_at_quantile(0.99) as f64 / 1000.0,
         hist.max() as f64 / 1000.0,
+        fsyncs,
         errors
     );
     if errors > 0 {

@@ -28,8 +28,12 @@ impl Store {
         idempotency: Option<Idempotency>,
     ) -> Result<Hold> {
         let group = self.event_group(event_id).await?;
-        let command =
-            InventoryCommand::Reserve { hold_id: ids::hold_id(event_id), user: user.to_string(), selection, idempotency };
+        let command = InventoryCommand::Reserve {
+            hold_id: ids::hold_id(event_id),
+            user: user.to_string(),
+            selection,
+            idempotency,
+        };
         match self.write_inventory(&group, command).await? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
@@ -85,7 +89,12 @@ impl Store {
     }
 
     /// Wait until a confirming hold is decided, then answer as its confirm would have.
-    async fn await_payment(&self, group: &raft::Group<GroupMachine>, user: &str, hold_id: &str) -> Result<Booking> {
+    async fn await_payment(
+        &self,
+        group: &raft::Group<GroupMachine>,
+        user: &str,
+        hold_id: &str,
+    ) -> Result<Booking> {
         let mut version = group.read_local(|m| m.subscribe_version());
         let deadline = tokio::time::Instant::now() + CONFIRM_WAIT;
         loop {
@@ -108,10 +117,15 @@ impl Store {
 
     /// Charge the provider for a confirming hold (idempotency key = hold id) and commit
     /// `Confirm` or `PaymentFailed`. Unknown outcomes are retried with the same key.
-    pub(crate) async fn run_payment(&self, group: &raft::Group<GroupMachine>, hold: &Hold) -> Result<Booking> {
-        let payment = hold.payment.as_ref().ok_or_else(|| Error::Internal("confirming hold without payment".into()))?;
+    pub(crate) async fn run_payment(
+        &self,
+        group: &raft::Group<GroupMachine>,
+        hold: &Hold,
+    ) -> Result<Booking> {
+        let payment =
+            hold.payment.as_ref().ok_or_else(|| Error::Internal("confirming hold without payment".into()))?;
         let request = ChargeRequest {
-            idempotency_key: hold.id.clone(),
+            idempotency_key: payment.charge_key(&hold.id),
             amount: hold.amount,
             currency: hold.currency.clone(),
             token: payment.token.clone(),
@@ -126,7 +140,10 @@ impl Store {
                 Err(_) => tracing::warn!(hold = %hold.id, attempt, "charge attempt timed out"),
             }
             if attempt >= CHARGE_ATTEMPTS_MAX {
-                return Err(Error::Unavailable { reason: "payment provider not answering".into(), retry_after_s: 5 });
+                return Err(Error::Unavailable {
+                    reason: "payment provider not answering".into(),
+                    retry_after_s: 5,
+                });
             }
             tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
         };
@@ -137,7 +154,9 @@ impl Store {
                 booking_id: ids::booking_id(&hold.event_id),
                 payment_ref,
             },
-            ChargeOutcome::Declined { detail } => InventoryCommand::PaymentFailed { hold_id: hold.id.clone(), detail },
+            ChargeOutcome::Declined { detail } => {
+                InventoryCommand::PaymentFailed { hold_id: hold.id.clone(), detail }
+            }
         };
         match self.write_inventory(group, command).await? {
             Outcome::Booked(booking) => Ok(booking),
@@ -230,7 +249,9 @@ impl Store {
             .iter()
             .flat_map(|g| {
                 g.read_local(|m| {
-                    m.as_inventory().map(|i| i.bookings_of(user).into_iter().cloned().collect::<Vec<Booking>>()).unwrap_or_default()
+                    m.as_inventory()
+                        .map(|i| i.bookings_of(user).into_iter().cloned().collect::<Vec<Booking>>())
+                        .unwrap_or_default()
                 })
             })
             .collect::<Vec<Booking>>();

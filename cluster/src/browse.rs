@@ -36,7 +36,8 @@ impl Store {
     }
 
     pub fn performer(&self, id: &str) -> Result<Performer> {
-        self.catalog_read(|c| c.performers.get(id).cloned()).ok_or_else(|| Rejection::not_found("performer").into())
+        self.catalog_read(|c| c.performers.get(id).cloned())
+            .ok_or_else(|| Rejection::not_found("performer").into())
     }
 
     pub async fn event_page(&self, id: &str) -> Result<EventPage> {
@@ -44,7 +45,8 @@ impl Store {
             .catalog_read(|c| {
                 let event = c.events.get(id)?.clone();
                 let venue = c.venues.get(&event.spec.venue_id)?.clone();
-                let performers = event.spec.performer_ids.iter().filter_map(|p| c.performers.get(p).cloned()).collect();
+                let performers =
+                    event.spec.performer_ids.iter().filter_map(|p| c.performers.get(p).cloned()).collect();
                 Some((event, venue, performers))
             })
             .ok_or_else(|| Rejection::not_found("event"))?;
@@ -54,7 +56,14 @@ impl Store {
             let inv = m.as_inventory();
             (inv.map(|i| i.availability(now.max(i.now()))).unwrap_or_default(), m.version())
         });
-        Ok(EventPage { event, venue, performers, availability, version, catalog_version: self.catalog_version() })
+        Ok(EventPage {
+            event,
+            venue,
+            performers,
+            availability,
+            version,
+            catalog_version: self.catalog_version(),
+        })
     }
 
     pub async fn seat_map(&self, id: &str) -> Result<SeatMap> {
@@ -64,7 +73,10 @@ impl Store {
             let tickets = m
                 .as_inventory()
                 .map(|i| {
-                    i.ticket_statuses(now.max(i.now())).into_iter().map(|(spec, status)| (spec.clone(), status)).collect()
+                    i.ticket_statuses(now.max(i.now()))
+                        .into_iter()
+                        .map(|(spec, status)| (spec.clone(), status))
+                        .collect()
                 })
                 .unwrap_or_default();
             SeatMap { version: m.version(), tickets }

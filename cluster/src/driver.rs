@@ -26,15 +26,16 @@ pub(crate) async fn run(store: Store, group: raft::Group<GroupMachine>) {
         let mut wait = DRIVER_TICK_MAX;
         if group.leader() == Some(me) {
             let now = wall_ms();
-            let (expiry, queue_deadline, queue_on, confirming) = group.read_local(|m| match m.as_inventory() {
-                Some(inv) => (
-                    inv.earliest_expiry(),
-                    inv.queue_next_deadline(),
-                    inv.setup.as_ref().is_some_and(|s| s.queue.enabled),
-                    inv.confirming().into_iter().cloned().collect::<Vec<_>>(),
-                ),
-                None => (None, None, false, Vec::new()),
-            });
+            let (expiry, queue_deadline, queue_on, confirming) =
+                group.read_local(|m| match m.as_inventory() {
+                    Some(inv) => (
+                        inv.earliest_expiry(),
+                        inv.queue_next_deadline(),
+                        inv.setup.as_ref().is_some_and(|s| s.queue.enabled),
+                        inv.confirming().into_iter().cloned().collect::<Vec<_>>(),
+                    ),
+                    None => (None, None, false, Vec::new()),
+                });
             for hold in confirming {
                 if !store.payment_claimed(&hold.id) {
                     let (store, group) = (store.clone(), group.clone());
@@ -58,7 +59,9 @@ pub(crate) async fn run(store: Store, group: raft::Group<GroupMachine>) {
                         let seed = rand_seed();
                         match store.write_inventory(&group, InventoryCommand::QueueAdmit { seed }).await {
                             Ok(_) => continue,
-                            Err(e) => tracing::debug!(group = group.id(), error = %e, "queue admit not proposed"),
+                            Err(e) => {
+                                tracing::debug!(group = group.id(), error = %e, "queue admit not proposed")
+                            }
                         }
                         wait = RETRY_AFTER_ERROR;
                     } else {

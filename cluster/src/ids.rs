@@ -44,7 +44,8 @@ pub fn event_of(id: &str) -> Option<EventId> {
 
 /// True if `id` looks like an event id (so it is safe as a group / tree name).
 pub fn is_event_id(id: &str) -> bool {
-    id.strip_prefix("evt_").is_some_and(|k| !k.is_empty() && k.len() <= 64 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
+    id.strip_prefix("evt_")
+        .is_some_and(|k| !k.is_empty() && k.len() <= 64 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]

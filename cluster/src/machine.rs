@@ -128,7 +128,8 @@ impl raft::StateMachine for GroupMachine {
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         let (state, _): (MachineState, usize) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(|e| e.to_string())?;
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+                .map_err(|e| e.to_string())?;
         self.state = state;
         Ok(())
     }

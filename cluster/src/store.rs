@@ -77,7 +77,11 @@ pub(crate) struct Inner {
 impl Store {
     /// Open the groups stored in `db`, form a one-node cluster if pristine, and reconcile
     /// the event groups with the catalog.
-    pub async fn start(options: StoreOptions, db: sled::Db, payments: Arc<dyn PaymentProvider>) -> Result<Store> {
+    pub async fn start(
+        options: StoreOptions,
+        db: sled::Db,
+        payments: Arc<dyn PaymentProvider>,
+    ) -> Result<Store> {
         let transport = Arc::new(LocalTransport::default());
         let host = RaftHost::new(options.raft.clone(), db, transport.clone())?;
         transport.register(&host);
@@ -209,7 +213,11 @@ impl Store {
         }
     }
 
-    pub(crate) async fn write_inventory(&self, group: &Group<GroupMachine>, command: InventoryCommand) -> Result<Outcome> {
+    pub(crate) async fn write_inventory(
+        &self,
+        group: &Group<GroupMachine>,
+        command: InventoryCommand,
+    ) -> Result<Outcome> {
         let reply = group.write(GroupCommand::Inventory { now_ms: wall_ms(), command }).await?;
         match reply {
             GroupReply::Inventory(r) => Ok(r?),
@@ -248,10 +256,11 @@ impl Store {
     /// the group is set up, so a reserve right after it works.
     pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
         spec.validate()?;
-        let event = match self.write_catalog(CatalogCommand::CreateEvent { id: ids::event_id(), spec }).await? {
-            CatalogChange::Event(e) => e,
-            other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
-        };
+        let event =
+            match self.write_catalog(CatalogCommand::CreateEvent { id: ids::event_id(), spec }).await? {
+                CatalogChange::Event(e) => e,
+                other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+            };
         self.ensure_event_group(&event).await?;
         Ok(event)
     }

@@ -29,7 +29,8 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
     }
 }
@@ -109,14 +110,17 @@ impl ServeFlags {
         let http = self.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".into());
         let raft = self.raft.or(file.raft).unwrap_or_else(|| "127.0.0.1:9080".into());
         for (name, addr) in [("--http", &http), ("--raft", &raft)] {
-            addr.parse::<std::net::SocketAddr>().with_context(|| format!("{name} {addr:?} is not an IP:PORT address"))?;
+            addr.parse::<std::net::SocketAddr>()
+                .with_context(|| format!("{name} {addr:?} is not an IP:PORT address"))?;
         }
         let peers = self.peers.or(file.peers);
         if let Some(peers) = &peers {
             let others: Vec<&str> = peers
                 .split(',')
                 .map(str::trim)
-                .filter(|p| !p.is_empty() && p.split_once('=').map(|(id, _)| id.trim()) != Some(&node_id.to_string()))
+                .filter(|p| {
+                    !p.is_empty() && p.split_once('=').map(|(id, _)| id.trim()) != Some(&node_id.to_string())
+                })
                 .collect();
             if !others.is_empty() {
                 bail!("multi-node clusters (--peers with other nodes) are not supported by this build yet; run one node");
@@ -139,7 +143,8 @@ impl ServeFlags {
             },
             other => bail!("--payment must be test or stripe, not {other:?}"),
         };
-        let cache_capacity_mb = self.cache_capacity_mb.or(file.cache_capacity_mb).unwrap_or(CACHE_CAPACITY_MB_DEFAULT);
+        let cache_capacity_mb =
+            self.cache_capacity_mb.or(file.cache_capacity_mb).unwrap_or(CACHE_CAPACITY_MB_DEFAULT);
         if cache_capacity_mb == 0 {
             bail!("--cache-capacity-mb must be at least 1");
         }
@@ -230,7 +235,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "http = \"127.0.0.1:7000\"\nnode_id = 1\n").unwrap();
-        let flags = ServeFlags { config: Some(path.clone()), http: Some("127.0.0.1:7001".into()), ..Default::default() };
+        let flags = ServeFlags {
+            config: Some(path.clone()),
+            http: Some("127.0.0.1:7001".into()),
+            ..Default::default()
+        };
         assert_eq!(flags.resolve().unwrap().http, "127.0.0.1:7001");
         std::fs::write(&path, "htp = \"x\"\n").unwrap();
         assert!(ServeFlags { config: Some(path), ..Default::default() }.resolve().is_err());

@@ -4,7 +4,13 @@
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-async fn post(client: &reqwest::Client, base: &str, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
     let response = client
         .post(format!("{base}{path}"))
         .bearer_auth(token)
@@ -31,29 +37,58 @@ fn seated(name: &str, rows: &[&str], seats: u32) -> Value {
 pub async fn load(http: &str, token: &str) -> anyhow::Result<()> {
     let base = if http.starts_with("http") { http.to_string() } else { format!("http://{http}") };
     let client = reqwest::Client::new();
-    let arena = post(&client, &base, token, "/v1/venues", json!({
-        "name": "Harbor Arena", "city": "Seattle", "country": "US",
-        "location": {"lat": 47.6221, "lon": -122.3540},
-        "sections": [
-            seated("FLOOR", &["A", "B", "C", "D"], 20),
-            seated("UPPER", &["A", "B", "C", "D", "E", "F"], 30),
-            {"name": "GA", "kind": "general", "capacity": 500},
-        ]
-    })).await?;
-    let club = post(&client, &base, token, "/v1/venues", json!({
-        "name": "Blue Note Club", "city": "Chicago", "country": "US",
-        "location": {"lat": 41.8781, "lon": -87.6298},
-        "sections": [seated("MAIN", &["A", "B"], 12), {"name": "BAR", "kind": "general", "capacity": 80}]
-    })).await?;
-    let theater = post(&client, &base, token, "/v1/venues", json!({
-        "name": "Old Globe Theater", "city": "San Diego", "country": "US",
-        "location": {"lat": 32.7320, "lon": -117.1510},
-        "sections": [seated("ORCH", &["A", "B", "C", "D", "E"], 16), seated("BALC", &["A", "B"], 18)]
-    })).await?;
-    let band = post(&client, &base, token, "/v1/performers", json!({"name": "Mötley Waves", "genre": "rock"})).await?;
-    let singer = post(&client, &base, token, "/v1/performers", json!({"name": "Taylor Swiftwater", "genre": "pop"})).await?;
-    let trio = post(&client, &base, token, "/v1/performers", json!({"name": "The Late Trio", "genre": "jazz"})).await?;
-    let company = post(&client, &base, token, "/v1/performers", json!({"name": "Globe Players", "genre": "theater"})).await?;
+    let arena = post(
+        &client,
+        &base,
+        token,
+        "/v1/venues",
+        json!({
+            "name": "Harbor Arena", "city": "Seattle", "country": "US",
+            "location": {"lat": 47.6221, "lon": -122.3540},
+            "sections": [
+                seated("FLOOR", &["A", "B", "C", "D"], 20),
+                seated("UPPER", &["A", "B", "C", "D", "E", "F"], 30),
+                {"name": "GA", "kind": "general", "capacity": 500},
+            ]
+        }),
+    )
+    .await?;
+    let club = post(
+        &client,
+        &base,
+        token,
+        "/v1/venues",
+        json!({
+            "name": "Blue Note Club", "city": "Chicago", "country": "US",
+            "location": {"lat": 41.8781, "lon": -87.6298},
+            "sections": [seated("MAIN", &["A", "B"], 12), {"name": "BAR", "kind": "general", "capacity": 80}]
+        }),
+    )
+    .await?;
+    let theater = post(
+        &client,
+        &base,
+        token,
+        "/v1/venues",
+        json!({
+            "name": "Old Globe Theater", "city": "San Diego", "country": "US",
+            "location": {"lat": 32.7320, "lon": -117.1510},
+            "sections": [seated("ORCH", &["A", "B", "C", "D", "E"], 16), seated("BALC", &["A", "B"], 18)]
+        }),
+    )
+    .await?;
+    let band =
+        post(&client, &base, token, "/v1/performers", json!({"name": "Mötley Waves", "genre": "rock"}))
+            .await?;
+    let singer =
+        post(&client, &base, token, "/v1/performers", json!({"name": "Taylor Swiftwater", "genre": "pop"}))
+            .await?;
+    let trio =
+        post(&client, &base, token, "/v1/performers", json!({"name": "The Late Trio", "genre": "jazz"}))
+            .await?;
+    let company =
+        post(&client, &base, token, "/v1/performers", json!({"name": "Globe Players", "genre": "theater"}))
+            .await?;
 
     let in_days = |d: i64| {
         let t = time::OffsetDateTime::now_utc() + time::Duration::days(d);

@@ -69,24 +69,28 @@ fn main() -> anyhow::Result<()> {
         Command::Demo { http, auth_secret, data_dir } => {
             let secret = config::auth_secret(auth_secret.as_deref(), &data_dir, false)?;
             let token = api::AuthKeys::new(secret.as_bytes()).mint("demo-admin", true, 3_600);
-            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(demo::load(&http, &token))
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(demo::load(&http, &token))
         }
     }
 }
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error,sled=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 
 async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let secret = config::auth_secret(config.auth_secret.as_deref(), &config.data_dir, true)?;
     if config.cluster_secret.is_some() {
         info!("--cluster-secret is set; a one-node cluster has no peers to present it to");
     }
-    let db = raft::open_db(&config.data_dir.join("db"), config.cache_capacity_mb * 1024 * 1024)
+    let db = raft::open_db(config.data_dir.join("db"), config.cache_capacity_mb * 1024 * 1024)
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
     let payments: Arc<dyn cluster::payment::PaymentProvider> = match &config.payment {
         PaymentChoice::Test => Arc::new(cluster::payment::TestProvider::default()),

@@ -21,10 +21,16 @@ async fn an_acknowledged_booking_survives_kill_9() {
     let c = node.client();
     let event = small_event(&c, 600, 4).await;
     let alice = token("alice", false);
-    let hold = c.post("/v1/booking/reserve", &alice, json!({"event_id": event, "ticket_ids": ["A-1-7"]})).await;
-    let other = c.post("/v1/booking/reserve", &alice, json!({"event_id": event, "ticket_ids": ["A-1-8"]})).await;
+    let hold =
+        c.post("/v1/booking/reserve", &alice, json!({"event_id": event, "ticket_ids": ["A-1-7"]})).await;
+    let other =
+        c.post("/v1/booking/reserve", &alice, json!({"event_id": event, "ticket_ids": ["A-1-8"]})).await;
     let booking = c
-        .post("/v1/booking/confirm", &alice, json!({"hold_id": hold.body["hold_id"], "payment": {"token": "tok_visa"}}))
+        .post(
+            "/v1/booking/confirm",
+            &alice,
+            json!({"hold_id": hold.body["hold_id"], "payment": {"token": "tok_visa"}}),
+        )
         .await;
     assert_eq!(booking.status, 201, "{}", booking.body);
     node.kill();
@@ -39,7 +45,13 @@ async fn an_acknowledged_booking_survives_kill_9() {
     // The acknowledged hold survived too, and the store takes new writes.
     let h = c.get(&format!("/v1/holds/{}", other.body["hold_id"].as_str().unwrap()), Some(&alice)).await;
     assert_eq!(h.body["status"], "active");
-    let again = c.post("/v1/booking/reserve", &token("bob", false), json!({"event_id": event, "ticket_ids": ["A-1-7"]})).await;
+    let again = c
+        .post(
+            "/v1/booking/reserve",
+            &token("bob", false),
+            json!({"event_id": event, "ticket_ids": ["A-1-7"]}),
+        )
+        .await;
     assert_eq!(again.status, 409);
 }
 
@@ -86,7 +98,8 @@ async fn a_payment_in_flight_at_kill_9_ends_sold_and_charged_once() {
     let c = node.client();
     let event = small_event(&c, 600, 4).await;
     let alice = token("alice", false);
-    let hold = c.post("/v1/booking/reserve", &alice, json!({"event_id": event, "ticket_ids": ["A-1-9"]})).await;
+    let hold =
+        c.post("/v1/booking/reserve", &alice, json!({"event_id": event, "ticket_ids": ["A-1-9"]})).await;
     let hold_id = hold.body["hold_id"].as_str().unwrap().to_string();
     let confirm = {
         let (c, alice, hold_id) = (c.clone(), alice.clone(), hold_id.clone());
@@ -100,13 +113,14 @@ async fn a_payment_in_flight_at_kill_9_ends_sold_and_charged_once() {
         })
     };
     // Wait for the provider to see the charge, then kill the node mid-payment.
+    let charge_key = format!("{hold_id}-1");
     for _ in 0..100 {
-        if fake.charges.lock().unwrap().contains_key(&hold_id) {
+        if fake.charges.lock().unwrap().contains_key(&charge_key) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(fake.charges.lock().unwrap().contains_key(&hold_id), "the charge never reached the provider");
+    assert!(fake.charges.lock().unwrap().contains_key(&charge_key), "the charge never reached the provider");
     node.kill();
     assert!(confirm.await.unwrap().is_err(), "the confirm cannot have been answered");
 
@@ -124,9 +138,9 @@ async fn a_payment_in_flight_at_kill_9_ends_sold_and_charged_once() {
     assert_eq!(status, "confirmed", "the payment left in confirming was finished at start-up");
     let charges = fake.charges.lock().unwrap().clone();
     assert_eq!(charges.len(), 1, "one charge (one idempotency key): {charges:?}");
-    assert!(charges[&hold_id].1 >= 2, "the charge was retried with the same key");
+    assert!(charges[&charge_key].1 >= 2, "the charge was retried with the same key");
     let mine = c.get("/v1/me/bookings", Some(&alice)).await;
     let bookings = mine.body["bookings"].as_array().unwrap();
     assert_eq!(bookings.len(), 1);
-    assert_eq!(bookings[0]["payment_ref"], charges[&hold_id].0);
+    assert_eq!(bookings[0]["payment_ref"], charges[&charge_key].0);
 }

@@ -151,6 +151,17 @@ pub struct PaymentAttempt {
     pub token: String,
     pub started_at: Millis,
     pub idempotency: Option<Idempotency>,
+    /// 1 for the hold's first payment, +1 for each `BeginPayment` after a decline.
+    pub attempt: u32,
+}
+
+impl PaymentAttempt {
+    /// The provider's idempotency key for this attempt: the same on every replica and
+    /// after any crash (so a retried charge is charged once), new after a decline (so the
+    /// holder can pay with another card).
+    pub fn charge_key(&self, hold_id: &str) -> String {
+        format!("{hold_id}-{}", self.attempt)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,8 @@ use tickets::limits::TICKETS_PER_HOLD_MAX;
 use crate::auth::User;
 use crate::body::{idempotency, JsonBody};
 use crate::dto::{
-    BookingOut, BookingsPage, ConfirmRequest, ExtendOut, HoldOut, HoldStatusOut, ReleaseRequest, ReserveRequest,
+    BookingOut, BookingsPage, ConfirmRequest, ExtendOut, HoldOut, HoldStatusOut, ReleaseRequest,
+    ReserveRequest,
 };
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
@@ -43,7 +44,10 @@ pub async fn reserve(
         }
         (None, Some(section), Some(quantity)) => {
             if quantity == 0 || quantity > TICKETS_PER_HOLD_MAX {
-                return Err(tickets::Rejection::limit(format!("quantity must be within 1..={TICKETS_PER_HOLD_MAX}")).into());
+                return Err(tickets::Rejection::limit(format!(
+                    "quantity must be within 1..={TICKETS_PER_HOLD_MAX}"
+                ))
+                .into());
             }
             Selection::Best { section, quantity }
         }
@@ -146,7 +150,9 @@ pub async fn my_bookings(
         return Err(ApiError::invalid("limit", format!("must be within 1..={BOOKINGS_PAGE_MAX}")));
     }
     let offset = match &query.cursor {
-        Some(c) => c.parse::<usize>().map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))?,
+        Some(c) => {
+            c.parse::<usize>().map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))?
+        }
         None => 0,
     };
     let all = state.store.my_bookings(&user);

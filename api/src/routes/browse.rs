@@ -22,7 +22,11 @@ pub const BROWSE_CACHE_CONTROL: &str = "public, max-age=1";
 
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "browse",
     responses((status = 200, body = EventPageOut), (status = 304), (status = 404, body = Problem)))]
-pub async fn event_page(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn event_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let page = state.store.event_page(&id).await?;
     let etag = format!("W/\"e{}-{}\"", page.catalog_version, page.version);
     if let Some(not_modified) = not_modified(&headers, &etag) {

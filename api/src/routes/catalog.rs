@@ -43,7 +43,10 @@ pub async fn create_performer(
 
 #[utoipa::path(get, path = "/v1/performers/{id}", tag = "catalog",
     responses((status = 200, body = PerformerOut), (status = 404, body = Problem)))]
-pub async fn get_performer(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PerformerOut>> {
+pub async fn get_performer(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PerformerOut>> {
     Ok(Json(PerformerOut::from(&state.store.performer(&id)?)))
 }
 

@@ -31,9 +31,13 @@ pub struct ChargeRequest {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChargeOutcome {
-    Succeeded { payment_ref: String },
+    Succeeded {
+        payment_ref: String,
+    },
     /// Final: the card was declined. The hold goes back to active.
-    Declined { detail: String },
+    Declined {
+        detail: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -70,11 +70,7 @@ impl PaymentProvider for StripeProvider {
             ("confirm", "true".to_string()),
             ("description", request.description.clone()),
         ];
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", form_escape(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = form.iter().map(|(k, v)| format!("{k}={}", form_escape(v))).collect::<Vec<_>>().join("&");
         let response = self
             .http
             .post(url)
@@ -103,7 +99,9 @@ impl PaymentProvider for StripeProvider {
                 if err.error.kind == "card_error" || status.as_u16() == 402 {
                     return Ok(ChargeOutcome::Declined { detail: err.error.message });
                 }
-                return Ok(ChargeOutcome::Declined { detail: format!("{}: {}", err.error.kind, err.error.message) });
+                return Ok(ChargeOutcome::Declined {
+                    detail: format!("{}: {}", err.error.kind, err.error.message),
+                });
             }
         }
         Err(ChargeError::Unknown(format!("provider answered {status}")))

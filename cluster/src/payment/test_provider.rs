@@ -31,9 +31,9 @@ impl PaymentProvider for TestProvider {
                 (done.clone(), false)
             } else {
                 let outcome = match request.token.as_str() {
-                    "tok_visa" | "tok_timeout" => {
-                        ChargeOutcome::Succeeded { payment_ref: format!("pay_test_{}", request.idempotency_key) }
-                    }
+                    "tok_visa" | "tok_timeout" => ChargeOutcome::Succeeded {
+                        payment_ref: format!("pay_test_{}", request.idempotency_key),
+                    },
                     "tok_chargeDeclined" => ChargeOutcome::Declined { detail: "card declined".into() },
                     other => ChargeOutcome::Declined { detail: format!("unknown test token {other:?}") },
                 };
@@ -83,7 +83,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn declined_is_final() {
         let p = TestProvider::default();
-        assert!(matches!(p.charge(&req("h3", "tok_chargeDeclined")).await, Ok(ChargeOutcome::Declined { .. })));
+        assert!(matches!(
+            p.charge(&req("h3", "tok_chargeDeclined")).await,
+            Ok(ChargeOutcome::Declined { .. })
+        ));
         assert_eq!(p.charges(), 0);
     }
 }

@@ -136,7 +136,14 @@ pub struct Answer {
 }
 
 impl Client {
-    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Answer {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = self.http.request(method.parse().unwrap(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -179,11 +186,15 @@ pub async fn small_event(c: &Client, hold_seconds: u64, per_user_limit: u32) -> 
         .await;
     assert_eq!(venue.status, 201, "{}", venue.body);
     let event = c
-        .post("/v1/events", &admin, json!({
-            "name": "Test Night", "type": "concert", "venue_id": venue.body["id"],
-            "starts_at": "2030-01-01T20:00:00Z", "prices": {"A": 5000, "GA": 2500}, "currency": "USD",
-            "per_user_limit": per_user_limit, "hold_seconds": hold_seconds
-        }))
+        .post(
+            "/v1/events",
+            &admin,
+            json!({
+                "name": "Test Night", "type": "concert", "venue_id": venue.body["id"],
+                "starts_at": "2030-01-01T20:00:00Z", "prices": {"A": 5000, "GA": 2500}, "currency": "USD",
+                "per_user_limit": per_user_limit, "hold_seconds": hold_seconds
+            }),
+        )
         .await;
     assert_eq!(event.status, 201, "{}", event.body);
     event.body["id"].as_str().unwrap().to_string()

@@ -49,8 +49,10 @@ impl Inventory {
         if self.cancelled {
             return Err(Rejection::EventClosed { detail: "event cancelled".into() });
         }
-        let payment = PaymentAttempt { token, started_at: now, idempotency: idempotency.clone() };
         let hold = self.update_hold(&hold_id, |h| {
+            let attempt = h.payment.as_ref().map_or(0, |p| p.attempt) + 1;
+            let payment =
+                PaymentAttempt { token, started_at: now, idempotency: idempotency.clone(), attempt };
             h.status = HoldStatus::Confirming;
             h.payment = Some(payment);
         });
