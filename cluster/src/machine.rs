@@ -121,6 +121,14 @@ impl raft::StateMachine for GroupMachine {
         reply
     }
 
+    /// The proposing leader stamps its wall-clock time into the command (see `raft`), so
+    /// the rules run on the leader's clock, never a follower's.
+    fn stamp(command: &mut GroupCommand, now_ms: u64) {
+        match command {
+            GroupCommand::Catalog { now_ms: t, .. } | GroupCommand::Inventory { now_ms: t, .. } => *t = now_ms,
+        }
+    }
+
     fn snapshot(&self) -> Vec<u8> {
         bincode::serde::encode_to_vec(&self.state, bincode::config::standard())
             .expect("machine state always encodes")
