@@ -125,7 +125,9 @@ impl raft::StateMachine for GroupMachine {
     /// the rules run on the leader's clock, never a follower's.
     fn stamp(command: &mut GroupCommand, now_ms: u64) {
         match command {
-            GroupCommand::Catalog { now_ms: t, .. } | GroupCommand::Inventory { now_ms: t, .. } => *t = now_ms,
+            GroupCommand::Catalog { now_ms: t, .. } | GroupCommand::Inventory { now_ms: t, .. } => {
+                *t = now_ms
+            }
         }
     }
 
