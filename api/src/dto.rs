@@ -462,7 +462,7 @@ pub struct ReleaseRequest {
     pub hold_id: String,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct BookingOut {
     pub booking_id: String,
     pub hold_id: String,
@@ -525,7 +525,7 @@ pub struct ExtendOut {
     pub expires_at: String,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct BookingsPage {
     pub bookings: Vec<BookingOut>,
     pub next_cursor: Option<String>,

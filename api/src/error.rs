@@ -41,7 +41,14 @@ pub struct ErrorParts {
     pub field: Option<String>,
     pub tickets: Option<Vec<String>>,
     pub retry_after_s: Option<u64>,
+    /// Set when another node serves this request: the forwarding layer replays it there.
+    pub forward_to: Option<Vec<String>>,
 }
+
+/// Marks a response that the forwarding layer should replace by the answer of one of
+/// these nodes (HTTP addresses, best first).
+#[derive(Clone, Debug)]
+pub struct ForwardTo(pub Vec<String>);
 
 impl ApiError {
     pub fn new(
@@ -58,6 +65,7 @@ impl ApiError {
             field: None,
             tickets: None,
             retry_after_s: None,
+            forward_to: None,
         }))
     }
 
@@ -142,6 +150,17 @@ impl From<StoreError> for ApiError {
                 e.0.retry_after_s = Some(retry_after_s.max(1));
                 e
             }
+            StoreError::Elsewhere { http_addrs } => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Unavailable",
+                    "the node that serves this could not be reached",
+                );
+                e.0.retry_after_s = Some(1);
+                e.0.forward_to = Some(http_addrs);
+                e
+            }
             StoreError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 ApiError::new(
@@ -173,6 +192,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(s) = parts.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(targets) = parts.forward_to {
+            response.extensions_mut().insert(ForwardTo(targets));
         }
         response
     }

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod body;
 pub mod dto;
 pub mod error;
+pub mod forward;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -57,6 +58,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/v1/cluster", get(ops::cluster))
+        .route("/v1/cluster/nodes", post(ops::add_node))
+        .route("/v1/cluster/nodes/{id}", axum::routing::delete(ops::remove_node))
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -68,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body::BODY_BYTES_MAX))
+        .layer(middleware::from_fn_with_state(state.clone(), forward::forward))
         .layer(middleware::from_fn(track))
         .with_state(state)
 }

@@ -17,13 +17,13 @@ use crate::routes::{booking, browse, catalog, ops};
         browse::event_page, browse::tickets,
         booking::reserve, booking::confirm, booking::release, booking::get_hold, booking::extend,
         booking::get_booking, booking::my_bookings,
-        ops::healthz, ops::readyz, ops::metrics, ops::cluster,
+        ops::healthz, ops::readyz, ops::metrics, ops::cluster, ops::add_node, ops::remove_node,
     ),
     components(schemas(
         Problem, Location, Row, Section, VenueCreate, VenueOut, PerformerCreate, PerformerOut, Queue, EventCreate,
         EventUpdate, EventOut, AvailabilityOut, EventPageOut, TicketOut, TicketsOut, ReserveRequest, HoldOut,
         Payment, ConfirmRequest, ReleaseRequest, BookingOut, HoldStatusOut, ExtendOut, BookingsPage,
-        ops::ClusterOut, ops::NodeOut, ops::GroupOut,
+        ops::ClusterOut, ops::NodeOut, ops::GroupOut, ops::NodeAdd,
     )),
     modifiers(&BearerAuth),
 )]

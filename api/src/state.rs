@@ -10,4 +10,6 @@ pub struct AppState {
     pub auth: AuthKeys,
     /// Renders `/metrics`; `None` when no recorder is installed (e.g. in some tests).
     pub metrics: Option<PrometheusHandle>,
+    /// Client for forwarding requests to other nodes.
+    pub http: reqwest::Client,
 }

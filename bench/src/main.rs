@@ -63,7 +63,7 @@ fn start_node(binary: &PathBuf) -> anyhow::Result<(Server, String)> {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir()?;
     let mut child = Command::new(binary)
-        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("BOXOFFICE_AUTH_SECRET", SECRET)
         .env("RUST_LOG", "warn")

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ids;
 use crate::machine::GroupMachine;
 use crate::payment::{ChargeOutcome, ChargeRequest, CHARGE_ATTEMPT_TIMEOUT};
-use crate::store::Store;
+use crate::store::{Store, BOOKING_WRITE_TIMEOUT};
 
 /// How long a confirm waits for the payment's outcome before answering 503 (the payment
 /// goes on; a retry of the confirm picks up its result).
@@ -27,16 +27,29 @@ impl Store {
         selection: Selection,
         idempotency: Option<Idempotency>,
     ) -> Result<Hold> {
-        let group = self.event_group(event_id).await?;
+        let group = self.booking_group(event_id).await?;
         let command = InventoryCommand::Reserve {
             hold_id: ids::hold_id(event_id),
             user: user.to_string(),
             selection,
             idempotency,
         };
-        match self.write_inventory(&group, command).await? {
+        match self.write_booking(&group, command).await? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// A booking write, bounded by [`BOOKING_WRITE_TIMEOUT`] so a group without quorum
+    /// answers 503 quickly.
+    async fn write_booking(
+        &self,
+        group: &raft::Group<GroupMachine>,
+        command: InventoryCommand,
+    ) -> Result<Outcome> {
+        match tokio::time::timeout(BOOKING_WRITE_TIMEOUT, self.write_inventory(group, command)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::unavailable("the event's group did not commit in time")),
         }
     }
 
@@ -49,12 +62,12 @@ impl Store {
         payment_token: &str,
         idempotency: Option<Idempotency>,
     ) -> Result<Booking> {
-        let group = self.hold_group(hold_id).await?;
+        let group = self.hold_booking_group(hold_id).await?;
         // Claim the payment before BeginPayment commits, so the driver never mistakes it
         // for one left behind by a crash.
         let claimed = self.claim_payment(hold_id);
         let begun = self
-            .write_inventory(
+            .write_booking(
                 &group,
                 InventoryCommand::BeginPayment {
                     hold_id: hold_id.to_string(),
@@ -193,18 +206,18 @@ impl Store {
     }
 
     pub async fn release(&self, user: &str, hold_id: &str) -> Result<Hold> {
-        let group = self.hold_group(hold_id).await?;
+        let group = self.hold_booking_group(hold_id).await?;
         let command = InventoryCommand::Release { hold_id: hold_id.to_string(), user: user.to_string() };
-        match self.write_inventory(&group, command).await? {
+        match self.write_booking(&group, command).await? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
         }
     }
 
     pub async fn extend(&self, user: &str, hold_id: &str) -> Result<Hold> {
-        let group = self.hold_group(hold_id).await?;
+        let group = self.hold_booking_group(hold_id).await?;
         let command = InventoryCommand::Extend { hold_id: hold_id.to_string(), user: user.to_string() };
-        match self.write_inventory(&group, command).await? {
+        match self.write_booking(&group, command).await? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
         }
@@ -262,6 +275,11 @@ impl Store {
     async fn hold_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
         let event_id = ids::event_of(hold_id).ok_or_else(|| Rejection::not_found("hold"))?;
         self.event_group(&event_id).await.map_err(|e| not_found_as(e, "hold"))
+    }
+
+    async fn hold_booking_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
+        let event_id = ids::event_of(hold_id).ok_or_else(|| Rejection::not_found("hold"))?;
+        self.booking_group(&event_id).await.map_err(|e| not_found_as(e, "hold"))
     }
 }
 

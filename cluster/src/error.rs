@@ -11,6 +11,10 @@ pub enum Error {
     /// safe to retry after `retry_after_s`.
     #[error("unavailable: {reason}")]
     Unavailable { reason: String, retry_after_s: u64 },
+    /// This node does not host what the request needs: ask one of these nodes (HTTP
+    /// addresses, best first). The API forwards the request there.
+    #[error("served by another node")]
+    Elsewhere { http_addrs: Vec<String> },
     /// A bug or a storage failure. Not the client's fault; logged, never detailed to them.
     #[error("internal: {0}")]
     Internal(String),

@@ -12,6 +12,8 @@
 //! - [`booking`]: reserve, confirm and payments, release, extend, holder reads.
 //! - [`browse`]: stale-tolerant local reads with versions.
 //! - [`driver`]: the per-event leader timer.
+//! - [`reconcile`]: formation, joins, placement and replica moves, driven by the catalog.
+//! - [`admin`]: adding and removing nodes, the cluster view.
 //! - [`machine`]: the `raft::StateMachine` adapter around the `tickets` machines.
 //! - [`payment`]: payment providers (built-in test provider, Stripe-compatible HTTP).
 //! - [`ids`]: id generation; hold and booking ids name their event.
@@ -21,6 +23,7 @@
 //! Caveat (this stage): the store is a one-node cluster. Forming multi-node clusters,
 //! placement and forwarding come with the replication work.
 
+pub mod admin;
 pub mod booking;
 pub mod browse;
 pub mod driver;
@@ -28,6 +31,7 @@ pub mod error;
 pub mod ids;
 pub mod machine;
 pub mod payment;
+pub mod reconcile;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
-use raft::{Group, HostConfig, LocalTransport, NodeAddr, NodeId, RaftHost};
+use raft::{Group, HostConfig, NodeAddr, NodeId, RaftHost};
 use tickets::catalog::{
     Catalog, CatalogChange, CatalogCommand, Event, EventPatch, EventSpec, Performer, PerformerSpec, Venue,
     VenueSpec,
@@ -31,13 +31,26 @@ use crate::payment::PaymentProvider;
 pub const CATALOG_GROUP: &str = "catalog";
 /// How long start-up waits for the catalog group to elect a leader.
 pub const STARTUP_LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long `create_event` waits for the new event's inventory to be set up.
+pub const EVENT_READY_WAIT: Duration = Duration::from_secs(10);
 
 /// Options for [`Store::start`]; `node` fills them from its configuration.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     pub node_id: NodeId,
+    /// This node's Raft (gRPC) address as peers reach it.
     pub raft_addr: String,
+    /// This node's HTTP address as peers and forwarded requests reach it.
     pub http_addr: String,
+    /// Static formation: every node's Raft address, this node's included. Empty (and no
+    /// `join`) means a one-node cluster.
+    pub peers: BTreeMap<NodeId, String>,
+    /// HTTP address of a running node to join through.
+    pub join: Option<String>,
+    /// An admin token for the join request (the cluster shares the auth secret).
+    pub join_token: Option<String>,
+    /// Peers authenticate Raft RPCs with it.
+    pub cluster_secret: Option<String>,
     pub raft: HostConfig,
 }
 
@@ -47,10 +60,22 @@ impl Default for StoreOptions {
             node_id: 1,
             raft_addr: "127.0.0.1:9080".into(),
             http_addr: "127.0.0.1:8080".into(),
+            peers: BTreeMap::new(),
+            join: None,
+            join_token: None,
+            cluster_secret: None,
             raft: HostConfig::default(),
         }
     }
 }
+
+/// Most voters of the catalog group; further nodes follow it as learners.
+pub const CATALOG_VOTERS_MAX: usize = 5;
+/// How long a booking write may take before it answers 503 (it may still commit: clients
+/// retry with an `Idempotency-Key`).
+pub const BOOKING_WRITE_TIMEOUT: Duration = Duration::from_millis(900);
+/// A leader whose quorum has not acknowledged it for this long answers 503 at once.
+pub const QUORUM_ACK_MAX_AGE: Duration = Duration::from_millis(1_000);
 
 /// The leader's wall clock, in ms since the epoch. Only ever used to stamp proposals.
 pub fn wall_ms() -> Millis {
@@ -72,25 +97,72 @@ pub(crate) struct Inner {
     pub payments_inflight: Mutex<HashSet<String>>,
     pub shutdown: watch::Sender<bool>,
     drivers: Mutex<HashSet<String>>,
+    /// Event groups whose membership change is running (one at a time per group).
+    pub reconciling: Mutex<HashSet<String>>,
+    /// For the join request and for waiting on other nodes.
+    pub http: reqwest::Client,
 }
 
 impl Store {
-    /// Open the groups stored in `db`, form a one-node cluster if pristine, and reconcile
-    /// the event groups with the catalog.
+    /// Open the groups stored in `db`, serve Raft RPCs on `raft_listener`, and start
+    /// forming or rejoining the cluster in the background. Returns before the cluster is
+    /// formed: [`Store::is_ready`] says when it is.
     pub async fn start(
         options: StoreOptions,
         db: sled::Db,
         payments: Arc<dyn PaymentProvider>,
+        raft_listener: tokio::net::TcpListener,
     ) -> Result<Store> {
-        let transport = Arc::new(LocalTransport::default());
-        let host = RaftHost::new(options.raft.clone(), db, transport.clone())?;
-        transport.register(&host);
-        let catalog = host.open_group(CATALOG_GROUP, GroupMachine::catalog()).await?;
-        if !catalog.is_initialized().await {
-            info!(node = options.node_id, "pristine node: initializing a one-node cluster");
-            catalog.initialize(self_membership(&options)).await?;
-        }
+        let transport = Arc::new(raft::GrpcTransport::new(options.cluster_secret.clone())?);
+        let host_config = HostConfig { node_id: options.node_id, ..options.raft.clone() };
+        let host = RaftHost::new(host_config, db, transport)?;
         let (shutdown, _) = watch::channel(false);
+        {
+            let (host, secret, mut stop) =
+                (host.clone(), options.cluster_secret.clone(), shutdown.subscribe());
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = raft::serve_grpc(host, raft_listener, secret, stopped).await {
+                    tracing::error!(error = %e, "raft server stopped");
+                }
+            });
+        }
+        let catalog = host.open_group(CATALOG_GROUP, GroupMachine::catalog()).await?;
+        for gid in host.stored_groups() {
+            if ids::is_event_id(&gid) {
+                host.open_group(&gid, GroupMachine::inventory()).await?;
+            }
+        }
+        if !catalog.is_initialized().await {
+            let lowest_peer = options.peers.keys().next().copied();
+            if options.join.is_none() && lowest_peer.is_none_or(|id| id == options.node_id) {
+                let members = if options.peers.is_empty() {
+                    self_membership(&options)
+                } else {
+                    options
+                        .peers
+                        .iter()
+                        .take(CATALOG_VOTERS_MAX)
+                        .map(|(id, raft_addr)| {
+                            let http_addr = if *id == options.node_id {
+                                options.http_addr.clone()
+                            } else {
+                                String::new()
+                            };
+                            (*id, NodeAddr { raft_addr: raft_addr.clone(), http_addr })
+                        })
+                        .collect()
+                };
+                info!(
+                    node = options.node_id,
+                    voters = members.len(),
+                    "pristine cluster: initializing the catalog group"
+                );
+                catalog.initialize(members).await?;
+            }
+        }
         let store = Store {
             inner: Arc::new(Inner {
                 options,
@@ -100,11 +172,24 @@ impl Store {
                 payments_inflight: Mutex::new(HashSet::new()),
                 shutdown,
                 drivers: Mutex::new(HashSet::new()),
+                reconciling: Mutex::new(HashSet::new()),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("http client"),
             }),
         };
-        store.wait_for_leader(&store.inner.catalog, STARTUP_LEADER_WAIT).await?;
-        store.reconcile().await?;
+        if store.inner.options.join.is_some() && !store.inner.catalog.is_initialized().await {
+            tokio::spawn(crate::reconcile::join(store.clone()));
+        }
+        tokio::spawn(crate::reconcile::run(store.clone()));
         Ok(store)
+    }
+
+    /// Part of a formed cluster: the catalog has a leader and this node is registered.
+    pub fn is_ready(&self) -> bool {
+        self.inner.catalog.leader().is_some()
+            && self.catalog_read(|c| c.nodes.get(&self.node_id()).is_some_and(|n| !n.removed))
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -121,72 +206,125 @@ impl Store {
         self.inner.host.shutdown().await;
     }
 
-    async fn wait_for_leader(&self, group: &Group<GroupMachine>, limit: Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        while group.leader().is_none() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::unavailable(format!("group {} has no leader", group.id())));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
-
-    /// Bring every event of the catalog to a running, set-up group.
-    async fn reconcile(&self) -> Result<()> {
-        for gid in self.inner.host.stored_groups() {
-            if ids::is_event_id(&gid) {
-                self.inner.host.open_group(&gid, GroupMachine::inventory()).await?;
-            }
-        }
-        let events: Vec<Event> = self.catalog_read(|c| c.events.values().cloned().collect());
-        for event in events {
-            if let Err(e) = self.ensure_event_group(&event).await {
-                warn!(event = %event.id, error = %e, "event group not ready at start-up; will retry on use");
-            }
-        }
-        Ok(())
-    }
-
     // ---- groups -------------------------------------------------------------------------
 
-    /// Open, initialize and set up the event's group, and start its driver. Idempotent.
-    pub(crate) async fn ensure_event_group(&self, event: &Event) -> Result<Group<GroupMachine>> {
-        let group = self.inner.host.open_group(&event.id, GroupMachine::inventory()).await?;
-        if !group.is_initialized().await {
-            group.initialize(self_membership(&self.inner.options)).await?;
+    /// Open the event's group here if it is placed here; initialize it if this node is the
+    /// event's initializer and the group is pristine; start its driver. Idempotent.
+    pub(crate) async fn open_event_group(&self, event: &Event) -> Result<Option<Group<GroupMachine>>> {
+        let me = self.node_id();
+        if !event.replicas.contains(&me) {
+            return Ok(None);
         }
-        self.wait_for_leader(&group, STARTUP_LEADER_WAIT).await?;
-        let set_up = group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up()));
-        if !set_up {
-            let setup = self.catalog_read(|c| setup_for(c, event))?;
-            match self.write_inventory(&group, InventoryCommand::Setup(setup)).await {
-                Ok(_) | Err(Error::Rejected(Rejection::Invalid { .. })) => {}
-                Err(e) => return Err(e),
-            }
+        let group = self.inner.host.open_group(&event.id, GroupMachine::inventory()).await?;
+        if event.initial_replicas.first() == Some(&me) && !group.is_initialized().await {
+            let members = self.catalog_read(|c| {
+                event
+                    .initial_replicas
+                    .iter()
+                    .map(|id| {
+                        let node = c.nodes.get(id);
+                        let addr = NodeAddr {
+                            raft_addr: node.map(|n| n.raft_addr.clone()).unwrap_or_default(),
+                            http_addr: node.map(|n| n.http_addr.clone()).unwrap_or_default(),
+                        };
+                        (*id, addr)
+                    })
+                    .collect::<BTreeMap<_, _>>()
+            });
+            info!(event = %event.id, ?members, "initializing the event group");
+            group.initialize(members).await?;
         }
         self.start_driver(&group);
-        Ok(group)
+        Ok(Some(group))
     }
 
-    fn start_driver(&self, group: &Group<GroupMachine>) {
+    /// Leader only: propose `Setup` if the inventory is not set up yet.
+    pub(crate) async fn set_up_event(&self, group: &Group<GroupMachine>, event: &Event) -> Result<()> {
+        if group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
+            return Ok(());
+        }
+        let setup = self.catalog_read(|c| setup_for(c, event))?;
+        match self.write_inventory(group, InventoryCommand::Setup(setup)).await {
+            Ok(_) | Err(Error::Rejected(Rejection::Invalid { .. })) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn start_driver(&self, group: &Group<GroupMachine>) {
         let mut drivers = self.inner.drivers.lock().expect("drivers lock");
         if drivers.insert(group.id().to_string()) {
             tokio::spawn(crate::driver::run(self.clone(), group.clone()));
         }
     }
 
-    /// The running group of an event that exists in the catalog.
-    pub(crate) async fn event_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
-        if let Some(group) = self.inner.host.group(event_id) {
-            if group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
-                return Ok(group);
+    /// HTTP addresses of the live nodes hosting `event`, the group's leader first if known.
+    pub(crate) fn replica_addrs(&self, event: &Event, leader: Option<NodeId>) -> Vec<String> {
+        self.catalog_read(|c| {
+            let mut ids = event.replicas.clone();
+            if let Some(l) = leader.filter(|l| ids.contains(l)) {
+                ids.retain(|i| *i != l);
+                ids.insert(0, l);
             }
-        }
+            ids.iter()
+                .filter(|id| **id != self.node_id())
+                .filter_map(|id| c.nodes.get(id))
+                .filter(|n| !n.removed && !n.http_addr.is_empty())
+                .map(|n| n.http_addr.clone())
+                .collect()
+        })
+    }
+
+    /// The event's group if it runs here and is set up; otherwise where to go instead.
+    pub(crate) async fn event_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
         let event = self
             .catalog_read(|c| c.events.get(event_id).cloned())
             .ok_or_else(|| Rejection::not_found("event"))?;
-        self.ensure_event_group(&event).await
+        if !event.replicas.contains(&self.node_id()) {
+            let http_addrs = self.replica_addrs(&event, None);
+            return Err(if http_addrs.is_empty() {
+                Error::unavailable("no live replica of this event")
+            } else {
+                Error::Elsewhere { http_addrs }
+            });
+        }
+        let group = match self.inner.host.group(event_id) {
+            Some(g) => g,
+            None => self
+                .open_event_group(&event)
+                .await?
+                .ok_or_else(|| Error::unavailable("event group not open"))?,
+        };
+        if !group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
+            return Err(Error::unavailable("the event's inventory is not set up yet"));
+        }
+        Ok(group)
+    }
+
+    /// For booking writes: the event's group if this node leads it (so payments and their
+    /// recovery run in one place); otherwise forward to the leader, or fail fast when the
+    /// group has no working quorum.
+    pub(crate) async fn booking_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
+        let group = self.event_group(event_id).await?;
+        match group.leader() {
+            Some(l) if l == self.node_id() => {
+                if group.quorum_acked_within(QUORUM_ACK_MAX_AGE) == Some(false) {
+                    return Err(Error::unavailable("the event's group has lost its quorum"));
+                }
+                Ok(group)
+            }
+            Some(l) => {
+                let event = self
+                    .catalog_read(|c| c.events.get(event_id).cloned())
+                    .ok_or_else(|| Rejection::not_found("event"))?;
+                let addrs = self.replica_addrs(&event, Some(l));
+                let leader_addr = self.catalog_read(|c| c.nodes.get(&l).map(|n| n.http_addr.clone()));
+                match leader_addr {
+                    Some(a) if addrs.first() == Some(&a) => Err(Error::Elsewhere { http_addrs: vec![a] }),
+                    _ => Err(Error::unavailable("the event's leader is not reachable")),
+                }
+            }
+            None => Err(Error::unavailable("the event's group has no leader")),
+        }
     }
 
     /// Every event group open on this node.
@@ -261,8 +399,39 @@ impl Store {
                 CatalogChange::Event(e) => e,
                 other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
             };
-        self.ensure_event_group(&event).await?;
+        self.await_event_ready(&event).await?;
         Ok(event)
+    }
+
+    /// Wait (bounded) until the new event's inventory is set up on its leader, here or on
+    /// another node, so that a reserve right after the creation answer works.
+    async fn await_event_ready(&self, event: &Event) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + EVENT_READY_WAIT;
+        loop {
+            if event.replicas.contains(&self.node_id()) {
+                if let Some(group) = self.open_event_group(event).await? {
+                    if group.leader() == Some(self.node_id()) {
+                        let _ = self.set_up_event(&group, event).await;
+                    }
+                    if group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
+                        return Ok(());
+                    }
+                }
+            } else {
+                for addr in self.replica_addrs(event, None) {
+                    let url = format!("http://{addr}/v1/events/{}", event.id);
+                    if let Ok(r) = self.inner.http.get(url).send().await {
+                        if r.status().is_success() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::unavailable("the event was created but its inventory is not ready yet"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn update_event(&self, id: &str, patch: EventPatch) -> Result<Event> {
@@ -278,8 +447,11 @@ impl Store {
             CatalogChange::Event(e) => e,
             other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
         };
-        let group = self.event_group(id).await?;
-        self.write_inventory(&group, InventoryCommand::Cancel).await?;
+        // The catalog says cancelled at once; the inventory learns it from its leader's
+        // reconciler if the group is led elsewhere.
+        if let Ok(group) = self.booking_group(id).await {
+            self.write_inventory(&group, InventoryCommand::Cancel).await?;
+        }
         Ok(event)
     }
 }

@@ -1,6 +1,7 @@
 //! Configuration, read once: the config file (TOML), then `BOXOFFICE_*` environment
 //! variables, then flags — later wins — into one validated [`ServeConfig`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -52,6 +53,10 @@ pub struct ServeConfig {
     pub cluster_secret: Option<String>,
     pub payment: PaymentChoice,
     pub cache_capacity_mb: u64,
+    /// Static formation: node id -> Raft address, this node included. Empty: one node.
+    pub peers: BTreeMap<u64, String>,
+    /// HTTP address of a running node to join through.
+    pub join: Option<String>,
 }
 
 /// Flags (clap fills them from the command line or the environment).
@@ -108,26 +113,28 @@ impl ServeFlags {
             bail!("--node-id must be at least 1");
         }
         let http = self.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let raft = self.raft.or(file.raft).unwrap_or_else(|| "127.0.0.1:9080".into());
+        let peers = match self.peers.or(file.peers) {
+            Some(list) => parse_peers(&list)?,
+            None => BTreeMap::new(),
+        };
+        let raft = match (self.raft.or(file.raft), peers.get(&node_id)) {
+            (Some(r), Some(p)) if &r != p => {
+                bail!("--raft {r} differs from this node's entry in --peers ({p})")
+            }
+            (Some(r), _) => r,
+            (None, Some(p)) => p.clone(),
+            (None, None) => "127.0.0.1:9080".into(),
+        };
+        if !peers.is_empty() && !peers.contains_key(&node_id) {
+            bail!("--peers must list this node's own id ({node_id})");
+        }
         for (name, addr) in [("--http", &http), ("--raft", &raft)] {
             addr.parse::<std::net::SocketAddr>()
                 .with_context(|| format!("{name} {addr:?} is not an IP:PORT address"))?;
         }
-        let peers = self.peers.or(file.peers);
-        if let Some(peers) = &peers {
-            let others: Vec<&str> = peers
-                .split(',')
-                .map(str::trim)
-                .filter(|p| {
-                    !p.is_empty() && p.split_once('=').map(|(id, _)| id.trim()) != Some(&node_id.to_string())
-                })
-                .collect();
-            if !others.is_empty() {
-                bail!("multi-node clusters (--peers with other nodes) are not supported by this build yet; run one node");
-            }
-        }
-        if self.join.or(file.join).is_some() {
-            bail!("--join is not supported by this build yet; run one node");
+        let join = self.join.or(file.join);
+        if join.is_some() && !peers.is_empty() {
+            bail!("use either --peers (static formation) or --join (add to a running cluster), not both");
         }
         let payment = match self.payment.or(file.payment).as_deref().unwrap_or("test") {
             "test" => PaymentChoice::Test,
@@ -157,8 +164,30 @@ impl ServeFlags {
             cluster_secret: self.cluster_secret.or(file.cluster_secret),
             payment,
             cache_capacity_mb,
+            peers,
+            join,
         })
     }
+}
+
+/// `1=127.0.0.1:9081,2=127.0.0.1:9082` into id -> Raft address.
+pub fn parse_peers(list: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut peers = BTreeMap::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) =
+            entry.split_once('=').with_context(|| format!("--peers entry {entry:?} is not ID=RAFT_ADDR"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("--peers id {id:?} is not a number"))?;
+        if id == 0 {
+            bail!("--peers ids start at 1");
+        }
+        let addr = addr.trim().to_string();
+        addr.parse::<std::net::SocketAddr>()
+            .with_context(|| format!("--peers address {addr:?} is not IP:PORT"))?;
+        if peers.insert(id, addr).is_some() {
+            bail!("--peers lists id {id} twice");
+        }
+    }
+    Ok(peers)
 }
 
 /// The auth secret: given, or read from `<data_dir>/auth-secret`, made there on first start.
@@ -243,6 +272,30 @@ mod tests {
         assert_eq!(flags.resolve().unwrap().http, "127.0.0.1:7001");
         std::fs::write(&path, "htp = \"x\"\n").unwrap();
         assert!(ServeFlags { config: Some(path), ..Default::default() }.resolve().is_err());
+    }
+
+    #[test]
+    fn peers_are_parsed_and_checked() {
+        let p = parse_peers("1=127.0.0.1:9081, 2=127.0.0.1:9082").unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(parse_peers("1=127.0.0.1:9081,1=127.0.0.1:9082").is_err());
+        assert!(parse_peers("x=127.0.0.1:9081").is_err());
+        assert!(parse_peers("1=nowhere").is_err());
+        let flags = ServeFlags {
+            node_id: Some(2),
+            peers: Some("1=127.0.0.1:9081,2=127.0.0.1:9082".into()),
+            ..Default::default()
+        };
+        assert_eq!(flags.resolve().unwrap().raft, "127.0.0.1:9082");
+        let missing =
+            ServeFlags { node_id: Some(3), peers: Some("1=127.0.0.1:9081".into()), ..Default::default() };
+        assert!(missing.resolve().is_err());
+        let both = ServeFlags {
+            peers: Some("1=127.0.0.1:9081".into()),
+            join: Some("127.0.0.1:8080".into()),
+            ..Default::default()
+        };
+        assert!(both.resolve().is_err());
     }
 
     #[test]

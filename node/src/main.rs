@@ -6,6 +6,7 @@
 
 mod config;
 mod demo;
+mod dev;
 
 use std::sync::Arc;
 
@@ -41,6 +42,17 @@ enum Command {
         #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "./data")]
         data_dir: std::path::PathBuf,
     },
+    /// A local cluster of N real processes with demo data, for trying it out; Ctrl-C stops them all.
+    Dev {
+        #[arg(long, default_value_t = 3)]
+        nodes: u32,
+        /// Where the nodes keep their data (one directory per node).
+        #[arg(long, default_value = "./data/dev")]
+        data_dir: std::path::PathBuf,
+        /// HTTP port of node 1; node i listens on base + i - 1 (and Raft on base + 1000 + i - 1).
+        #[arg(long, default_value_t = 8080)]
+        base_port: u16,
+    },
     /// Load sample venues, performers and events into a running node.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -66,6 +78,10 @@ fn main() -> anyhow::Result<()> {
             println!("{}", api::AuthKeys::new(secret.as_bytes()).mint(&user, admin, ttl));
             Ok(())
         }
+        Command::Dev { nodes, data_dir, base_port } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(dev::run(nodes, &data_dir, base_port)),
         Command::Demo { http, auth_secret, data_dir } => {
             let secret = config::auth_secret(auth_secret.as_deref(), &data_dir, false)?;
             let token = api::AuthKeys::new(secret.as_bytes()).mint("demo-admin", true, 3_600);
@@ -87,8 +103,8 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let secret = config::auth_secret(config.auth_secret.as_deref(), &config.data_dir, true)?;
-    if config.cluster_secret.is_some() {
-        info!("--cluster-secret is set; a one-node cluster has no peers to present it to");
+    if config.cluster_secret.is_none() && (!config.peers.is_empty() || config.join.is_some()) {
+        tracing::warn!("no --cluster-secret: Raft RPCs between nodes are not authenticated");
     }
     let db = raft::open_db(config.data_dir.join("db"), config.cache_capacity_mb * 1024 * 1024)
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
@@ -106,15 +122,30 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", config.http))?;
     let http_addr = listener.local_addr()?.to_string();
+    let raft_listener = tokio::net::TcpListener::bind(&config.raft)
+        .await
+        .with_context(|| format!("binding Raft on {}", config.raft))?;
+    let raft_addr = raft_listener.local_addr()?.to_string();
+    let auth = api::AuthKeys::new(secret.as_bytes());
     let options = cluster::StoreOptions {
         node_id: config.node_id,
-        raft_addr: config.raft.clone(),
+        raft_addr,
         http_addr: http_addr.clone(),
+        peers: config.peers.clone(),
+        join: config.join.clone(),
+        join_token: config
+            .join
+            .as_ref()
+            .map(|_| auth.mint(&format!("node-{}", config.node_id), true, 24 * 3_600)),
+        cluster_secret: config.cluster_secret.clone(),
         ..Default::default()
     };
-    let store = cluster::Store::start(options, db.clone(), payments).await.context("starting the store")?;
+    let store = cluster::Store::start(options, db.clone(), payments, raft_listener)
+        .await
+        .context("starting the store")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
-    let state = api::AppState { store: store.clone(), auth: api::AuthKeys::new(secret.as_bytes()), metrics };
+    let http = reqwest::Client::builder().build().context("http client")?;
+    let state = api::AppState { store: store.clone(), auth, metrics, http };
     info!(node = config.node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
     println!("boxoffice listening on http://{http_addr}");
     api::serve(listener, state, shutdown_signal()).await?;

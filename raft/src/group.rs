@@ -534,3 +534,103 @@ impl<S: StateMachine> Group<S> {
         }
     }
 }
+
+/// Membership and leadership health, for the layer that places groups on nodes.
+impl<S: StateMachine> Group<S> {
+    /// Voter ids of the current (possibly uncommitted) membership.
+    pub fn voters(&self) -> std::collections::BTreeSet<NodeId> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config.membership().voter_ids().collect()
+    }
+
+    /// True while a membership change is in flight (the latest config is not committed).
+    pub fn membership_changing(&self) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        m.membership_config.log_id() != m.committed_membership_config.log_id()
+    }
+
+    /// On the leader: whether a quorum acknowledged it within `max_age`. `None` when this
+    /// node is not the leader. A leader cut off from its quorum answers `Some(false)` once
+    /// `max_age` has passed, so callers can fail fast instead of waiting for a timeout.
+    pub fn quorum_acked_within(&self, max_age: Duration) -> Option<bool> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        if m.current_leader != Some(m.id) {
+            return None;
+        }
+        // A leader that is its own quorum needs no acknowledgement.
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        if voters == [m.id] {
+            return Some(true);
+        }
+        Some(m.last_quorum_acked.as_ref().is_some_and(|t| openraft::Instant::elapsed(&**t) <= max_age))
+    }
+
+    /// Leader only: add `id` as a learner (replicated to, not voting). With `blocking`, wait
+    /// until it has caught up (bounded by `timeout`).
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        addr: NodeAddr,
+        blocking: bool,
+        timeout: Duration,
+    ) -> Result<(), WriteError> {
+        let gid = &self.inner.id;
+        match tokio::time::timeout(timeout, self.inner.raft.add_learner(id, addr, blocking)).await {
+            Err(_) => Err(WriteError::Unavailable(format!(
+                "group {gid}: learner {id} not caught up within {timeout:?}"
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.membership_error(e)),
+        }
+    }
+
+    /// Leader only: make `voters` the voter set (joint consensus; learners not named are
+    /// removed). Bounded by `timeout`.
+    pub async fn set_voters(
+        &self,
+        voters: std::collections::BTreeSet<NodeId>,
+        timeout: Duration,
+    ) -> Result<(), WriteError> {
+        let gid = &self.inner.id;
+        match tokio::time::timeout(timeout, self.inner.raft.change_membership(voters, false)).await {
+            Err(_) => Err(WriteError::Unavailable(format!(
+                "group {gid}: membership change not committed within {timeout:?}"
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.membership_error(e)),
+        }
+    }
+
+    fn membership_error(
+        &self,
+        e: openraft::errors::RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+    ) -> WriteError {
+        let gid = &self.inner.id;
+        match e {
+            openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                self.forward_error(&f)
+            }
+            openraft::errors::RaftError::APIError(e) => WriteError::Unavailable(format!("group {gid}: {e}")),
+            openraft::errors::RaftError::Fatal(f) => fatal_to_write(gid, &f),
+        }
+    }
+}
+
+impl<S: StateMachine> Group<S> {
+    /// On the leader: how long ago each member last acknowledged it (`None` inside the map:
+    /// never). `None` when this node is not the leader.
+    pub fn member_ack_ages(&self) -> Option<BTreeMap<NodeId, Option<Duration>>> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let heartbeat = m.heartbeat.as_ref()?;
+        Some(
+            heartbeat
+                .iter()
+                .map(|(id, t)| (*id, t.as_ref().map(|t| openraft::Instant::elapsed(&**t))))
+                .collect(),
+        )
+    }
+}

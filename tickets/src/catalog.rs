@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::{EventId, Millis, PerformerId, Rejection, VenueId};
+use crate::placement::{self, REPLICAS_PER_EVENT};
+use crate::{EventId, Millis, NodeId, PerformerId, Rejection, VenueId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GeoPoint {
@@ -120,16 +121,58 @@ pub struct Event {
     pub cancelled: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// The nodes that host the event's group now (sorted).
+    pub replicas: Vec<NodeId>,
+    /// The nodes placed at creation (sorted); never changes. Its first node, and only it,
+    /// initializes the group, and only while pristine.
+    pub initial_replicas: Vec<NodeId>,
+}
+
+/// A cluster member as the catalog records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub raft_addr: String,
+    pub http_addr: String,
+    /// Removed nodes keep their record (ids are never reused for a new placement).
+    pub removed: bool,
+    pub joined_at: Millis,
 }
 
 /// A catalog command as proposed: ids are chosen by the proposer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum CatalogCommand {
-    CreateVenue { id: VenueId, spec: VenueSpec },
-    CreatePerformer { id: PerformerId, spec: PerformerSpec },
-    CreateEvent { id: EventId, spec: EventSpec },
-    UpdateEvent { id: EventId, patch: EventPatch },
-    CancelEvent { id: EventId },
+    CreateVenue {
+        id: VenueId,
+        spec: VenueSpec,
+    },
+    CreatePerformer {
+        id: PerformerId,
+        spec: PerformerSpec,
+    },
+    CreateEvent {
+        id: EventId,
+        spec: EventSpec,
+    },
+    UpdateEvent {
+        id: EventId,
+        patch: EventPatch,
+    },
+    CancelEvent {
+        id: EventId,
+    },
+    /// A node announces itself (or its new addresses). A removed node stays removed.
+    RegisterNode {
+        id: NodeId,
+        raft_addr: String,
+        http_addr: String,
+    },
+    /// Take a node out: it gets no new events, and each event it hosts is given a
+    /// replacement replica (the least-loaded other node) in the same apply; the event
+    /// groups' leaders then move their membership to match.
+    RemoveNode {
+        id: NodeId,
+    },
 }
 
 /// What a catalog command changed, for the reply and for projections (search index).
@@ -139,6 +182,8 @@ pub enum CatalogChange {
     Performer(Performer),
     /// Created, updated or cancelled: the event as it now is.
     Event(Event),
+    /// Registered or removed: the node as it now is.
+    Node(NodeInfo),
 }
 
 pub type CatalogReply = Result<CatalogChange, Rejection>;
@@ -150,6 +195,7 @@ pub struct Catalog {
     pub venues: BTreeMap<VenueId, Venue>,
     pub performers: BTreeMap<PerformerId, Performer>,
     pub events: BTreeMap<EventId, Event>,
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
 }
 
 impl Catalog {
@@ -181,8 +227,19 @@ impl Catalog {
                     return Err(Rejection::invalid("id", "event id already exists"));
                 }
                 self.check_references(&spec)?;
-                let event =
-                    Event { id: id.clone(), spec, cancelled: false, created_at: now, updated_at: now };
+                let replicas = placement::place(&self.live_nodes(), &self.load(), REPLICAS_PER_EVENT);
+                if replicas.is_empty() {
+                    return Err(Rejection::invalid("replicas", "no live node to place the event on"));
+                }
+                let event = Event {
+                    id: id.clone(),
+                    spec,
+                    cancelled: false,
+                    created_at: now,
+                    updated_at: now,
+                    initial_replicas: replicas.clone(),
+                    replicas,
+                };
                 self.events.insert(id, event.clone());
                 Ok(CatalogChange::Event(event))
             }
@@ -221,7 +278,61 @@ impl Catalog {
                 event.updated_at = now;
                 Ok(CatalogChange::Event(event.clone()))
             }
+            CatalogCommand::RegisterNode { id, raft_addr, http_addr } => {
+                if id == 0 {
+                    return Err(Rejection::invalid("id", "node ids start at 1"));
+                }
+                check_name("raft_addr", &raft_addr)?;
+                check_name("http_addr", &http_addr)?;
+                let node = self.nodes.entry(id).or_insert_with(|| NodeInfo {
+                    id,
+                    raft_addr: raft_addr.clone(),
+                    http_addr: http_addr.clone(),
+                    removed: false,
+                    joined_at: now,
+                });
+                node.raft_addr = raft_addr;
+                node.http_addr = http_addr;
+                Ok(CatalogChange::Node(node.clone()))
+            }
+            CatalogCommand::RemoveNode { id } => {
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    return Err(Rejection::not_found("node"));
+                };
+                node.removed = true;
+                let node = node.clone();
+                let live = self.live_nodes();
+                let ids: Vec<EventId> =
+                    self.events.values().filter(|e| e.replicas.contains(&id)).map(|e| e.id.clone()).collect();
+                for event_id in ids {
+                    let load = self.load();
+                    let event = self.events.get_mut(&event_id).expect("listed above");
+                    event.replicas.retain(|n| *n != id);
+                    if let Some(new) = placement::replacement(&live, &load, &event.replicas) {
+                        event.replicas.push(new);
+                        event.replicas.sort_unstable();
+                    }
+                    event.updated_at = now;
+                }
+                Ok(CatalogChange::Node(node))
+            }
         }
+    }
+
+    /// Ids of the nodes that are registered and not removed.
+    pub fn live_nodes(&self) -> Vec<NodeId> {
+        self.nodes.values().filter(|n| !n.removed).map(|n| n.id).collect()
+    }
+
+    /// Event replicas per node.
+    pub fn load(&self) -> BTreeMap<NodeId, usize> {
+        let mut load = BTreeMap::new();
+        for event in self.events.values() {
+            for n in &event.replicas {
+                *load.entry(*n).or_insert(0) += 1;
+            }
+        }
+        load
     }
 
     fn check_references(&self, spec: &EventSpec) -> Result<(), Rejection> {

@@ -26,6 +26,7 @@
 //! - [`rejection`]: the rule-violation replies, one per API error code.
 //! - [`catalog`]: venues, performers, events; validation of their specs.
 //! - [`layout`]: turning a venue's sections into an event's ticket list.
+//! - [`placement`]: which nodes host an event's group (least loaded, ties by id).
 //! - [`inventory`]: the event-inventory machine (reserve, pay, confirm, release, expire, extend).
 //! - [`queue`]: the waiting queue inside an event's inventory.
 //! - `pairs` (private): serde helper storing tuple-keyed maps as pairs, so JSON can hold them.
@@ -40,6 +41,7 @@ pub mod inventory;
 pub mod layout;
 pub mod limits;
 mod pairs;
+pub mod placement;
 pub mod queue;
 pub mod rejection;
 
@@ -54,3 +56,5 @@ pub type EventId = String;
 pub type TicketId = String;
 pub type HoldId = String;
 pub type BookingId = String;
+/// A cluster node's id (from 1).
+pub type NodeId = u64;

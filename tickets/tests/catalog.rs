@@ -56,6 +56,8 @@ fn event() -> EventSpec {
 /// A catalog with venue `v1` and performer `p1`.
 fn catalog() -> Catalog {
     let mut c = Catalog::default();
+    c.apply(CatalogCommand::RegisterNode { id: 1, raft_addr: "r1".into(), http_addr: "h1".into() }, 50)
+        .unwrap();
     c.apply(CatalogCommand::CreateVenue { id: "v1".into(), spec: venue() }, 100).unwrap();
     c.apply(CatalogCommand::CreatePerformer { id: "p1".into(), spec: performer() }, 200).unwrap();
     c
@@ -257,4 +259,57 @@ fn catalog_json_round_trip() {
     let json = serde_json::to_string(&c).unwrap();
     let back: Catalog = serde_json::from_str(&json).unwrap();
     assert_eq!(back, c);
+}
+
+#[test]
+fn events_are_placed_and_replicas_move_off_a_removed_node() {
+    let mut c = catalog();
+    for id in 2..=5 {
+        c.apply(
+            CatalogCommand::RegisterNode { id, raft_addr: format!("r{id}"), http_addr: format!("h{id}") },
+            60,
+        )
+        .unwrap();
+    }
+    for i in 0..10 {
+        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}"), spec: event() }, 300).unwrap();
+    }
+    for e in c.events.values() {
+        assert_eq!(e.replicas.len(), 3, "{e:?}");
+        assert_eq!(e.replicas, e.initial_replicas);
+    }
+    let load = c.load();
+    assert_eq!(load.len(), 5);
+    assert!(load.values().max().unwrap() - load.values().min().unwrap() <= 1, "{load:?}");
+
+    let CatalogChange::Node(n) = c.apply(CatalogCommand::RemoveNode { id: 1 }, 400).unwrap() else {
+        panic!()
+    };
+    assert!(n.removed);
+    assert_eq!(c.live_nodes(), vec![2, 3, 4, 5]);
+    for e in c.events.values() {
+        assert_eq!(e.replicas.len(), 3, "{e:?}");
+        assert!(!e.replicas.contains(&1), "{e:?}");
+        let mut sorted = e.replicas.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 3);
+    }
+    // Re-registering does not bring a removed node back, and new events avoid it.
+    c.apply(CatalogCommand::RegisterNode { id: 1, raft_addr: "r1b".into(), http_addr: "h1b".into() }, 500)
+        .unwrap();
+    assert!(c.nodes[&1].removed);
+    c.apply(CatalogCommand::CreateEvent { id: "late".into(), spec: event() }, 600).unwrap();
+    assert!(!c.events["late"].replicas.contains(&1));
+    assert!(matches!(c.apply(CatalogCommand::RemoveNode { id: 9 }, 700), Err(Rejection::NotFound { .. })));
+}
+
+#[test]
+fn an_event_needs_a_live_node() {
+    let mut c = Catalog::default();
+    c.apply(CatalogCommand::CreateVenue { id: "v1".into(), spec: venue() }, 100).unwrap();
+    c.apply(CatalogCommand::CreatePerformer { id: "p1".into(), spec: performer() }, 200).unwrap();
+    assert_eq!(
+        invalid_field(c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 300)),
+        "replicas"
+    );
 }

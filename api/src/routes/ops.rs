@@ -1,13 +1,17 @@
 //! Operations: liveness, readiness, Prometheus metrics, cluster view, and the OpenAPI
 //! document.
 
-use axum::extract::State;
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::auth::Admin;
+use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
@@ -19,10 +23,10 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
-    if state.store.catalog_group().leader().is_some() {
+    if state.store.is_ready() {
         Ok("ready\n")
     } else {
-        Err(ApiError::from(cluster::Error::unavailable("the catalog group has no leader")))
+        Err(ApiError::from(cluster::Error::unavailable("not part of a formed cluster yet")))
     }
 }
 
@@ -39,7 +43,7 @@ pub struct NodeOut {
     pub id: u64,
     pub raft_addr: String,
     pub http_addr: String,
-    /// `up` or `down` as this node sees it.
+    /// `up`, `down` or `removed` (exact on the catalog leader; others see `up` unless removed).
     pub status: String,
 }
 
@@ -56,37 +60,89 @@ pub struct GroupOut {
 pub struct ClusterOut {
     pub node_id: u64,
     pub nodes: Vec<NodeOut>,
+    /// Groups hosted on this node: the catalog and the events placed here.
     pub groups: Vec<GroupOut>,
+    /// Every event's replicas, as the catalog records them.
+    pub placement: BTreeMap<String, Vec<u64>>,
 }
 
 #[utoipa::path(get, path = "/v1/cluster", tag = "operations", responses((status = 200, body = ClusterOut)))]
 pub async fn cluster(State(state): State<AppState>) -> Json<ClusterOut> {
-    let store = &state.store;
-    let catalog = store.catalog_group();
-    let nodes = catalog
-        .members()
-        .into_iter()
-        .map(|(id, addr)| NodeOut {
-            id,
-            raft_addr: addr.raft_addr,
-            http_addr: addr.http_addr,
-            status: if id == store.node_id() || catalog.leader().is_some() { "up" } else { "down" }.into(),
-        })
-        .collect();
-    let mut gids = store.host().stored_groups();
-    gids.sort();
-    let groups = gids
-        .iter()
-        .filter_map(|gid| store.host().group(gid))
-        .map(|g| GroupOut {
-            id: g.id().to_string(),
-            members: g.members().into_keys().collect(),
-            leader: g.leader(),
-            last_log_index: g.last_log_index(),
-            applied_index: g.applied_index(),
-        })
-        .collect();
-    Json(ClusterOut { node_id: store.node_id(), nodes, groups })
+    let view = state.store.cluster_view();
+    Json(ClusterOut {
+        node_id: view.node_id,
+        nodes: view
+            .nodes
+            .into_iter()
+            .map(|n| NodeOut {
+                id: n.info.id,
+                raft_addr: n.info.raft_addr,
+                http_addr: n.info.http_addr,
+                status: n.status.to_string(),
+            })
+            .collect(),
+        groups: view
+            .groups
+            .into_iter()
+            .map(|g| GroupOut {
+                id: g.id,
+                members: g.members,
+                leader: g.leader,
+                last_log_index: g.last_log_index,
+                applied_index: g.applied_index,
+            })
+            .collect(),
+        placement: view.placement,
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAdd {
+    pub id: u64,
+    pub raft_addr: String,
+    pub http_addr: String,
+}
+
+#[utoipa::path(post, path = "/v1/cluster/nodes", tag = "operations", request_body = NodeAdd, security(("bearer" = [])),
+    responses((status = 201, body = NodeOut), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 503, body = Problem)))]
+pub async fn add_node(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: JsonBody<NodeAdd>,
+) -> ApiResult<(StatusCode, Json<NodeOut>)> {
+    let NodeAdd { id, raft_addr, http_addr } = body.value;
+    let node = state.store.add_node(id, raft_addr, http_addr).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NodeOut {
+            id: node.id,
+            raft_addr: node.raft_addr,
+            http_addr: node.http_addr,
+            status: "up".into(),
+        }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/cluster/nodes/{id}", tag = "operations", security(("bearer" = [])),
+    responses((status = 202, body = NodeOut), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn remove_node(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<u64>,
+) -> ApiResult<(StatusCode, Json<NodeOut>)> {
+    let node = state.store.remove_node(id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(NodeOut {
+            id: node.id,
+            raft_addr: node.raft_addr,
+            http_addr: node.http_addr,
+            status: "removed".into(),
+        }),
+    ))
 }
 
 pub async fn openapi() -> Response {

@@ -1,0 +1,94 @@
+//! Request forwarding: any node answers any request. When a handler finds that another
+//! node serves it (the event's group is placed elsewhere, or led elsewhere for a booking
+//! write), it answers with a [`ForwardTo`] marker and this layer replays the original
+//! request — method, path, query, headers, body — on those nodes in order and returns the
+//! first answer. One hop only: a forwarded request carries [`FORWARDED_HEADER`] and is
+//! never forwarded again (it answers 503 instead), so a stale view can never loop.
+
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::body::BODY_BYTES_MAX;
+use crate::error::{ApiError, ForwardTo};
+use crate::state::AppState;
+
+/// Set on forwarded requests.
+pub const FORWARDED_HEADER: &str = "x-boxoffice-forwarded";
+/// How long one forwarded request may take (a confirm waits up to 15 s for its payment).
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub async fn forward(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let already_forwarded = req.headers().contains_key(FORWARDED_HEADER);
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, BODY_BYTES_MAX).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::too_large(format!("body larger than {BODY_BYTES_MAX} bytes")).into_response()
+        }
+    };
+    let (method, uri, headers) = (parts.method.clone(), parts.uri.clone(), parts.headers.clone());
+    let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    let Some(ForwardTo(targets)) = response.extensions().get::<ForwardTo>().cloned() else {
+        return response;
+    };
+    if already_forwarded {
+        return response;
+    }
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    for target in targets {
+        let url = format!("http://{target}{path}");
+        let mut request =
+            state.http.request(method.clone(), &url).timeout(FORWARD_TIMEOUT).body(bytes.clone());
+        for (name, value) in headers.iter() {
+            if !is_hop_by_hop(name) {
+                request = request.header(name, value);
+            }
+        }
+        request = request.header(FORWARDED_HEADER, HeaderValue::from_static("1"));
+        match request.send().await {
+            Ok(answer) => {
+                metrics::counter!("boxoffice_http_forwarded_total").increment(1);
+                let status = answer.status();
+                let mut builder = Response::builder().status(status);
+                for (name, value) in answer.headers() {
+                    if !is_hop_by_hop(name) && name != "content-length" {
+                        builder = builder.header(name, value);
+                    }
+                }
+                let body = answer.bytes().await.unwrap_or_default();
+                return builder.body(Body::from(body)).unwrap_or_else(|_| response_failed());
+            }
+            Err(e) => tracing::debug!(%url, error = %e, "forward failed; trying the next node"),
+        }
+    }
+    response
+}
+
+fn response_failed() -> Response {
+    ApiError::new(
+        axum::http::StatusCode::BAD_GATEWAY,
+        "unavailable",
+        "Unavailable",
+        "the forwarded answer could not be relayed",
+    )
+    .into_response()
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "host"
+    )
+}

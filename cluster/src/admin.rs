@@ -1,0 +1,154 @@
+//! Cluster administration: adding a node (the target of `--join`), removing one, and the
+//! cluster view of `GET /v1/cluster`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use raft::NodeAddr;
+use tickets::catalog::{CatalogChange, CatalogCommand, NodeInfo};
+use tickets::{EventId, NodeId, Rejection};
+
+use crate::error::{Error, Result};
+use crate::reconcile::CATCH_UP_TIMEOUT;
+use crate::store::Store;
+
+/// A member that has not acknowledged the catalog leader for this long is shown `down`.
+pub const NODE_DOWN_AFTER: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug)]
+pub struct NodeView {
+    pub info: NodeInfo,
+    /// `up`, `down` or `removed`, as this node can tell (exact on the catalog leader).
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    pub id: String,
+    pub members: Vec<NodeId>,
+    pub leader: Option<NodeId>,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    pub node_id: NodeId,
+    pub nodes: Vec<NodeView>,
+    /// Groups hosted on this node.
+    pub groups: Vec<GroupView>,
+    /// The catalog's placement of every event.
+    pub placement: BTreeMap<EventId, Vec<NodeId>>,
+}
+
+impl Store {
+    /// Let a new node in: on the catalog leader, add it as a catalog learner and record it;
+    /// the reconciler promotes it to voter (up to five) and places events on it.
+    pub async fn add_node(&self, id: NodeId, raft_addr: String, http_addr: String) -> Result<NodeInfo> {
+        let catalog = self.catalog_group();
+        match catalog.leader() {
+            Some(l) if l == self.node_id() => {}
+            Some(l) => {
+                let addr = self.catalog_read(|c| c.nodes.get(&l).map(|n| n.http_addr.clone()));
+                return Err(match addr {
+                    Some(a) if !a.is_empty() => Error::Elsewhere { http_addrs: vec![a] },
+                    _ => Error::unavailable("the catalog leader's address is not known yet"),
+                });
+            }
+            None => return Err(Error::unavailable("the catalog group has no leader")),
+        }
+        if id == 0 {
+            return Err(Rejection::invalid("id", "node ids start at 1").into());
+        }
+        if self.catalog_read(|c| c.nodes.get(&id).is_some_and(|n| n.removed)) {
+            return Err(Rejection::invalid("id", "this node id was removed; use a new id").into());
+        }
+        for (field, addr) in [("raft_addr", &raft_addr), ("http_addr", &http_addr)] {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(Rejection::invalid(field, "must be an IP:PORT address").into());
+            }
+        }
+        if !catalog.members().contains_key(&id) {
+            let addr = NodeAddr { raft_addr: raft_addr.clone(), http_addr: http_addr.clone() };
+            catalog.add_learner(id, addr, false, CATCH_UP_TIMEOUT).await?;
+        }
+        match self.write_catalog(CatalogCommand::RegisterNode { id, raft_addr, http_addr }).await? {
+            CatalogChange::Node(n) => Ok(n),
+            other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+        }
+    }
+
+    /// Take a node out. The catalog moves each of its event replicas to another node in
+    /// the same apply; the event groups' leaders then change their membership.
+    pub async fn remove_node(&self, id: NodeId) -> Result<NodeInfo> {
+        let (known, live) = self.catalog_read(|c| (c.nodes.contains_key(&id), c.live_nodes()));
+        if !known {
+            return Err(Rejection::not_found("node").into());
+        }
+        if live == vec![id] {
+            return Err(Rejection::invalid("id", "cannot remove the last node").into());
+        }
+        match self.write_catalog(CatalogCommand::RemoveNode { id }).await? {
+            CatalogChange::Node(n) => Ok(n),
+            other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+        }
+    }
+
+    pub fn cluster_view(&self) -> ClusterView {
+        let catalog = self.catalog_group();
+        let me = self.node_id();
+        let acks = catalog.member_ack_ages();
+        let leader = catalog.leader();
+        let (nodes, placement) = self.catalog_read(|c| {
+            let nodes = c
+                .nodes
+                .values()
+                .map(|n| {
+                    let status = if n.removed {
+                        "removed"
+                    } else if n.id == me || Some(n.id) == leader {
+                        "up"
+                    } else {
+                        match &acks {
+                            Some(acks) => match acks.get(&n.id) {
+                                Some(Some(age)) if *age <= NODE_DOWN_AFTER => "up",
+                                _ => "down",
+                            },
+                            // Only the catalog leader hears from everyone.
+                            None => "up",
+                        }
+                    };
+                    NodeView { info: n.clone(), status }
+                })
+                .collect();
+            let placement = c.events.values().map(|e| (e.id.clone(), e.replicas.clone())).collect();
+            (nodes, placement)
+        });
+        let mut gids = self.host().open_groups();
+        gids.sort();
+        let groups = gids
+            .iter()
+            .filter_map(|gid| self.host().group(gid))
+            .map(|g| GroupView {
+                id: g.id().to_string(),
+                members: g.members().into_keys().collect(),
+                leader: g.leader(),
+                last_log_index: g.last_log_index(),
+                applied_index: g.applied_index(),
+            })
+            .collect();
+        ClusterView { node_id: me, nodes, groups, placement }
+    }
+
+    /// HTTP addresses of the other live nodes (for fan-out reads).
+    pub fn peer_http_addrs(&self) -> Vec<String> {
+        let me = self.node_id();
+        self.catalog_read(|c| {
+            c.nodes
+                .values()
+                .filter(|n| !n.removed && n.id != me && !n.http_addr.is_empty())
+                .map(|n| n.http_addr.clone())
+                .collect()
+        })
+    }
+}
