@@ -64,11 +64,21 @@ impl Default for StoreOptions {
             join: None,
             join_token: None,
             cluster_secret: None,
-            raft: HostConfig::default(),
+            raft: HostConfig {
+                heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+                election_timeout_min_ms: ELECTION_TIMEOUT_MIN_MS,
+                election_timeout_max_ms: ELECTION_TIMEOUT_MAX_MS,
+                ..HostConfig::default()
+            },
         }
     }
 }
 
+/// Raft timing for a LAN (loopback in tests): a dead leader is noticed after the
+/// election timeout, so failover takes roughly one election timeout plus a vote round.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 500;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 1_000;
 /// Most voters of the catalog group; further nodes follow it as learners.
 pub const CATALOG_VOTERS_MAX: usize = 5;
 /// How long a booking write may take before it answers 503 (it may still commit: clients
