@@ -136,11 +136,13 @@ impl raft::StateMachine for GroupMachine {
             .expect("machine state always encodes")
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, bytes: &[u8], index: u64) -> Result<(), String> {
         let (state, _): (MachineState, usize) =
             bincode::serde::decode_from_slice(bytes, bincode::config::standard())
                 .map_err(|e| e.to_string())?;
         self.state = state;
+        // Watchers (long polls) wake up and browse answers carry the snapshot's version.
+        self.version.send_replace(index);
         Ok(())
     }
 }

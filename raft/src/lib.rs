@@ -160,9 +160,10 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Serialize the whole state for a snapshot.
     fn snapshot(&self) -> Vec<u8>;
 
-    /// Replace the whole state from snapshot bytes (instance method: the machine may hold
-    /// non-serialized fields such as notification channels, which it keeps).
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
+    /// Replace the whole state from snapshot bytes taken at log `index` (instance method:
+    /// the machine may hold non-serialized fields such as notification channels, which it
+    /// keeps).
+    fn restore(&mut self, bytes: &[u8], index: u64) -> Result<(), String>;
 
     /// Write the proposing leader's time into `command`, e.g. `command.now_ms = now_ms`.
     ///

@@ -89,7 +89,7 @@ impl StateMachine for Ledger {
         bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("encode snapshot")
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, bytes: &[u8], _index: u64) -> Result<(), String> {
         let (s, _): (Ledger, usize) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
             .map_err(|e| e.to_string())?;
         *self = s;

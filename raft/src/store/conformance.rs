@@ -33,7 +33,7 @@ impl StateMachine for Sum {
         self.total.to_be_bytes().to_vec()
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, bytes: &[u8], _index: u64) -> Result<(), String> {
         let b: [u8; 8] = bytes.try_into().map_err(|_| format!("snapshot of {} bytes", bytes.len()))?;
         self.total = u64::from_be_bytes(b);
         Ok(())

@@ -186,9 +186,14 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> io::Result<()> {
         {
             let mut st = write_state(&self.state)?;
-            st.machine.restore(&snapshot).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("group {}: restore failed: {e}", self.gid))
-            })?;
+            st.machine.restore(&snapshot, meta.last_log_id.as_ref().map_or(0, |l| l.index())).map_err(
+                |e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("group {}: restore failed: {e}", self.gid),
+                    )
+                },
+            )?;
             st.last_applied = meta.last_log_id;
             st.membership = meta.last_membership.clone();
         }
