@@ -77,8 +77,8 @@ impl Default for StoreOptions {
 /// Raft timing for a LAN (loopback in tests): a dead leader is noticed after the
 /// election timeout, so failover takes roughly one election timeout plus a vote round.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
-pub const ELECTION_TIMEOUT_MIN_MS: u64 = 500;
-pub const ELECTION_TIMEOUT_MAX_MS: u64 = 1_000;
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
 /// Most voters of the catalog group; further nodes follow it as learners.
 pub const CATALOG_VOTERS_MAX: usize = 5;
 /// How long a booking write may take before it answers 503 (it may still commit: clients
