@@ -168,6 +168,11 @@ impl Queue {
         Ok(())
     }
 
+    /// The user completed a booking: their admission ends now (no-op if not admitted).
+    pub(crate) fn finish_admission(&mut self, user: &str) {
+        self.drop_admission(user);
+    }
+
     fn drop_admission(&mut self, user: &str) {
         if let Some(until) = self.admitted.remove(user) {
             let removed = self.admitted_by_deadline.remove(&(until, user.to_string()));

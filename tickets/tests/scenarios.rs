@@ -64,6 +64,7 @@ scenarios!(
     expire_changes,
     cancel,
     queue,
+    queue_booking,
     rejections,
 );
 

@@ -109,6 +109,9 @@ impl Inventory {
         });
         self.derived.user_bookings.entry(booking.user.clone()).or_default().insert(booking_id.clone());
         self.bookings.insert(booking_id, booking.clone());
+        // A shopper who completed a booking stops counting against the queue's admissions,
+        // so the next waiting user can be admitted.
+        self.queue.finish_admission(&booking.user);
         let reply = Ok(Outcome::Booked(booking));
         let idempotency = hold.payment.as_ref().and_then(|p| p.idempotency.as_ref());
         self.remember(&hold.user, idempotency, &reply, now);
