@@ -69,6 +69,10 @@ impl ApiError {
         }))
     }
 
+    pub fn set_retry_after(&mut self, seconds: u64) {
+        self.0.retry_after_s = Some(seconds);
+    }
+
     pub fn parts(&self) -> &ErrorParts {
         &self.0
     }

@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +26,7 @@ pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub async fn forward(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let already_forwarded = req.headers().contains_key(FORWARDED_HEADER);
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().cloned();
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, BODY_BYTES_MAX).await {
         Ok(b) => b,
@@ -42,8 +45,14 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     for target in targets {
         let url = format!("http://{target}{path}");
-        let mut request =
-            state.http.request(method.clone(), &url).timeout(FORWARD_TIMEOUT).body(bytes.clone());
+        let mut request = state.http.request(method.clone(), &url).body(bytes.clone());
+        // Streams (SSE) stay open as long as the client watches; everything else is bounded.
+        if !uri.path().ends_with("/stream") {
+            request = request.timeout(FORWARD_TIMEOUT);
+        }
+        if let Some(ConnectInfo(peer)) = client {
+            request = request.header("x-forwarded-for", peer.ip().to_string());
+        }
         for (name, value) in headers.iter() {
             if !is_hop_by_hop(name) {
                 request = request.header(name, value);
@@ -60,8 +69,9 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
                         builder = builder.header(name, value);
                     }
                 }
-                let body = answer.bytes().await.unwrap_or_default();
-                return builder.body(Body::from(body)).unwrap_or_else(|_| response_failed());
+                return builder
+                    .body(Body::from_stream(answer.bytes_stream()))
+                    .unwrap_or_else(|_| response_failed());
             }
             Err(e) => tracing::debug!(%url, error = %e, "forward failed; trying the next node"),
         }

@@ -20,6 +20,7 @@ pub mod forward;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod streams;
 
 use std::future::Future;
 use std::time::Instant;
@@ -34,7 +35,7 @@ pub use auth::AuthKeys;
 pub use state::AppState;
 
 use crate::error::ApiError;
-use crate::routes::{booking, browse, catalog, ops};
+use crate::routes::{booking, browse, catalog, live, ops};
 
 /// The whole API as a router.
 pub fn router(state: AppState) -> Router {
@@ -47,6 +48,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}", get(browse::event_page).patch(catalog::update_event))
         .route("/v1/events/{id}/cancel", post(catalog::cancel_event))
         .route("/v1/events/{id}/tickets", get(browse::tickets))
+        .route("/v1/events/{id}/tickets/stream", get(live::ticket_stream))
+        .route("/v1/events/{id}/queue", post(live::queue_join))
+        .route("/v1/events/{id}/queue/me", get(live::queue_me).delete(live::queue_leave))
+        .route("/v1/events/{id}/queue/me/stream", get(live::queue_stream))
         .route("/v1/booking/reserve", post(booking::reserve))
         .route("/v1/booking/confirm", post(booking::confirm))
         .route("/v1/booking/release", post(booking::release))
@@ -100,5 +105,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

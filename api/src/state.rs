@@ -12,4 +12,6 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Client for forwarding requests to other nodes.
     pub http: reqwest::Client,
+    /// Bounds on open SSE streams.
+    pub streams: std::sync::Arc<crate::streams::StreamLimits>,
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tickets::catalog::QueueSettings;
 use tickets::inventory::{Booking, Hold, HoldStatus, Idempotency, InventoryCommand, Outcome, Selection};
 use tickets::Rejection;
 
@@ -299,5 +300,41 @@ fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
     match outcome {
         ChargeOutcome::Succeeded { .. } => "succeeded",
         ChargeOutcome::Declined { .. } => "declined",
+    }
+}
+
+/// The waiting queue: join, leave, and the user's place.
+impl Store {
+    pub async fn queue_join(&self, user: &str, event_id: &str) -> Result<tickets::queue::QueueView> {
+        let group = self.booking_group(event_id).await?;
+        match self.write_booking(&group, InventoryCommand::QueueJoin { user: user.to_string() }).await? {
+            Outcome::Queue(view) => Ok(view),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn queue_leave(&self, user: &str, event_id: &str) -> Result<()> {
+        let group = self.booking_group(event_id).await?;
+        self.write_booking(&group, InventoryCommand::QueueLeave { user: user.to_string() }).await?;
+        Ok(())
+    }
+
+    /// The user's place, and the queue's settings for the wait estimate. Linearizable, or
+    /// from the local replica (for streams, which re-read on every change).
+    pub async fn queue_view(
+        &self,
+        user: &str,
+        event_id: &str,
+        linearizable: bool,
+    ) -> Result<(tickets::queue::QueueView, QueueSettings)> {
+        let group = self.event_group(event_id).await?;
+        let now = crate::store::wall_ms();
+        let read = |m: &GroupMachine| {
+            let inv = m.as_inventory()?;
+            let settings = inv.setup.as_ref()?.queue;
+            inv.queue_view(user, now.max(inv.now())).map(|v| (v, settings))
+        };
+        let found = if linearizable { group.read_linearizable(read).await? } else { group.read_local(read) };
+        found.ok_or_else(|| Rejection::not_found("queue entry").into())
     }
 }

@@ -93,3 +93,45 @@ impl Store {
         Ok(current)
     }
 }
+
+/// A seat stream's start: either a snapshot or the changes missed since `Last-Event-ID`,
+/// and the live feed, subscribed under the machine's lock so nothing falls in between.
+pub struct SeatWatch {
+    pub snapshot: Option<SeatMap>,
+    pub missed: Vec<crate::machine::ChangeSet>,
+    /// The version the client is at once `snapshot` / `missed` are sent.
+    pub version: u64,
+    pub live: tokio::sync::broadcast::Receiver<crate::machine::ChangeSet>,
+}
+
+impl Store {
+    /// Start watching an event's seats, resuming after `last_seen` when the recent-change
+    /// window still covers it (else a fresh snapshot).
+    pub async fn watch_seats(&self, id: &str, last_seen: Option<u64>) -> Result<SeatWatch> {
+        let group = self.event_group(id).await?;
+        let now = wall_ms();
+        Ok(group.read_local(|m| {
+            let live = m.subscribe_changes();
+            let version = m.version();
+            if let Some(missed) = last_seen.filter(|v| *v <= version).and_then(|v| m.changes_since(v)) {
+                return SeatWatch { snapshot: None, missed, version, live };
+            }
+            let tickets = m
+                .as_inventory()
+                .map(|i| {
+                    i.ticket_statuses(now.max(i.now()))
+                        .into_iter()
+                        .map(|(spec, status)| (spec.clone(), status))
+                        .collect()
+                })
+                .unwrap_or_default();
+            SeatWatch { snapshot: Some(SeatMap { version, tickets }), missed: Vec::new(), version, live }
+        }))
+    }
+
+    /// The applied-version feed of an event's group (wakes queue streams).
+    pub async fn watch_version(&self, id: &str) -> Result<tokio::sync::watch::Receiver<u64>> {
+        let group = self.event_group(id).await?;
+        Ok(group.read_local(|m| m.subscribe_version()))
+    }
+}

@@ -6,6 +6,8 @@
 //! applied log index (the "version" of browse answers) on a watch channel, and an
 //! inventory publishes the tickets whose status changed on a bounded broadcast channel.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
@@ -46,13 +48,21 @@ pub struct GroupMachine {
     pub state: MachineState,
     version: watch::Sender<u64>,
     changes: broadcast::Sender<ChangeSet>,
+    /// The most recent change sets, oldest first, for resuming a seat stream
+    /// (`Last-Event-ID`) without gaps.
+    recent: VecDeque<ChangeSet>,
+    /// Every change made after this version is in `recent`.
+    recent_from: u64,
 }
+
+/// Change sets kept for resuming seat streams; a client further behind gets a snapshot.
+pub const RECENT_CHANGES_MAX: usize = 1_024;
 
 impl GroupMachine {
     fn new(state: MachineState) -> Self {
         let (version, _) = watch::channel(0);
         let (changes, _) = broadcast::channel(CHANGES_CHANNEL_CAPACITY);
-        GroupMachine { state, version, changes }
+        GroupMachine { state, version, changes, recent: VecDeque::new(), recent_from: 0 }
     }
 
     pub fn catalog() -> Self {
@@ -70,6 +80,12 @@ impl GroupMachine {
 
     pub fn subscribe_changes(&self) -> broadcast::Receiver<ChangeSet> {
         self.changes.subscribe()
+    }
+
+    /// The changes made after `version`, if the window still holds all of them.
+    pub fn changes_since(&self, version: u64) -> Option<Vec<ChangeSet>> {
+        (version >= self.recent_from)
+            .then(|| self.recent.iter().filter(|c| c.version > version).cloned().collect())
     }
 
     pub fn version(&self) -> u64 {
@@ -103,8 +119,15 @@ impl raft::StateMachine for GroupMachine {
             (MachineState::Inventory(inv), GroupCommand::Inventory { now_ms, command }) => {
                 let (reply, changes) = inv.apply(command, now_ms);
                 if !changes.is_empty() {
+                    let set = ChangeSet { version: index, changes };
+                    if self.recent.len() == RECENT_CHANGES_MAX {
+                        if let Some(old) = self.recent.pop_front() {
+                            self.recent_from = old.version;
+                        }
+                    }
+                    self.recent.push_back(set.clone());
                     // No receivers is fine: nobody is watching this event.
-                    let _ = self.changes.send(ChangeSet { version: index, changes });
+                    let _ = self.changes.send(set);
                 }
                 GroupReply::Inventory(reply)
             }
@@ -141,6 +164,8 @@ impl raft::StateMachine for GroupMachine {
             bincode::serde::decode_from_slice(bytes, bincode::config::standard())
                 .map_err(|e| e.to_string())?;
         self.state = state;
+        self.recent.clear();
+        self.recent_from = index;
         // Watchers (long polls) wake up and browse answers carry the snapshot's version.
         self.version.send_replace(index);
         Ok(())

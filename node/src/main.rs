@@ -145,7 +145,7 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         .context("starting the store")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let http = reqwest::Client::builder().build().context("http client")?;
-    let state = api::AppState { store: store.clone(), auth, metrics, http };
+    let state = api::AppState { store: store.clone(), auth, metrics, http, streams: Default::default() };
     info!(node = config.node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
     println!("boxoffice listening on http://{http_addr}");
     api::serve(listener, state, shutdown_signal()).await?;

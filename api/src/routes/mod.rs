@@ -3,4 +3,5 @@
 pub mod booking;
 pub mod browse;
 pub mod catalog;
+pub mod live;
 pub mod ops;

@@ -1,0 +1,223 @@
+//! Live seats and the waiting queue: the seat stream (SSE) of an event, and the queue's
+//! join / status / stream / leave for a user. Streams are bounded (see `streams`) and
+//! served by any replica of the event's group; other nodes relay them (`forward`).
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures::stream::{self, Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::ToSchema;
+
+use cluster::machine::ChangeSet;
+use tickets::queue::{QueueStatus, QueueView};
+
+use crate::auth::User;
+use crate::dto::{rfc3339, status_str, TicketOut, TicketsOut};
+use crate::error::{ApiResult, Problem};
+use crate::state::AppState;
+
+/// How often an idle stream sends a comment, so proxies keep it open.
+pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
+
+/// The client's address: the peer, or the original client of a forwarded request.
+fn client_ip(headers: &HeaderMap, peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
+    let forwarded = headers.contains_key(crate::forward::FORWARDED_HEADER);
+    let from_header = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok());
+    match (forwarded, from_header, peer) {
+        (true, Some(ip), _) => ip,
+        (_, _, Some(Extension(ConnectInfo(addr)))) => addr.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TicketChangeOut {
+    pub id: String,
+    /// `available`, `held` or `sold`.
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChangeOut {
+    pub version: u64,
+    pub tickets: Vec<TicketChangeOut>,
+}
+
+fn change_event(set: &ChangeSet) -> Event {
+    let body = ChangeOut {
+        version: set.version,
+        tickets: set
+            .changes
+            .iter()
+            .map(|c| TicketChangeOut { id: c.id.clone(), status: status_str(c.status).into() })
+            .collect(),
+    };
+    Event::default().event("change").id(set.version.to_string()).json_data(body).expect("serializable")
+}
+
+#[utoipa::path(get, path = "/v1/events/{id}/tickets/stream", tag = "browse",
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this version")),
+    responses((status = 200, content_type = "text/event-stream", description = "`snapshot` then `change` events; `id:` = version"),
+        (status = 404, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+pub async fn ticket_stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> ApiResult<Response> {
+    let permit = state.streams.acquire(client_ip(&headers, peer))?;
+    let last_seen =
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let watch = state.store.watch_seats(&id, last_seen).await?;
+    let mut first: Vec<Event> = Vec::new();
+    if let Some(map) = &watch.snapshot {
+        let body = TicketsOut {
+            version: map.version,
+            tickets: map.tickets.iter().map(|(spec, status)| TicketOut::new(spec, *status)).collect(),
+        };
+        first.push(
+            Event::default()
+                .event("snapshot")
+                .id(map.version.to_string())
+                .json_data(body)
+                .expect("serializable"),
+        );
+    }
+    first.extend(watch.missed.iter().map(change_event));
+    let live = stream::unfold((watch.live, watch.version, permit), |(mut rx, last, permit)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(set) if set.version > last => {
+                    let event = change_event(&set);
+                    return Some((Ok(event), (rx, set.version, permit)));
+                }
+                Ok(_) => continue,
+                // Too slow to keep up, or the group went away: end the stream; the client
+                // resumes with Last-Event-ID (and gets a snapshot if it fell too far behind).
+                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream: EventStream = Box::pin(stream::iter(first.into_iter().map(Ok)).chain(live));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)).into_response())
+}
+
+#[derive(Clone, PartialEq, Serialize, ToSchema)]
+pub struct QueueOut {
+    /// 1-based among waiting users; 0 once admitted.
+    pub position: u64,
+    pub ahead: u64,
+    /// `waiting` or `admitted`.
+    pub status: String,
+    pub admitted_until: Option<String>,
+    /// `ahead` × `admission_seconds` / `max_admitted`: the wait if every admitted shopper
+    /// used their whole admission (an upper bound at the configured rate).
+    pub estimated_wait_seconds: u64,
+}
+
+fn queue_out(view: &QueueView, settings: tickets::catalog::QueueSettings) -> QueueOut {
+    let status = match view.status {
+        QueueStatus::Waiting => "waiting",
+        QueueStatus::Admitted => "admitted",
+    };
+    let estimated = match view.status {
+        QueueStatus::Admitted => 0,
+        QueueStatus::Waiting => {
+            (view.ahead + 1) * settings.admission_seconds / u64::from(settings.max_admitted.max(1))
+        }
+    };
+    QueueOut {
+        position: view.position,
+        ahead: view.ahead,
+        status: status.into(),
+        admitted_until: view.admitted_until.map(rfc3339),
+        estimated_wait_seconds: estimated,
+    }
+}
+
+#[utoipa::path(post, path = "/v1/events/{id}/queue", tag = "queue", security(("bearer" = [])),
+    responses((status = 200, body = QueueOut), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
+pub async fn queue_join(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> ApiResult<Json<QueueOut>> {
+    let view = state.store.queue_join(&user, &id).await?;
+    let (_, settings) =
+        state.store.queue_view(&user, &id, false).await.unwrap_or((view.clone(), Default::default()));
+    Ok(Json(queue_out(&view, settings)))
+}
+
+#[utoipa::path(get, path = "/v1/events/{id}/queue/me", tag = "queue", security(("bearer" = [])),
+    responses((status = 200, body = QueueOut), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn queue_me(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> ApiResult<Json<QueueOut>> {
+    let (view, settings) = state.store.queue_view(&user, &id, true).await?;
+    Ok(Json(queue_out(&view, settings)))
+}
+
+#[utoipa::path(delete, path = "/v1/events/{id}/queue/me", tag = "queue", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn queue_leave(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    state.store.queue_leave(&user, &id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/events/{id}/queue/me/stream", tag = "queue", security(("bearer" = [])),
+    responses((status = 200, content_type = "text/event-stream", description = "a `queue` event whenever the place or state changes"),
+        (status = 401, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+pub async fn queue_stream(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> ApiResult<Response> {
+    let permit = state.streams.acquire(client_ip(&headers, peer))?;
+    let (view, settings) = state.store.queue_view(&user, &id, false).await?;
+    let version = state.store.watch_version(&id).await?;
+    let first = queue_out(&view, settings);
+    let initial = Event::default().event("queue").json_data(&first).expect("serializable");
+    let store = state.store.clone();
+    let live = stream::unfold((version, Some(first), permit), move |(mut version, last, permit)| {
+        let (store, user, id) = (store.clone(), user.clone(), id.clone());
+        async move {
+            loop {
+                version.changed().await.ok()?;
+                let out = match store.queue_view(&user, &id, false).await {
+                    Ok((view, settings)) => queue_out(&view, settings),
+                    // Left the queue (or the event went away): the stream ends.
+                    Err(_) => return None,
+                };
+                if last.as_ref() != Some(&out) {
+                    let event = Event::default().event("queue").json_data(&out).expect("serializable");
+                    return Some((Ok(event), (version, Some(out), permit)));
+                }
+            }
+        }
+    });
+    let stream: EventStream = Box::pin(stream::iter([Ok(initial)]).chain(live));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)).into_response())
+}
