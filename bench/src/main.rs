@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod live;
+
 use anyhow::{bail, Context};
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -45,10 +47,29 @@ struct Args {
     /// Seats per event (rows of 1,000).
     #[arg(long, default_value_t = 100_000)]
     seats: u32,
+    /// What to measure: `holds` (reserves/s), `sse` (seat-change fan-out to watchers) or
+    /// `queue` (waiting-queue joins/s and the node's memory).
+    #[arg(long, default_value = "holds")]
+    mode: String,
+    /// sse: watchers of one event.
+    #[arg(long, default_value_t = 1_000)]
+    watchers: usize,
+    /// sse: changes to time.
+    #[arg(long, default_value_t = 20)]
+    changes: usize,
+    /// queue: users who join one event's queue.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
 }
 
 /// A node this tool started, and its data directory (removed when dropped).
 struct Server(Option<Child>, #[allow(dead_code)] Option<tempfile::TempDir>);
+
+impl Server {
+    fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(|c| c.id())
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -83,7 +104,12 @@ fn start_node(binary: &PathBuf) -> anyhow::Result<(Server, String)> {
     bail!("boxoffice exited before listening")
 }
 
-async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
     let r = http.post(url).bearer_auth(token).json(&body).send().await?;
     let status = r.status().as_u16();
     Ok((status, r.json().await.unwrap_or(Value::Null)))
@@ -120,6 +146,12 @@ async fn main() -> anyhow::Result<()> {
     let keys = api::AuthKeys::new(SECRET.as_bytes());
     let admin = keys.mint("bench-admin", true, 3_600);
     let http = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY_MAX).build()?;
+    match args.mode.as_str() {
+        "holds" => {}
+        "sse" => return live::sse_fan_out(&base, &keys, args.watchers, args.changes).await,
+        "queue" => return live::queue_joins(&base, &keys, args.users, args.concurrency, _server.pid()).await,
+        other => bail!("--mode must be holds, sse or queue, not {other:?}"),
+    }
     let rows = args.seats.div_ceil(1_000);
     let venue = post(&http, format!("{base}/v1/venues"), &admin, json!({
         "name": "Bench Stadium", "city": "Benchville", "country": "US", "location": {"lat": 0.0, "lon": 0.0},
