@@ -35,7 +35,7 @@ pub use auth::AuthKeys;
 pub use state::AppState;
 
 use crate::error::ApiError;
-use crate::routes::{booking, browse, catalog, live, ops};
+use crate::routes::{booking, browse, catalog, live, ops, search};
 
 /// The whole API as a router.
 pub fn router(state: AppState) -> Router {
@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}/queue", post(live::queue_join))
         .route("/v1/events/{id}/queue/me", get(live::queue_me).delete(live::queue_leave))
         .route("/v1/events/{id}/queue/me/stream", get(live::queue_stream))
+        .route("/v1/search", get(search::search))
         .route("/v1/booking/reserve", post(booking::reserve))
         .route("/v1/booking/confirm", post(booking::confirm))
         .route("/v1/booking/release", post(booking::release))

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::Problem;
-use crate::routes::{booking, browse, catalog, live, ops};
+use crate::routes::{booking, browse, catalog, live, ops, search};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,7 @@ use crate::routes::{booking, browse, catalog, live, ops};
     paths(
         catalog::create_venue, catalog::get_venue, catalog::create_performer, catalog::get_performer,
         catalog::create_event, catalog::update_event, catalog::cancel_event,
-        browse::event_page, browse::tickets, live::ticket_stream,
+        browse::event_page, browse::tickets, live::ticket_stream, search::search,
         live::queue_join, live::queue_me, live::queue_leave, live::queue_stream,
         booking::reserve, booking::confirm, booking::release, booking::get_hold, booking::extend,
         booking::get_booking, booking::my_bookings,
@@ -26,6 +26,7 @@ use crate::routes::{booking, browse, catalog, live, ops};
         Payment, ConfirmRequest, ReleaseRequest, BookingOut, HoldStatusOut, ExtendOut, BookingsPage,
         ops::ClusterOut, ops::NodeOut, ops::GroupOut, ops::NodeAdd,
         live::QueueOut, live::ChangeOut, live::TicketChangeOut,
+        search::SearchOut, search::SearchResultOut, search::SearchVenueOut, search::SearchPerformerOut,
     )),
     modifiers(&BearerAuth),
 )]

@@ -135,3 +135,19 @@ impl Store {
         Ok(group.read_local(|m| m.subscribe_version()))
     }
 }
+
+impl Store {
+    /// Search this node's local index (no Raft: answers even without a quorum).
+    pub async fn search(&self, query: search::SearchQuery) -> Result<search::SearchPage> {
+        let index =
+            self.inner.search.clone().ok_or_else(|| crate::Error::unavailable("search is not enabled"))?;
+        match tokio::task::spawn_blocking(move || index.search(&query)).await {
+            Ok(Ok(page)) => Ok(page),
+            Ok(Err(search::SearchError::Invalid { field, detail })) => {
+                Err(Rejection::invalid(field, detail).into())
+            }
+            Ok(Err(e)) => Err(crate::Error::Internal(e.to_string())),
+            Err(e) => Err(crate::Error::Internal(e.to_string())),
+        }
+    }
+}

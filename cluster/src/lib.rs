@@ -14,6 +14,7 @@
 //! - [`driver`]: the per-event leader timer.
 //! - [`reconcile`]: formation, joins, placement and replica moves, driven by the catalog.
 //! - [`admin`]: adding and removing nodes, the cluster view.
+//! - [`feed`]: keeps this node's search index a projection of the catalog.
 //! - [`machine`]: the `raft::StateMachine` adapter around the `tickets` machines.
 //! - [`payment`]: payment providers (built-in test provider, Stripe-compatible HTTP).
 //! - [`ids`]: id generation; hold and booking ids name their event.
@@ -28,6 +29,7 @@ pub mod booking;
 pub mod browse;
 pub mod driver;
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod machine;
 pub mod payment;

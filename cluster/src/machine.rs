@@ -53,6 +53,8 @@ pub struct GroupMachine {
     recent: VecDeque<ChangeSet>,
     /// Every change made after this version is in `recent`.
     recent_from: u64,
+    /// Catalog changes with the log index that made them (feeds the search index).
+    catalog_changes: broadcast::Sender<(u64, tickets::catalog::CatalogChange)>,
 }
 
 /// Change sets kept for resuming seat streams; a client further behind gets a snapshot.
@@ -62,7 +64,8 @@ impl GroupMachine {
     fn new(state: MachineState) -> Self {
         let (version, _) = watch::channel(0);
         let (changes, _) = broadcast::channel(CHANGES_CHANNEL_CAPACITY);
-        GroupMachine { state, version, changes, recent: VecDeque::new(), recent_from: 0 }
+        let (catalog_changes, _) = broadcast::channel(CHANGES_CHANNEL_CAPACITY);
+        GroupMachine { state, version, changes, recent: VecDeque::new(), recent_from: 0, catalog_changes }
     }
 
     pub fn catalog() -> Self {
@@ -76,6 +79,10 @@ impl GroupMachine {
     /// The applied log index, updated after every apply and snapshot install.
     pub fn subscribe_version(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    pub fn subscribe_catalog_changes(&self) -> broadcast::Receiver<(u64, tickets::catalog::CatalogChange)> {
+        self.catalog_changes.subscribe()
     }
 
     pub fn subscribe_changes(&self) -> broadcast::Receiver<ChangeSet> {
@@ -114,7 +121,12 @@ impl raft::StateMachine for GroupMachine {
     fn apply(&mut self, command: GroupCommand, index: u64) -> GroupReply {
         let reply = match (&mut self.state, command) {
             (MachineState::Catalog(c), GroupCommand::Catalog { now_ms, command }) => {
-                GroupReply::Catalog(c.apply(command, now_ms))
+                let reply = c.apply(command, now_ms);
+                if let Ok(change) = &reply {
+                    // No receivers is fine: the search feeder may not be running.
+                    let _ = self.catalog_changes.send((index, change.clone()));
+                }
+                GroupReply::Catalog(reply)
             }
             (MachineState::Inventory(inv), GroupCommand::Inventory { now_ms, command }) => {
                 let (reply, changes) = inv.apply(command, now_ms);

@@ -111,6 +111,8 @@ pub(crate) struct Inner {
     pub reconciling: Mutex<HashSet<String>>,
     /// For the join request and for waiting on other nodes.
     pub http: reqwest::Client,
+    /// This node's search index, fed from the catalog.
+    pub search: Option<Arc<search::SearchIndex>>,
 }
 
 impl Store {
@@ -122,6 +124,7 @@ impl Store {
         db: sled::Db,
         payments: Arc<dyn PaymentProvider>,
         raft_listener: tokio::net::TcpListener,
+        search: Option<Arc<search::SearchIndex>>,
     ) -> Result<Store> {
         let transport = Arc::new(raft::GrpcTransport::new(options.cluster_secret.clone())?);
         let host_config = HostConfig { node_id: options.node_id, ..options.raft.clone() };
@@ -187,8 +190,12 @@ impl Store {
                     .timeout(Duration::from_secs(10))
                     .build()
                     .expect("http client"),
+                search: search.clone(),
             }),
         };
+        if let Some(index) = search {
+            tokio::spawn(crate::feed::run(store.clone(), index));
+        }
         if store.inner.options.join.is_some() && !store.inner.catalog.is_initialized().await {
             tokio::spawn(crate::reconcile::join(store.clone()));
         }

@@ -140,9 +140,12 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         cluster_secret: config.cluster_secret.clone(),
         ..Default::default()
     };
-    let store = cluster::Store::start(options, db.clone(), payments, raft_listener)
-        .await
-        .context("starting the store")?;
+    let index = search::SearchIndex::open(&config.data_dir.join("search"), search::SearchOptions::default())
+        .with_context(|| format!("opening the search index in {}", config.data_dir.display()))?;
+    let store =
+        cluster::Store::start(options, db.clone(), payments, raft_listener, Some(std::sync::Arc::new(index)))
+            .await
+            .context("starting the store")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let http = reqwest::Client::builder().build().context("http client")?;
     let state = api::AppState { store: store.clone(), auth, metrics, http, streams: Default::default() };

@@ -5,3 +5,4 @@ pub mod browse;
 pub mod catalog;
 pub mod live;
 pub mod ops;
+pub mod search;
