@@ -30,6 +30,17 @@ pub struct SeatMap {
     pub tickets: Vec<(TicketSpec, TicketStatus)>,
 }
 
+/// The seat map of an inventory machine as of `now` (lazy expiry applied).
+fn seat_map(m: &crate::machine::GroupMachine, now: tickets::Millis) -> SeatMap {
+    let tickets = m
+        .as_inventory()
+        .map(|i| {
+            i.ticket_statuses(now.max(i.now())).into_iter().map(|(spec, status)| (spec.clone(), status)).collect()
+        })
+        .unwrap_or_default();
+    SeatMap { version: m.version(), tickets }
+}
+
 impl Store {
     pub fn venue(&self, id: &str) -> Result<Venue> {
         self.catalog_read(|c| c.venues.get(id).cloned()).ok_or_else(|| Rejection::not_found("venue").into())
@@ -69,18 +80,7 @@ impl Store {
     pub async fn seat_map(&self, id: &str) -> Result<SeatMap> {
         let group = self.event_group(id).await?;
         let now = wall_ms();
-        Ok(group.read_local(|m| {
-            let tickets = m
-                .as_inventory()
-                .map(|i| {
-                    i.ticket_statuses(now.max(i.now()))
-                        .into_iter()
-                        .map(|(spec, status)| (spec.clone(), status))
-                        .collect()
-                })
-                .unwrap_or_default();
-            SeatMap { version: m.version(), tickets }
-        }))
+        Ok(group.read_local(|m| seat_map(m, now)))
     }
 
     /// Wait until the event's inventory version passes `since`, at most `limit`; returns
@@ -116,16 +116,7 @@ impl Store {
             if let Some(missed) = last_seen.filter(|v| *v <= version).and_then(|v| m.changes_since(v)) {
                 return SeatWatch { snapshot: None, missed, version, live };
             }
-            let tickets = m
-                .as_inventory()
-                .map(|i| {
-                    i.ticket_statuses(now.max(i.now()))
-                        .into_iter()
-                        .map(|(spec, status)| (spec.clone(), status))
-                        .collect()
-                })
-                .unwrap_or_default();
-            SeatWatch { snapshot: Some(SeatMap { version, tickets }), missed: Vec::new(), version, live }
+            SeatWatch { snapshot: Some(seat_map(m, now)), missed: Vec::new(), version, live }
         }))
     }
 
