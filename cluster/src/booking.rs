@@ -303,6 +303,15 @@ fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
     }
 }
 
+/// A user's place in a queue.
+#[derive(Clone, Debug)]
+pub struct QueuePlace {
+    pub view: tickets::queue::QueueView,
+    pub settings: QueueSettings,
+    /// From the admission rate measured since the opening, once there is one.
+    pub measured_wait_s: Option<u64>,
+}
+
 /// The waiting queue: join, leave, and the user's place.
 impl Store {
     pub async fn queue_join(&self, user: &str, event_id: &str) -> Result<tickets::queue::QueueView> {
@@ -319,20 +328,18 @@ impl Store {
         Ok(())
     }
 
-    /// The user's place, and the queue's settings for the wait estimate. Linearizable, or
-    /// from the local replica (for streams, which re-read on every change).
-    pub async fn queue_view(
-        &self,
-        user: &str,
-        event_id: &str,
-        linearizable: bool,
-    ) -> Result<(tickets::queue::QueueView, QueueSettings)> {
+    /// The user's place, with what the wait estimate needs. Linearizable, or from the
+    /// local replica (for streams, which re-read on every change).
+    pub async fn queue_view(&self, user: &str, event_id: &str, linearizable: bool) -> Result<QueuePlace> {
         let group = self.event_group(event_id).await?;
         let now = crate::store::wall_ms();
         let read = |m: &GroupMachine| {
             let inv = m.as_inventory()?;
             let settings = inv.setup.as_ref()?.queue;
-            inv.queue_view(user, now.max(inv.now())).map(|v| (v, settings))
+            let now = now.max(inv.now());
+            let view = inv.queue_view(user, now)?;
+            let measured_wait_s = inv.queue.estimated_wait_seconds(view.ahead, now);
+            Some(QueuePlace { view, settings, measured_wait_s })
         };
         let found = if linearizable { group.read_linearizable(read).await? } else { group.read_local(read) };
         found.ok_or_else(|| Rejection::not_found("queue entry").into())

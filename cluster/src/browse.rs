@@ -35,7 +35,10 @@ fn seat_map(m: &crate::machine::GroupMachine, now: tickets::Millis) -> SeatMap {
     let tickets = m
         .as_inventory()
         .map(|i| {
-            i.ticket_statuses(now.max(i.now())).into_iter().map(|(spec, status)| (spec.clone(), status)).collect()
+            i.ticket_statuses(now.max(i.now()))
+                .into_iter()
+                .map(|(spec, status)| (spec.clone(), status))
+                .collect()
         })
         .unwrap_or_default();
     SeatMap { version: m.version(), tickets }

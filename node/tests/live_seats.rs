@@ -200,3 +200,36 @@ async fn long_poll_answers_on_change_and_on_timeout() {
     let bad = c.get(&format!("/v1/events/{event}/tickets?since={version}&wait=61"), None).await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_without_a_replica_relays_the_stream() {
+    let mut cluster = Cluster::start(4).await;
+    let event = small_event(&cluster.client(1), 600, 8).await;
+    let view = cluster.view(1).await;
+    let replicas = common::placement(&view)[&event].clone();
+    assert_eq!(replicas.len(), 3);
+    let outsider =
+        cluster.ids().into_iter().find(|id| !replicas.contains(id)).expect("a node without a replica");
+    let inside = replicas[0];
+    let mut watcher = Watcher::open(&cluster.client(outsider), &event, None).await;
+    let snapshot = watcher.next(Duration::from_secs(5)).await.expect("a relayed snapshot");
+    assert_eq!(snapshot.event, "snapshot");
+    let started = Instant::now();
+    let r = cluster
+        .client(inside)
+        .post(
+            "/v1/booking/reserve",
+            &token("carol", false),
+            json!({"event_id": event, "ticket_ids": ["A-1-9"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (_, status) =
+        watcher.until_change("A-1-9", Duration::from_secs(5)).await.expect("the relayed change");
+    eprintln!(
+        "live seats: node {outsider} (no replica) relayed the change in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(status, "held");
+    cluster.kill(outsider);
+}

@@ -59,6 +59,10 @@ pub struct Queue {
     admitted: BTreeMap<UserId, Millis>,
     /// `admitted` ordered by deadline, to drop expired admissions and find the next one.
     admitted_by_deadline: BTreeSet<(Millis, UserId)>,
+    /// When the sale opened (the first admit at/after `on_sale_at`).
+    opened_at: Millis,
+    /// Users admitted since the opening: with `opened_at`, the measured admission rate.
+    admitted_total: u64,
 }
 
 impl Queue {
@@ -168,6 +172,18 @@ impl Queue {
         Ok(())
     }
 
+    /// Seconds a waiting user `ahead` others can expect to wait, from the admission rate
+    /// measured since the opening; `None` before there is a rate to measure (the caller
+    /// falls back to the configured one). Deterministic: a function of the log and `now`.
+    pub fn estimated_wait_seconds(&self, ahead: u64, now: Millis) -> Option<u64> {
+        let elapsed_ms = now.saturating_sub(self.opened_at);
+        if !self.opened || self.admitted_total == 0 || elapsed_ms < 1_000 {
+            return None;
+        }
+        // (ahead + 1) admissions at admitted_total per elapsed_ms.
+        Some((ahead + 1).saturating_mul(elapsed_ms) / self.admitted_total / 1_000)
+    }
+
     /// The user completed a booking: their admission ends now (no-op if not admitted).
     pub(crate) fn finish_admission(&mut self, user: &str) {
         self.drop_admission(user);
@@ -197,6 +213,7 @@ impl Queue {
         }
         if !self.opened {
             self.opened = true;
+            self.opened_at = now;
             self.shuffle_presale(seed);
         }
         while let Some((until, user)) = self.admitted_by_deadline.first().cloned() {
@@ -213,6 +230,7 @@ impl Queue {
             let until = now.saturating_add(admission_ms);
             self.admitted.insert(user.clone(), until);
             self.admitted_by_deadline.insert((until, user.clone()));
+            self.admitted_total += 1;
             out.push(user);
         }
         debug_assert_eq!(
@@ -281,6 +299,22 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wait_estimate_follows_the_measured_admission_rate() {
+        let mut q = Queue::default();
+        for i in 0..10 {
+            q.join(&format!("u{i}"), 0, 1_000).unwrap();
+        }
+        assert_eq!(q.estimated_wait_seconds(3, 0), None, "not open yet");
+        // Two admitted at the opening (t = 1 s), two more when slots free up at t = 11 s.
+        assert_eq!(q.admit(1_000, 1, 1_000, 2, 10_000).len(), 2);
+        assert_eq!(q.estimated_wait_seconds(3, 1_000), None, "no time to measure yet");
+        assert_eq!(q.admit(11_000, 1, 1_000, 2, 10_000).len(), 2);
+        // 4 admissions in 10 s: someone with 3 ahead waits (3 + 1) * 10 / 4 = 10 s.
+        assert_eq!(q.estimated_wait_seconds(3, 11_000), Some(10));
+        assert_eq!(q.estimated_wait_seconds(0, 11_000), Some(2));
+    }
 
     #[test]
     fn presale_joins_are_shuffled_then_fifo() {

@@ -124,21 +124,20 @@ pub struct QueueOut {
     /// `waiting` or `admitted`.
     pub status: String,
     pub admitted_until: Option<String>,
-    /// `ahead` × `admission_seconds` / `max_admitted`: the wait if every admitted shopper
-    /// used their whole admission (an upper bound at the configured rate).
+    /// From the admission rate measured since the sale opened; before there is one,
+    /// (ahead + 1) × `admission_seconds` / `max_admitted` (the configured rate's bound).
     pub estimated_wait_seconds: u64,
 }
 
-fn queue_out(view: &QueueView, settings: tickets::catalog::QueueSettings) -> QueueOut {
+fn queue_out(view: &QueueView, settings: tickets::catalog::QueueSettings, measured: Option<u64>) -> QueueOut {
     let status = match view.status {
         QueueStatus::Waiting => "waiting",
         QueueStatus::Admitted => "admitted",
     };
+    let configured = (view.ahead + 1) * settings.admission_seconds / u64::from(settings.max_admitted.max(1));
     let estimated = match view.status {
         QueueStatus::Admitted => 0,
-        QueueStatus::Waiting => {
-            (view.ahead + 1) * settings.admission_seconds / u64::from(settings.max_admitted.max(1))
-        }
+        QueueStatus::Waiting => measured.unwrap_or(configured),
     };
     QueueOut {
         position: view.position,
@@ -158,9 +157,11 @@ pub async fn queue_join(
     Path(id): Path<String>,
 ) -> ApiResult<Json<QueueOut>> {
     let view = state.store.queue_join(&user, &id).await?;
-    let (_, settings) =
-        state.store.queue_view(&user, &id, false).await.unwrap_or((view.clone(), Default::default()));
-    Ok(Json(queue_out(&view, settings)))
+    let out = match state.store.queue_view(&user, &id, false).await {
+        Ok(place) => queue_out(&view, place.settings, place.measured_wait_s),
+        Err(_) => queue_out(&view, Default::default(), None),
+    };
+    Ok(Json(out))
 }
 
 #[utoipa::path(get, path = "/v1/events/{id}/queue/me", tag = "queue", security(("bearer" = [])),
@@ -170,8 +171,8 @@ pub async fn queue_me(
     User(user): User,
     Path(id): Path<String>,
 ) -> ApiResult<Json<QueueOut>> {
-    let (view, settings) = state.store.queue_view(&user, &id, true).await?;
-    Ok(Json(queue_out(&view, settings)))
+    let place = state.store.queue_view(&user, &id, true).await?;
+    Ok(Json(queue_out(&place.view, place.settings, place.measured_wait_s)))
 }
 
 #[utoipa::path(delete, path = "/v1/events/{id}/queue/me", tag = "queue", security(("bearer" = [])),
@@ -196,9 +197,9 @@ pub async fn queue_stream(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> ApiResult<Response> {
     let permit = state.streams.acquire(client_ip(&headers, peer))?;
-    let (view, settings) = state.store.queue_view(&user, &id, false).await?;
+    let place = state.store.queue_view(&user, &id, false).await?;
     let version = state.store.watch_version(&id).await?;
-    let first = queue_out(&view, settings);
+    let first = queue_out(&place.view, place.settings, place.measured_wait_s);
     let initial = Event::default().event("queue").json_data(&first).expect("serializable");
     let store = state.store.clone();
     let live = stream::unfold((version, Some(first), permit), move |(mut version, last, permit)| {
@@ -207,7 +208,7 @@ pub async fn queue_stream(
             loop {
                 version.changed().await.ok()?;
                 let out = match store.queue_view(&user, &id, false).await {
-                    Ok((view, settings)) => queue_out(&view, settings),
+                    Ok(place) => queue_out(&place.view, place.settings, place.measured_wait_s),
                     // Left the queue (or the event went away): the stream ends.
                     Err(_) => return None,
                 };
