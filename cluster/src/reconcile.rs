@@ -94,14 +94,15 @@ async fn catalog_membership(store: &Store) -> Result<()> {
     if catalog.membership_changing() {
         return Ok(());
     }
-    let (live, addrs) = store.catalog_read(|c| {
+    let (live, removed, addrs) = store.catalog_read(|c| {
         let live: BTreeSet<u64> = c.live_nodes().into_iter().collect();
+        let removed: BTreeSet<u64> = c.nodes.values().filter(|n| n.removed).map(|n| n.id).collect();
         let addrs: std::collections::BTreeMap<u64, NodeAddr> = c
             .nodes
             .values()
             .map(|n| (n.id, NodeAddr { raft_addr: n.raft_addr.clone(), http_addr: n.http_addr.clone() }))
             .collect();
-        (live, addrs)
+        (live, removed, addrs)
     });
     let members = catalog.members();
     for id in live.iter().filter(|id| !members.contains_key(id)) {
@@ -109,7 +110,9 @@ async fn catalog_membership(store: &Store) -> Result<()> {
         catalog.add_learner(*id, addrs[id].clone(), true, CATCH_UP_TIMEOUT).await?;
     }
     let voters = catalog.voters();
-    let mut desired: BTreeSet<u64> = voters.intersection(&live).copied().collect();
+    // Only removed nodes leave: a voter of the initial `--peers` list that has not
+    // registered yet (still starting) keeps its vote.
+    let mut desired: BTreeSet<u64> = voters.difference(&removed).copied().collect();
     for id in &live {
         if desired.len() >= CATALOG_VOTERS_MAX {
             break;
