@@ -1,0 +1,474 @@
+//! Hand-written histories the checkers must accept or reject, each a small story
+//! (`time process kind f ticket key=value...`, see `jepsen::history::parse_story`).
+
+use jepsen::checker::direct::{CheckName, Counts, FinalRead, FinalState};
+use jepsen::history::{pair_calls, parse_story};
+use jepsen::{check_linearizable, LinearConfig, ModelConfig, Results, TicketStatus, Validity, Verdict};
+
+fn linear(story: &str, skew_ms: u64) -> Verdict {
+    let ops = parse_story(story).expect("story parses");
+    let config = LinearConfig { model: ModelConfig { skew_ms }, ..LinearConfig::default() };
+    check_linearizable(&ops, &config).expect("well formed").verdict
+}
+
+#[track_caller]
+fn assert_valid(story: &str, skew_ms: u64) {
+    let v = linear(story, skew_ms);
+    assert!(v.is_valid(), "want valid with skew {skew_ms}, got {v:#?}\n{story}");
+}
+
+#[track_caller]
+fn assert_invalid(story: &str, skew_ms: u64) {
+    let v = linear(story, skew_ms);
+    assert!(v.is_invalid(), "want invalid with skew {skew_ms}, got {v:#?}\n{story}");
+}
+
+fn results(story: &str, fin: &FinalState, skew_ms: u64) -> Results {
+    let ops = parse_story(story).unwrap();
+    let config = LinearConfig { model: ModelConfig { skew_ms }, ..LinearConfig::default() };
+    Results::compute(&ops, fin, &config).unwrap()
+}
+
+// ---- Sales and holds ----
+
+const DOUBLE_SALE: &str = "
+    100 p1 invoke reserve A user=alice
+    105 p2 invoke reserve A user=bob
+    120 p1 ok reserve A hold=h1 until=10000
+    125 p2 ok reserve A hold=h2 until=10005
+    200 p1 invoke confirm A hold=h1 user=alice
+    210 p1 ok confirm A booking=b1
+    220 p2 invoke confirm A hold=h2 user=bob
+    230 p2 ok confirm A booking=b2
+";
+
+#[test]
+fn double_sale_is_invalid_for_every_checker() {
+    assert_invalid(DOUBLE_SALE, 0);
+    let fin = FinalState {
+        capacity: Some(1),
+        reads: vec![FinalRead {
+            ticket: "A".into(),
+            status: TicketStatus::Sold,
+            booking_id: Some("b1".into()),
+        }],
+        counts: None,
+    };
+    let r = results(DOUBLE_SALE, &fin, 0);
+    assert_eq!(r.valid, Validity::Invalid);
+    assert_eq!(r.direct(CheckName::NoDoubleSale), Validity::Invalid);
+    assert_eq!(r.direct(CheckName::HoldsExclusive), Validity::Invalid);
+    // b2 was acknowledged but the ticket ended up under b1.
+    assert_eq!(r.direct(CheckName::BookingsDurable), Validity::Invalid);
+    let v = r.violations.iter().find(|v| v.check == CheckName::NoDoubleSale).unwrap();
+    assert_eq!(v.ops, vec![4, 6], "names the two confirms' invokes");
+    assert!(r.summary().contains("INVALID"), "{}", r.summary());
+}
+
+#[test]
+fn reserve_succeeding_while_another_hold_is_live_is_invalid() {
+    let story = "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=10000
+        200 p2 invoke reserve A user=bob
+        230 p2 ok reserve A hold=h2 until=10200
+    ";
+    assert_invalid(story, 0);
+    assert_invalid(story, 9_000);
+    // Only a skew bound that could put bob's point past h1's expiry explains it.
+    assert_valid(story, 9_770);
+}
+
+#[test]
+fn reserve_after_expiry_is_valid() {
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=1000
+        1500 p2 invoke reserve A user=bob
+        1530 p2 ok reserve A hold=h2 until=2500
+        ",
+        0,
+    );
+}
+
+#[test]
+fn confirm_ok_after_expiry_beyond_skew_is_invalid() {
+    let story = "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=1000
+        1200 p1 invoke confirm A hold=h1 user=alice
+        1210 p1 ok confirm A booking=b1
+    ";
+    assert_invalid(story, 0);
+    assert_invalid(story, 200); // window starts at 1000: already expired
+    assert_valid(story, 201); // could have taken effect at 999
+}
+
+#[test]
+fn confirm_by_someone_else_is_invalid() {
+    assert_invalid(
+        "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=10000
+        200 p2 invoke confirm A hold=h1 user=mallory
+        210 p2 ok confirm A booking=b1
+        ",
+        0,
+    );
+}
+
+#[test]
+fn unavailable_while_available_the_whole_time_is_invalid() {
+    assert_invalid(
+        "
+        100 p1 invoke reserve A user=alice
+        110 p1 fail reserve A code=ticket_unavailable
+        ",
+        0,
+    );
+    // Expired hold: still available the whole time of bob's call.
+    assert_invalid(
+        "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=1000
+        1000 p2 invoke reserve A user=bob
+        1010 p2 fail reserve A code=ticket_unavailable
+        ",
+        0,
+    );
+}
+
+#[test]
+fn concurrent_reserves_where_one_wins_are_valid() {
+    // Completions in either order, the loser refused.
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        101 p2 invoke reserve A user=bob
+        120 p2 fail reserve A code=ticket_unavailable
+        130 p1 ok reserve A hold=h1 until=5000
+        ",
+        0,
+    );
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        101 p2 invoke reserve A user=bob
+        102 p3 invoke reserve A user=carol
+        120 p1 ok reserve A hold=h1 until=5000
+        121 p3 fail reserve A code=ticket_unavailable
+        130 p2 fail reserve A code=ticket_unavailable
+        140 p2 invoke read A
+        150 p2 ok read A status=held
+        ",
+        0,
+    );
+}
+
+#[test]
+fn unknown_reserve_may_or_may_not_have_happened() {
+    // Took effect: bob is refused, a read sees it held.
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        5000 p1 info reserve A code=timeout
+        200 p2 invoke reserve A user=bob
+        210 p2 fail reserve A code=ticket_unavailable
+        220 p3 invoke read A
+        230 p3 ok read A status=held
+        ",
+        0,
+    );
+    // Did not: bob gets it.
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        200 p2 invoke reserve A user=bob
+        210 p2 ok reserve A hold=h2 until=5000
+        5000 p1 info reserve A code=timeout
+        ",
+        0,
+    );
+    // It cannot have taken effect before it was invoked.
+    assert_invalid(
+        "
+        100 p2 invoke reserve A user=bob
+        110 p2 fail reserve A code=ticket_unavailable
+        200 p1 invoke reserve A user=alice
+        ",
+        0,
+    );
+    // Once seen expired, it stays expired: held, available, then held again is invalid.
+    assert_invalid(
+        "
+        100 p1 invoke reserve A user=alice
+        200 p2 invoke read A
+        210 p2 ok read A status=held
+        300 p2 invoke read A
+        310 p2 ok read A status=available
+        400 p2 invoke read A
+        410 p2 ok read A status=held
+        ",
+        0,
+    );
+}
+
+#[test]
+fn a_5xx_confirm_is_an_unknown_outcome() {
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=100000
+        200 p1 invoke confirm A hold=h1 user=alice
+        300 p1 fail confirm A code=unavailable http=503
+        400 p2 invoke read A
+        410 p2 ok read A status=sold
+        ",
+        0,
+    );
+    // A 403 is a definite refusal: it cannot explain the sale.
+    assert_invalid(
+        "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=100000
+        200 p1 invoke confirm A hold=h1 user=alice
+        300 p1 fail confirm A code=forbidden
+        400 p2 invoke read A
+        410 p2 ok read A status=sold
+        ",
+        0,
+    );
+}
+
+// ---- Expiry at the boundary: live while t < until, expired from t = until ----
+
+const HOLD_UNTIL_1000: &str = "
+    100 p1 invoke reserve A user=alice
+    130 p1 ok reserve A hold=h1 until=1000
+";
+
+#[test]
+fn expiry_exactly_at_the_boundary() {
+    let with = |rest: &str| format!("{HOLD_UNTIL_1000}{rest}");
+    // A reserve at exactly expires_at finds the ticket available.
+    assert_valid(&with("1000 p2 invoke reserve A user=bob\n1005 p2 ok reserve A hold=h2 until=2000"), 0);
+    assert_invalid(&with("990 p2 invoke reserve A user=bob\n999 p2 ok reserve A hold=h2 until=2000"), 0);
+    assert_valid(&with("990 p2 invoke reserve A user=bob\n999 p2 ok reserve A hold=h2 until=2000"), 1);
+    // A confirm must take effect strictly before expires_at.
+    assert_valid(&with("995 p1 invoke confirm A hold=h1 user=alice\n1000 p1 ok confirm A booking=b1"), 0);
+    assert_invalid(&with("1000 p1 invoke confirm A hold=h1 user=alice\n1005 p1 ok confirm A booking=b1"), 0);
+    // hold_expired is legal only from expires_at on.
+    assert_invalid(
+        &with("995 p1 invoke confirm A hold=h1 user=alice\n999 p1 fail confirm A code=hold_expired"),
+        0,
+    );
+    assert_valid(
+        &with("995 p1 invoke confirm A hold=h1 user=alice\n1000 p1 fail confirm A code=hold_expired"),
+        0,
+    );
+    assert_valid(
+        &with("995 p1 invoke release A hold=h1 user=alice\n999 p1 fail release A code=hold_expired"),
+        1,
+    );
+    // Reads: held strictly before, available from the boundary.
+    assert_invalid(&with("1000 p3 invoke read A\n1001 p3 ok read A status=held"), 0);
+    assert_valid(&with("999 p3 invoke read A\n1001 p3 ok read A status=held"), 0);
+    assert_invalid(&with("990 p3 invoke read A\n999 p3 ok read A status=available"), 0);
+    assert_valid(&with("990 p3 invoke read A\n1000 p3 ok read A status=available"), 0);
+}
+
+#[test]
+fn hold_expired_then_the_ticket_is_free() {
+    assert_invalid(
+        &format!("{HOLD_UNTIL_1000}1100 p1 invoke confirm A hold=h1 user=alice\n1110 p1 fail confirm A code=hold_expired\n1200 p2 invoke read A\n1210 p2 ok read A status=held"),
+        0,
+    );
+    // An unknown hold id cannot be answered hold_expired.
+    assert_invalid(
+        &format!("{HOLD_UNTIL_1000}1100 p1 invoke confirm A hold=h9 user=alice\n1110 p1 fail confirm A code=hold_expired"),
+        0,
+    );
+}
+
+// ---- Reads ----
+
+#[test]
+fn stale_read_that_cannot_be_linearized_is_invalid() {
+    assert_invalid(
+        "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=100000
+        200 p2 invoke read A
+        210 p2 ok read A status=available
+        ",
+        0,
+    );
+    // After a sale, a read may not see the ticket free again.
+    assert_invalid(
+        "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=100000
+        140 p1 invoke confirm A hold=h1 user=alice
+        150 p1 ok confirm A booking=b1
+        160 p2 invoke read A
+        170 p2 ok read A status=sold
+        180 p2 invoke read A
+        190 p2 ok read A status=held
+        ",
+        0,
+    );
+    // A read concurrent with the reserve may see either.
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        110 p2 invoke read A
+        120 p2 ok read A status=available
+        130 p1 ok reserve A hold=h1 until=100000
+        ",
+        0,
+    );
+}
+
+#[test]
+fn release_frees_the_ticket() {
+    let released = "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=100000
+        200 p1 invoke release A hold=h1 user=alice
+        210 p1 ok release A
+    ";
+    assert_valid(
+        &format!("{released}300 p2 invoke reserve A user=bob\n310 p2 ok reserve A hold=h2 until=100300"),
+        0,
+    );
+    assert_invalid(&format!("{released}300 p2 invoke read A\n310 p2 ok read A status=held"), 0);
+    assert_invalid(
+        &format!("{released}300 p1 invoke confirm A hold=h1 user=alice\n310 p1 ok confirm A booking=b1"),
+        0,
+    );
+}
+
+#[test]
+fn tickets_are_checked_independently() {
+    // B's history is fine; A's is not; the report names A.
+    let story = "
+        100 p1 invoke reserve B user=alice
+        130 p1 ok reserve B hold=h1 until=100000
+        140 p2 invoke read A
+        150 p2 ok read A status=sold
+    ";
+    let ops = parse_story(story).unwrap();
+    let report = check_linearizable(&ops, &LinearConfig::default()).unwrap();
+    assert!(report.verdict.is_invalid());
+    assert_eq!(report.ticket.as_deref(), Some("A"));
+    assert_eq!(report.tickets.len(), 2);
+    assert!(report.tickets[1].verdict.is_valid(), "B");
+}
+
+// ---- Idempotent retries ----
+
+#[test]
+fn idempotent_replay_of_a_reserve_is_valid_a_second_hold_is_not() {
+    let first = "
+        100 p1 invoke reserve A user=alice key=k1
+        130 p1 ok reserve A hold=h1 until=100000
+    ";
+    let replay =
+        format!("{first}200 p1 invoke reserve A user=alice key=k1\n210 p1 ok reserve A hold=h1 until=100000");
+    assert_valid(&replay, 0);
+    let r = results(&replay, &FinalState::default(), 0);
+    assert_eq!(r.direct(CheckName::IdempotentOnce), Validity::Valid);
+
+    let doubled =
+        format!("{first}200 p1 invoke reserve A user=alice key=k1\n210 p1 ok reserve A hold=h2 until=100100");
+    assert_invalid(&doubled, 0);
+    let r = results(&doubled, &FinalState::default(), 0);
+    assert_eq!(r.direct(CheckName::IdempotentOnce), Validity::Invalid);
+    // The replay must repeat the original answer exactly.
+    let changed =
+        format!("{first}200 p1 invoke reserve A user=alice key=k1\n210 p1 ok reserve A hold=h1 until=200000");
+    assert_invalid(&changed, 0);
+}
+
+// ---- Direct checks on their own ----
+
+const SOLD_B1: &str = "
+    100 p1 invoke reserve A user=alice
+    130 p1 ok reserve A hold=h1 until=100000
+    140 p1 invoke confirm A hold=h1 user=alice
+    150 p1 ok confirm A booking=b1
+";
+
+fn final_reads(reads: &[(&str, TicketStatus)], capacity: u64) -> FinalState {
+    FinalState {
+        capacity: Some(capacity),
+        reads: reads
+            .iter()
+            .map(|(t, s)| FinalRead { ticket: t.to_string(), status: *s, booking_id: None })
+            .collect(),
+        counts: None,
+    }
+}
+
+#[test]
+fn acknowledged_booking_must_survive() {
+    let ok = final_reads(&[("A", TicketStatus::Sold), ("B", TicketStatus::Available)], 2);
+    let r = results(SOLD_B1, &ok, 0);
+    assert_eq!(r.valid, Validity::Valid, "{}", r.summary());
+
+    let lost = final_reads(&[("A", TicketStatus::Available), ("B", TicketStatus::Available)], 2);
+    let r = results(SOLD_B1, &lost, 0);
+    assert_eq!(r.direct(CheckName::BookingsDurable), Validity::Invalid);
+    assert_eq!(r.checkers["linearizable"], Validity::Valid, "the final reads are not in the history");
+
+    let missing = final_reads(&[("B", TicketStatus::Available)], 2);
+    assert_eq!(results(SOLD_B1, &missing, 0).direct(CheckName::BookingsDurable), Validity::Invalid);
+
+    let mut other_booking = ok.clone();
+    other_booking.reads[0].booking_id = Some("b7".into());
+    assert_eq!(results(SOLD_B1, &other_booking, 0).direct(CheckName::BookingsDurable), Validity::Invalid);
+}
+
+#[test]
+fn conservation_counts_every_ticket_once() {
+    let short = final_reads(&[("A", TicketStatus::Sold)], 2);
+    assert_eq!(results(SOLD_B1, &short, 0).direct(CheckName::Conservation), Validity::Invalid);
+    let mut counts = final_reads(&[("A", TicketStatus::Sold), ("B", TicketStatus::Held)], 2);
+    counts.counts = Some(Counts { available: 1, held: 1, sold: 1 });
+    assert_eq!(results(SOLD_B1, &counts, 0).direct(CheckName::Conservation), Validity::Invalid);
+    counts.counts = Some(Counts { available: 0, held: 1, sold: 1 });
+    assert_eq!(results(SOLD_B1, &counts, 0).direct(CheckName::Conservation), Validity::Valid);
+    // Without final reads the checks that need them are unknown, not valid.
+    let r = results(SOLD_B1, &FinalState::default(), 0);
+    assert_eq!(r.direct(CheckName::Conservation), Validity::Unknown);
+    assert_eq!(r.direct(CheckName::BookingsDurable), Validity::Unknown);
+    assert_eq!(r.valid, Validity::Unknown);
+}
+
+#[test]
+fn holds_exclusive_respects_the_skew_bound_and_releases() {
+    let overlap = "
+        100 p1 invoke reserve A user=alice
+        130 p1 ok reserve A hold=h1 until=1000
+        900 p2 invoke reserve A user=bob
+        950 p2 ok reserve A hold=h2 until=1950
+    ";
+    let calls = pair_calls(&parse_story(overlap).unwrap()).unwrap();
+    let v = jepsen::checker::direct::holds_exclusive(&calls, 0);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].ops, vec![0, 2]);
+    assert!(jepsen::checker::direct::holds_exclusive(&calls, 50).is_empty(), "bob's point may be at 1000");
+    let released = format!("{overlap}300 p1 invoke release A hold=h1 user=alice\n310 p1 ok release A");
+    let calls = pair_calls(&parse_story(&released).unwrap()).unwrap();
+    assert!(jepsen::checker::direct::holds_exclusive(&calls, 0).is_empty());
+}
+
+#[test]
+fn results_json_round_trips() {
+    let r = results(DOUBLE_SALE, &final_reads(&[("A", TicketStatus::Sold)], 1), 0);
+    let back: Results = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(back, r);
+    assert_eq!(r.counts["reserve"].ok, 2);
+    assert_eq!(r.counts["confirm"].ok, 2);
+}
