@@ -1,11 +1,13 @@
 //! [`Store`]: the running store on one node. It hosts the catalog group and the event
-//! groups, stamps each proposal with the leader's wall-clock time, creates an event's
-//! group when the event is created, and starts the per-event driver (expiry, queue,
-//! payment recovery, see [`crate::driver`]).
+//! groups placed here, serves Raft RPCs, routes requests (the group here, or where to
+//! forward them), proposes commands (stamped by whichever node leads), and starts the
+//! per-event drivers ([`crate::driver`]), the reconciler ([`crate::reconcile`]) and the
+//! search feed ([`crate::feed`]).
 //!
-//! Start-up is a reconciliation, so a crash at any point heals: open every group stored
-//! on disk; initialize the catalog if this is a pristine one-node cluster; then for every
-//! event in the catalog make sure its group is open, initialized and set up.
+//! Start-up opens every group stored on disk and initializes the catalog only on a
+//! pristine node that is the cluster's initializer (one-node mode, or the lowest id of
+//! `--peers`); everything after that — registering, joining, opening and initializing
+//! event groups, moving replicas — is the reconciler's, so a crash at any point heals.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -29,8 +31,6 @@ use crate::payment::PaymentProvider;
 
 /// The catalog group's id.
 pub const CATALOG_GROUP: &str = "catalog";
-/// How long start-up waits for the catalog group to elect a leader.
-pub const STARTUP_LEADER_WAIT: Duration = Duration::from_secs(10);
 /// How long `create_event` waits for the new event's inventory to be set up.
 pub const EVENT_READY_WAIT: Duration = Duration::from_secs(10);
 
