@@ -63,6 +63,41 @@ pub struct Queue {
     opened_at: Millis,
     /// Users admitted since the opening: with `opened_at`, the measured admission rate.
     admitted_total: u64,
+    /// Which sequence numbers are still waiting, as a Fenwick tree over `0..next_seq`, so a
+    /// user's place is O(log n) instead of a walk of everyone ahead.
+    waiting_ranks: Fenwick,
+}
+
+/// A Fenwick (binary indexed) tree of counts over positions `1..=len`, growing at the end.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Fenwick(Vec<u32>);
+
+impl Fenwick {
+    /// Sum of the counts at positions `1..=i`.
+    fn prefix(&self, mut i: usize) -> u64 {
+        let mut sum = 0;
+        while i > 0 {
+            sum += u64::from(self.0[i - 1]);
+            i &= i - 1;
+        }
+        sum
+    }
+
+    /// Append position `len + 1` with `count`.
+    fn push(&mut self, count: u32) {
+        let i = self.0.len() + 1;
+        let low = i & i.wrapping_neg();
+        let covered = self.prefix(i - 1) - self.prefix(i - low);
+        self.0.push(u32::try_from(covered).expect("fits: at most one per position") + count);
+    }
+
+    /// Take one from the count at position `i`.
+    fn remove_one(&mut self, mut i: usize) {
+        while i <= self.0.len() {
+            self.0[i - 1] -= 1;
+            i += i & i.wrapping_neg();
+        }
+    }
 }
 
 impl Queue {
@@ -120,7 +155,12 @@ impl Queue {
             return None;
         }
         let seq = *self.seq_of.get(user)?;
-        let ahead = self.waiting.range(..seq).count() as u64;
+        let ahead = self.waiting_ranks.prefix(seq as usize);
+        debug_assert_eq!(
+            ahead,
+            self.waiting.range(..seq).count() as u64,
+            "the rank index agrees with the queue"
+        );
         Some(QueueView {
             user: user.to_string(),
             position: ahead + 1,
@@ -153,6 +193,7 @@ impl Queue {
             self.presale_end = self.next_seq;
         }
         self.waiting.insert(seq, user.to_string());
+        self.waiting_ranks.push(1);
         self.seq_of.insert(user.to_string(), seq);
         debug_assert_eq!(self.waiting.len(), self.seq_of.len(), "waiting and seq_of must pair up");
         Ok(self.view(user, now).expect("just joined"))
@@ -162,7 +203,10 @@ impl Queue {
     pub(crate) fn leave(&mut self, user: &str, now: Millis) -> Result<(), Rejection> {
         let live = self.view(user, now).is_some();
         let removed_waiting = match self.seq_of.remove(user) {
-            Some(seq) => self.waiting.remove(&seq).is_some(),
+            Some(seq) => {
+                self.waiting_ranks.remove_one(seq as usize + 1);
+                self.waiting.remove(&seq).is_some()
+            }
             None => false,
         };
         self.drop_admission(user);
@@ -225,7 +269,8 @@ impl Queue {
         }
         let mut out = Vec::new();
         while self.admitted.len() < max_admitted as usize {
-            let Some((_, user)) = self.waiting.pop_first() else { break };
+            let Some((seq, user)) = self.waiting.pop_first() else { break };
+            self.waiting_ranks.remove_one(seq as usize + 1);
             self.seq_of.remove(&user);
             let until = now.saturating_add(admission_ms);
             self.admitted.insert(user.clone(), until);
@@ -259,6 +304,14 @@ impl Queue {
 
     /// Check the queue's own pairings; used by `Inventory::check_invariants`.
     pub(crate) fn check(&self) -> Result<(), String> {
+        if self.waiting_ranks.0.len() as u64 != self.next_seq {
+            return Err("queue: the rank index does not cover every sequence number".into());
+        }
+        for (rank, seq) in self.waiting.keys().enumerate() {
+            if self.waiting_ranks.prefix(*seq as usize) != rank as u64 {
+                return Err(format!("queue: the rank index puts {seq} off its place {rank}"));
+            }
+        }
         if self.waiting.len() != self.seq_of.len() {
             return Err("queue: waiting and seq_of differ in size".into());
         }
@@ -299,6 +352,30 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn places_stay_right_under_joins_leaves_and_admissions() {
+        let mut q = Queue::default();
+        let mut rng = SplitMix64(99);
+        for step in 0..3_000u64 {
+            let user = format!("u{}", rng.next() % 200);
+            match rng.next() % 4 {
+                0 | 1 => {
+                    q.join(&user, step, 500).unwrap();
+                }
+                2 => {
+                    let _ = q.leave(&user, step);
+                }
+                _ => {
+                    q.admit(step, 5, 500, (rng.next() % 4) as u32, 50);
+                }
+            }
+            q.check().unwrap();
+            for (rank, user) in q.waiting_order().iter().enumerate() {
+                assert_eq!(q.view(user, step).unwrap().ahead, rank as u64, "step {step}");
+            }
+        }
+    }
 
     #[test]
     fn the_wait_estimate_follows_the_measured_admission_rate() {
