@@ -1,8 +1,18 @@
 //! `jepsen`: Jepsen-style checking of boxoffice (issue 6). This crate owns the **history
-//! format** and the **checkers**; it is pure code (no IO beyond reading/writing a history,
-//! no clock except the checker's own time budget). The harness that runs real `boxoffice`
-//! processes, injects faults and records histories in this format is the next step and
-//! will live here too; it must not leak into these modules.
+//! format** and the **checkers**, which are pure code (no IO beyond reading/writing a
+//! history, no clock except the checker's own time budget). The harness that runs real
+//! `boxoffice` processes, injects faults and records histories in this format is
+//! [`harness`] (and the `jepsen` binary); it must not leak into those modules.
+//!
+//! ```text
+//! cargo build -p boxoffice
+//! cargo run -p jepsen-tests --bin jepsen -- --nodes 3 --nemesis kill,pause,partition \
+//!     --workload contention --time 60 --seed 42 [--out DIR] [--binary PATH]
+//! ```
+//! writes `history.jsonl`, `reads.jsonl` (browse reads, unchecked), `nemesis.jsonl`,
+//! `schedule.json`, `final.json`, `results.json`, `summary.txt`, `timeline.svg` and the
+//! node logs and data into the run directory; exits 0 only if valid. `tests/campaign.rs`
+//! runs a short campaign (kill, pause, partition; 20 s each).
 //!
 //! ## Layout
 //!
@@ -63,6 +73,7 @@
 //!   per-ticket histories to a few hundred ops with few concurrent processes.
 
 pub mod checker;
+pub mod harness;
 pub mod history;
 pub mod results;
 

@@ -1,0 +1,409 @@
+//! One run: start the cluster, set up the events, run the workload and the nemesis, heal,
+//! read the final state, check, and write the run directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::cluster::{Cluster, AUTH_SECRET};
+use super::nemesis::{self, NemesisKind, NemesisLog};
+use super::timeline;
+use super::workload::{self, ticket_key, EventUnderTest, Workload};
+use crate::checker::direct::{FinalRead, FinalState};
+use crate::history::{save_jsonl, TicketStatus};
+use crate::{Budget, LinearConfig, ModelConfig, Results, Validity};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    pub nodes: usize,
+    pub nemeses: Vec<NemesisKind>,
+    pub workload: String,
+    pub time_s: u64,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub binary: PathBuf,
+    pub clients: usize,
+    pub seats: u32,
+    pub hold_seconds: u64,
+    pub event_seconds: u64,
+    pub op_timeout_ms: u64,
+    pub quiet_ms: (u64, u64),
+    pub fault_ms: (u64, u64),
+    pub skew_ms: u64,
+    pub check_browse_reads: bool,
+    pub final_restart: bool,
+    pub check_time_max_ms: u64,
+}
+
+impl RunConfig {
+    pub fn new(binary: PathBuf, out: PathBuf, seed: u64) -> RunConfig {
+        RunConfig {
+            nodes: 3,
+            nemeses: vec![NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition],
+            workload: "contention".into(),
+            time_s: 60,
+            seed,
+            out,
+            binary,
+            clients: 10,
+            seats: 5,
+            hold_seconds: 3,
+            event_seconds: 10,
+            op_timeout_ms: 3_000,
+            quiet_ms: (5_000, 10_000),
+            fault_ms: (5_000, 10_000),
+            skew_ms: 0,
+            check_browse_reads: false,
+            final_restart: true,
+            check_time_max_ms: 120_000,
+        }
+    }
+}
+
+pub struct RunOutcome {
+    pub results: Results,
+    pub dir: PathBuf,
+    pub notes: Vec<String>,
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const TOKEN_TTL_S: u64 = 24 * 3600;
+
+async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Result<(u16, Value)> {
+    let r = http.post(url).bearer_auth(token).json(&body).timeout(Duration::from_secs(10)).send().await?;
+    let s = r.status().as_u16();
+    let t = r.text().await?;
+    Ok((s, serde_json::from_str(&t).unwrap_or(Value::String(t))))
+}
+
+async fn get(http: &reqwest::Client, url: String, token: Option<&str>) -> Result<(u16, Value)> {
+    let mut req = http.get(url).timeout(Duration::from_secs(5));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await?;
+    let s = r.status().as_u16();
+    let t = r.text().await?;
+    Ok((s, serde_json::from_str(&t).unwrap_or(Value::String(t))))
+}
+
+/// Retry `f` until it returns Some, at most `timeout`.
+async fn retry<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if start.elapsed() > timeout => bail!("{what}: not done within {timeout:?}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
+    if cfg.workload != "contention" {
+        bail!("workload {:?} is not implemented yet (only `contention`)", cfg.workload);
+    }
+    let dir = cfg.out.clone();
+    if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        bail!("run directory {} exists and is not empty (it would reuse old node data)", dir.display());
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&cfg)?)?;
+    let mut notes = Vec::new();
+    let t0 = Instant::now();
+    let mut cluster = Cluster::start(cfg.nodes, &cfg.binary, &dir).await?;
+    cluster.wait_all_ready(READY_TIMEOUT).await?;
+    eprintln!("cluster of {} nodes ready in {:?}", cfg.nodes, t0.elapsed());
+
+    // ---- setup: one venue (GA of `seats`), one event per rotation window ----
+    let keys = api::AuthKeys::new(AUTH_SECRET.as_bytes());
+    let admin = keys.mint("jepsen-admin", true, TOKEN_TTL_S);
+    let http = reqwest::Client::new();
+    let base1 = cluster.node(1).base();
+    let venue = retry("create venue", Duration::from_secs(30), || async {
+        match post(&http, format!("{base1}/v1/venues"), &admin, json!({
+            "name": "Jepsen Hall", "city": "Springfield", "country": "US", "location": {"lat": 40.0, "lon": -75.0},
+            "sections": [{"name": "GA", "kind": "general", "capacity": cfg.seats}]
+        })).await {
+            Ok((201, b)) => Ok(b["id"].as_str().unwrap_or_default().to_string()),
+            Ok((s, b)) => Err(format!("{s} {b}")),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await?;
+    let n_events = (cfg.time_s / cfg.event_seconds.max(1) + 1) as usize;
+    let mut events = Vec::new();
+    for k in 0..n_events {
+        let id = retry("create event", Duration::from_secs(30), || async {
+            match post(
+                &http,
+                format!("{base1}/v1/events"),
+                &admin,
+                json!({
+                    "name": format!("Jepsen Night {k}"), "type": "concert", "venue_id": venue,
+                    "starts_at": "2030-01-01T20:00:00Z", "prices": {"GA": 2500}, "currency": "USD",
+                    "per_user_limit": 50, "hold_seconds": cfg.hold_seconds
+                }),
+            )
+            .await
+            {
+                Ok((201, b)) => Ok(b["id"].as_str().unwrap_or_default().to_string()),
+                Ok((s, b)) => Err(format!("{s} {b}")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await?;
+        let tickets: Vec<String> = (1..=cfg.seats).map(|i| format!("GA-{i}")).collect();
+        events.push(EventUnderTest { id, tickets });
+    }
+    // Every node serves every event's seat map, and every group has a leader.
+    for ev in &events {
+        cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?;
+        for id in cluster.ids() {
+            let base = cluster.node(id).base();
+            retry("seat map on every node", Duration::from_secs(30), || async {
+                match get(&http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
+                    Ok((200, _)) => Ok(()),
+                    Ok((s, b)) => Err(format!("{s} {b}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await?;
+        }
+    }
+    eprintln!("{} events of {} seats ready ({:?} since start)", events.len(), cfg.seats, t0.elapsed());
+
+    // ---- workload + nemesis ----
+    let started = Instant::now();
+    let w = Arc::new(Workload {
+        events: events.clone(),
+        event_seconds: cfg.event_seconds,
+        bases: cluster.ids().iter().map(|i| cluster.node(*i).base()).collect(),
+        clients: cfg.clients,
+        op_timeout: Duration::from_millis(cfg.op_timeout_ms),
+        history: Default::default(),
+        reads: Default::default(),
+        check_browse_reads: cfg.check_browse_reads,
+        started,
+        deadline: started + Duration::from_secs(cfg.time_s),
+    });
+    let users: Vec<String> = (0..cfg.clients).map(|c| format!("jepsen-user-{c}")).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (c, user) in users.iter().enumerate() {
+        let token = keys.mint(user, false, TOKEN_TTL_S);
+        let seed = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(c as u64 + 1);
+        tasks.spawn(workload::run_client(w.clone(), c, user.clone(), token, seed));
+    }
+    let faults =
+        nemesis::schedule(cfg.seed, &cfg.nemeses, cfg.nodes, cfg.time_s * 1000, cfg.quiet_ms, cfg.fault_ms);
+    std::fs::write(dir.join("schedule.json"), serde_json::to_string_pretty(&faults)?)?;
+    let cluster = Arc::new(AsyncMutex::new(cluster));
+    let nlog = Arc::new(NemesisLog::default());
+    let w2 = w.clone();
+    let nemesis_task = tokio::spawn(nemesis::run(
+        cluster.clone(),
+        faults,
+        started,
+        move |elapsed| w2.events[w2.event_index_at(elapsed)].id.clone(),
+        nlog.clone(),
+    ));
+    let progress = {
+        let (w, nlog) = (w.clone(), nlog.clone());
+        let time_s = cfg.time_s;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let ops = w.history.snapshot();
+                let count = |k| ops.iter().filter(|o| o.kind == k).count();
+                eprintln!(
+                    "[{:>4}/{time_s} s] ops {} (ok {}, fail {}, info {}); nemesis: {}",
+                    started.elapsed().as_secs(),
+                    count(crate::OpKind::Invoke),
+                    count(crate::OpKind::Ok),
+                    count(crate::OpKind::Fail),
+                    count(crate::OpKind::Info),
+                    nlog.active().unwrap_or_else(|| "quiet".into())
+                );
+            }
+        })
+    };
+    while let Some(r) = tasks.join_next().await {
+        r.context("client task panicked")?;
+    }
+    // Wait for the nemesis (its last fault ends before the deadline), then heal everything.
+    let nemesis_result = tokio::time::timeout(Duration::from_secs(30), nemesis_task).await;
+    progress.abort();
+    let mut cluster = Arc::try_unwrap(cluster).ok().context("cluster still shared")?.into_inner();
+    match nemesis_result {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => notes.push(format!("nemesis error: {e:#}")),
+        Ok(Err(e)) => notes.push(format!("nemesis task failed: {e}")),
+        Err(_) => notes.push("nemesis did not finish in time".into()),
+    }
+    let workload_ms = started.elapsed().as_millis() as u64;
+    cluster.heal_all()?;
+    if cfg.final_restart {
+        eprintln!("final: kill -9 and restart of every node");
+        for id in cluster.ids() {
+            cluster.kill(id);
+        }
+        for id in cluster.ids() {
+            cluster.restart(id)?;
+        }
+    }
+    cluster.wait_all_ready(READY_TIMEOUT).await?;
+
+    // ---- final reads ----
+    let mut reads = Vec::new();
+    for ev in &events {
+        let leader = cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?;
+        let base = cluster.node(leader).base();
+        let map = retry("final seat map", Duration::from_secs(30), || async {
+            match get(&http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
+                Ok((200, b)) => Ok(b),
+                Ok((s, b)) => Err(format!("{s} {b}")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await?;
+        for t in map["tickets"].as_array().cloned().unwrap_or_default() {
+            let status = match t["status"].as_str() {
+                Some("available") => TicketStatus::Available,
+                Some("held") => TicketStatus::Held,
+                Some("sold") => TicketStatus::Sold,
+                other => bail!("final read: unknown status {other:?}"),
+            };
+            let tid = t["id"].as_str().unwrap_or_default();
+            reads.push(FinalRead { ticket: ticket_key(&ev.id, tid), status, booking_id: None });
+        }
+    }
+    // Bookings of every user (gathered from every node by the API).
+    let mut booked: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for user in &users {
+        let token = keys.mint(user, false, TOKEN_TTL_S);
+        let mut cursor: Option<String> = None;
+        loop {
+            let q = match &cursor {
+                Some(c) => format!("?limit=100&cursor={c}"),
+                None => "?limit=100".into(),
+            };
+            let url = format!("{}/v1/me/bookings{q}", cluster.node(1).base());
+            let page = retry("final bookings", Duration::from_secs(30), || async {
+                match get(&http, url.clone(), Some(&token)).await {
+                    Ok((200, b)) => Ok(b),
+                    Ok((s, b)) => Err(format!("{s} {b}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await?;
+            for b in page["bookings"].as_array().cloned().unwrap_or_default() {
+                let (Some(ev), Some(id)) = (b["event_id"].as_str(), b["booking_id"].as_str()) else {
+                    continue;
+                };
+                for t in b["tickets"].as_array().cloned().unwrap_or_default() {
+                    if let Some(t) = t.as_str() {
+                        booked.entry(ticket_key(ev, t)).or_default().push(id.to_string());
+                    }
+                }
+            }
+            cursor = page["next_cursor"].as_str().map(str::to_string);
+            if cursor.is_none() {
+                break;
+            }
+        }
+    }
+    for r in &mut reads {
+        match booked.get(&r.ticket).map(Vec::as_slice) {
+            Some([one]) => r.booking_id = Some(one.clone()),
+            Some(many) => notes.push(format!("{}: {} bookings list it: {many:?}", r.ticket, many.len())),
+            None if r.status == TicketStatus::Sold => {
+                notes.push(format!("{}: sold, but no user's bookings list it", r.ticket))
+            }
+            None => {}
+        }
+        if r.status != TicketStatus::Sold && booked.contains_key(&r.ticket) {
+            notes.push(format!("{}: reads {:?} but a booking lists it", r.ticket, r.status));
+        }
+    }
+    let proxied = cluster.proxied_connections();
+    if cfg.nodes > 1 && proxied.get("raft").copied().unwrap_or(0) == 0 {
+        bail!("no Raft connection went through the link proxies (is the connect shim loaded?): partitions were no-ops");
+    }
+    notes.push(format!("connections through the link proxies: {proxied:?}"));
+    let fin = FinalState { capacity: Some(events.len() as u64 * cfg.seats as u64), reads, counts: None };
+    drop(cluster); // every node killed, every proxy closed
+
+    // ---- check and write ----
+    let ops = w.history.snapshot();
+    let config = LinearConfig {
+        model: ModelConfig { skew_ms: cfg.skew_ms },
+        budget: Budget { time_max_ms: 30_000, ..Budget::default() },
+        total_time_max_ms: cfg.check_time_max_ms,
+    };
+    let check_start = Instant::now();
+    let results = Results::compute(&ops, &fin, &config).context("history malformed (harness bug)")?;
+    let check_ms = check_start.elapsed().as_millis();
+    save_jsonl(&ops, std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?))?;
+    save_jsonl(
+        &w.reads.snapshot(),
+        std::io::BufWriter::new(std::fs::File::create(dir.join("reads.jsonl"))?),
+    )?;
+    let nevents = nlog.snapshot();
+    let mut nj = String::new();
+    for e in &nevents {
+        nj.push_str(&serde_json::to_string(e)?);
+        nj.push('\n');
+    }
+    std::fs::write(dir.join("nemesis.jsonl"), nj)?;
+    std::fs::write(dir.join("final.json"), serde_json::to_string_pretty(&fin)?)?;
+    std::fs::write(dir.join("results.json"), results.to_json())?;
+    let mut summary = format!(
+        "boxoffice jepsen run: seed {} nodes {} nemesis {:?} workload {} time {} s\n",
+        cfg.seed, cfg.nodes, cfg.nemeses, cfg.workload, cfg.time_s
+    );
+    summary.push_str(&format!(
+        "workload {} ms, {} history events, {} browse reads (in history: {}), {} nemesis actions, check {} ms\n",
+        workload_ms,
+        ops.len(),
+        w.reads.len() / 2,
+        cfg.check_browse_reads,
+        nevents.len(),
+        check_ms
+    ));
+    summary.push_str(&results.summary());
+    for n in &notes {
+        summary.push_str(&format!("note: {n}\n"));
+    }
+    std::fs::write(dir.join("summary.txt"), &summary)?;
+    if let Err(e) = timeline::write_svg(&dir.join("timeline.svg"), &ops, &nevents, started_ms(&ops, &nevents))
+    {
+        notes.push(format!("timeline not written: {e:#}"));
+    }
+    eprint!("{summary}");
+    if results.valid != Validity::Valid {
+        eprintln!("run directory: {}", dir.display());
+    }
+    Ok(RunOutcome { results, dir, notes })
+}
+
+fn started_ms(ops: &[crate::Op], nevents: &[nemesis::NemesisEvent]) -> u64 {
+    let a = ops.first().map(|o| o.time_ms).unwrap_or(u64::MAX);
+    let b = nevents.first().map(|e| e.time_ms - e.offset_ms).unwrap_or(u64::MAX);
+    a.min(b)
+}
+
+/// Where the run directory goes by default.
+pub fn default_out(root: &Path, seed: u64) -> PathBuf {
+    let stamp = workload::now_ms();
+    root.join(format!("run-{stamp}-seed{seed}"))
+}
