@@ -312,7 +312,14 @@ impl Store {
                 .ok_or_else(|| Error::unavailable("event group not open"))?,
         };
         if !group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
-            return Err(Error::unavailable("the event's inventory is not set up yet"));
+            // This replica has not applied the event's Setup yet (it was just created):
+            // another replica, the leader first, can answer.
+            let http_addrs = self.replica_addrs(&event, group.leader());
+            return Err(if http_addrs.is_empty() {
+                Error::unavailable("the event's inventory is not set up yet")
+            } else {
+                Error::Elsewhere { http_addrs }
+            });
         }
         Ok(group)
     }
