@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/boxoffice-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# The fault campaign (jepsen-tests) compiles a small LD_PRELOAD shim with a C compiler.
+if ! command -v "${CC:-cc}" >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing gcc for the fault campaign's connect() shim"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null
+  else
+    echo "== no C compiler and not root: the fault campaign (jepsen-tests/tests/campaign.rs) is skipped"
+    export BOXOFFICE_SKIP_FAULT_CAMPAIGN="no C compiler for the connect() shim, and not root to install one"
+  fi
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

@@ -70,6 +70,12 @@ fn campaign_run(name: &str, nemesis: NemesisKind, seed: u64) {
 // One test, runs in sequence: three clusters at once would starve a 2-core machine.
 #[test]
 fn short_campaign_kill_pause_partition_is_valid() {
+    // scripts/test.sh sets this, with the reason, only when it could not provide a C
+    // compiler (not root); the skip is printed, never silent.
+    if let Ok(reason) = std::env::var("BOXOFFICE_SKIP_FAULT_CAMPAIGN") {
+        eprintln!("SKIPPED: the short fault campaign: {reason}");
+        return;
+    }
     campaign_run("kill", NemesisKind::Kill, 101);
     campaign_run("pause", NemesisKind::Pause, 202);
     campaign_run("partition", NemesisKind::Partition, 303);
