@@ -23,6 +23,10 @@ use crate::state::AppState;
 pub const FORWARDED_HEADER: &str = "x-boxoffice-forwarded";
 /// How long one forwarded request may take (a confirm waits up to 15 s for its payment).
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a forwarded long poll (`?since=&wait=`) may take: its longest wait plus the
+/// ordinary bound.
+pub const FORWARD_LONG_POLL_TIMEOUT: Duration =
+    Duration::from_secs(crate::routes::browse::LONG_POLL_SECONDS_MAX + FORWARD_TIMEOUT.as_secs());
 
 pub async fn forward(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let already_forwarded = req.headers().contains_key(FORWARDED_HEADER);
@@ -48,7 +52,8 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
         let mut request = state.http.request(method.clone(), &url).body(bytes.clone());
         // Streams (SSE) stay open as long as the client watches; everything else is bounded.
         if !uri.path().ends_with("/stream") {
-            request = request.timeout(FORWARD_TIMEOUT);
+            let long_poll = uri.query().is_some_and(|q| q.split('&').any(|kv| kv.starts_with("wait=")));
+            request = request.timeout(if long_poll { FORWARD_LONG_POLL_TIMEOUT } else { FORWARD_TIMEOUT });
         }
         if let Some(ConnectInfo(peer)) = client {
             request = request.header("x-forwarded-for", peer.ip().to_string());

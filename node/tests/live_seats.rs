@@ -231,5 +231,13 @@ async fn a_node_without_a_replica_relays_the_stream() {
         started.elapsed().as_millis()
     );
     assert_eq!(status, "held");
+
+    // A long poll through the outsider outlives the ordinary 20 s forwarding bound.
+    let c = cluster.client(outsider);
+    let version = c.get(&format!("/v1/events/{event}/tickets"), None).await.body["version"].as_u64().unwrap();
+    let started = Instant::now();
+    let idle = c.get(&format!("/v1/events/{event}/tickets?since={version}&wait=21"), None).await;
+    assert_eq!(idle.status, 200, "{}", idle.body);
+    assert!(started.elapsed() >= Duration::from_secs(20), "answered after {:?}", started.elapsed());
     cluster.kill(outsider);
 }
