@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod nemesis;
+pub mod progress;
 pub mod proxy;
 pub mod run;
 pub mod shim;
