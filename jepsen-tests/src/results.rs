@@ -54,7 +54,7 @@ impl Results {
     pub fn compute(ops: &[Op], fin: &FinalState, config: &LinearConfig) -> Result<Results, HistoryError> {
         let calls = pair_calls(ops)?;
         let linear = check_calls(&calls, config)?;
-        let direct = direct::check_all(&calls, fin, config.model.skew_ms);
+        let direct = direct::check_all(&calls, fin, config.model.skew_ms, config.hold_ms);
 
         let mut checkers = BTreeMap::new();
         let linear_validity = match linear.verdict {
@@ -133,6 +133,21 @@ impl Results {
             let _ = writeln!(s, "... and {} more violations", self.violations.len() - VIOLATIONS_SHOWN_MAX);
         }
         s
+    }
+
+    /// Fold in checks run outside [`Results::compute`] (e.g. the queue's), recomputing
+    /// the overall verdict.
+    pub fn add_checks(&mut self, extra: Vec<direct::CheckResult>) {
+        for r in extra {
+            let validity = match (r.ran, r.violations.is_empty()) {
+                (_, false) => Validity::Invalid,
+                (false, true) => Validity::Unknown,
+                (true, true) => Validity::Valid,
+            };
+            self.checkers.insert(r.check.name().to_string(), validity);
+            self.violations.extend(r.violations);
+        }
+        self.valid = self.checkers.values().copied().max().unwrap_or(Validity::Valid);
     }
 
     /// The verdict of one direct check.

@@ -1,10 +1,16 @@
-//! A short campaign against real processes: 3 nodes, workload `contention`, one run per
-//! nemesis (kill, pause, partition; clock is skipped until libfaketime is wired in), fixed
-//! seeds, about 20 s of workload each. Every run must come out valid.
+//! The short campaign of the test command: 3 nodes, one run per nemesis — partition,
+//! kill, pause, clock — about 60 s of workload each, each with another workload
+//! (contention, flash-sale, idempotent, expiry-edge), then 30 s of the queue workload under
+//! the combined schedule. Fixed seeds. Every run must come out valid.
+//!
+//! As root the nodes run in network namespaces with iptables partitions and the clock
+//! nemesis runs under libfaketime (the harness installs `iproute2`, `iptables` and
+//! `faketime` when missing); otherwise the nodes run on loopback behind the link proxies
+//! and the clock run is skipped with its reason printed.
 //!
 //! The `boxoffice` binary must be built (`cargo test --workspace` builds it); if it is not
 //! next to this test's target directory, the test builds it with cargo. Run directories
-//! (history, nemesis log, node logs, results, summary, timeline) are kept under
+//! (history, nemesis log, node logs, results, summary, timeline.png) are kept under
 //! `$CARGO_TARGET_TMPDIR/jepsen-campaign/`.
 
 use std::path::PathBuf;
@@ -39,16 +45,23 @@ fn boxoffice_binary() -> PathBuf {
     bin
 }
 
-fn campaign_run(name: &str, nemesis: NemesisKind, seed: u64) {
+fn campaign_run(name: &str, workload: &str, nemeses: &[NemesisKind], time_s: u64, seed: u64) {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jepsen-campaign").join(name);
     let _ = std::fs::remove_dir_all(&out);
     let mut cfg = RunConfig::new(boxoffice_binary(), out.clone(), seed);
     cfg.nodes = 3;
-    cfg.nemeses = vec![nemesis];
-    cfg.time_s = 20;
-    cfg.quiet_ms = (2_000, 3_000);
-    cfg.fault_ms = (4_000, 6_000);
-    cfg.event_seconds = 5;
+    cfg.nemeses = nemeses.to_vec();
+    cfg.workload = workload.into();
+    cfg.time_s = time_s;
+    cfg.quiet_ms = (3_000, 6_000);
+    cfg.fault_ms = (5_000, 10_000);
+    cfg.quiet = true;
+    match workload {
+        "flash-sale" => (cfg.seats, cfg.clients, cfg.event_seconds) = (10, 60, 5),
+        "idempotent" | "expiry-edge" => cfg.seats = 10,
+        "queue" => cfg.clients = 12,
+        _ => {}
+    }
     cfg.check_time_max_ms = 120_000;
     let started = Instant::now();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -62,21 +75,30 @@ fn campaign_run(name: &str, nemesis: NemesisKind, seed: u64) {
         outcome.dir.display()
     );
     let history = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
-    assert!(history.lines().count() > 100, "{name}: the workload ran ({} events)", history.lines().count());
+    assert!(history.lines().count() > 50, "{name}: the workload ran ({} events)", history.lines().count());
     let nemesis_log = std::fs::read_to_string(out.join("nemesis.jsonl")).unwrap();
-    assert!(nemesis_log.contains("\"start\""), "{name}: the nemesis acted:\n{nemesis_log}");
+    let clock_skipped = summary.contains("clock nemesis skipped");
+    if clock_skipped {
+        eprintln!("SKIPPED: {name}: the clock nemesis (libfaketime missing and not installable); ran without it");
+    } else {
+        assert!(nemesis_log.contains("\"start\""), "{name}: the nemesis acted:\n{nemesis_log}");
+    }
+    assert!(out.join("timeline.png").exists(), "{name}: timeline.png written");
 }
 
-// One test, runs in sequence: three clusters at once would starve a 2-core machine.
+// One test, runs in sequence: clusters at once would starve a 2-core machine.
 #[test]
-fn short_campaign_kill_pause_partition_is_valid() {
+fn short_campaign_partition_kill_pause_clock_is_valid() {
     // scripts/test.sh sets this, with the reason, only when it could not provide a C
     // compiler (not root); the skip is printed, never silent.
     if let Ok(reason) = std::env::var("BOXOFFICE_SKIP_FAULT_CAMPAIGN") {
         eprintln!("SKIPPED: the short fault campaign: {reason}");
         return;
     }
-    campaign_run("kill", NemesisKind::Kill, 101);
-    campaign_run("pause", NemesisKind::Pause, 202);
-    campaign_run("partition", NemesisKind::Partition, 303);
+    use NemesisKind::*;
+    campaign_run("partition", "contention", &[Partition], 60, 303);
+    campaign_run("kill", "flash-sale", &[Kill], 60, 101);
+    campaign_run("pause", "idempotent", &[Pause], 60, 202);
+    campaign_run("clock", "expiry-edge", &[Clock], 60, 404);
+    campaign_run("all-queue", "queue", &[Partition, Kill, Pause, Clock], 30, 505);
 }

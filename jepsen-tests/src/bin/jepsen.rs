@@ -1,9 +1,11 @@
 //! `jepsen`: run boxoffice under faults and check what the clients saw.
 //!
 //! ```text
-//! cargo run -p jepsen-tests --bin jepsen -- --nodes 3 --nemesis kill,pause,partition \
-//!     --workload contention --time 60 --seed 42 [--out DIR] [--binary PATH]
+//! cargo run -p jepsen-tests --bin jepsen -- --nodes 5 --nemesis partition,kill,pause,clock \
+//!     --workload contention --time 300 --seed 42 [--out DIR] [--binary PATH] [--net auto]
 //! ```
+//! Workloads: contention, flash-sale, idempotent, expiry-edge, queue. Nemeses: kill, pause,
+//! partition, clock (libfaketime), or `all` (a random schedule of all four).
 //! Prints its seed; the same seed replays the same nemesis schedule and client choices.
 //! Exit code 0 only if the run is valid (1 invalid / unknown, 2 the harness failed).
 
@@ -19,8 +21,8 @@ use jepsen::Validity;
 struct Args {
     #[arg(long, default_value_t = 3)]
     nodes: usize,
-    /// Comma-separated: kill, pause, partition, clock (clock needs `faketime`).
-    #[arg(long, default_value = "kill,pause,partition")]
+    /// Comma-separated: kill, pause, partition, clock (clock needs libfaketime), or `all`.
+    #[arg(long, default_value = "all")]
     nemesis: String,
     #[arg(long, default_value = "contention")]
     workload: String,
@@ -37,15 +39,17 @@ struct Args {
     /// The `boxoffice` binary (default: next to this binary, target/{debug,release}).
     #[arg(long)]
     binary: Option<PathBuf>,
-    #[arg(long, default_value_t = 10)]
-    clients: usize,
-    #[arg(long, default_value_t = 5)]
-    seats: u32,
+    /// Default: 10; flash-sale: 6 × seats; queue: 12.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Tickets per event. Default: 5; flash-sale, idempotent, expiry-edge: 10.
+    #[arg(long)]
+    seats: Option<u32>,
     #[arg(long, default_value_t = 3)]
     hold_seconds: u64,
-    /// A new event (fresh seats) every this many seconds.
-    #[arg(long, default_value_t = 10)]
-    event_seconds: u64,
+    /// A new event (fresh seats) every this many seconds. Default: 10; flash-sale: 5.
+    #[arg(long)]
+    event_seconds: Option<u64>,
     #[arg(long, default_value_t = 3000)]
     op_timeout_ms: u64,
     /// Fault window length, ms: MIN..MAX.
@@ -63,6 +67,15 @@ struct Args {
     /// Skip the kill -9 + restart of every node before the final reads.
     #[arg(long)]
     no_final_restart: bool,
+    /// `auto` (network namespaces + iptables when root, else loopback proxies), `netns`, `proxy`.
+    #[arg(long, default_value = "auto")]
+    net: String,
+    /// Largest clock offset of the clock nemesis, seconds (offsets 1, 5, 15, 60, 180 up to it).
+    #[arg(long, default_value_t = 60)]
+    clock_max_s: u64,
+    /// No progress bar (a plain line every 10 s).
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn range(s: &str) -> (u64, u64) {
@@ -89,26 +102,24 @@ fn main() {
     println!("seed: {seed}");
     let mut nemeses = Vec::new();
     for n in args.nemesis.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if n == "all" {
+            nemeses.extend([
+                NemesisKind::Partition,
+                NemesisKind::Kill,
+                NemesisKind::Pause,
+                NemesisKind::Clock,
+            ]);
+            continue;
+        }
         match NemesisKind::parse(n) {
-            Some(NemesisKind::Clock) => {
-                let have = std::process::Command::new("sh")
-                    .args(["-c", "command -v faketime"])
-                    .output()
-                    .map(|o| o.status.success())
-                    .unwrap_or(false);
-                if have {
-                    println!("nemesis clock: faketime found, but the clock nemesis is not implemented yet: skipped");
-                } else {
-                    println!("nemesis clock: skipped (faketime / libfaketime is not installed)");
-                }
-            }
             Some(k) => nemeses.push(k),
             None => {
-                eprintln!("unknown nemesis {n:?} (kill, pause, partition, clock)");
+                eprintln!("unknown nemesis {n:?} (kill, pause, partition, clock, all)");
                 std::process::exit(2);
             }
         }
     }
+    nemeses.dedup();
     let binary = args.binary.clone().unwrap_or_else(default_binary);
     if !binary.exists() {
         eprintln!(
@@ -124,16 +135,27 @@ fn main() {
     cfg.nemeses = nemeses;
     cfg.workload = args.workload.clone();
     cfg.time_s = args.time;
-    cfg.clients = args.clients;
-    cfg.seats = args.seats;
+    let seats = args.seats.unwrap_or(match args.workload.as_str() {
+        "flash-sale" | "idempotent" | "expiry-edge" => 10,
+        _ => 5,
+    });
+    cfg.seats = seats;
+    cfg.clients = args.clients.unwrap_or(match args.workload.as_str() {
+        "flash-sale" => 6 * seats as usize,
+        "queue" => 12,
+        _ => 10,
+    });
     cfg.hold_seconds = args.hold_seconds;
-    cfg.event_seconds = args.event_seconds;
+    cfg.event_seconds = args.event_seconds.unwrap_or(if args.workload == "flash-sale" { 5 } else { 10 });
     cfg.op_timeout_ms = args.op_timeout_ms;
     cfg.fault_ms = range(&args.fault_ms);
     cfg.quiet_ms = range(&args.quiet_ms);
     cfg.skew_ms = args.skew_ms;
     cfg.check_browse_reads = args.check_browse_reads;
     cfg.final_restart = !args.no_final_restart;
+    cfg.net = args.net.clone();
+    cfg.clock_max_s = args.clock_max_s;
+    cfg.quiet = args.quiet;
     println!("run directory: {}", cfg.out.display());
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = rt.block_on(run(cfg));

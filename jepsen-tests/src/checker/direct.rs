@@ -13,6 +13,12 @@
 //!   counts (if given) sum to `capacity`.
 //! - `idempotent_once`: ok replies to one `(user, idempotency key)` name at most one hold
 //!   (reserve) and one booking (confirm).
+//! - `expiry_bounded` (when the hold length is known): every granted hold expires no later
+//!   than `hold_ms` after the reserve completed and no earlier than `hold_ms` after the
+//!   first send of that request was invoked (retries with one idempotency key count from
+//!   the first), both widened by `skew_ms` — a hold can neither outlive its length nor be
+//!   cut short. (That an expired hold really stops blocking is the model's job.)
+//! - The waiting queue's checks are in [`super::queue`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,15 +34,23 @@ pub enum CheckName {
     HoldsExclusive,
     Conservation,
     IdempotentOnce,
+    ExpiryBounded,
+    QueueFifo,
+    QueueNoSkip,
+    QueueDurable,
 }
 
 impl CheckName {
-    pub const ALL: [CheckName; 5] = [
+    pub const ALL: [CheckName; 9] = [
         CheckName::NoDoubleSale,
         CheckName::BookingsDurable,
         CheckName::HoldsExclusive,
         CheckName::Conservation,
         CheckName::IdempotentOnce,
+        CheckName::ExpiryBounded,
+        CheckName::QueueFifo,
+        CheckName::QueueNoSkip,
+        CheckName::QueueDurable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +60,10 @@ impl CheckName {
             CheckName::HoldsExclusive => "holds_exclusive",
             CheckName::Conservation => "conservation",
             CheckName::IdempotentOnce => "idempotent_once",
+            CheckName::ExpiryBounded => "expiry_bounded",
+            CheckName::QueueFifo => "queue_fifo",
+            CheckName::QueueNoSkip => "queue_no_skip",
+            CheckName::QueueDurable => "queue_durable",
         }
     }
 }
@@ -94,11 +112,12 @@ pub struct CheckResult {
     pub violations: Vec<Violation>,
 }
 
-/// Run every direct check, in [`CheckName::ALL`] order.
-pub fn check_all(calls: &[Call], fin: &FinalState, skew_ms: u64) -> Vec<CheckResult> {
+/// Run every direct check on tickets, in [`CheckName::ALL`] order; `expiry_bounded` only
+/// when `hold_ms` is known.
+pub fn check_all(calls: &[Call], fin: &FinalState, skew_ms: u64, hold_ms: Option<u64>) -> Vec<CheckResult> {
     let has_reads = !fin.reads.is_empty();
     let has_conservation_input = fin.capacity.is_some() && (has_reads || fin.counts.is_some());
-    vec![
+    let mut out = vec![
         CheckResult { check: CheckName::NoDoubleSale, ran: true, violations: no_double_sale(calls) },
         CheckResult {
             check: CheckName::BookingsDurable,
@@ -116,7 +135,51 @@ pub fn check_all(calls: &[Call], fin: &FinalState, skew_ms: u64) -> Vec<CheckRes
             violations: if has_conservation_input { conservation(fin) } else { Vec::new() },
         },
         CheckResult { check: CheckName::IdempotentOnce, ran: true, violations: idempotent_once(calls) },
-    ]
+    ];
+    if let Some(hold_ms) = hold_ms {
+        out.push(CheckResult {
+            check: CheckName::ExpiryBounded,
+            ran: true,
+            violations: expiry_bounded(calls, hold_ms, skew_ms),
+        });
+    }
+    out
+}
+
+/// Every ok reserve's `expires_at` lies in `[first invoke + hold − skew, complete + hold +
+/// skew]`, where "first invoke" is the earliest send of the same `(user, idempotency key)`.
+pub fn expiry_bounded(calls: &[Call], hold_ms: u64, skew_ms: u64) -> Vec<Violation> {
+    let mut first_send: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for c in calls.iter().filter(|c| c.f() == OpFn::Reserve) {
+        if let (Some(user), Some(key)) = (c.user(), c.invoke.idempotency_key.as_deref()) {
+            let t = first_send.entry((user, key)).or_insert(c.invoke.time_ms);
+            *t = (*t).min(c.invoke.time_ms);
+        }
+    }
+    let mut out = Vec::new();
+    for c in ok_calls(calls, OpFn::Reserve) {
+        let Some(done) = c.completion.as_ref() else { continue };
+        let Some((hold, expires_at)) = done.hold() else { continue };
+        let first = match (c.user(), c.invoke.idempotency_key.as_deref()) {
+            (Some(user), Some(key)) => first_send[&(user, key)],
+            _ => c.invoke.time_ms,
+        };
+        let earliest = (first + hold_ms).saturating_sub(skew_ms);
+        let latest = done.time_ms + hold_ms + skew_ms;
+        if expires_at < earliest || expires_at > latest {
+            out.push(Violation {
+                check: CheckName::ExpiryBounded,
+                ticket: Some(c.ticket().to_string()),
+                ops: vec![c.index()],
+                message: format!(
+                    "hold {hold} expires at {expires_at}, outside [{earliest}, {latest}] (hold {hold_ms} ms, \
+                     reserve [{first}, {}], skew {skew_ms} ms)",
+                    done.time_ms
+                ),
+            });
+        }
+    }
+    out
 }
 
 fn ok_calls(calls: &[Call], f: OpFn) -> impl Iterator<Item = &Call> {

@@ -1,9 +1,10 @@
-//! The checkers: per-ticket linearizability ([`linear`] + [`model`]) and direct checks
-//! ([`direct`]).
+//! The checkers: per-ticket linearizability ([`linear`] + [`model`]), direct checks
+//! ([`direct`]) and the waiting queue's checks ([`queue`]).
 
 pub mod direct;
 pub mod linear;
 pub mod model;
+pub mod queue;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -22,6 +23,9 @@ pub struct LinearConfig {
     /// not reached are Unknown).
     pub budget: Budget,
     pub total_time_max_ms: u64,
+    /// The events' hold length, when known: enables the `expiry_bounded` direct check.
+    #[serde(default)]
+    pub hold_ms: Option<u64>,
 }
 
 impl Default for LinearConfig {
@@ -30,6 +34,7 @@ impl Default for LinearConfig {
             model: ModelConfig { skew_ms: 0 },
             budget: Budget::default(),
             total_time_max_ms: 600_000,
+            hold_ms: None,
         }
     }
 }

@@ -1,8 +1,13 @@
-//! The cluster under test: N real `boxoffice serve` processes on loopback, each node's
-//! connections to each peer (Raft and HTTP forwarding) going through a per-link
-//! [`Proxy`] (see [`super::shim`] for how). Clients talk HTTP directly to the nodes.
-//! Every process is killed (after a SIGCONT) and every proxy closed when the [`Cluster`]
-//! drops, also on panic.
+//! The cluster under test: N real `boxoffice serve` processes, on one of two networks:
+//! - [`NetMode::Netns`] (root): each node in its own network namespace on a bridge,
+//!   partitions are iptables `DROP` rules inside the namespaces ([`super::netns`]);
+//! - [`NetMode::Proxy`]: nodes on loopback, each node's connections to each peer (Raft and
+//!   HTTP forwarding) going through a per-link [`Proxy`] (see [`super::shim`] for how).
+//!
+//! Clients talk HTTP directly to the nodes. With the clock nemesis on, every node runs
+//! under libfaketime with its own offset file ([`Cluster::set_clock_offset`]). Every
+//! process is killed (after a SIGCONT), every proxy closed and every namespace removed
+//! when the [`Cluster`] drops, also on panic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
@@ -15,18 +20,65 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+use super::netns::{self, Netns};
 use super::proxy::Proxy;
 use super::shim;
+use super::tools;
 
 pub const AUTH_SECRET: &str = "jepsen-auth-secret-0123456789abcdef";
 pub const CLUSTER_SECRET: &str = "jepsen-cluster-secret-0123456789abcdef";
 const POLL: Duration = Duration::from_millis(100);
 const POLL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How node-to-node traffic is carried and cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetMode {
+    /// Network namespaces on a bridge, iptables partitions (root only).
+    Netns,
+    /// Loopback with a TCP proxy per directed link.
+    Proxy,
+}
+
+impl NetMode {
+    /// `auto`: namespaces when they work here (installing `ip`/`iptables` if root), else
+    /// the proxies; the reason is returned for the log.
+    pub fn choose(wanted: &str) -> Result<(NetMode, String)> {
+        match wanted {
+            "proxy" => Ok((NetMode::Proxy, "asked for".into())),
+            "netns" | "auto" => {
+                let installed = tools::ensure_installed();
+                match netns::available() {
+                    Ok(()) => Ok((NetMode::Netns, format!("namespaces work here ({installed})"))),
+                    Err(why) if wanted == "auto" => {
+                        Ok((NetMode::Proxy, format!("network namespaces unavailable: {why}; {installed}")))
+                    }
+                    Err(why) => bail!("--net netns: {why} ({installed})"),
+                }
+            }
+            other => bail!("--net {other:?}: auto, netns or proxy"),
+        }
+    }
+}
+
+enum Net {
+    Proxy {
+        /// `(from, to, kind)` -> proxy.
+        proxies: BTreeMap<(u64, u64, &'static str), Proxy>,
+        shim: PathBuf,
+    },
+    Netns {
+        ns: Netns,
+        /// Packets dropped by partitions healed so far.
+        dropped: std::sync::atomic::AtomicU64,
+    },
+}
+
 pub struct NodeProc {
     pub id: u64,
-    pub http_port: u16,
-    pub raft_port: u16,
+    /// `host:port` the node serves HTTP on, as the harness reaches it.
+    pub http_addr: String,
+    pub raft_addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -35,7 +87,7 @@ pub struct NodeProc {
 
 impl NodeProc {
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("http://{}", self.http_addr)
     }
     pub fn is_running(&self) -> bool {
         self.child.is_some()
@@ -48,13 +100,28 @@ impl NodeProc {
     }
 }
 
+impl NodeProc {
+    fn new(id: u64, http_addr: String, raft_addr: String, dir: &Path) -> NodeProc {
+        NodeProc {
+            id,
+            http_addr,
+            raft_addr,
+            data_dir: dir.join(format!("node-{id}")),
+            log: dir.join(format!("node-{id}.log")),
+            child: None,
+            paused: false,
+        }
+    }
+}
+
 pub struct Cluster {
     pub nodes: Vec<NodeProc>,
-    /// `(from, to, kind)` -> proxy.
-    proxies: BTreeMap<(u64, u64, &'static str), Proxy>,
+    net: Net,
     binary: PathBuf,
-    shim: PathBuf,
     peers: String,
+    /// libfaketime's library when the clock nemesis is on; offset files in `dir`.
+    faketime: Option<PathBuf>,
+    dir: PathBuf,
     http: reqwest::Client,
 }
 
@@ -75,46 +142,99 @@ fn signal(pid: u32, sig: &str) -> Result<()> {
 
 impl Cluster {
     /// Start `n` nodes with data and logs in `dir`; does not wait for readiness.
-    pub async fn start(n: usize, binary: &Path, dir: &Path) -> Result<Cluster> {
-        let shim = shim::build(dir)?;
-        let ports = free_ports(2 * n)?;
-        let nodes: Vec<NodeProc> = (0..n)
-            .map(|i| NodeProc {
-                id: i as u64 + 1,
-                http_port: ports[i],
-                raft_port: ports[n + i],
-                data_dir: dir.join(format!("node-{}", i + 1)),
-                log: dir.join(format!("node-{}.log", i + 1)),
-                child: None,
-                paused: false,
-            })
-            .collect();
-        let peers =
-            nodes.iter().map(|n| format!("{}=127.0.0.1:{}", n.id, n.raft_port)).collect::<Vec<_>>().join(",");
-        let mut proxies = BTreeMap::new();
-        for a in &nodes {
-            for b in &nodes {
-                if a.id == b.id {
-                    continue;
+    /// `faketime`: run every node under libfaketime (for the clock nemesis).
+    pub async fn start(
+        n: usize,
+        binary: &Path,
+        dir: &Path,
+        mode: NetMode,
+        faketime: Option<PathBuf>,
+    ) -> Result<Cluster> {
+        let (net, nodes) = match mode {
+            NetMode::Proxy => {
+                let shim = shim::build(dir)?;
+                let ports = free_ports(2 * n)?;
+                let nodes: Vec<NodeProc> = (0..n)
+                    .map(|i| {
+                        NodeProc::new(
+                            i as u64 + 1,
+                            format!("127.0.0.1:{}", ports[i]),
+                            format!("127.0.0.1:{}", ports[n + i]),
+                            dir,
+                        )
+                    })
+                    .collect();
+                let mut proxies = BTreeMap::new();
+                for a in &nodes {
+                    for b in &nodes {
+                        if a.id == b.id {
+                            continue;
+                        }
+                        for (kind, addr) in [("raft", &b.raft_addr), ("http", &b.http_addr)] {
+                            let target: SocketAddr = addr.parse()?;
+                            proxies.insert((a.id, b.id, kind), Proxy::start(a.id, b.id, kind, target).await?);
+                        }
+                    }
                 }
-                for (kind, port) in [("raft", b.raft_port), ("http", b.http_port)] {
-                    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-                    proxies.insert((a.id, b.id, kind), Proxy::start(a.id, b.id, kind, target).await?);
-                }
+                (Net::Proxy { proxies, shim }, nodes)
             }
-        }
+            NetMode::Netns => {
+                let ns = Netns::create(n)?;
+                let nodes = (1..=n as u64)
+                    .map(|id| {
+                        NodeProc::new(
+                            id,
+                            format!("{}:{}", ns.ip(id), netns::HTTP_PORT),
+                            format!("{}:{}", ns.ip(id), netns::RAFT_PORT),
+                            dir,
+                        )
+                    })
+                    .collect();
+                (Net::Netns { ns, dropped: Default::default() }, nodes)
+            }
+        };
+        let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
         let mut cluster = Cluster {
             nodes,
-            proxies,
+            net,
             binary: binary.to_path_buf(),
-            shim,
             peers,
+            faketime,
+            dir: dir.to_path_buf(),
             http: reqwest::Client::builder().pool_max_idle_per_host(0).build()?,
         };
         for id in cluster.ids() {
+            if cluster.faketime.is_some() {
+                cluster.set_clock_offset(id, 0)?;
+            }
             cluster.spawn(id)?;
         }
         Ok(cluster)
+    }
+
+    pub fn mode(&self) -> NetMode {
+        match self.net {
+            Net::Proxy { .. } => NetMode::Proxy,
+            Net::Netns { .. } => NetMode::Netns,
+        }
+    }
+
+    fn clock_file(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("node-{id}.faketime"))
+    }
+
+    /// Set node `id`'s wall clock to real time + `offset_s` (libfaketime re-reads the file
+    /// at most a second later). Monotonic clocks are left alone (timers, Raft elections).
+    pub fn set_clock_offset(&self, id: u64, offset_s: i64) -> Result<()> {
+        if self.faketime.is_none() {
+            bail!("the cluster was not started under libfaketime");
+        }
+        let text = if offset_s >= 0 { format!("+{offset_s}s\n") } else { format!("{offset_s}s\n") };
+        let path = self.clock_file(id);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -135,13 +255,35 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u64) -> Result<()> {
-        let map: Vec<(u16, u16)> = self
-            .proxies
-            .iter()
-            .filter(|((from, _, _), _)| *from == id)
-            .map(|(_, p)| (p.target.port(), p.listen_port))
-            .collect();
-        let (binary, shim, peers) = (self.binary.clone(), self.shim.clone(), self.peers.clone());
+        let mut preload: Vec<String> = Vec::new();
+        let mut cmd = match &self.net {
+            Net::Proxy { proxies, shim } => {
+                let map: Vec<(u16, u16)> = proxies
+                    .iter()
+                    .filter(|((from, _, _), _)| *from == id)
+                    .map(|(_, p)| (p.target.port(), p.listen_port))
+                    .collect();
+                preload.push(shim.display().to_string());
+                let mut cmd = Command::new(&self.binary);
+                cmd.env(shim::MAP_ENV, shim::map_value(&map));
+                cmd
+            }
+            Net::Netns { ns, .. } => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &ns.ns(id)]).arg(&self.binary);
+                cmd
+            }
+        };
+        if let Some(lib) = &self.faketime {
+            preload.push(lib.display().to_string());
+            cmd.env("FAKETIME_TIMESTAMP_FILE", self.clock_file(id))
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_CACHE_DURATION", "1");
+        }
+        if !preload.is_empty() {
+            cmd.env("LD_PRELOAD", preload.join(":"));
+        }
+        let (binary, peers) = (self.binary.clone(), self.peers.clone());
         let node = self.node_mut(id);
         if node.child.is_some() {
             bail!("node {id} already running");
@@ -149,17 +291,15 @@ impl Cluster {
         std::fs::create_dir_all(&node.data_dir)?;
         let mut log = OpenOptions::new().create(true).append(true).open(&node.log)?;
         writeln!(log, "---- jepsen harness: starting node {id} ----")?;
-        let child = Command::new(&binary)
+        let child = cmd
             .arg("serve")
             .args(["--node-id", &id.to_string()])
-            .args(["--http", &format!("127.0.0.1:{}", node.http_port)])
-            .args(["--raft", &format!("127.0.0.1:{}", node.raft_port)])
+            .args(["--http", &node.http_addr])
+            .args(["--raft", &node.raft_addr])
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(["--peers", &peers, "--cluster-secret", CLUSTER_SECRET])
             .env("BOXOFFICE_AUTH_SECRET", AUTH_SECRET)
-            .env("LD_PRELOAD", &shim)
-            .env(shim::MAP_ENV, shim::map_value(&map))
             .env("NO_COLOR", "1")
             .env("RUST_LIB_BACKTRACE", "0")
             .env(
@@ -214,56 +354,87 @@ impl Cluster {
         Ok(())
     }
 
-    /// Cut every link between `a` and `b` (both directions, Raft and HTTP).
-    pub fn partition(&self, sides: &[Vec<u64>]) {
+    /// Cut every link between nodes on different sides (both directions, Raft and HTTP).
+    pub fn partition(&self, sides: &[Vec<u64>]) -> Result<()> {
         for (i, side) in sides.iter().enumerate() {
             for other in &sides[i + 1..] {
                 for a in side {
                     for b in other {
-                        for ((from, to, _), p) in &self.proxies {
-                            if (from == a && to == b) || (from == b && to == a) {
-                                p.set_cut(true);
-                            }
-                        }
+                        self.cut_one_way(*a, *b)?;
+                        self.cut_one_way(*b, *a)?;
                     }
                 }
             }
         }
+        Ok(())
     }
 
-    /// Cut one directed link set `from → to` only.
-    pub fn cut_one_way(&self, from: u64, to: u64) {
-        for ((f, t, _), p) in &self.proxies {
-            if *f == from && *t == to {
-                p.set_cut(true);
+    /// Cut one direction. Namespaces: packets from `from` are dropped at `to` (a real
+    /// one-way cut: `to` still sends to `from`). Proxies: `from` cannot open connections to
+    /// `to`, and its open ones close (connections `to` opens still carry both directions).
+    pub fn cut_one_way(&self, from: u64, to: u64) -> Result<()> {
+        match &self.net {
+            Net::Proxy { proxies, .. } => {
+                for ((f, t, _), p) in proxies {
+                    if *f == from && *t == to {
+                        p.set_cut(true);
+                    }
+                }
             }
+            Net::Netns { ns, .. } => ns.cut(from, to)?,
         }
+        Ok(())
     }
 
-    /// Connections accepted per link kind (`raft`, `http`), all links summed: proof that
-    /// node-to-node traffic went through the proxies.
-    pub fn proxied_connections(&self) -> BTreeMap<&'static str, u64> {
+    /// Proof that partitions acted on real traffic: connections accepted through the link
+    /// proxies per kind (`raft`, `http`), or packets the iptables rules dropped.
+    pub fn traffic_proof(&self) -> BTreeMap<&'static str, u64> {
         let mut out = BTreeMap::new();
-        for ((_, _, kind), p) in &self.proxies {
-            *out.entry(*kind).or_default() += p.accepted();
+        match &self.net {
+            Net::Proxy { proxies, .. } => {
+                for ((_, _, kind), p) in proxies {
+                    *out.entry(*kind).or_default() += p.accepted();
+                }
+            }
+            Net::Netns { dropped, .. } => {
+                out.insert("packets_dropped", dropped.load(std::sync::atomic::Ordering::Relaxed));
+            }
         }
         out
     }
 
-    pub fn heal_network(&self) {
-        for p in self.proxies.values() {
-            p.set_cut(false);
+    pub fn heal_network(&self) -> Result<()> {
+        match &self.net {
+            Net::Proxy { proxies, .. } => {
+                for p in proxies.values() {
+                    p.set_cut(false);
+                }
+            }
+            Net::Netns { ns, dropped } => {
+                let n = ns.heal()?;
+                dropped.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
         }
+        Ok(())
     }
 
+    /// Directed cuts in force, `(from, to)`.
     pub fn cut_links(&self) -> BTreeSet<(u64, u64)> {
-        self.proxies.iter().filter(|(_, p)| p.is_cut()).map(|((f, t, _), _)| (*f, *t)).collect()
+        match &self.net {
+            Net::Proxy { proxies, .. } => {
+                proxies.iter().filter(|(_, p)| p.is_cut()).map(|((f, t, _), _)| (*f, *t)).collect()
+            }
+            Net::Netns { ns, .. } => ns.cuts(),
+        }
     }
 
     /// Heal everything: network, paused and killed nodes.
     pub fn heal_all(&mut self) -> Result<()> {
-        self.heal_network();
+        self.heal_network()?;
         for id in self.ids() {
+            if self.faketime.is_some() {
+                self.set_clock_offset(id, 0)?;
+            }
             if self.node(id).paused {
                 self.resume(id)?;
             }
@@ -365,6 +536,9 @@ impl Drop for Cluster {
         for id in self.ids() {
             self.kill(id);
         }
-        self.proxies.clear();
+        // Then the network: proxies close, namespaces and the bridge are removed.
+        if let Net::Proxy { proxies, .. } = &mut self.net {
+            proxies.clear();
+        }
     }
 }

@@ -43,10 +43,12 @@ pub enum PartitionShape {
     IsolateOne,
     Halves,
     IsolateLeader,
-    /// Through the TCP proxies this is "the node cannot open connections to the others"
-    /// (its outbound links refuse); connections the others open to it still carry both
-    /// directions. A packet-level one-way drop needs iptables (the netns mode, not done).
+    /// Packets from the node to the others are dropped (namespace mode: a real one-way
+    /// cut). Through the TCP proxies this is "the node cannot open connections to the
+    /// others"; connections the others open to it still carry both directions.
     OneWay,
+    /// Two halves that cannot talk, and one node that talks to both (Jepsen's bridge).
+    Bridge,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,6 +63,25 @@ pub struct Fault {
     /// Halves: a shuffled order of the nodes; the first `n/2` form the minority.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub order: Vec<u64>,
+    /// Clock: the offset given to the node's wall clock, seconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset_s: i64,
+    /// Clock: aim at the tested event's leader (else at `node`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_leader: bool,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// Clock offsets the nemesis draws from (seconds), up to the run's bound.
+const CLOCK_OFFSETS_S: [i64; 5] = [1, 5, 15, 60, 180];
+
+/// The largest offset the clock nemesis may apply with `clock_max_s`: what the checker's
+/// skew bound must cover.
+pub fn clock_bound_s(clock_max_s: u64) -> u64 {
+    CLOCK_OFFSETS_S.iter().map(|o| *o as u64).filter(|o| *o <= clock_max_s.max(1)).max().unwrap_or(1)
 }
 
 /// Draw the schedule for `time_ms` of run from `seed`.
@@ -71,6 +92,7 @@ pub fn schedule(
     time_ms: u64,
     quiet: (u64, u64),
     fault: (u64, u64),
+    clock_max_s: u64,
 ) -> Vec<Fault> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7321);
     let mut out = Vec::new();
@@ -83,17 +105,27 @@ pub fn schedule(
         let kind = kinds[rng.random_range(0..kinds.len())];
         let duration_ms = rng.random_range(fault.0..=fault.1).min(time_ms - 2_000 - t);
         let node = rng.random_range(1..=nodes as u64);
-        let shape = (kind == NemesisKind::Partition).then(|| match rng.random_range(0..4) {
+        let shape = (kind == NemesisKind::Partition).then(|| match rng.random_range(0..5) {
             0 => PartitionShape::IsolateOne,
             1 => PartitionShape::Halves,
             2 => PartitionShape::IsolateLeader,
-            _ => PartitionShape::OneWay,
+            3 => PartitionShape::OneWay,
+            _ => PartitionShape::Bridge,
         });
         let mut order: Vec<u64> = (1..=nodes as u64).collect();
         for i in (1..order.len()).rev() {
             order.swap(i, rng.random_range(0..=i));
         }
-        out.push(Fault { start_ms: t, duration_ms, kind, node, shape, order });
+        let (offset_s, at_leader) = if kind == NemesisKind::Clock {
+            let bound = clock_bound_s(clock_max_s) as i64;
+            let choices: Vec<i64> = CLOCK_OFFSETS_S.iter().copied().filter(|o| *o <= bound).collect();
+            let magnitude = choices[rng.random_range(0..choices.len())];
+            let sign = if rng.random_bool(0.5) { 1 } else { -1 };
+            (sign * magnitude, rng.random_bool(0.5))
+        } else {
+            (0, false)
+        };
+        out.push(Fault { start_ms: t, duration_ms, kind, node, shape, order, offset_s, at_leader });
         t += duration_ms + rng.random_range(quiet.0..=quiet.1);
     }
     out
@@ -197,33 +229,51 @@ pub async fn run(
                     }
                     PartitionShape::OneWay => {
                         let rest = (1..=n).filter(|i| *i != f.node).collect();
-                        ("one way: the node's outbound links cut".into(), vec![vec![f.node], rest], true)
+                        (
+                            "one way: the node's packets to the others dropped".into(),
+                            vec![vec![f.node], rest],
+                            true,
+                        )
+                    }
+                    PartitionShape::Bridge => {
+                        // order = [left.., bridge, right..]: left and right cannot talk.
+                        let mid = f.order.len() / 2;
+                        let left = f.order[..mid].to_vec();
+                        let right = f.order[mid + 1..].to_vec();
+                        (format!("bridge through node {}", f.order[mid]), vec![left, right], false)
                     }
                 };
                 {
                     let c = cluster.lock().await;
                     if one_way {
                         for to in &sides[1] {
-                            c.cut_one_way(sides[0][0], *to);
+                            c.cut_one_way(sides[0][0], *to)?;
                         }
                     } else {
-                        c.partition(&sides);
+                        c.partition(&sides)?;
                     }
                 }
                 let nodes = sides.iter().flatten().copied().collect::<Vec<_>>();
                 log.log(started, "start", f.kind, format!("{detail}: {sides:?}"), nodes);
                 tokio::time::sleep(Duration::from_millis(f.duration_ms)).await;
-                cluster.lock().await.heal_network();
+                cluster.lock().await.heal_network()?;
                 log.log(started, "end", f.kind, "healed".into(), vec![]);
             }
             NemesisKind::Clock => {
+                let leader = if f.at_leader { cluster.lock().await.leader_of(&group).await } else { None };
+                let target = leader.unwrap_or(f.node);
+                let who = if leader.is_some() { format!(" (leader of {group})") } else { String::new() };
+                cluster.lock().await.set_clock_offset(target, f.offset_s)?;
                 log.log(
                     started,
-                    "skip",
+                    "start",
                     f.kind,
-                    "clock skew needs libfaketime (faketime not installed)".into(),
-                    vec![],
+                    format!("wall clock {:+} s{who}", f.offset_s),
+                    vec![target],
                 );
+                tokio::time::sleep(Duration::from_millis(f.duration_ms)).await;
+                cluster.lock().await.set_clock_offset(target, 0)?;
+                log.log(started, "end", f.kind, "wall clock reset".into(), vec![target]);
             }
         }
     }
@@ -236,10 +286,10 @@ mod tests {
 
     #[test]
     fn the_seed_fixes_the_schedule_and_faults_end_before_the_run() {
-        let kinds = [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition];
-        let a = schedule(42, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000));
-        let b = schedule(42, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000));
-        let c = schedule(43, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000));
+        let kinds = [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition, NemesisKind::Clock];
+        let a = schedule(42, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000), 60);
+        let b = schedule(42, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000), 60);
+        let c = schedule(43, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000), 60);
         let json = |s: &[Fault]| serde_json::to_string(s).unwrap();
         assert_eq!(json(&a), json(&b));
         assert_ne!(json(&a), json(&c));
@@ -249,6 +299,20 @@ mod tests {
             assert!(f.start_ms >= prev_end + 5_000, "a quiet window between faults: {a:?}");
             assert!(f.start_ms + f.duration_ms <= 58_000, "healed 2 s before the end: {f:?}");
             prev_end = f.start_ms + f.duration_ms;
+            assert!(f.offset_s.unsigned_abs() <= 60, "clock offsets within the bound: {f:?}");
+            assert_eq!(f.kind == NemesisKind::Clock, f.offset_s != 0, "only clock faults move clocks: {f:?}");
+        }
+    }
+
+    #[test]
+    fn the_clock_bound_covers_every_drawn_offset() {
+        assert_eq!(clock_bound_s(60), 60);
+        assert_eq!(clock_bound_s(100), 60);
+        assert_eq!(clock_bound_s(0), 1);
+        for seed in 0..50 {
+            for f in schedule(seed, &[NemesisKind::Clock], 5, 120_000, (1_000, 2_000), (1_000, 2_000), 15) {
+                assert!(f.offset_s != 0 && f.offset_s.unsigned_abs() <= clock_bound_s(15), "{f:?}");
+            }
         }
     }
 }

@@ -11,11 +11,15 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::cluster::{Cluster, AUTH_SECRET};
+use super::cluster::{Cluster, NetMode, AUTH_SECRET};
 use super::nemesis::{self, NemesisKind, NemesisLog};
+use super::progress::Progress;
 use super::timeline;
-use super::workload::{self, ticket_key, EventUnderTest, Workload};
+use super::tools;
+use super::workload::queue::{queue_call, ADMISSION_SECONDS, MAX_ADMITTED};
+use super::workload::{self, ticket_key, EventUnderTest, Kind, Workload};
 use crate::checker::direct::{FinalRead, FinalState};
+use crate::checker::queue::{self as queue_check, QueueFn};
 use crate::history::{save_jsonl, TicketStatus};
 use crate::{Budget, LinearConfig, ModelConfig, Results, Validity};
 
@@ -39,6 +43,13 @@ pub struct RunConfig {
     pub check_browse_reads: bool,
     pub final_restart: bool,
     pub check_time_max_ms: u64,
+    /// `auto` (namespaces when root and they work, else proxies), `netns` or `proxy`.
+    pub net: String,
+    /// Largest clock offset the clock nemesis may apply (s); the checker's skew bound is
+    /// raised to cover it.
+    pub clock_max_s: u64,
+    /// No progress bar (plain lines every 10 s instead).
+    pub quiet: bool,
 }
 
 impl RunConfig {
@@ -62,6 +73,9 @@ impl RunConfig {
             check_browse_reads: false,
             final_restart: true,
             check_time_max_ms: 120_000,
+            net: "auto".into(),
+            clock_max_s: 60,
+            quiet: false,
         }
     }
 }
@@ -109,9 +123,41 @@ where
     }
 }
 
-pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
-    if cfg.workload != "contention" {
-        bail!("workload {:?} is not implemented yet (only `contention`)", cfg.workload);
+pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
+    let Some(kind) = Kind::parse(&cfg.workload) else {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        bail!("unknown workload {:?} (one of {names:?})", cfg.workload);
+    };
+    let mut notes = Vec::new();
+    let (mode, why) = NetMode::choose(&cfg.net)?;
+    eprintln!("network: {mode:?} ({why})");
+    notes.push(format!("network: {mode:?} ({why})"));
+    let clock = cfg.nemeses.contains(&NemesisKind::Clock);
+    let faketime = if clock {
+        tools::ensure_installed();
+        match tools::libfaketime() {
+            Some(lib) => Some(lib),
+            None => {
+                let why = "clock nemesis skipped: libfaketime is not installed (and could not be)";
+                eprintln!("{why}");
+                notes.push(why.into());
+                cfg.nemeses.retain(|k| *k != NemesisKind::Clock);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if faketime.is_some() {
+        // The checker's clock-skew bound must cover every offset the nemesis applies.
+        let bound_ms = nemesis::clock_bound_s(cfg.clock_max_s) * 1000 + 1000;
+        if cfg.skew_ms < bound_ms {
+            notes.push(format!(
+                "skew bound raised from {} to {bound_ms} ms for the clock nemesis",
+                cfg.skew_ms
+            ));
+            cfg.skew_ms = bound_ms;
+        }
     }
     let dir = cfg.out.clone();
     if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
@@ -119,9 +165,8 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&cfg)?)?;
-    let mut notes = Vec::new();
     let t0 = Instant::now();
-    let mut cluster = Cluster::start(cfg.nodes, &cfg.binary, &dir).await?;
+    let mut cluster = Cluster::start(cfg.nodes, &cfg.binary, &dir, mode, faketime).await?;
     cluster.wait_all_ready(READY_TIMEOUT).await?;
     eprintln!("cluster of {} nodes ready in {:?}", cfg.nodes, t0.elapsed());
 
@@ -149,11 +194,7 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
                 &http,
                 format!("{base1}/v1/events"),
                 &admin,
-                json!({
-                    "name": format!("Jepsen Night {k}"), "type": "concert", "venue_id": venue,
-                    "starts_at": "2030-01-01T20:00:00Z", "prices": {"GA": 2500}, "currency": "USD",
-                    "per_user_limit": 50, "hold_seconds": cfg.hold_seconds
-                }),
+                event_body(kind, k, &venue, cfg.hold_seconds),
             )
             .await
             {
@@ -186,13 +227,16 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
     // ---- workload + nemesis ----
     let started = Instant::now();
     let w = Arc::new(Workload {
+        kind,
         events: events.clone(),
         event_seconds: cfg.event_seconds,
         bases: cluster.ids().iter().map(|i| cluster.node(*i).base()).collect(),
         clients: cfg.clients,
+        hold_ms: cfg.hold_seconds * 1000,
         op_timeout: Duration::from_millis(cfg.op_timeout_ms),
         history: Default::default(),
         reads: Default::default(),
+        queue: Default::default(),
         check_browse_reads: cfg.check_browse_reads,
         started,
         deadline: started + Duration::from_secs(cfg.time_s),
@@ -204,8 +248,15 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
         let seed = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(c as u64 + 1);
         tasks.spawn(workload::run_client(w.clone(), c, user.clone(), token, seed));
     }
-    let faults =
-        nemesis::schedule(cfg.seed, &cfg.nemeses, cfg.nodes, cfg.time_s * 1000, cfg.quiet_ms, cfg.fault_ms);
+    let faults = nemesis::schedule(
+        cfg.seed,
+        &cfg.nemeses,
+        cfg.nodes,
+        cfg.time_s * 1000,
+        cfg.quiet_ms,
+        cfg.fault_ms,
+        cfg.clock_max_s,
+    );
     std::fs::write(dir.join("schedule.json"), serde_json::to_string_pretty(&faults)?)?;
     let cluster = Arc::new(AsyncMutex::new(cluster));
     let nlog = Arc::new(NemesisLog::default());
@@ -217,22 +268,21 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
         move |elapsed| w2.events[w2.event_index_at(elapsed)].id.clone(),
         nlog.clone(),
     ));
+    let bar = Arc::new(Progress::new(cfg.time_s, cfg.quiet));
     let progress = {
-        let (w, nlog) = (w.clone(), nlog.clone());
-        let time_s = cfg.time_s;
+        let (w, nlog, bar) = (w.clone(), nlog.clone(), bar.clone());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 let ops = w.history.snapshot();
                 let count = |k| ops.iter().filter(|o| o.kind == k).count();
-                eprintln!(
-                    "[{:>4}/{time_s} s] ops {} (ok {}, fail {}, info {}); nemesis: {}",
+                bar.tick(
                     started.elapsed().as_secs(),
                     count(crate::OpKind::Invoke),
                     count(crate::OpKind::Ok),
                     count(crate::OpKind::Fail),
                     count(crate::OpKind::Info),
-                    nlog.active().unwrap_or_else(|| "quiet".into())
+                    &nlog.active().unwrap_or_else(|| "quiet".into()),
                 );
             }
         })
@@ -243,6 +293,7 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
     // Wait for the nemesis (its last fault ends before the deadline), then heal everything.
     let nemesis_result = tokio::time::timeout(Duration::from_secs(30), nemesis_task).await;
     progress.abort();
+    bar.finish("workload done");
     let mut cluster = Arc::try_unwrap(cluster).ok().context("cluster still shared")?.into_inner();
     match nemesis_result {
         Ok(Ok(Ok(()))) => {}
@@ -335,11 +386,39 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
             notes.push(format!("{}: reads {:?} but a booking lists it", r.ticket, r.status));
         }
     }
-    let proxied = cluster.proxied_connections();
-    if cfg.nodes > 1 && proxied.get("raft").copied().unwrap_or(0) == 0 {
-        bail!("no Raft connection went through the link proxies (is the connect shim loaded?): partitions were no-ops");
+    // The queue: poll everyone still queued once more (after the heal and the restart).
+    if kind == Kind::Queue {
+        for (event, user) in w.queue.still_queued() {
+            let token = keys.mint(&user, false, TOKEN_TTL_S);
+            let node = 1 + (queue_final_pick(&event, &user) % cfg.nodes as u64);
+            let base = cluster.node(node).base();
+            queue_call(
+                &http,
+                &w.queue,
+                &base,
+                &token,
+                u64::MAX,
+                &user,
+                node,
+                &event,
+                QueueFn::Poll,
+                Duration::from_secs(10),
+            )
+            .await;
+        }
     }
-    notes.push(format!("connections through the link proxies: {proxied:?}"));
+    let proof = cluster.traffic_proof();
+    let partitioned = nlog.snapshot().iter().any(|e| e.kind == NemesisKind::Partition && e.phase == "start");
+    match cluster.mode() {
+        NetMode::Proxy if cfg.nodes > 1 && proof.get("raft").copied().unwrap_or(0) == 0 => {
+            bail!("no Raft connection went through the link proxies (is the connect shim loaded?): partitions were no-ops")
+        }
+        NetMode::Netns if partitioned && proof.get("packets_dropped").copied().unwrap_or(0) == 0 => {
+            bail!("the partitions dropped no packets: they were no-ops")
+        }
+        _ => {}
+    }
+    notes.push(format!("proof the network faults acted on real traffic: {proof:?}"));
     let fin = FinalState { capacity: Some(events.len() as u64 * cfg.seats as u64), reads, counts: None };
     drop(cluster); // every node killed, every proxy closed
 
@@ -349,9 +428,22 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
         model: ModelConfig { skew_ms: cfg.skew_ms },
         budget: Budget { time_max_ms: 30_000, ..Budget::default() },
         total_time_max_ms: cfg.check_time_max_ms,
+        hold_ms: Some(cfg.hold_seconds * 1000),
     };
     let check_start = Instant::now();
-    let results = Results::compute(&ops, &fin, &config).context("history malformed (harness bug)")?;
+    let mut results = Results::compute(&ops, &fin, &config).context("history malformed (harness bug)")?;
+    let queue_calls = w.queue.snapshot();
+    if kind == Kind::Queue {
+        let calls = crate::history::pair_calls(&ops).context("history malformed (harness bug)")?;
+        let queued: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        results.add_checks(queue_check::check_all(
+            &queue_calls,
+            &calls,
+            &queued,
+            ADMISSION_SECONDS * 1000,
+            cfg.skew_ms,
+        ));
+    }
     let check_ms = check_start.elapsed().as_millis();
     save_jsonl(&ops, std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?))?;
     save_jsonl(
@@ -365,6 +457,14 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
         nj.push('\n');
     }
     std::fs::write(dir.join("nemesis.jsonl"), nj)?;
+    if kind == Kind::Queue {
+        let mut qj = String::new();
+        for c in &queue_calls {
+            qj.push_str(&serde_json::to_string(c)?);
+            qj.push('\n');
+        }
+        std::fs::write(dir.join("queue.jsonl"), qj)?;
+    }
     std::fs::write(dir.join("final.json"), serde_json::to_string_pretty(&fin)?)?;
     std::fs::write(dir.join("results.json"), results.to_json())?;
     let mut summary = format!(
@@ -381,6 +481,28 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
         check_ms
     ));
     summary.push_str(&results.summary());
+    if kind == Kind::FlashSale {
+        summary.push_str(&sellout_summary(&ops, &events, cfg.seats as usize, &w));
+    }
+    if kind == Kind::Queue {
+        let count = |f: QueueFn| queue_calls.iter().filter(|c| c.f == f).count();
+        let admitted =
+            queue_calls.iter().filter(|c| c.state == Some(queue_check::QueueState::Admitted)).count();
+        summary.push_str(&format!(
+            "queue calls: {} joins, {} polls ({admitted} saw admitted), {} leaves\n",
+            count(QueueFn::Join),
+            count(QueueFn::Poll),
+            count(QueueFn::Leave)
+        ));
+    }
+    let info = timeline::TimelineInfo {
+        title: timeline::run_title(cfg.seed, &cfg.workload, &cfg.nemeses, cfg.nodes, cfg.time_s),
+        op_timeout_ms: Some(cfg.op_timeout_ms),
+    };
+    match timeline::write_png(&dir.join("timeline.png"), &ops, &nevents, started_ms(&ops, &nevents), &info) {
+        Ok(written) => notes.extend(written.note),
+        Err(e) => notes.push(format!("timeline.png not written: {e:#}")),
+    }
     for n in &notes {
         summary.push_str(&format!("note: {n}\n"));
     }
@@ -394,6 +516,60 @@ pub async fn run(cfg: RunConfig) -> Result<RunOutcome> {
         eprintln!("run directory: {}", dir.display());
     }
     Ok(RunOutcome { results, dir, notes })
+}
+
+/// The body of the `k`-th event of a run.
+fn event_body(kind: Kind, k: usize, venue: &str, hold_seconds: u64) -> Value {
+    let mut body = json!({
+        "name": format!("Jepsen Night {k}"), "type": "concert", "venue_id": venue,
+        "starts_at": "2030-01-01T20:00:00Z", "prices": {"GA": 2500}, "currency": "USD",
+        "per_user_limit": 50, "hold_seconds": hold_seconds
+    });
+    match kind {
+        // One ticket per buyer per sale.
+        Kind::FlashSale => body["per_user_limit"] = json!(1),
+        // On sale already (no pre-sale shuffle): the queue is first come, first served.
+        Kind::Queue => {
+            body["on_sale_at"] = json!("2020-01-01T00:00:00Z");
+            body["queue"] = json!({
+                "enabled": true, "max_admitted": MAX_ADMITTED, "admission_seconds": ADMISSION_SECONDS
+            });
+        }
+        _ => {}
+    }
+    body
+}
+
+/// A fixed node for a final poll (spread over the nodes).
+fn queue_final_pick(event: &str, user: &str) -> u64 {
+    event.bytes().chain(user.bytes()).fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+}
+
+/// Flash sale: which sales sold out, and how long each took from its start.
+fn sellout_summary(ops: &[crate::Op], events: &[EventUnderTest], seats: usize, w: &Workload) -> String {
+    let mut times = Vec::new();
+    let start_ms = ops.first().map(|o| o.time_ms).unwrap_or(0);
+    for (i, ev) in events.iter().enumerate() {
+        let confirms: Vec<u64> = ops
+            .iter()
+            .filter(|o| o.kind == crate::OpKind::Ok && o.f == crate::OpFn::Confirm)
+            .filter(|o| o.ticket.starts_with(&format!("{}/", ev.id)))
+            .map(|o| o.time_ms)
+            .collect();
+        if confirms.len() >= seats {
+            let sale_start = start_ms + (i as u64) * w.event_seconds * 1000;
+            times.push(confirms.iter().max().unwrap().saturating_sub(sale_start));
+        }
+    }
+    times.sort_unstable();
+    let p = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+    format!(
+        "flash sale: {} of {} sales sold out; time to sell out p50 {} ms, max {} ms\n",
+        times.len(),
+        events.len(),
+        p(0.5),
+        times.last().copied().unwrap_or(0)
+    )
 }
 
 fn started_ms(ops: &[crate::Op], nevents: &[nemesis::NemesisEvent]) -> u64 {
