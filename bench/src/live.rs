@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::post;
+use crate::client::post;
 
 /// Streams one source address opens (the node allows 32 per client address).
 const WATCHERS_PER_ADDRESS: usize = 30;
