@@ -1,0 +1,154 @@
+//! Smoke test of the bench tool itself — its correctness, not the store's speed: it runs
+//! `boxoffice-bench` for ~2 s per workload against real local nodes (1 and 3) and checks
+//! that the JSON report is sane: every attempt is accounted for (ok + errors by code),
+//! holds of distinct seats all succeed, and the flash-sale sells out without overselling,
+//! its seat map agreeing with its confirms. Peers (etcd, PostgreSQL, Redis) are not needed.
+//!
+//! The `boxoffice` binary is taken from `$BOXOFFICE_BIN`, else from beside the bench binary
+//! (`cargo test --workspace` builds it there; alone: `cargo build -p boxoffice` first).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Longest one invocation of the tool may take here.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn boxoffice() -> PathBuf {
+    if let Ok(p) = std::env::var("BOXOFFICE_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_boxoffice-bench")).with_file_name("boxoffice");
+    assert!(p.exists(), "no boxoffice binary at {}: run `cargo build -p boxoffice` first", p.display());
+    p
+}
+
+/// The tests that start nodes run one at a time: two clusters of debug builds on two cores
+/// would only test the machine's patience.
+static NODES: Mutex<()> = Mutex::new(());
+
+/// Run the tool with `args` (plus `--json`) and return its reports.
+fn bench(args: &[&str]) -> Vec<Value> {
+    let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boxoffice-bench"))
+        .args(args)
+        .arg("--json")
+        .arg("--binary")
+        .arg(boxoffice())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn boxoffice-bench");
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            panic!("boxoffice-bench {args:?} took over {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success(), "boxoffice-bench {args:?} failed: {}", out.status);
+    let reports: Vec<Value> = serde_json::from_slice(&out.stdout).expect("stdout is a JSON list of reports");
+    eprintln!("{args:?}: {} in {:?}", String::from_utf8_lossy(&out.stdout).len(), started.elapsed());
+    reports
+}
+
+/// What every report must satisfy.
+fn check_sane(r: &Value, workload: &str, nodes: u64) {
+    assert_eq!(r["workload"], workload, "{r}");
+    assert_eq!(r["system"], "boxoffice", "{r}");
+    assert_eq!(r["nodes"], nodes, "{r}");
+    let ok = r["ok"].as_u64().unwrap();
+    let attempts = r["attempts"].as_u64().unwrap();
+    let errors: u64 = r["errors"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(ok > 0, "no successful operation: {r}");
+    assert_eq!(attempts, ok + errors, "every attempt is an ok or a counted error: {r}");
+    assert!(r["ops_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+    let l = &r["latency"];
+    let (p50, p99, max) =
+        (l["p50_us"].as_u64().unwrap(), l["p99_us"].as_u64().unwrap(), l["max_us"].as_u64().unwrap());
+    assert!(0 < p50 && p50 <= p99 && p99 <= max, "latency percentiles out of order: {l}");
+}
+
+fn check_hold(r: &Value, nodes: u64) {
+    check_sane(r, "hold", nodes);
+    // Each attempt holds a distinct free seat as a distinct user: anything but 201 is a bug.
+    assert!(r["errors"].as_object().unwrap().is_empty(), "holds of distinct seats failed: {r}");
+    assert_eq!(r["clients"], 4);
+}
+
+fn check_flash_sale(r: &Value, nodes: u64, capacity: u64) {
+    check_sane(r, "flash-sale", nodes);
+    let f = &r["flash_sale"];
+    assert_eq!(f["capacity"], capacity, "{f}");
+    assert_eq!(f["sold_twice"], 0, "a ticket was sold twice: {f}");
+    assert!(f["sold"].as_u64().unwrap() <= capacity, "oversold: {f}");
+    assert_eq!(f["sold"], f["confirms"], "seat map disagrees with the confirms: {f}");
+    assert_eq!(f["sold"], capacity, "not sold out within the run: {f}");
+    assert!(f["sold_out_ms"].as_u64().is_some(), "{f}");
+    assert_eq!(f["consistent"], true, "{f}");
+    assert_eq!(r["ok"], capacity, "one ok per ticket sold: {r}");
+}
+
+#[test]
+fn one_node_hold_and_flash_sale() {
+    let r = bench(&["--mode", "hold", "--nodes", "1", "--clients", "4", "--seconds", "2", "--seats", "2000"]);
+    check_hold(&r[0], 1);
+    let r = bench(&[
+        "--mode",
+        "flash-sale",
+        "--nodes",
+        "1",
+        "--clients",
+        "8",
+        "--seconds",
+        "20",
+        "--seats",
+        "200",
+    ]);
+    check_flash_sale(&r[0], 1, 200);
+}
+
+#[test]
+fn three_nodes_hold_and_flash_sale() {
+    let r = bench(&["--mode", "hold", "--nodes", "3", "--clients", "4", "--seconds", "2", "--seats", "2000"]);
+    check_hold(&r[0], 3);
+    let r = bench(&[
+        "--mode",
+        "flash-sale",
+        "--nodes",
+        "3",
+        "--clients",
+        "8",
+        "--seconds",
+        "20",
+        "--seats",
+        "200",
+    ]);
+    check_flash_sale(&r[0], 3, 200);
+}
+
+#[test]
+fn a_count_budget_makes_exactly_that_many_attempts() {
+    let r =
+        bench(&["--mode", "contention", "--nodes", "1", "--clients", "4", "--count", "200", "--seats", "4"]);
+    check_sane(&r[0], "contention", 1);
+    assert_eq!(r[0]["attempts"], 200, "{}", r[0]);
+}
+
+#[test]
+fn an_unknown_workload_fails() {
+    let out = Command::new(env!("CARGO_BIN_EXE_boxoffice-bench"))
+        .args(["--mode", "no-such-workload", "--binary", "/nonexistent"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no workload"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
