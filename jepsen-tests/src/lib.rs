@@ -6,13 +6,14 @@
 //!
 //! ```text
 //! cargo build -p boxoffice
-//! cargo run -p jepsen-tests --bin jepsen -- --nodes 3 --nemesis kill,pause,partition \
-//!     --workload contention --time 60 --seed 42 [--out DIR] [--binary PATH]
+//! cargo run -p jepsen-tests --bin jepsen -- --nodes 5 --nemesis partition,kill,pause,clock \
+//!     --workload contention --time 300 --seed 42 [--out DIR] [--binary PATH] [--net auto]
 //! ```
-//! writes `history.jsonl`, `reads.jsonl` (browse reads, unchecked), `nemesis.jsonl`,
-//! `schedule.json`, `final.json`, `results.json`, `summary.txt`, `timeline.svg` and the
-//! node logs and data into the run directory; exits 0 only if valid. `tests/campaign.rs`
-//! runs a short campaign (kill, pause, partition; 20 s each).
+//! writes `history.jsonl`, `reads.jsonl` (browse reads, unchecked), `queue.jsonl`,
+//! `nemesis.jsonl`, `schedule.json`, `final.json`, `results.json`, `summary.txt`,
+//! `timeline.png` and the node logs and data into the run directory; exits 0 only if
+//! valid. `tests/campaign.rs` runs a short campaign (partition, kill, pause, clock; 60 s
+//! each, one workload each, then the queue under all of them).
 //!
 //! ## Layout
 //!
@@ -27,7 +28,10 @@
 //! - [`checker`]: [`checker::check_linearizable`], run per ticket (P-compositionality: every
 //!   op touches one ticket, so the history is linearizable iff each ticket's is).
 //! - [`checker::direct`]: no double sale, bookings durable, holds exclusive, conservation,
-//!   idempotent retries answered once — each a list of violations naming op indexes.
+//!   idempotent retries answered once, expiry within its bound — each a list of violations
+//!   naming op indexes.
+//! - [`checker::queue`]: the waiting queue's checks (first come first served, no skipping,
+//!   no lost places) over `queue.jsonl`.
 //! - [`results`]: [`results::Results`], everything above as `results.json` and a summary.
 //!
 //! ## The model
@@ -63,12 +67,12 @@
 //! - Time is one monotone server clock per ticket. A read served by a follower whose clock
 //!   is behind the leader's (within the skew bound) could look like time running back; if
 //!   the harness sees that, give reads their own, non-monotone time.
-//! - The hold length is not an input, so the model does not check `expires_at − t ==
-//!   hold_ms`; it only requires `t <= expires_at`.
+//! - The hold length is not an input of the model (it only requires `t <= expires_at`);
+//!   the direct check `expiry_bounded` holds `expires_at` to the hold length instead.
 //! - `hold_expired` about an earlier hold of the ticket is accepted once that hold's expiry
 //!   has passed even if it had been released (the server would say `hold_not_active`).
-//! - Holds of several tickets, extend, payments declined and the waiting queue are not in
-//!   the model yet; one op is one ticket.
+//! - Holds of several tickets, extend and payments declined are not in the model; one op
+//!   is one ticket. The waiting queue has direct checks ([`checker::queue`]), no model.
 //! - WGL is exponential in the worst case: budgets make it answer Unknown instead. Keep
 //!   per-ticket histories to a few hundred ops with few concurrent processes.
 

@@ -472,3 +472,46 @@ fn results_json_round_trips() {
     assert_eq!(r.counts["reserve"].ok, 2);
     assert_eq!(r.counts["confirm"].ok, 2);
 }
+
+// ---- Expiry bound (hold length) ----
+
+fn expiry_verdict(story: &str, hold_ms: u64, skew_ms: u64) -> Validity {
+    let ops = parse_story(story).unwrap();
+    let config =
+        LinearConfig { model: ModelConfig { skew_ms }, hold_ms: Some(hold_ms), ..LinearConfig::default() };
+    Results::compute(&ops, &FinalState::default(), &config).unwrap().direct(CheckName::ExpiryBounded)
+}
+
+#[test]
+fn a_hold_longer_or_shorter_than_its_length_is_invalid() {
+    // Hold 3 s granted in [100, 120]: expires_at must lie in [3100, 3120] (skew 0).
+    let story = |until: u64| {
+        format!("100 p1 invoke reserve A user=alice\n120 p1 ok reserve A hold=h1 until={until}\n")
+    };
+    assert_eq!(expiry_verdict(&story(3_100), 3_000, 0), Validity::Valid);
+    assert_eq!(expiry_verdict(&story(3_120), 3_000, 0), Validity::Valid);
+    assert_eq!(expiry_verdict(&story(3_121), 3_000, 0), Validity::Invalid, "outlives its length");
+    assert_eq!(expiry_verdict(&story(3_099), 3_000, 0), Validity::Invalid, "cut short");
+    assert_eq!(expiry_verdict(&story(3_150), 3_000, 30), Validity::Valid, "inside the skew bound");
+    assert_eq!(expiry_verdict(&story(63_120), 3_000, 1_000), Validity::Invalid, "a minute too long");
+    // Without a hold length the check does not run at all (not a silent pass).
+    let ops = parse_story(&story(63_120)).unwrap();
+    let r = Results::compute(&ops, &FinalState::default(), &LinearConfig::default()).unwrap();
+    assert!(!r.checkers.contains_key("expiry_bounded"));
+}
+
+#[test]
+fn an_idempotent_replay_keeps_the_first_sends_expiry() {
+    // The first send (key k1) timed out but created the hold at ~100; the replay at 2000
+    // returns the same hold, expiring 3 s after the *first* send: valid.
+    let story = "
+        100 p1 invoke reserve A user=alice key=k1
+        900 p1 info reserve A
+        2000 p2 invoke reserve A user=alice key=k1
+        2010 p2 ok reserve A hold=h1 until=3105
+    ";
+    assert_eq!(expiry_verdict(story, 3_000, 0), Validity::Valid);
+    // Without the key it would be a hold cut short.
+    let no_key = story.replace(" key=k1", "");
+    assert_eq!(expiry_verdict(&no_key, 3_000, 0), Validity::Invalid);
+}

@@ -218,9 +218,23 @@ pub fn available() -> Result<(), String> {
             return Err(format!("`{tool}` is not installed"));
         }
     }
-    let probe = format!("{PREFIX}{}probe", std::process::id());
-    run(&["ip", "netns", "add", &probe]).map_err(|e| format!("cannot make a network namespace: {e}"))?;
-    let ipt = run(&["ip", "netns", "exec", &probe, "iptables", "-L", "INPUT", "-n"]);
+    // Everything a run does, once, on a throwaway namespace, bridge and veth pair.
+    let pid = std::process::id();
+    let (probe, bridge, veth) =
+        (format!("{PREFIX}{pid}probe"), format!("{PREFIX}{pid}pb"), format!("{PREFIX}{pid}pv"));
+    let result = (|| -> Result<(), String> {
+        run(&["ip", "netns", "add", &probe]).map_err(|e| format!("cannot make a network namespace: {e}"))?;
+        run(&["ip", "link", "add", &bridge, "type", "bridge"])
+            .map_err(|e| format!("cannot make a bridge: {e}"))?;
+        run(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &probe])
+            .map_err(|e| format!("cannot make a veth pair: {e}"))?;
+        run(&["ip", "link", "set", &veth, "master", &bridge])
+            .map_err(|e| format!("cannot bridge a veth: {e}"))?;
+        run(&["ip", "netns", "exec", &probe, "iptables", "-A", "INPUT", "-s", "10.0.0.1", "-j", "DROP"])
+            .map_err(|e| format!("iptables does not work in a namespace: {e}"))?;
+        Ok(())
+    })();
     let _ = run(&["ip", "netns", "del", &probe]);
-    ipt.map(|_| ()).map_err(|e| format!("iptables does not work in a namespace: {e}"))
+    let _ = run(&["ip", "link", "del", &bridge]);
+    result
 }
