@@ -79,7 +79,9 @@ fn campaign_run(name: &str, workload: &str, nemeses: &[NemesisKind], time_s: u64
     let nemesis_log = std::fs::read_to_string(out.join("nemesis.jsonl")).unwrap();
     let clock_skipped = summary.contains("clock nemesis skipped");
     if clock_skipped {
-        eprintln!("SKIPPED: {name}: the clock nemesis (libfaketime missing and not installable); ran without it");
+        eprintln!(
+            "SKIPPED: {name}: the clock nemesis (libfaketime missing and not installable); ran without it"
+        );
     } else {
         assert!(nemesis_log.contains("\"start\""), "{name}: the nemesis acted:\n{nemesis_log}");
     }

@@ -76,6 +76,9 @@ struct Args {
     /// No progress bar (a plain line every 10 s).
     #[arg(long)]
     quiet: bool,
+    /// Run nothing: check a finished run's directory again and print the verdict.
+    #[arg(long, value_name = "RUN_DIR")]
+    recheck: Option<PathBuf>,
 }
 
 fn range(s: &str) -> (u64, u64) {
@@ -98,6 +101,18 @@ fn default_binary() -> PathBuf {
 
 fn main() {
     let args = Args::parse();
+    if let Some(dir) = &args.recheck {
+        match jepsen::harness::run::recheck(dir) {
+            Ok(results) => {
+                print!("{}", results.summary());
+                std::process::exit(if results.valid == Validity::Valid { 0 } else { 1 });
+            }
+            Err(e) => {
+                eprintln!("recheck {}: {e:#}", dir.display());
+                std::process::exit(2);
+            }
+        }
+    }
     let seed = args.seed.unwrap_or_else(|| jepsen::harness::workload::now_ms() % 1_000_000);
     println!("seed: {seed}");
     let mut nemeses = Vec::new();

@@ -14,6 +14,13 @@
 //! search succeeds once every *determinate* op is linearized. A model sees every op the
 //! same way; it is the model that knows an info op's result is unknown.
 //!
+//! Observations ([`Model::is_observation`]: ops that never change the state, at most
+//! narrow what is known, like a read or a refusal) that leave the state exactly as it is
+//! are lifted without a choice point: if any linearization exists, one exists with such an
+//! op first (move it to the front: it changes nothing there, and taking it out later
+//! leaves later states no more constrained). A flash sale's burst of `409`s on one seat —
+//! dozens of concurrent refusals — would otherwise be explored in every order.
+//!
 //! The search is exponential in the worst case, so it has a [`Budget`]: past it the answer
 //! is [`Verdict::Unknown`], never a hang.
 
@@ -32,6 +39,14 @@ pub trait Model {
     type Op: Debug;
     fn init(&self) -> Self::State;
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+    /// `op` never changes the state beyond narrowing it (a read, a refusal), and the step
+    /// is monotone in that narrowing: from a less narrowed state every later op is at least
+    /// as possible. Lets the search lift such an op for good when it leaves the state as it
+    /// is (see the module doc). Default: no op is.
+    fn is_observation(&self, op: &Self::Op) -> bool {
+        let _ = op;
+        false
+    }
 }
 
 /// One call of the history for the checker.
@@ -206,7 +221,8 @@ pub fn check<M: Model>(model: &M, entries: &[Entry<M::Op>], budget: &Budget) -> 
     let mut linearized = vec![0u64; words];
     let mut cache: HashSet<(Vec<u64>, M::State)> = HashSet::new();
     let mut state = model.init();
-    let mut stack: Vec<(usize, M::State)> = Vec::new();
+    // (lifted call node, state before it, lifted without a choice point)
+    let mut stack: Vec<(usize, M::State, bool)> = Vec::new();
     let mut best: Option<Witness> = None;
     let mut entry = list.next(0);
 
@@ -230,6 +246,7 @@ pub fn check<M: Model>(model: &M, entries: &[Entry<M::Op>], budget: &Budget) -> 
         }
         if !node.is_return {
             if let Some(next_state) = model.step(&state, &entries[node.op].op) {
+                let forced = next_state == state && model.is_observation(&entries[node.op].op);
                 let mut bits = linearized.clone();
                 bit_set(&mut bits, node.op);
                 if !cache.contains(&(bits.clone(), next_state.clone())) {
@@ -239,7 +256,7 @@ pub fn check<M: Model>(model: &M, entries: &[Entry<M::Op>], budget: &Budget) -> 
                         };
                     }
                     cache.insert((bits.clone(), next_state.clone()));
-                    stack.push((entry, std::mem::replace(&mut state, next_state)));
+                    stack.push((entry, std::mem::replace(&mut state, next_state), forced));
                     linearized = bits;
                     list.lift(entry);
                     entry = list.next(0);
@@ -251,13 +268,21 @@ pub fn check<M: Model>(model: &M, entries: &[Entry<M::Op>], budget: &Budget) -> 
             if best.as_ref().is_none_or(|b| stack.len() > b.linearized.len()) {
                 best = Some(witness(&list, entries, &stack, &state, node.op));
             }
-            let Some((call, previous)) = stack.pop() else {
+            // Undo lifts until one that was a real choice; try the entry after it.
+            let mut resumed = None;
+            while let Some((call, previous, forced)) = stack.pop() {
+                state = previous;
+                bit_clear(&mut linearized, list.nodes[call].op);
+                list.unlift(call);
+                if !forced {
+                    resumed = Some(list.next(call));
+                    break;
+                }
+            }
+            let Some(next) = resumed else {
                 break Verdict::Invalid { witness: best.expect("set just above") };
             };
-            state = previous;
-            bit_clear(&mut linearized, list.nodes[call].op);
-            list.unlift(call);
-            entry = list.next(call);
+            entry = next;
         }
     };
     stats.cache_entries = cache.len();
@@ -268,7 +293,7 @@ pub fn check<M: Model>(model: &M, entries: &[Entry<M::Op>], budget: &Budget) -> 
 fn witness<O: Debug, S: Debug>(
     list: &List,
     entries: &[Entry<O>],
-    stack: &[(usize, S)],
+    stack: &[(usize, S, bool)],
     state: &S,
     stuck: usize,
 ) -> Witness {
@@ -282,7 +307,7 @@ fn witness<O: Debug, S: Debug>(
         n = node.next;
     }
     Witness {
-        linearized: stack.iter().map(|(call, _)| entries[list.nodes[*call].op].id).collect(),
+        linearized: stack.iter().map(|(call, _, _)| entries[list.nodes[*call].op].id).collect(),
         state: format!("{state:?}"),
         stuck_at: entries[stuck].id,
         pending,

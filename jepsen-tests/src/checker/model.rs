@@ -158,6 +158,13 @@ impl Model for TicketModel {
         TicketState { now: 0, status: Status::Available, granted: Vec::new() }
     }
 
+    /// Reads and `ticket_unavailable` refusals: they keep the status and only narrow `now`
+    /// and a hold's `until_lo` upward — and a lower `now` or `until_lo` never makes a later
+    /// step impossible (expiry comes sooner, windows start earlier).
+    fn is_observation(&self, op: &TicketOp) -> bool {
+        matches!(op.action, Action::ReserveUnavailable | Action::Read(_))
+    }
+
     fn step(&self, s: &TicketState, op: &TicketOp) -> Option<TicketState> {
         // Earliest instant the op can take effect at.
         let t0 = s.now.max(op.lo);
@@ -195,14 +202,18 @@ impl Model for TicketModel {
                 Some(next)
             }
             (Action::ReserveUnavailable, Status::Available) => None,
+            // Observations (see `is_observation`) narrow what is known of a hold but do not
+            // move `now`: nothing later depends on time having passed their instant (a
+            // held or sold ticket changes only at or after the hold's expiry, or by its
+            // holder), and it keeps them free of choice points in the search.
             (Action::ReserveUnavailable, Status::Held { hold, user, until_lo, until_hi }) => {
                 // Live at t0: until > t0.
                 (t0 < *until_hi).then(|| {
                     let until_lo = (*until_lo).max(t0 + 1);
-                    s.at(t0, Status::Held { hold: *hold, user: *user, until_lo, until_hi: *until_hi })
+                    s.at(s.now, Status::Held { hold: *hold, user: *user, until_lo, until_hi: *until_hi })
                 })
             }
-            (Action::ReserveUnavailable, Status::Sold { .. }) => Some(s.at(t0, s.status.clone())),
+            (Action::ReserveUnavailable, Status::Sold { .. }) => Some(s.clone()),
             (Action::ReserveInfo { user }, status) => {
                 let t = match status {
                     Status::Available => t0,
@@ -245,7 +256,7 @@ impl Model for TicketModel {
                 let t = expired_at(until)?;
                 Some(s.at(t, s.status.clone()))
             }
-            (Action::Read(TicketStatus::Available), Status::Available) => Some(s.at(t0, Status::Available)),
+            (Action::Read(TicketStatus::Available), Status::Available) => Some(s.clone()),
             (Action::Read(TicketStatus::Available), Status::Held { until_lo, .. }) => {
                 let t = expired_at(*until_lo)?;
                 Some(s.at(t, Status::Available))
@@ -253,10 +264,10 @@ impl Model for TicketModel {
             (Action::Read(TicketStatus::Held), Status::Held { hold, user, until_lo, until_hi }) => {
                 (t0 < *until_hi).then(|| {
                     let until_lo = (*until_lo).max(t0 + 1);
-                    s.at(t0, Status::Held { hold: *hold, user: *user, until_lo, until_hi: *until_hi })
+                    s.at(s.now, Status::Held { hold: *hold, user: *user, until_lo, until_hi: *until_hi })
                 })
             }
-            (Action::Read(TicketStatus::Sold), Status::Sold { .. }) => Some(s.at(t0, s.status.clone())),
+            (Action::Read(TicketStatus::Sold), Status::Sold { .. }) => Some(s.clone()),
             (Action::Read(_), _) => None,
         }
     }

@@ -424,26 +424,17 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
 
     // ---- check and write ----
     let ops = w.history.snapshot();
-    let config = LinearConfig {
-        model: ModelConfig { skew_ms: cfg.skew_ms },
-        budget: Budget { time_max_ms: 30_000, ..Budget::default() },
-        total_time_max_ms: cfg.check_time_max_ms,
-        hold_ms: Some(cfg.hold_seconds * 1000),
-    };
     let check_start = Instant::now();
-    let mut results = Results::compute(&ops, &fin, &config).context("history malformed (harness bug)")?;
     let queue_calls = w.queue.snapshot();
-    if kind == Kind::Queue {
-        let calls = crate::history::pair_calls(&ops).context("history malformed (harness bug)")?;
-        let queued: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-        results.add_checks(queue_check::check_all(
-            &queue_calls,
-            &calls,
-            &queued,
-            ADMISSION_SECONDS * 1000,
-            cfg.skew_ms,
-        ));
-    }
+    let results = check_run(
+        kind,
+        &ops,
+        &fin,
+        &queue_calls,
+        cfg.skew_ms,
+        cfg.hold_seconds * 1000,
+        cfg.check_time_max_ms,
+    )?;
     let check_ms = check_start.elapsed().as_millis();
     save_jsonl(&ops, std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?))?;
     save_jsonl(
@@ -516,6 +507,62 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         eprintln!("run directory: {}", dir.display());
     }
     Ok(RunOutcome { results, dir, notes })
+}
+
+/// Every checker over one run's records: the ticket checkers, and the queue's for the
+/// queue workload (every event of that workload has its queue on).
+pub fn check_run(
+    kind: Kind,
+    ops: &[crate::Op],
+    fin: &FinalState,
+    queue_calls: &[queue_check::QueueCall],
+    skew_ms: u64,
+    hold_ms: u64,
+    check_time_max_ms: u64,
+) -> Result<Results> {
+    let config = LinearConfig {
+        model: ModelConfig { skew_ms },
+        budget: Budget { time_max_ms: 30_000, ..Budget::default() },
+        total_time_max_ms: check_time_max_ms,
+        hold_ms: Some(hold_ms),
+    };
+    let mut results = Results::compute(ops, fin, &config).context("history malformed (harness bug)")?;
+    if kind == Kind::Queue {
+        let calls = crate::history::pair_calls(ops).context("history malformed (harness bug)")?;
+        let mut queued: Vec<String> =
+            ops.iter().filter_map(|o| o.ticket.split_once('/')).map(|(e, _)| e.to_string()).collect();
+        queued.extend(queue_calls.iter().map(|c| c.event.clone()));
+        queued.sort();
+        queued.dedup();
+        results.add_checks(queue_check::check_all(
+            queue_calls,
+            &calls,
+            &queued,
+            ADMISSION_SECONDS * 1000,
+            skew_ms,
+        ));
+    }
+    Ok(results)
+}
+
+/// Check a finished run's directory again (e.g. after a checker change): reads
+/// `config.json`, `history.jsonl`, `final.json` and `queue.jsonl`; writes nothing.
+pub fn recheck(dir: &Path) -> Result<Results> {
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).with_context(|| format!("read {name}"));
+    let cfg: Value = serde_json::from_str(&read("config.json")?)?;
+    let kind =
+        Kind::parse(cfg["workload"].as_str().unwrap_or("contention")).context("config.json: workload")?;
+    let ops =
+        crate::history::load_jsonl(std::io::BufReader::new(std::fs::File::open(dir.join("history.jsonl"))?))?;
+    let fin: FinalState = serde_json::from_str(&read("final.json")?)?;
+    let queue_calls: Vec<queue_check::QueueCall> = match std::fs::read_to_string(dir.join("queue.jsonl")) {
+        Ok(text) => text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?,
+        Err(_) => Vec::new(),
+    };
+    let skew_ms = cfg["skew_ms"].as_u64().unwrap_or(0);
+    let hold_ms = cfg["hold_seconds"].as_u64().unwrap_or(3) * 1000;
+    let check_time_max_ms = cfg["check_time_max_ms"].as_u64().unwrap_or(120_000);
+    check_run(kind, &ops, &fin, &queue_calls, skew_ms, hold_ms, check_time_max_ms)
 }
 
 /// The body of the `k`-th event of a run.
