@@ -77,7 +77,7 @@ struct Args {
     /// The boxoffice binary [default: next to this one].
     #[arg(long)]
     binary: Option<PathBuf>,
-    /// Tickets per event [default: hold 190000, contention 16, flash-sale 1000, many-events 2000].
+    /// Tickets per event [default: hold 100000, contention 16, flash-sale 1000, many-events 2000].
     #[arg(long)]
     seats: Option<u32>,
     /// Events to spread `hold` and `hold-confirm` over.
