@@ -414,8 +414,12 @@ impl Store {
         }
     }
 
-    /// Create the event in the catalog, then its inventory group. The answer comes once
-    /// the group is set up, so a reserve right after it works.
+    /// Create the event in the catalog, then its inventory group. The answer normally
+    /// comes once the group is set up, so a reserve right after it works. If the group is
+    /// not ready within [`EVENT_READY_WAIT`] the event still exists (the catalog write
+    /// committed), so the answer is still the event: an error here would hide its id and
+    /// invite a retry that creates a second one. Booking calls before the group is ready
+    /// answer 503 (retryable) or are forwarded.
     pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
         spec.validate()?;
         let event =
@@ -423,7 +427,9 @@ impl Store {
                 CatalogChange::Event(e) => e,
                 other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
             };
-        self.await_event_ready(&event).await?;
+        if let Err(e) = self.await_event_ready(&event).await {
+            tracing::warn!(event = %event.id, "created, but its inventory is not ready yet: {e}");
+        }
         Ok(event)
     }
 
