@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub stripe_base_url: Option<String>,
     pub stripe_secret_key: Option<String>,
     pub cache_capacity_mb: Option<u64>,
+    pub snapshot_every: Option<u64>,
 }
 
 impl FileConfig {
@@ -53,6 +54,8 @@ pub struct ServeConfig {
     pub cluster_secret: Option<String>,
     pub payment: PaymentChoice,
     pub cache_capacity_mb: u64,
+    /// Raft entries between two snapshots of a group (each snapshot is the group's whole state).
+    pub snapshot_every: u64,
     /// Static formation: node id -> Raft address, this node included. Empty: one node.
     pub peers: BTreeMap<u64, String>,
     /// HTTP address of a running node to join through.
@@ -99,6 +102,10 @@ pub struct ServeFlags {
     /// sled cache size in MiB [default: 128]; sled may use up to ~10x this.
     #[arg(long, env = "BOXOFFICE_CACHE_CAPACITY_MB")]
     pub cache_capacity_mb: Option<u64>,
+    /// Raft entries between two snapshots of a group [default: 50000]. Each snapshot writes
+    /// the group's whole state; fewer means a longer log to replay at start.
+    #[arg(long, env = "BOXOFFICE_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
 }
 
 impl ServeFlags {
@@ -155,6 +162,13 @@ impl ServeFlags {
         if cache_capacity_mb == 0 {
             bail!("--cache-capacity-mb must be at least 1");
         }
+        let snapshot_every = self
+            .snapshot_every
+            .or(file.snapshot_every)
+            .unwrap_or(raft::HostConfig::default().snapshot_logs_since_last);
+        if snapshot_every < 100 {
+            bail!("--snapshot-every must be at least 100 (a snapshot per few entries would do little else)");
+        }
         Ok(ServeConfig {
             node_id,
             http,
@@ -164,6 +178,7 @@ impl ServeFlags {
             cluster_secret: self.cluster_secret.or(file.cluster_secret),
             payment,
             cache_capacity_mb,
+            snapshot_every,
             peers,
             join,
         })
@@ -303,5 +318,14 @@ mod tests {
         assert!(ServeFlags { http: Some("nope".into()), ..Default::default() }.resolve().is_err());
         assert!(ServeFlags { payment: Some("cash".into()), ..Default::default() }.resolve().is_err());
         assert!(ServeFlags { payment: Some("stripe".into()), ..Default::default() }.resolve().is_err());
+        assert!(ServeFlags { snapshot_every: Some(10), ..Default::default() }.resolve().is_err());
+    }
+
+    #[test]
+    fn snapshot_interval_defaults_to_the_hosts_and_can_be_set() {
+        let default = ServeFlags::default().resolve().unwrap();
+        assert_eq!(default.snapshot_every, 50_000);
+        let set = ServeFlags { snapshot_every: Some(5_000), ..Default::default() }.resolve().unwrap();
+        assert_eq!(set.snapshot_every, 5_000);
     }
 }

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node (a one-node cluster unless --peers or --join say otherwise).
-    Serve(ServeFlags),
+    Serve(Box<ServeFlags>),
     /// Print a JWT for local use.
     Token {
         #[arg(long)]
@@ -139,6 +139,10 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
             .map(|_| auth.mint(&format!("node-{}", config.node_id), true, 24 * 3_600)),
         cluster_secret: config.cluster_secret.clone(),
         ..Default::default()
+    };
+    let options = cluster::StoreOptions {
+        raft: raft::HostConfig { snapshot_logs_since_last: config.snapshot_every, ..options.raft.clone() },
+        ..options
     };
     let index = search::SearchIndex::open(&config.data_dir.join("search"), search::SearchOptions::default())
         .with_context(|| format!("opening the search index in {}", config.data_dir.display()))?;
