@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The long fault campaign (issue 6): every workload under every nemesis on 3 nodes, and
-# every workload under the combined schedule (plus contention under each nemesis) on 5
-# nodes, TIME seconds each, PARALLEL runs at a time (each run has its own network
-# namespaces and ports). Writes OUT/campaign.tsv (one line per run) and keeps every run
-# directory (history, logs, results, timeline.png) under OUT/.
+# The long fault campaign (issue 6): every workload under every nemesis (partition, kill,
+# pause, clock, all) on 3 and on 5 nodes — 50 runs — TIME seconds each, PARALLEL runs at a
+# time (each run has its own network namespaces and ports). Writes OUT/campaign.tsv (one
+# line per run) and keeps every run directory (history, logs, results, timeline.png) under
+# OUT/. Resumable: a run whose directory already has a summary.txt is not run again.
 #
 #   scripts/jepsen-campaign.sh [OUT] [TIME] [PARALLEL]
 #
@@ -31,10 +31,20 @@ done
 for nem in partition kill pause clock; do
   seed=$((seed + 1)); runs+=("5 contention $nem $seed")
 done
+for wl in flash-sale idempotent expiry-edge queue; do
+  for nem in partition kill pause clock; do
+    seed=$((seed + 1)); runs+=("5 $wl $nem $seed")
+  done
+done
 
 one() {
   local nodes=$1 wl=$2 nem=$3 seed=$4
   local name="n${nodes}-${wl}-${nem}-s${seed}"
+  if [ -f "$OUT/$name/summary.txt" ]; then
+    echo "done before: $name"
+    return 0
+  fi
+  rm -rf "${OUT:?}/$name"
   local start end rc
   start=$(date +%s)
   rc=0
@@ -51,7 +61,8 @@ one() {
 }
 export -f one
 export OUT TIME BIN
-printf 'nodes\tworkload\tnemesis\tseed\tverdict\texit\ttook\tops (ok/fail/info)\n' >"$OUT/campaign.tsv"
+[ -f "$OUT/campaign.tsv" ] ||
+  printf 'nodes\tworkload\tnemesis\tseed\tverdict\texit\ttook\tops (ok/fail/info)\n' >"$OUT/campaign.tsv"
 printf '%s\n' "${runs[@]}" | xargs -P "$PARALLEL" -L 1 bash -c 'one $0 $1 $2 $3'
 echo "campaign: $OUT/campaign.tsv"
 column -t -s $'\t' "$OUT/campaign.tsv"
