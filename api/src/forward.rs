@@ -3,7 +3,8 @@
 //! write), it answers with a [`ForwardTo`] marker and this layer replays the original
 //! request — method, path, query, headers, body — on those nodes in order and returns the
 //! first answer. One hop only: a forwarded request carries [`FORWARDED_HEADER`] and is
-//! never forwarded again (it answers 503 instead), so a stale view can never loop.
+//! never forwarded again (it answers 503 instead, marked [`NOT_SERVED_HERE_HEADER`] so
+//! that the first node tries its next target), so a stale view can never loop.
 
 use std::time::Duration;
 
@@ -21,6 +22,11 @@ use crate::state::AppState;
 
 /// Set on forwarded requests.
 pub const FORWARDED_HEADER: &str = "x-boxoffice-forwarded";
+/// Set on the answer to a forwarded request that this node could not serve either (not a
+/// replica, or its replica not caught up): nothing was done here, so the forwarding node
+/// may try its next target. Any other answer — even a 503, whose write may have
+/// committed — is relayed as it is.
+pub const NOT_SERVED_HERE_HEADER: &str = "x-boxoffice-not-served-here";
 /// How long one forwarded request may take (a confirm waits up to 15 s for its payment).
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a forwarded long poll (`?since=&wait=`) may take: its longest wait plus the
@@ -44,6 +50,8 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
         return response;
     };
     if already_forwarded {
+        let mut response = response;
+        response.headers_mut().insert(NOT_SERVED_HERE_HEADER, HeaderValue::from_static("1"));
         return response;
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -65,6 +73,9 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
         }
         request = request.header(FORWARDED_HEADER, HeaderValue::from_static("1"));
         match request.send().await {
+            Ok(answer) if answer.headers().contains_key(NOT_SERVED_HERE_HEADER) => {
+                tracing::debug!(%url, "the forward target does not serve it either; trying the next node")
+            }
             Ok(answer) => {
                 metrics::counter!("boxoffice_http_forwarded_total").increment(1);
                 let status = answer.status();
