@@ -57,10 +57,6 @@ pub struct GroupMachine {
     catalog_changes: broadcast::Sender<(u64, tickets::catalog::CatalogChange)>,
 }
 
-fn encode_state(state: &MachineState) -> Vec<u8> {
-    bincode::serde::encode_to_vec(state, bincode::config::standard()).expect("machine state always encodes")
-}
-
 /// Change sets kept for resuming seat streams; a client further behind gets a snapshot.
 pub const RECENT_CHANGES_MAX: usize = 1_024;
 
@@ -171,14 +167,8 @@ impl raft::StateMachine for GroupMachine {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        encode_state(&self.state)
-    }
-
-    /// A copy of the state under the lock, serialized after it: applies wait only for the
-    /// copy, not for the encoding (docs/benchmarks.md has the A/B).
-    fn snapshot_job(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {
-        let state = self.state.clone();
-        Box::new(move || encode_state(&state))
+        bincode::serde::encode_to_vec(&self.state, bincode::config::standard())
+            .expect("machine state always encodes")
     }
 
     fn restore(&mut self, bytes: &[u8], index: u64) -> Result<(), String> {

@@ -160,16 +160,6 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Serialize the whole state for a snapshot.
     fn snapshot(&self) -> Vec<u8>;
 
-    /// A snapshot in two steps, so that the costly one runs without the state lock: this
-    /// runs under the lock (every `apply` waits for it) and returns a job that produces
-    /// what [`StateMachine::snapshot`] would, run after the lock is released. Override it
-    /// with a cheap copy of the state when serializing a large machine takes long.
-    /// Default: serialize now, under the lock.
-    fn snapshot_job(&self) -> Box<dyn FnOnce() -> Vec<u8> + Send> {
-        let bytes = self.snapshot();
-        Box::new(move || bytes)
-    }
-
     /// Replace the whole state from snapshot bytes taken at log `index` (instance method:
     /// the machine may hold non-serialized fields such as notification channels, which it
     /// keeps).

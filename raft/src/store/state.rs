@@ -121,14 +121,9 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
         // Serializing a large machine is CPU work: keep it off the async workers.
         let state = self.state.clone();
         let (meta, data) = tokio::task::spawn_blocking(move || {
-            let (meta, job) = {
-                let st = read_state(&state);
-                let meta =
-                    SnapshotMeta { last_log_id: st.last_applied, last_membership: st.membership.clone() };
-                (meta, st.machine.snapshot_job())
-            };
-            // The lock is released: applies go on while the job serializes.
-            (meta, job())
+            let st = read_state(&state);
+            let meta = SnapshotMeta { last_log_id: st.last_applied, last_membership: st.membership.clone() };
+            (meta, st.machine.snapshot())
         })
         .await
         .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?;
