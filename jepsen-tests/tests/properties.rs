@@ -393,6 +393,24 @@ fn replay() {
     assert_eq!(r.valid, Validity::Valid);
 }
 
+/// One op on ticket `A` by user `u<process>`.
+fn ticket_a_op(index: u64, process: u64, f: OpFn, kind: OpKind, time_ms: u64, value: Option<OpValue>) -> Op {
+    Op {
+        index,
+        process,
+        node: 0,
+        kind,
+        f,
+        ticket: "A".into(),
+        hold_id: None,
+        user: Some(format!("u{process}")),
+        idempotency_key: None,
+        value,
+        time_ms,
+        latency_ms: None,
+    }
+}
+
 /// Many concurrent reserves whose outcome is unknown (each may have taken effect, in any
 /// order, or not), then a read that no choice explains: the search must try the subsets
 /// and orders of the unknown reserves, so it answers Unknown at its budget instead of
@@ -401,20 +419,7 @@ fn replay() {
 fn pathological(unknowns: u64) -> Vec<Op> {
     let mut ops = Vec::new();
     let mut push = |process: u64, f: OpFn, kind: OpKind, time_ms: u64, value: Option<OpValue>| {
-        ops.push(Op {
-            index: ops.len() as u64,
-            process,
-            node: 0,
-            kind,
-            f,
-            ticket: "A".into(),
-            hold_id: None,
-            user: Some(format!("u{process}")),
-            idempotency_key: None,
-            value,
-            time_ms,
-            latency_ms: None,
-        })
+        ops.push(ticket_a_op(ops.len() as u64, process, f, kind, time_ms, value))
     };
     for p in 0..unknowns {
         push(p, OpFn::Reserve, OpKind::Invoke, 100 + p, None);
@@ -432,20 +437,7 @@ fn many_concurrent_refusals_are_decided_at_once() {
     // 40 concurrent 409s on a held ticket, then a read that cannot be: invalid, quickly.
     let mut ops = Vec::new();
     let mut push = |process: u64, f: OpFn, kind: OpKind, time_ms: u64, value: Option<OpValue>| {
-        ops.push(Op {
-            index: ops.len() as u64,
-            process,
-            node: 0,
-            kind,
-            f,
-            ticket: "A".into(),
-            hold_id: None,
-            user: Some(format!("u{process}")),
-            idempotency_key: None,
-            value,
-            time_ms,
-            latency_ms: None,
-        })
+        ops.push(ticket_a_op(ops.len() as u64, process, f, kind, time_ms, value))
     };
     push(0, OpFn::Reserve, OpKind::Invoke, 100, None);
     let hold = OpValue::Hold { hold_id: "h1".into(), expires_at_ms: 100_000 };
