@@ -93,42 +93,25 @@ fn check_flash_sale(r: &Value, nodes: u64, capacity: u64) {
     assert_eq!(r["ok"], capacity, "one ok per ticket sold: {r}");
 }
 
+/// Hold, then a flash sale of 200 seats, on `nodes` local nodes.
+fn hold_and_flash_sale(nodes: &str) {
+    let r =
+        bench(&["--mode", "hold", "--nodes", nodes, "--clients", "4", "--seconds", "2", "--seats", "2000"]);
+    check_hold(&r[0], nodes.parse().unwrap());
+    let flash =
+        ["--mode", "flash-sale", "--nodes", nodes, "--clients", "8", "--seconds", "20", "--seats", "200"];
+    let r = bench(&flash);
+    check_flash_sale(&r[0], nodes.parse().unwrap(), 200);
+}
+
 #[test]
 fn one_node_hold_and_flash_sale() {
-    let r = bench(&["--mode", "hold", "--nodes", "1", "--clients", "4", "--seconds", "2", "--seats", "2000"]);
-    check_hold(&r[0], 1);
-    let r = bench(&[
-        "--mode",
-        "flash-sale",
-        "--nodes",
-        "1",
-        "--clients",
-        "8",
-        "--seconds",
-        "20",
-        "--seats",
-        "200",
-    ]);
-    check_flash_sale(&r[0], 1, 200);
+    hold_and_flash_sale("1");
 }
 
 #[test]
 fn three_nodes_hold_and_flash_sale() {
-    let r = bench(&["--mode", "hold", "--nodes", "3", "--clients", "4", "--seconds", "2", "--seats", "2000"]);
-    check_hold(&r[0], 3);
-    let r = bench(&[
-        "--mode",
-        "flash-sale",
-        "--nodes",
-        "3",
-        "--clients",
-        "8",
-        "--seconds",
-        "20",
-        "--seats",
-        "200",
-    ]);
-    check_flash_sale(&r[0], 3, 200);
+    hold_and_flash_sale("3");
 }
 
 #[test]
