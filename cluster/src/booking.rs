@@ -117,7 +117,7 @@ impl Store {
                 HoldStatus::Confirmed => {
                     let booking_id = hold.booking_id.clone().unwrap_or_default();
                     return group
-                        .read_local(|m| m.as_inventory().and_then(|i| i.booking(&booking_id).cloned()))
+                        .read_local(|m| m.as_inventory().and_then(|i| i.booking(&booking_id)))
                         .ok_or_else(|| Error::Internal("confirmed hold without booking".into()));
                 }
                 HoldStatus::Confirming => {}
@@ -249,7 +249,7 @@ impl Store {
     pub async fn booking(&self, user: &str, booking_id: &str) -> Result<Booking> {
         let event_id = ids::event_of(booking_id).ok_or_else(|| Rejection::not_found("booking"))?;
         let group = self.event_group(&event_id).await.map_err(|e| not_found_as(e, "booking"))?;
-        let booking = group.read_linearizable(|m| m.as_inventory()?.booking(booking_id).cloned()).await?;
+        let booking = group.read_linearizable(|m| m.as_inventory()?.booking(booking_id)).await?;
         match booking {
             Some(b) if b.user == user => Ok(b),
             _ => Err(Rejection::not_found("booking").into()),
@@ -261,13 +261,7 @@ impl Store {
         let mut out: Vec<Booking> = self
             .event_groups()
             .iter()
-            .flat_map(|g| {
-                g.read_local(|m| {
-                    m.as_inventory()
-                        .map(|i| i.bookings_of(user).into_iter().cloned().collect::<Vec<Booking>>())
-                        .unwrap_or_default()
-                })
-            })
+            .flat_map(|g| g.read_local(|m| m.as_inventory().map(|i| i.bookings_of(user)).unwrap_or_default()))
             .collect::<Vec<Booking>>();
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
         out
@@ -335,10 +329,10 @@ impl Store {
         let now = crate::store::wall_ms();
         let read = |m: &GroupMachine| {
             let inv = m.as_inventory()?;
-            let settings = inv.setup.as_ref()?.queue;
+            let settings = inv.setup()?.queue;
             let now = now.max(inv.now());
             let view = inv.queue_view(user, now)?;
-            let measured_wait_s = inv.queue.estimated_wait_seconds(view.ahead, now);
+            let measured_wait_s = inv.queue().estimated_wait_seconds(view.ahead, now);
             Some(QueuePlace { view, settings, measured_wait_s })
         };
         let found = if linearizable { group.read_linearizable(read).await? } else { group.read_local(read) };

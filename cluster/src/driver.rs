@@ -31,8 +31,8 @@ pub(crate) async fn run(store: Store, group: raft::Group<GroupMachine>) {
                     Some(inv) => (
                         inv.earliest_expiry(),
                         inv.queue_next_deadline(),
-                        inv.setup.as_ref().is_some_and(|s| s.queue.enabled),
-                        inv.confirming().into_iter().cloned().collect::<Vec<_>>(),
+                        inv.setup().is_some_and(|s| s.queue.enabled),
+                        inv.confirming(),
                     ),
                     None => (None, None, false, Vec::new()),
                 });

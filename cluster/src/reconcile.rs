@@ -140,7 +140,7 @@ async fn event_step(store: &Store, event: &Event) -> Result<()> {
         return Ok(());
     }
     store.set_up_event(&group, event).await?;
-    let cancelled = group.read_local(|m| m.as_inventory().is_some_and(|i| i.cancelled));
+    let cancelled = group.read_local(|m| m.as_inventory().is_some_and(|i| i.cancelled()));
     if event.cancelled && !cancelled {
         store.write_inventory(&group, InventoryCommand::Cancel).await?;
     }

@@ -501,7 +501,8 @@ fn setup_for(catalog: &Catalog, event: &Event) -> Result<InventorySetup> {
         .ok_or_else(|| Error::Internal(format!("event {} names a missing venue", event.id)))?;
     Ok(InventorySetup {
         event_id: event.id.clone(),
-        tickets: tickets::layout::tickets_for(&venue.spec, &event.spec.prices),
+        sections: venue.spec.sections.clone(),
+        prices: event.spec.prices.clone(),
         currency: event.spec.currency.clone(),
         per_user_limit: event.spec.per_user_limit,
         hold_ms: event.spec.hold_seconds * 1_000,

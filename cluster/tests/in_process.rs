@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use cluster::machine::{GroupCommand, GroupMachine, GroupReply};
 use raft::openraft::async_runtime::WatchReceiver;
 use raft::{Group, HostConfig, LocalTransport, NodeAddr, NodeId, RaftHost};
-use tickets::catalog::QueueSettings;
+use tickets::catalog::{QueueSettings, RowSpec, SectionKind, SectionSpec};
 use tickets::inventory::{InventoryCommand, InventorySetup, Outcome, Selection};
-use tickets::layout::TicketSpec;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -55,18 +54,14 @@ impl Hosts {
 }
 
 fn setup(event_id: &str, seats: u32) -> InventoryCommand {
-    let tickets = (0..seats)
-        .map(|i| TicketSpec {
-            id: format!("A-{}-{}", i / 1000 + 1, i % 1000 + 1),
-            section: "A".into(),
-            row: Some((i / 1000 + 1).to_string()),
-            seat: Some(i % 1000 + 1),
-            price: 100,
-        })
+    // Rows of 1,000 seats (the last one shorter): ids A-<row>-<seat>.
+    let rows = (0..seats.div_ceil(1000))
+        .map(|r| RowSpec { name: (r + 1).to_string(), seats: (seats - r * 1000).min(1000) })
         .collect();
     InventoryCommand::Setup(InventorySetup {
         event_id: event_id.into(),
-        tickets,
+        sections: vec![SectionSpec { name: "A".into(), kind: SectionKind::Seated { rows } }],
+        prices: BTreeMap::from([("A".to_string(), 100)]),
         currency: "USD".into(),
         per_user_limit: 4,
         hold_ms: 600_000,
@@ -189,7 +184,7 @@ async fn a_new_replica_receives_a_hundred_thousand_tickets_as_a_snapshot() {
         let leader_state = g[&1].read_local(|m| m.as_inventory().cloned());
         let learner_state = g[&3].read_local(|m| m.as_inventory().cloned());
         let learner = learner_state.expect("an inventory");
-        assert_eq!(learner.setup.as_ref().map(|s| s.tickets.len()), Some(100_000));
+        assert_eq!(learner.layout().count(), 100_000);
         assert_eq!(Some(&learner), leader_state.as_ref(), "the snapshot carries the whole inventory");
         assert_eq!(g[&3].read_local(|m| m.version()), g[&1].read_local(|m| m.version()));
         cluster.shutdown().await;

@@ -3,16 +3,40 @@
 //!
 //! Rules (ARCHITECTURE.md, "The event state machine"):
 //! - Reserve: a set of ticket ids, or `{section, quantity}` (best-available adjacent seats in
-//!   one row of a seated section, else `ticket_unavailable`; lowest-numbered free tickets of
-//!   a general section). All-or-nothing. A held ticket whose hold is `Active` with
-//!   `expires_at <= now` counts as available: expiry is exact in log order.
+//!   one row of a seated section, see [`free`]; the lowest-numbered free tickets of a general
+//!   section). All-or-nothing.
+//! - Expiry is exact in log order: every command first expires the `Active` holds whose
+//!   `expires_at <= now` (from an index ordered by expiry, so nothing is scanned) and frees
+//!   their seats; those seats are in the command's changes. `Expire` does only that, and
+//!   answers the holds it expired; the leader proposes it at the earliest expiry so watchers
+//!   see seats come back without waiting for other traffic.
 //! - Per-user limit per event counts the user's live holds and purchases.
 //! - Confirm is two commands: `BeginPayment` (hold pinned in `Confirming`, no expiry while
 //!   the payment runs), then `Confirm` or `PaymentFailed`, proposed after the charge ran
 //!   outside apply. `PaymentFailed` puts the hold back to `Active` with its old expiry.
-//! - Release by the holder; `Expire` turns every active hold past its expiry into `Expired`.
-//! - Extend: at most `HOLD_EXTENSIONS_MAX` times, never past `created_at + HOLD_TOTAL_MS_MAX`.
+//! - Release by the holder; extend at most `HOLD_EXTENSIONS_MAX` times, never past
+//!   `created_at + HOLD_TOTAL_MS_MAX`.
 //! - Idempotency: `(user, key) -> (fingerprint, reply)` kept `IDEMPOTENCY_TTL_MS`.
+//!
+//! **What the state keeps.** Live holds (`Active`, `Confirming`) and bookings, whose number
+//! follows the seats; idempotency records for their 24 hours. A hold that ends leaves the
+//! live state: a confirmed one is found through its booking (forever), an expired or
+//! released one is kept as a tombstone for [`ENDED_HOLD_MS`] or until
+//! [`ENDED_HOLDS_MAX`] newer ones push it out — long enough to answer a late confirm
+//! `hold_expired` — and is then forgotten (`not_found`). So the state's size follows the
+//! live holds and bookings, not every hold ever made.
+//!
+//! **Layout.** The tickets are not stored one by one: the `Setup` carries the venue's
+//! sections and prices, and [`Layout`] computes ids, sections, rows and prices from a
+//! ticket's index. A ticket's state is one small enum (`Available | Held(hold number) |
+//! Sold`); which booking sold it is on the booking.
+//!
+//! **Stored and derived.** [`Inventory`] is the stored core (what snapshots carry) plus
+//! indexes derived from it (ids to holds, holds by expiry, free seats per section and row,
+//! per-user holds and bookings...), rebuilt on restore and compared with a rebuild by
+//! [`Inventory::check_invariants`]. The core's collections hold their records behind
+//! `Arc`s with cheap keys, so [`Inventory::snapshot_core`] is a cheap copy taken under the
+//! state lock and serialized outside it.
 //!
 //! Decisions the architecture leaves open, made here:
 //! - An unknown ticket id or section in a reserve is `invalid_request` (on `ticket_ids` /
@@ -20,9 +44,6 @@
 //! - Only a successful reserve is recorded under its idempotency key; a refused one is
 //!   decided afresh on retry. An idempotency key longer than `IDEMPOTENCY_KEY_BYTES_MAX` is
 //!   `invalid_request` on `idempotency_key`.
-//! - A hold found expired by a command (take-over of its tickets, begin-payment, release,
-//!   extend, payment failed past expiry) is marked `Expired` on the spot and its remaining
-//!   tickets are freed; those tickets are reported in the changes as `Available`.
 //! - `Confirm` with a booking id already used is `invalid_request` on `booking_id` (the hold
 //!   stays `Confirming`; the leader must retry with a fresh id).
 //! - Release and extend still work on a cancelled event; reserve, join and begin-payment
@@ -30,19 +51,22 @@
 //!
 //! Code layout: this file has the types, the dispatch and the queries; `inventory/` has
 //! one file per group of commands (`setup`, `reserve`, `payment`, `holds`, `queue_commands`),
-//! the idempotency records, the derived indexes (`derived`) and `check_invariants`.
+//! the idempotency records, the free-seat indexes (`free`), the other derived indexes
+//! (`derived`) and `check_invariants`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::catalog::QueueSettings;
+use crate::catalog::{QueueSettings, SectionSpec};
 use crate::clock::Clock;
-use crate::layout::TicketSpec;
+use crate::layout::{Layout, TicketSpec};
 use crate::queue::{Queue, QueueView};
 use crate::{BookingId, EventId, HoldId, Millis, Rejection, TicketId, UserId};
 
 mod derived;
+mod free;
 mod holds;
 mod idempotency;
 mod invariants;
@@ -53,11 +77,22 @@ mod setup;
 
 use derived::Derived;
 
-/// The first command of every event group: the event's tickets and rules.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How long an expired or released hold is remembered after it ended, so that a late
+/// confirm, release or status read gets `hold_expired` / its status rather than
+/// `not_found`. Later, its id is unknown.
+pub const ENDED_HOLD_MS: Millis = 10 * 60 * 1_000;
+/// Most ended holds remembered; past it the oldest is forgotten first, so the state stays
+/// bounded in a sale with seats lapsing all the time.
+pub const ENDED_HOLDS_MAX: usize = 100_000;
+
+/// The first command of every event group: the event's seats and rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InventorySetup {
     pub event_id: EventId,
-    pub tickets: Vec<TicketSpec>,
+    /// The venue's sections, in order: the tickets are made from them ([`Layout`]).
+    pub sections: Vec<SectionSpec>,
+    /// Price per section name, in minor units (a section without one costs 0).
+    pub prices: BTreeMap<String, u64>,
     pub currency: String,
     pub per_user_limit: u32,
     pub hold_ms: u64,
@@ -71,7 +106,7 @@ pub enum Selection {
     /// Exactly these tickets (1..=TICKETS_PER_HOLD_MAX, no duplicates).
     Tickets(Vec<TicketId>),
     /// `quantity` tickets of `section`: adjacent seats in one row for a seated section,
-    /// any free tickets for a general one.
+    /// the lowest-numbered free tickets for a general one.
     Best { section: String, quantity: u32 },
 }
 
@@ -82,7 +117,7 @@ pub struct Idempotency {
     pub fingerprint: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum InventoryCommand {
     /// Create the inventory. Rejected (`Invalid`) if already set up.
     Setup(InventorySetup),
@@ -93,7 +128,7 @@ pub enum InventoryCommand {
         idempotency: Option<Idempotency>,
     },
     /// Pin a live hold for payment. `payment_token` is kept so the payment can be retried
-    /// with the same idempotency key (the hold id) after a crash.
+    /// with the same idempotency key after a crash.
     BeginPayment {
         hold_id: HoldId,
         user: UserId,
@@ -119,7 +154,8 @@ pub enum InventoryCommand {
         hold_id: HoldId,
         user: UserId,
     },
-    /// Turn every active hold with `expires_at <= now` into `Expired`.
+    /// Expire every active hold with `expires_at <= now` (which every command does first
+    /// anyway) and answer which.
     Expire,
     /// The event was cancelled: no more reserves, joins or payments begin.
     Cancel,
@@ -164,6 +200,7 @@ impl PaymentAttempt {
     }
 }
 
+/// A hold as the rules answer it (built from the stored record).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub id: HoldId,
@@ -175,8 +212,8 @@ pub struct Hold {
     pub created_at: Millis,
     pub expires_at: Millis,
     pub extensions: u32,
-    /// As stored; an `Active` hold past `expires_at` is expired even before `Expire` runs:
-    /// use [`Hold::status_at`].
+    /// As stored; an `Active` hold past `expires_at` is expired even before the next
+    /// command ends it: use [`Hold::status_at`].
     pub status: HoldStatus,
     /// Set while `Confirming` (and kept after, for audit).
     pub payment: Option<PaymentAttempt>,
@@ -184,7 +221,7 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// The status as of `now`, applying lazy expiry.
+    /// The status as of `now`, applying expiry that no command has applied yet.
     pub fn status_at(&self, now: Millis) -> HoldStatus {
         if self.status == HoldStatus::Active && self.expires_at <= now {
             HoldStatus::Expired
@@ -249,35 +286,41 @@ pub enum Outcome {
 
 pub type InventoryReply = Result<Outcome, Rejection>;
 
-/// What one ticket is doing, as stored (expiry is applied lazily on top of it).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What one ticket is doing, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TicketState {
     Available,
-    Held(HoldId),
-    Sold(BookingId),
+    /// In the live hold with this number.
+    Held(u64),
+    /// In a booking (which one is on the booking).
+    Sold,
 }
 
-/// The inventory of one event.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Inventory {
-    pub clock: Clock,
-    /// `None` until `Setup` applied.
-    pub setup: Option<InventorySetup>,
-    pub cancelled: bool,
-    /// Parallel to `setup.tickets`.
-    pub states: Vec<TicketState>,
-    /// ticket id -> index into `setup.tickets`.
-    pub index: BTreeMap<TicketId, usize>,
-    pub holds: BTreeMap<HoldId, Hold>,
-    pub bookings: BTreeMap<BookingId, Booking>,
-    /// `(user, key) -> record`. Stored as a sequence of pairs (same bincode bytes as a map;
-    /// JSON cannot have tuple keys): see the private `pairs` module.
-    #[serde(with = "crate::pairs")]
-    pub idempotency: BTreeMap<(UserId, String), IdempotencyRecord>,
-    pub queue: Queue,
-    /// Indexes derived from the fields above, kept in step by every command so that no
-    /// command scans all holds. `check_invariants` rebuilds and compares them.
-    derived: Derived,
+/// A hold as stored: live in `holds`, or ended (expired, released) in `ended`, or
+/// confirmed inside its booking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HoldRecord {
+    /// Sequence number, unique within the event, in creation order.
+    pub no: u64,
+    pub id: Arc<str>,
+    pub user: Arc<str>,
+    /// Ticket indexes, ascending.
+    pub tickets: Vec<u32>,
+    pub amount: u64,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub extensions: u32,
+    pub status: HoldStatus,
+    pub payment: Option<PaymentAttempt>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BookingRecord {
+    pub id: Arc<str>,
+    /// The hold it was made from, as it was confirmed.
+    pub hold: HoldRecord,
+    pub payment_ref: String,
+    pub created_at: Millis,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,7 +330,70 @@ pub struct IdempotencyRecord {
     pub expires_at: Millis,
 }
 
+/// The stored state: what snapshots carry. Every collection keeps its records behind an
+/// `Arc` with a cheap key, so a copy of the core is cheap (see the module doc).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InventoryCore {
+    clock: Clock,
+    /// `None` until `Setup` applied.
+    setup: Option<Arc<InventorySetup>>,
+    cancelled: bool,
+    /// One per ticket of the layout.
+    states: Vec<TicketState>,
+    next_hold_no: u64,
+    /// Live holds (`Active`, `Confirming`) by number.
+    holds: BTreeMap<u64, Arc<HoldRecord>>,
+    /// Ended holds (`Expired`, `Released`) by `(ended at, number)`: oldest first.
+    #[serde(with = "crate::pairs")]
+    ended: BTreeMap<(Millis, u64), Arc<HoldRecord>>,
+    bookings: BTreeMap<Arc<str>, Arc<BookingRecord>>,
+    /// `(user, key) -> record`. Stored as a sequence of pairs (same bincode bytes as a map;
+    /// JSON cannot have tuple keys): see the private `pairs` module.
+    #[serde(with = "crate::pairs")]
+    idempotency: BTreeMap<Arc<(String, String)>, Arc<IdempotencyRecord>>,
+    queue: Queue,
+}
+
+/// The inventory of one event: the stored core plus its derived indexes.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    core: InventoryCore,
+    derived: Derived,
+}
+
+impl PartialEq for Inventory {
+    /// Equal cores; the derived indexes follow from them.
+    fn eq(&self, other: &Self) -> bool {
+        self.core == other.core
+    }
+}
+
+impl Serialize for Inventory {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.core.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Inventory {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let core = InventoryCore::deserialize(deserializer)?;
+        Inventory::from_core(core).map_err(serde::de::Error::custom)
+    }
+}
+
 impl Inventory {
+    /// An inventory from its stored core, with every derived index rebuilt.
+    pub fn from_core(core: InventoryCore) -> Result<Inventory, String> {
+        let derived = Derived::rebuild(&core)?;
+        Ok(Inventory { core, derived })
+    }
+
+    /// A copy of the stored core, cheap enough to take under a lock: serialize it
+    /// elsewhere (it shares its records with the live state).
+    pub fn snapshot_core(&self) -> InventoryCore {
+        self.core.clone()
+    }
+
     /// Apply one command at the stamped time `now_ms`. Deterministic; returns the reply and
     /// the tickets whose public status changed (in ticket order).
     pub fn apply(
@@ -295,27 +401,32 @@ impl Inventory {
         command: InventoryCommand,
         now_ms: Millis,
     ) -> (InventoryReply, Vec<TicketChange>) {
-        let now = self.clock.advance(now_ms);
-        self.prune_idempotency(now);
+        let now = self.core.clock.advance(now_ms);
         let mut changes = Changes::default();
-        let reply = self.dispatch(command, now, &mut changes);
-        // Cheap here; the full cross-check is `check_invariants` (O(tickets), for tests).
-        debug_assert!(
-            self.derived.held + self.derived.sold <= self.states.len() as u64,
-            "held/sold counters exceed the ticket count"
+        self.prune_idempotency(now);
+        self.prune_ended(now);
+        let expired = self.expire_due(now, &mut changes);
+        let reply = match command {
+            InventoryCommand::Setup(setup) => self.set_up(setup),
+            _ if self.core.setup.is_none() => Err(Rejection::not_found("event")),
+            InventoryCommand::Expire => {
+                let mut ids: Vec<HoldId> = expired.iter().map(|id| id.to_string()).collect();
+                ids.sort();
+                Ok(Outcome::Expired(ids))
+            }
+            command => self.dispatch(command, now, &mut changes),
+        };
+        debug_assert_eq!(
+            self.derived.free.free_count() + self.derived.held + self.derived.sold,
+            self.core.states.len() as u64,
+            "free + held + sold must be the ticket count"
         );
-        (reply, changes.into_list(self))
+        (reply, changes.into_list(&self.derived.layout))
     }
 
     fn dispatch(&mut self, command: InventoryCommand, now: Millis, changes: &mut Changes) -> InventoryReply {
-        if let InventoryCommand::Setup(setup) = command {
-            return self.set_up(setup);
-        }
-        if self.setup.is_none() {
-            return Err(Rejection::not_found("event"));
-        }
         match command {
-            InventoryCommand::Setup(_) => unreachable!("handled above"),
+            InventoryCommand::Setup(_) | InventoryCommand::Expire => unreachable!("handled in apply"),
             InventoryCommand::Reserve { hold_id, user, selection, idempotency } => {
                 self.reserve(hold_id, user, selection, idempotency, now, changes)
             }
@@ -329,10 +440,9 @@ impl Inventory {
                 self.payment_failed(hold_id, detail, now, changes)
             }
             InventoryCommand::Release { hold_id, user } => self.release(hold_id, user, now, changes),
-            InventoryCommand::Extend { hold_id, user } => self.extend(hold_id, user, now, changes),
-            InventoryCommand::Expire => self.expire_due(now, changes),
+            InventoryCommand::Extend { hold_id, user } => self.extend(hold_id, user, now),
             InventoryCommand::Cancel => {
-                self.cancelled = true;
+                self.core.cancelled = true;
                 Ok(Outcome::Cancelled)
             }
             InventoryCommand::QueueJoin { user } => self.queue_join(user, now),
@@ -342,107 +452,169 @@ impl Inventory {
     }
 
     pub fn now(&self) -> Millis {
-        self.clock.now()
+        self.core.clock.now()
     }
 
     pub fn is_set_up(&self) -> bool {
-        self.setup.is_some()
+        self.core.setup.is_some()
     }
 
-    /// The tickets in setup order (empty before setup).
-    pub fn tickets(&self) -> &[TicketSpec] {
-        self.setup.as_ref().map(|s| s.tickets.as_slice()).unwrap_or(&[])
+    /// The `Setup` the inventory was made with.
+    pub fn setup(&self) -> Option<&InventorySetup> {
+        self.core.setup.as_deref()
     }
 
-    /// Public status of every ticket at `now`, in ticket order.
-    pub fn ticket_statuses(&self, now: Millis) -> Vec<(&TicketSpec, TicketStatus)> {
-        self.tickets().iter().enumerate().map(|(i, spec)| (spec, self.status_of(i, now))).collect()
+    pub fn cancelled(&self) -> bool {
+        self.core.cancelled
     }
 
-    /// Public status of one ticket at `now`, with lazy expiry.
+    /// Where the tickets are (empty before setup).
+    pub fn layout(&self) -> &Layout {
+        &self.derived.layout
+    }
+
+    /// The tickets in layout order (empty before setup).
+    pub fn tickets(&self) -> Vec<TicketSpec> {
+        self.derived.layout.specs()
+    }
+
+    /// The index of the ticket called `id`.
+    pub fn ticket_index(&self, id: &str) -> Option<u32> {
+        self.derived.layout.find(id)
+    }
+
+    /// Public status of every ticket at `now`, in layout order.
+    pub fn ticket_statuses(&self, now: Millis) -> Vec<(TicketSpec, TicketStatus)> {
+        let layout = &self.derived.layout;
+        (0..layout.count() as u32).map(|i| (layout.spec(i), self.status_of(i, now))).collect()
+    }
+
+    /// Public status of every ticket at `now`, in layout order, without the ticket specs.
+    pub fn statuses(&self, now: Millis) -> Vec<TicketStatus> {
+        (0..self.core.states.len() as u32).map(|i| self.status_of(i, now)).collect()
+    }
+
+    /// Public status of one ticket at `now`.
     pub fn ticket_status(&self, id: &str, now: Millis) -> Option<TicketStatus> {
-        self.index.get(id).map(|i| self.status_of(*i, now))
+        self.derived.layout.find(id).map(|i| self.status_of(i, now))
     }
 
-    pub(crate) fn status_of(&self, index: usize, now: Millis) -> TicketStatus {
-        match &self.states[index] {
+    /// Status of ticket `index` at `now`; a hold past its expiry that no command has ended
+    /// yet (a read at a later time than the machine's) shows its seats available.
+    pub(crate) fn status_of(&self, index: u32, now: Millis) -> TicketStatus {
+        match self.core.states[index as usize] {
             TicketState::Available => TicketStatus::Available,
-            TicketState::Held(h) => {
-                if self.holds[h].status_at(now) == HoldStatus::Expired {
+            TicketState::Held(no) => {
+                let hold = &self.core.holds[&no];
+                if hold.status == HoldStatus::Active && hold.expires_at <= now {
                     TicketStatus::Available
                 } else {
                     TicketStatus::Held
                 }
             }
-            TicketState::Sold(_) => TicketStatus::Sold,
+            TicketState::Sold => TicketStatus::Sold,
         }
     }
 
-    /// Counts at `now`, with lazy expiry. `available + held + sold` is the capacity.
+    /// Counts at `now`. `available + held + sold` is the capacity.
     pub fn availability(&self, now: Millis) -> Availability {
         let lapsed: u64 = self
             .derived
-            .active_by_expiry
+            .by_expiry
             .iter()
             .take_while(|(expires_at, _)| *expires_at <= now)
-            .map(|(_, h)| self.holds[h].tickets.len() as u64)
+            .map(|(_, no)| self.core.holds[no].tickets.len() as u64)
             .sum();
-        let capacity = self.states.len() as u64;
+        let capacity = self.core.states.len() as u64;
         let held = self.derived.held - lapsed;
         Availability { available: capacity - held - self.derived.sold, held, sold: self.derived.sold }
     }
 
     /// Earliest `expires_at` among `Active` holds: when the leader should propose `Expire`.
     pub fn earliest_expiry(&self) -> Option<Millis> {
-        self.derived.active_by_expiry.first().map(|(expires_at, _)| *expires_at)
+        self.derived.by_expiry.first().map(|(expires_at, _)| *expires_at)
     }
 
     /// Holds in `Confirming`: payments a new leader must finish.
-    pub fn confirming(&self) -> Vec<&Hold> {
-        self.derived.confirming.iter().map(|h| &self.holds[h]).collect()
+    pub fn confirming(&self) -> Vec<Hold> {
+        self.derived.confirming.iter().map(|no| self.view(&self.core.holds[no])).collect()
     }
 
-    pub fn hold(&self, id: &str) -> Option<&Hold> {
-        self.holds.get(id)
+    /// The hold `id` if the event knows it: live, ended not long ago, or confirmed.
+    pub fn hold(&self, id: &str) -> Option<Hold> {
+        match self.find_hold(id)? {
+            Found::Live(r) | Found::Ended(r) => Some(self.view(r)),
+            Found::Booked(b) => {
+                let mut hold = self.view(&b.hold);
+                hold.booking_id = Some(b.id.to_string());
+                Some(hold)
+            }
+        }
     }
 
-    pub fn booking(&self, id: &str) -> Option<&Booking> {
-        self.bookings.get(id)
+    /// The live holds (`Active`, `Confirming`), by number.
+    pub fn live_holds(&self) -> Vec<Hold> {
+        self.core.holds.values().map(|r| self.view(r)).collect()
+    }
+
+    pub fn booking(&self, id: &str) -> Option<Booking> {
+        self.core.bookings.get(id).map(|b| self.booking_view(b))
+    }
+
+    /// Every booking, in booking id order.
+    pub fn bookings(&self) -> Vec<Booking> {
+        self.core.bookings.values().map(|b| self.booking_view(b)).collect()
     }
 
     /// A user's bookings, in booking id order.
-    pub fn bookings_of(&self, user: &str) -> Vec<&Booking> {
+    pub fn bookings_of(&self, user: &str) -> Vec<Booking> {
         match self.derived.user_bookings.get(user) {
-            Some(ids) => ids.iter().map(|b| &self.bookings[b]).collect(),
+            Some(ids) => ids.iter().map(|b| self.booking_view(&self.core.bookings[b])).collect(),
             None => Vec::new(),
         }
     }
 
     /// The reply recorded for `(user, key)`, if any and not expired at `now`.
     pub fn idempotent_reply(&self, user: &str, key: &str, now: Millis) -> Option<&IdempotencyRecord> {
-        self.idempotency.get(&(user.to_string(), key.to_string())).filter(|r| now < r.expires_at)
+        self.core
+            .idempotency
+            .get(&(user.to_string(), key.to_string()))
+            .map(|r| r.as_ref())
+            .filter(|r| now < r.expires_at)
     }
 
-    /// Tickets `user` has at `now`: in live holds (`Active` and not expired, or
+    /// Tickets `user` has at `now`: in live holds (`Active` and not past expiry, or
     /// `Confirming`) plus bought. This is what the per-user limit counts.
     pub fn tickets_of_user(&self, user: &str, now: Millis) -> u64 {
         let held: u64 = self
             .derived
-            .user_open_holds
+            .user_holds
             .get(user)
             .into_iter()
             .flatten()
-            .map(|h| &self.holds[h])
-            .filter(|h| matches!(h.status_at(now), HoldStatus::Active | HoldStatus::Confirming))
+            .map(|no| &self.core.holds[no])
+            .filter(|h| h.status == HoldStatus::Confirming || h.expires_at > now)
             .map(|h| h.tickets.len() as u64)
             .sum();
-        let bought: u64 = self.bookings_of(user).iter().map(|b| b.tickets.len() as u64).sum();
+        let bought: u64 = self
+            .derived
+            .user_bookings
+            .get(user)
+            .into_iter()
+            .flatten()
+            .map(|b| self.core.bookings[b].hold.tickets.len() as u64)
+            .sum();
         held + bought
     }
 
     /// `user`'s place in the waiting queue at `now`.
     pub fn queue_view(&self, user: &str, now: Millis) -> Option<QueueView> {
-        self.queue.view(user, now)
+        self.core.queue.view(user, now)
+    }
+
+    /// The waiting queue.
+    pub fn queue(&self) -> &Queue {
+        &self.core.queue
     }
 
     /// When the leader should next propose `QueueAdmit`: the on-sale time while the queue
@@ -450,40 +622,92 @@ impl Inventory {
     /// away); else the earliest end of an admission. `None` without an enabled queue, or
     /// when nothing is due.
     pub fn queue_next_deadline(&self) -> Option<Millis> {
-        let setup = self.setup.as_ref()?;
-        if !setup.queue.enabled || self.cancelled {
+        let setup = self.core.setup.as_ref()?;
+        if !setup.queue.enabled || self.core.cancelled {
             return None;
         }
-        if !self.queue.is_opened() {
+        let queue = &self.core.queue;
+        if !queue.is_opened() {
             return Some(setup.on_sale_at);
         }
         let now = self.now();
-        if self.queue.waiting_len() > 0 && self.queue.live_admissions(now) < setup.queue.max_admitted as usize
-        {
+        if queue.waiting_len() > 0 && queue.live_admissions(now) < setup.queue.max_admitted as usize {
             return Some(now);
         }
-        self.queue.earliest_admission_end()
+        queue.earliest_admission_end()
     }
 
     /// Entries in the waiting queue (waiting plus admissions not yet dropped).
     pub fn queue_len(&self) -> usize {
-        self.queue.len()
+        self.core.queue.len()
     }
+
+    /// The hold `id` wherever the state keeps it.
+    fn find_hold(&self, id: &str) -> Option<Found<'_>> {
+        if let Some(no) = self.derived.hold_ids.get(id) {
+            return Some(Found::Live(&self.core.holds[no]));
+        }
+        if let Some(key) = self.derived.ended_ids.get(id) {
+            return Some(Found::Ended(&self.core.ended[key]));
+        }
+        let booking = self.derived.booking_by_hold.get(id)?;
+        Some(Found::Booked(&self.core.bookings[booking]))
+    }
+
+    /// The public form of a stored hold.
+    fn view(&self, record: &HoldRecord) -> Hold {
+        let setup = self.core.setup.as_ref().expect("holds exist only after setup");
+        Hold {
+            id: record.id.to_string(),
+            event_id: setup.event_id.clone(),
+            user: record.user.to_string(),
+            tickets: record.tickets.iter().map(|i| self.derived.layout.id(*i)).collect(),
+            amount: record.amount,
+            currency: setup.currency.clone(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            extensions: record.extensions,
+            status: record.status,
+            payment: record.payment.clone(),
+            booking_id: None,
+        }
+    }
+
+    fn booking_view(&self, b: &BookingRecord) -> Booking {
+        let setup = self.core.setup.as_ref().expect("bookings exist only after setup");
+        Booking {
+            id: b.id.to_string(),
+            hold_id: b.hold.id.to_string(),
+            event_id: setup.event_id.clone(),
+            user: b.hold.user.to_string(),
+            tickets: b.hold.tickets.iter().map(|i| self.derived.layout.id(*i)).collect(),
+            amount: b.hold.amount,
+            currency: setup.currency.clone(),
+            payment_ref: b.payment_ref.clone(),
+            created_at: b.created_at,
+        }
+    }
+}
+
+/// Where a hold id was found.
+enum Found<'a> {
+    Live(&'a HoldRecord),
+    Ended(&'a HoldRecord),
+    Booked(&'a BookingRecord),
 }
 
 /// The tickets touched by one command: index -> new public status. Kept in a map so the
 /// list comes out in ticket order with one entry per ticket.
 #[derive(Default)]
-pub(crate) struct Changes(BTreeMap<usize, TicketStatus>);
+pub(crate) struct Changes(BTreeMap<u32, TicketStatus>);
 
 impl Changes {
-    pub(crate) fn set(&mut self, index: usize, status: TicketStatus) {
+    pub(crate) fn set(&mut self, index: u32, status: TicketStatus) {
         self.0.insert(index, status);
     }
 
-    fn into_list(self, inventory: &Inventory) -> Vec<TicketChange> {
-        let tickets = inventory.tickets();
-        self.0.into_iter().map(|(i, status)| TicketChange { id: tickets[i].id.clone(), status }).collect()
+    fn into_list(self, layout: &Layout) -> Vec<TicketChange> {
+        self.0.into_iter().map(|(i, status)| TicketChange { id: layout.id(i), status }).collect()
     }
 }
 

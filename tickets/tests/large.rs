@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use tickets::catalog::{GeoPoint, QueueSettings, RowSpec, SectionKind, SectionSpec, VenueSpec};
 use tickets::inventory::{Inventory, InventoryCommand, InventorySetup, Outcome, Selection};
-use tickets::layout::tickets_for;
 
 #[test]
 fn hundred_thousand_tickets() {
@@ -24,13 +23,12 @@ fn hundred_thousand_tickets() {
         ],
     };
     let prices = BTreeMap::from([("S".to_string(), 100), ("F".to_string(), 50)]);
-    let tickets = tickets_for(&venue, &prices);
-    assert_eq!(tickets.len(), 100_000);
     let started = Instant::now();
     let mut inv = Inventory::default();
     let setup = InventorySetup {
         event_id: "big".into(),
-        tickets,
+        sections: venue.sections.clone(),
+        prices,
         currency: "EUR".into(),
         per_user_limit: 10,
         hold_ms: 60_000,
@@ -38,6 +36,7 @@ fn hundred_thousand_tickets() {
         queue: QueueSettings::default(),
     };
     assert_eq!(inv.apply(InventoryCommand::Setup(setup), 0).0, Ok(Outcome::SetUp));
+    assert_eq!(inv.layout().count(), 100_000);
     let mut t = 1;
     for i in 0..1_000u32 {
         let user = format!("u{i}");

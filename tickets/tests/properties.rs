@@ -13,7 +13,7 @@ use tickets::inventory::{
     HoldStatus, Idempotency, Inventory, InventoryCommand, InventoryReply, InventorySetup, Outcome, Selection,
     TicketChange, TicketStatus,
 };
-use tickets::layout::tickets_for;
+use tickets::layout::SectionTickets;
 use tickets::limits::{HOLD_EXTENSIONS_MAX, HOLD_TOTAL_MS_MAX};
 use tickets::{Millis, Rejection};
 
@@ -117,7 +117,8 @@ fn setup(queue: bool, on_sale_at: Millis, hold_ms: u64) -> InventorySetup {
     let prices = BTreeMap::from([("A".to_string(), 5_000), ("GA".to_string(), 2_000)]);
     InventorySetup {
         event_id: "e1".into(),
-        tickets: tickets_for(&venue, &prices),
+        sections: venue.sections,
+        prices,
         currency: "EUR".into(),
         per_user_limit: LIMIT,
         hold_ms,
@@ -242,16 +243,16 @@ fn run(
         );
         // Never sold twice, and a sold ticket stays sold to the same booking.
         let mut sold = BTreeSet::new();
-        for b in inv.bookings.values() {
+        for b in inv.bookings() {
             for t in &b.tickets {
                 prop_assert!(sold.insert(t.clone()), "{}: {} in two bookings", ctx, t);
             }
         }
-        for b in before.bookings.values() {
+        for b in before.bookings() {
             prop_assert_eq!(inv.booking(&b.id), Some(b), "{}: booking changed", ctx);
         }
         // Extensions stay within their bounds.
-        for h in inv.holds.values() {
+        for h in inv.live_holds() {
             prop_assert!(
                 h.extensions <= HOLD_EXTENSIONS_MAX,
                 "{}: {} extended {} times",
@@ -264,8 +265,8 @@ fn run(
         // Per-user limit, counted from the public records.
         for user in USERS {
             let held: usize = inv
-                .holds
-                .values()
+                .live_holds()
+                .into_iter()
                 .filter(|h| h.user == user)
                 .filter(|h| matches!(h.status_at(now), HoldStatus::Active | HoldStatus::Confirming))
                 .map(|h| h.tickets.len())
@@ -293,12 +294,18 @@ fn run(
             InventoryCommand::BeginPayment { hold_id, .. } => {
                 // A hold that is expired (or released) at the log time never begins payment.
                 if let Some(h) = before.hold(hold_id) {
-                    if before.cancelled && h.status_at(now) == HoldStatus::Active {
+                    if before.cancelled() && h.status_at(now) == HoldStatus::Active {
                         prop_assert!(reply.is_err(), "{}: payment began on a cancelled event", ctx);
                     }
                     if matches!(h.status_at(now), HoldStatus::Expired | HoldStatus::Released) {
                         prop_assert!(reply.is_err(), "{}: payment began on a dead hold", ctx);
-                        prop_assert_ne!(inv.hold(hold_id).unwrap().status, HoldStatus::Confirming, "{}", ctx);
+                        // (It may be forgotten by now: an ended hold is kept a while only.)
+                        prop_assert_ne!(
+                            inv.hold(hold_id).map(|h| h.status),
+                            Some(HoldStatus::Confirming),
+                            "{}",
+                            ctx
+                        );
                     }
                 }
             }
@@ -309,7 +316,7 @@ fn run(
                     // Without a running payment (expired, active, released, unknown) no sale.
                     _ => {
                         prop_assert!(reply.is_err(), "{}: confirm without payment", ctx);
-                        prop_assert_eq!(inv.bookings.len(), before.bookings.len(), "{}", ctx);
+                        prop_assert_eq!(inv.bookings().len(), before.bookings().len(), "{}", ctx);
                     }
                 }
                 if let Ok(Outcome::Booked(b)) = &reply {
@@ -318,7 +325,7 @@ fn run(
                     }
                 }
                 // A paid hold always ends sold: a confirming hold confirms past its expiry.
-                if was == Some(HoldStatus::Confirming) && !before.bookings.contains_key(booking_of(&cmd)) {
+                if was == Some(HoldStatus::Confirming) && before.booking(booking_of(&cmd)).is_none() {
                     prop_assert!(matches!(reply, Ok(Outcome::Booked(_))), "{}: paid hold not sold", ctx);
                 }
             }
@@ -328,7 +335,7 @@ fn run(
                         holds.push(hold_id.clone());
                         // Every ticket was available at the log time and is now held by it.
                         for t in &h.tickets {
-                            let i = before.index[t];
+                            let i = before.ticket_index(t).expect("a held ticket exists") as usize;
                             prop_assert_eq!(old[i], TicketStatus::Available, "{}: took {}", ctx, t);
                             prop_assert_eq!(statuses[i], TicketStatus::Held, "{}", ctx);
                         }
@@ -337,6 +344,27 @@ fn run(
                 }
                 if matches!(reply, Err(Rejection::QueueAdmissionRequired)) {
                     prop_assert!(queue, "{}", ctx);
+                }
+                // Seat finding by the indexes picks what a scan of the seats would.
+                if let InventoryCommand::Reserve {
+                    selection: Selection::Best { section, quantity }, ..
+                } = &cmd
+                {
+                    let want = best_by_scan(&before, section, *quantity, &old);
+                    match &reply {
+                        Ok(Outcome::Hold(h)) if h.id == hold_id_of(&cmd) => {
+                            prop_assert_eq!(
+                                Some(h.tickets.clone()),
+                                want,
+                                "{}: best available differs from a scan",
+                                ctx
+                            )
+                        }
+                        Err(Rejection::TicketUnavailable { .. }) => {
+                            prop_assert_eq!(None, want, "{}: a scan finds seats the indexes missed", ctx)
+                        }
+                        _ => {}
+                    }
                 }
             }
             _ => {}
@@ -350,6 +378,45 @@ fn run(
         log.push((cmd, stamped, reply, changes));
     }
     Ok((inv, log))
+}
+
+fn hold_id_of(cmd: &InventoryCommand) -> &str {
+    match cmd {
+        InventoryCommand::Reserve { hold_id, .. } => hold_id,
+        _ => "",
+    }
+}
+
+/// The best-available rule by brute force over the statuses `seen` (layout order): in a
+/// seated section the first row (front first) with `quantity` adjacent free seats, there the
+/// placement leaving no single free seat beside it if any, then closest to the row's centre,
+/// then the lower seat; in a general section the lowest-numbered free tickets.
+fn best_by_scan(inv: &Inventory, section: &str, quantity: u32, seen: &[TicketStatus]) -> Option<Vec<String>> {
+    let layout = inv.layout();
+    let s = layout.section(section)?;
+    let free = |i: u32| seen[i as usize] == TicketStatus::Available;
+    let picked: Vec<u32> = match &s.tickets {
+        SectionTickets::General { start, len } => {
+            let got: Vec<u32> = (*start..start + len).filter(|i| free(*i)).take(quantity as usize).collect();
+            (got.len() == quantity as usize).then_some(got)?
+        }
+        SectionTickets::Seated { rows, .. } => rows.iter().find_map(|row| {
+            let mut best: Option<(bool, u32, u32)> = None;
+            for p in 0..(row.len + 1).saturating_sub(quantity) {
+                if !(p..p + quantity).all(|o| free(row.start + o)) {
+                    continue;
+                }
+                let left = (0..p).rev().take_while(|o| free(row.start + o)).count();
+                let right = (p + quantity..row.len).take_while(|o| free(row.start + o)).count();
+                let key = (left == 1 || right == 1, (2 * p + quantity).abs_diff(row.len), row.start + p);
+                if best.is_none_or(|b| key < b) {
+                    best = Some(key);
+                }
+            }
+            best.map(|(_, _, first)| (first..first + quantity).collect())
+        })?,
+    };
+    Some(picked.into_iter().map(|i| layout.id(i)).collect())
 }
 
 fn booking_of(cmd: &InventoryCommand) -> &str {

@@ -37,7 +37,6 @@ use tickets::inventory::{
     status_name, Idempotency, Inventory, InventoryCommand, InventoryReply, InventorySetup, Outcome,
     Selection, TicketChange, TicketStatus,
 };
-use tickets::layout::tickets_for;
 use tickets::queue::QueueStatus;
 use tickets::{Millis, Rejection};
 
@@ -66,6 +65,7 @@ scenarios!(
     queue,
     queue_booking,
     rejections,
+    compaction,
 );
 
 #[test]
@@ -287,7 +287,8 @@ impl World {
                 };
                 InventoryCommand::Setup(InventorySetup {
                     event_id: "e1".into(),
-                    tickets: tickets_for(&venue, &prices),
+                    sections: venue.sections,
+                    prices,
                     currency: "USD".into(),
                     per_user_limit: line
                         .opts

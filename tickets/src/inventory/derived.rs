@@ -1,158 +1,111 @@
-//! Indexes derived from the inventory's primary fields, so that commands touch only what
-//! they need instead of scanning every hold or ticket. Every hold status change goes
-//! through [`Derived::unindex_hold`] / [`Derived::index_hold`] around the change, and every
-//! ticket state change through `Inventory::set_ticket`. [`Derived::rebuild`] computes them
-//! from scratch; `check_invariants` compares the two (the paired assertion).
+//! Indexes derived from the inventory's stored core, so that commands touch only what they
+//! need instead of scanning every hold or ticket. Every hold change goes through
+//! [`Derived::unindex_hold`] / [`Derived::index_hold`] around it, every ticket state change
+//! through `Inventory::set_ticket`. [`Derived::rebuild`] computes them from scratch (on
+//! restore, and in `check_invariants`, which compares the two: the paired assertion).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use super::free::FreeSeats;
+use super::{BookingRecord, HoldRecord, HoldStatus, InventoryCore, TicketState};
+use crate::layout::Layout;
+use crate::Millis;
 
-use super::{Hold, HoldStatus, Inventory, TicketState};
-use crate::layout::TicketSpec;
-use crate::{BookingId, HoldId, Millis, UserId};
-
-/// Where a section's tickets are in the ticket list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SectionIndex {
-    pub name: String,
-    pub layout: SectionLayout,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum SectionLayout {
-    /// Rows front to back; each row's seats `1..=len` are `start..start + len`.
-    Seated { rows: Vec<RowRange> },
-    /// Tickets `start..start + len`.
-    General { start: usize, len: usize },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct RowRange {
-    pub name: String,
-    pub start: usize,
-    pub len: usize,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Derived {
-    /// The sections, in venue order.
-    pub sections: Vec<SectionIndex>,
-    /// `Active` holds (as stored) by expiry: `earliest_expiry`, `Expire`, lazy availability.
-    pub active_by_expiry: BTreeSet<(Millis, HoldId)>,
+    /// Where the tickets are (from the setup; empty before it).
+    pub layout: Arc<Layout>,
+    /// Free tickets, per section and row.
+    pub free: FreeSeats,
+    /// Live hold id -> number.
+    pub hold_ids: BTreeMap<Arc<str>, u64>,
+    /// Ended hold id -> its key in `ended`.
+    pub ended_ids: BTreeMap<Arc<str>, (Millis, u64)>,
+    /// `Active` holds by expiry: eager expiry, `earliest_expiry`, availability at a later time.
+    pub by_expiry: BTreeSet<(Millis, u64)>,
     /// `Confirming` holds.
-    pub confirming: BTreeSet<HoldId>,
-    /// Each user's `Active` or `Confirming` holds (as stored), for the per-user limit.
-    pub user_open_holds: BTreeMap<UserId, BTreeSet<HoldId>>,
+    pub confirming: BTreeSet<u64>,
+    /// Each user's live holds.
+    pub user_holds: BTreeMap<Arc<str>, BTreeSet<u64>>,
     /// Each user's bookings.
-    pub user_bookings: BTreeMap<UserId, BTreeSet<BookingId>>,
+    pub user_bookings: BTreeMap<Arc<str>, BTreeSet<Arc<str>>>,
+    /// Confirmed hold id -> its booking's id.
+    pub booking_by_hold: BTreeMap<Arc<str>, Arc<str>>,
     /// Idempotency records by expiry, for pruning.
-    pub idempotency_by_expiry: BTreeSet<(Millis, UserId, String)>,
-    /// Tickets stored as `Held` (lazy expiry not applied).
+    pub idempotency_by_expiry: BTreeSet<(Millis, Arc<(String, String)>)>,
+    /// Tickets stored as `Held`.
     pub held: u64,
     /// Tickets stored as `Sold`.
     pub sold: u64,
 }
 
 impl Derived {
-    pub fn index_hold(&mut self, hold: &Hold) {
+    pub fn index_hold(&mut self, hold: &HoldRecord) {
         match hold.status {
             HoldStatus::Active => {
-                self.active_by_expiry.insert((hold.expires_at, hold.id.clone()));
+                self.by_expiry.insert((hold.expires_at, hold.no));
             }
             HoldStatus::Confirming => {
-                self.confirming.insert(hold.id.clone());
+                self.confirming.insert(hold.no);
             }
-            HoldStatus::Confirmed | HoldStatus::Released | HoldStatus::Expired => return,
+            status => unreachable!("only live holds are indexed, not {status:?}"),
         }
-        self.user_open_holds.entry(hold.user.clone()).or_default().insert(hold.id.clone());
+        self.hold_ids.insert(hold.id.clone(), hold.no);
+        self.user_holds.entry(hold.user.clone()).or_default().insert(hold.no);
     }
 
-    pub fn unindex_hold(&mut self, hold: &Hold) {
+    pub fn unindex_hold(&mut self, hold: &HoldRecord) {
         let was_indexed = match hold.status {
-            HoldStatus::Active => self.active_by_expiry.remove(&(hold.expires_at, hold.id.clone())),
-            HoldStatus::Confirming => self.confirming.remove(&hold.id),
-            HoldStatus::Confirmed | HoldStatus::Released | HoldStatus::Expired => return,
+            HoldStatus::Active => self.by_expiry.remove(&(hold.expires_at, hold.no)),
+            HoldStatus::Confirming => self.confirming.remove(&hold.no),
+            _ => false,
         };
         debug_assert!(was_indexed, "hold {} was not indexed under its status", hold.id);
-        if let Some(set) = self.user_open_holds.get_mut(&hold.user) {
-            set.remove(&hold.id);
+        self.hold_ids.remove(&hold.id);
+        if let Some(set) = self.user_holds.get_mut(&hold.user) {
+            set.remove(&hold.no);
             if set.is_empty() {
-                self.user_open_holds.remove(&hold.user);
+                self.user_holds.remove(&hold.user);
             }
         }
     }
 
-    /// Compute every index from the primary fields.
-    pub fn rebuild(inventory: &Inventory) -> Result<Derived, String> {
-        let mut d = Derived {
-            sections: match &inventory.setup {
-                Some(setup) => section_index(&setup.tickets)?,
-                None => Vec::new(),
-            },
-            ..Derived::default()
+    pub fn index_booking(&mut self, booking: &BookingRecord) {
+        self.user_bookings.entry(booking.hold.user.clone()).or_default().insert(booking.id.clone());
+        self.booking_by_hold.insert(booking.hold.id.clone(), booking.id.clone());
+    }
+
+    /// Compute every index from the stored core.
+    pub fn rebuild(core: &InventoryCore) -> Result<Derived, String> {
+        let layout = match &core.setup {
+            Some(setup) => Layout::new(&setup.sections, &setup.prices)?,
+            None => Layout::default(),
         };
-        for hold in inventory.holds.values() {
+        if core.states.len() != layout.count() {
+            return Err(format!("{} ticket states for a layout of {}", core.states.len(), layout.count()));
+        }
+        let free = FreeSeats::new(&layout, |i| core.states[i as usize] == TicketState::Available);
+        let mut d = Derived { layout: Arc::new(layout), free, ..Derived::default() };
+        for hold in core.holds.values() {
             d.index_hold(hold);
         }
-        for booking in inventory.bookings.values() {
-            d.user_bookings.entry(booking.user.clone()).or_default().insert(booking.id.clone());
+        for (key, hold) in &core.ended {
+            d.ended_ids.insert(hold.id.clone(), *key);
         }
-        for ((user, key), record) in &inventory.idempotency {
-            d.idempotency_by_expiry.insert((record.expires_at, user.clone(), key.clone()));
+        for booking in core.bookings.values() {
+            d.index_booking(booking);
         }
-        for state in &inventory.states {
+        for (key, record) in &core.idempotency {
+            d.idempotency_by_expiry.insert((record.expires_at, key.clone()));
+        }
+        for state in &core.states {
             match state {
                 TicketState::Available => {}
                 TicketState::Held(_) => d.held += 1,
-                TicketState::Sold(_) => d.sold += 1,
+                TicketState::Sold => d.sold += 1,
             }
         }
         Ok(d)
     }
-}
-
-/// Group tickets into sections and rows. Each section's tickets must be contiguous, each
-/// row's seats contiguous and numbered `1..=n` in order (as [`crate::layout::tickets_for`]
-/// makes them), and a section either all seated or all general.
-pub(crate) fn section_index(tickets: &[TicketSpec]) -> Result<Vec<SectionIndex>, String> {
-    let mut sections: Vec<SectionIndex> = Vec::new();
-    for (i, t) in tickets.iter().enumerate() {
-        let same_section = sections.last().is_some_and(|s| s.name == t.section);
-        if !same_section {
-            if sections.iter().any(|s| s.name == t.section) {
-                return Err(format!("section {} is not contiguous", t.section));
-            }
-            let layout = match &t.row {
-                Some(_) => SectionLayout::Seated { rows: Vec::new() },
-                None => SectionLayout::General { start: i, len: 0 },
-            };
-            sections.push(SectionIndex { name: t.section.clone(), layout });
-        }
-        let section = sections.last_mut().expect("pushed above");
-        match (&mut section.layout, &t.row, t.seat) {
-            (SectionLayout::General { len, .. }, None, None) => *len += 1,
-            (SectionLayout::Seated { rows }, Some(row), Some(seat)) => {
-                let same_row = rows.last().is_some_and(|r| &r.name == row);
-                if !same_row {
-                    if rows.iter().any(|r| &r.name == row) {
-                        return Err(format!("row {} of {} is not contiguous", row, t.section));
-                    }
-                    rows.push(RowRange { name: row.clone(), start: i, len: 0 });
-                }
-                let r = rows.last_mut().expect("pushed above");
-                r.len += 1;
-                if seat as usize != r.len {
-                    return Err(format!("ticket {}: seats must be numbered 1..=n in order", t.id));
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "ticket {}: section {} mixes seats and general admission",
-                    t.id, t.section
-                ))
-            }
-        }
-    }
-    Ok(sections)
 }

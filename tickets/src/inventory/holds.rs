@@ -1,85 +1,120 @@
-//! Hold life after reserve: release, extend, expire; and the two helpers every command
-//! uses to change a hold's status or a ticket's state with the indexes kept in step.
+//! Hold life after reserve: release, extend, expiry; and the helpers every command uses to
+//! change a hold or a ticket with the indexes kept in step.
+
+use std::sync::Arc;
 
 use super::{
-    status_name, Changes, Hold, HoldStatus, Inventory, InventoryReply, Outcome, TicketState, TicketStatus,
+    status_name, Changes, Found, HoldRecord, HoldStatus, Inventory, InventoryReply, Outcome, TicketState,
+    TicketStatus, ENDED_HOLDS_MAX, ENDED_HOLD_MS,
 };
 use crate::limits::{HOLD_EXTENSIONS_MAX, HOLD_TOTAL_MS_MAX};
 use crate::{HoldId, Millis, Rejection, UserId};
 
 impl Inventory {
-    /// Change hold `id` with `change`, re-indexing it; returns the changed hold.
-    pub(super) fn update_hold(&mut self, id: &str, change: impl FnOnce(&mut Hold)) -> Hold {
-        let hold = self.holds.get_mut(id).expect("update_hold of a missing hold");
+    /// Change live hold `no` with `change`, re-indexing it; returns the changed hold.
+    pub(super) fn update_hold(&mut self, no: u64, change: impl FnOnce(&mut HoldRecord)) -> Arc<HoldRecord> {
+        let hold = self.core.holds.get_mut(&no).expect("update_hold of a missing hold");
         self.derived.unindex_hold(hold);
-        change(hold);
+        change(Arc::make_mut(hold));
         self.derived.index_hold(hold);
         hold.clone()
     }
 
-    /// Set ticket `index` to `state`, keeping the held/sold counters, and note the change.
-    pub(super) fn set_ticket(&mut self, index: usize, state: TicketState, changes: &mut Changes) {
-        let status = match &state {
+    /// Set ticket `index` to `state`, keeping the counters and the free-seat index, and
+    /// note the change.
+    pub(super) fn set_ticket(&mut self, index: u32, state: TicketState, changes: &mut Changes) {
+        let status = match state {
             TicketState::Available => TicketStatus::Available,
             TicketState::Held(_) => TicketStatus::Held,
-            TicketState::Sold(_) => TicketStatus::Sold,
+            TicketState::Sold => TicketStatus::Sold,
         };
-        match &state {
+        match state {
             TicketState::Available => {}
             TicketState::Held(_) => self.derived.held += 1,
-            TicketState::Sold(_) => self.derived.sold += 1,
+            TicketState::Sold => self.derived.sold += 1,
         }
-        match std::mem::replace(&mut self.states[index], state) {
+        match std::mem::replace(&mut self.core.states[index as usize], state) {
             TicketState::Available => {}
             TicketState::Held(_) => self.derived.held -= 1,
-            TicketState::Sold(_) => self.derived.sold -= 1,
+            TicketState::Sold => self.derived.sold -= 1,
         }
+        self.derived.free.set(&self.derived.layout, index, state == TicketState::Available);
         changes.set(index, status);
     }
 
-    /// Mark an `Active` hold `Expired` and free the tickets it still holds.
-    pub(super) fn expire_hold(&mut self, id: &str, changes: &mut Changes) {
-        let hold = self.update_hold(id, |h| {
-            debug_assert_eq!(h.status, HoldStatus::Active, "only an active hold expires");
-            h.status = HoldStatus::Expired;
-        });
-        self.free_tickets(&hold, changes);
-    }
-
-    /// Make every ticket still `Held` by `hold` available.
-    fn free_tickets(&mut self, hold: &Hold, changes: &mut Changes) {
-        for ticket in &hold.tickets {
-            let i = self.index[ticket];
-            if matches!(&self.states[i], TicketState::Held(h) if *h == hold.id) {
-                self.set_ticket(i, TicketState::Available, changes);
-            }
+    /// End live hold `no` as `status` (`Expired` or `Released`): free its tickets and keep
+    /// it as a tombstone (see the module doc of `inventory`).
+    pub(super) fn end_hold(&mut self, no: u64, status: HoldStatus, now: Millis, changes: &mut Changes) {
+        debug_assert!(matches!(status, HoldStatus::Expired | HoldStatus::Released));
+        let hold = self.core.holds.remove(&no).expect("end_hold of a missing hold");
+        self.derived.unindex_hold(&hold);
+        for &i in &hold.tickets {
+            debug_assert_eq!(
+                self.core.states[i as usize],
+                TicketState::Held(no),
+                "a live hold keeps its tickets"
+            );
+            self.set_ticket(i, TicketState::Available, changes);
+        }
+        let mut hold = Arc::unwrap_or_clone(hold);
+        hold.status = status;
+        self.derived.ended_ids.insert(hold.id.clone(), (now, no));
+        self.core.ended.insert((now, no), Arc::new(hold));
+        if self.core.ended.len() > ENDED_HOLDS_MAX {
+            self.forget_oldest_ended();
         }
     }
 
-    /// The checks release and extend share: the hold exists, is the user's, and is live.
-    /// A hold found expired is marked so (its tickets freed) before `hold_expired`.
-    fn live_hold_of(
-        &mut self,
-        hold_id: &str,
-        user: &str,
-        now: Millis,
-        changes: &mut Changes,
-    ) -> Result<(), Rejection> {
-        let Some(hold) = self.holds.get(hold_id) else {
+    fn forget_oldest_ended(&mut self) {
+        if let Some((_, hold)) = self.core.ended.pop_first() {
+            self.derived.ended_ids.remove(&hold.id);
+        }
+    }
+
+    /// Forget ended holds older than [`ENDED_HOLD_MS`]. `O(forgotten · log n)`.
+    pub(super) fn prune_ended(&mut self, now: Millis) {
+        while let Some(((ended_at, _), _)) = self.core.ended.first_key_value() {
+            if ended_at.saturating_add(ENDED_HOLD_MS) > now {
+                break;
+            }
+            self.forget_oldest_ended();
+        }
+    }
+
+    /// Expire every `Active` hold with `expires_at <= now`, in expiry order; their ids.
+    /// `O(expired · log n)`.
+    pub(super) fn expire_due(&mut self, now: Millis, changes: &mut Changes) -> Vec<Arc<str>> {
+        let mut expired = Vec::new();
+        while let Some(&(expires_at, no)) = self.derived.by_expiry.first() {
+            if expires_at > now {
+                break;
+            }
+            expired.push(self.core.holds[&no].id.clone());
+            self.end_hold(no, HoldStatus::Expired, now, changes);
+        }
+        expired
+    }
+
+    /// The checks release and extend share: the hold is live, the user's and `Active`;
+    /// its number.
+    fn active_hold_of(&self, hold_id: &str, user: &str) -> Result<u64, Rejection> {
+        let Some(found) = self.find_hold(hold_id) else {
             return Err(Rejection::not_found("hold"));
         };
-        if hold.user != user {
+        let (record, confirmed) = match found {
+            Found::Live(r) | Found::Ended(r) => (r, false),
+            Found::Booked(b) => (&b.hold, true),
+        };
+        if &*record.user != user {
             return Err(Rejection::Forbidden);
         }
-        match hold.status_at(now) {
-            HoldStatus::Active => Ok(()),
-            HoldStatus::Expired => {
-                if hold.status == HoldStatus::Active {
-                    self.expire_hold(hold_id, changes);
-                }
-                Err(Rejection::HoldExpired)
+        match (confirmed, record.status) {
+            (false, HoldStatus::Active) => Ok(record.no),
+            (false, HoldStatus::Expired) => Err(Rejection::HoldExpired),
+            (true, _) => {
+                Err(Rejection::HoldNotActive { status: status_name(HoldStatus::Confirmed).to_string() })
             }
-            status => Err(Rejection::HoldNotActive { status: status_name(status).to_string() }),
+            (false, status) => Err(Rejection::HoldNotActive { status: status_name(status).to_string() }),
         }
     }
 
@@ -90,24 +125,17 @@ impl Inventory {
         now: Millis,
         changes: &mut Changes,
     ) -> InventoryReply {
-        self.live_hold_of(&hold_id, &user, now, changes)?;
-        let hold = self.update_hold(&hold_id, |h| h.status = HoldStatus::Released);
-        self.free_tickets(&hold, changes);
-        Ok(Outcome::Hold(hold))
+        let no = self.active_hold_of(&hold_id, &user)?;
+        self.end_hold(no, HoldStatus::Released, now, changes);
+        Ok(Outcome::Hold(self.hold(&hold_id).expect("just ended")))
     }
 
     /// Add the event's hold length again, at most `HOLD_EXTENSIONS_MAX` times and never
     /// past `created_at + HOLD_TOTAL_MS_MAX`.
-    pub(super) fn extend(
-        &mut self,
-        hold_id: HoldId,
-        user: UserId,
-        now: Millis,
-        changes: &mut Changes,
-    ) -> InventoryReply {
-        self.live_hold_of(&hold_id, &user, now, changes)?;
-        let hold_ms = self.setup.as_ref().expect("set up").hold_ms;
-        let hold = &self.holds[&hold_id];
+    pub(super) fn extend(&mut self, hold_id: HoldId, user: UserId, _now: Millis) -> InventoryReply {
+        let no = self.active_hold_of(&hold_id, &user)?;
+        let hold_ms = self.core.setup.as_ref().expect("set up").hold_ms;
+        let hold = &self.core.holds[&no];
         if hold.extensions >= HOLD_EXTENSIONS_MAX {
             return Err(Rejection::limit(format!("a hold is extended at most {HOLD_EXTENSIONS_MAX} times")));
         }
@@ -119,26 +147,10 @@ impl Inventory {
             )));
         }
         let expires_at = hold.expires_at.saturating_add(hold_ms).min(cap);
-        let hold = self.update_hold(&hold_id, |h| {
+        let hold = self.update_hold(no, |h| {
             h.expires_at = expires_at;
             h.extensions += 1;
         });
-        Ok(Outcome::Hold(hold))
-    }
-
-    /// Expire every `Active` hold with `expires_at <= now`; reply with their ids in order.
-    pub(super) fn expire_due(&mut self, now: Millis, changes: &mut Changes) -> InventoryReply {
-        let mut due: Vec<HoldId> = self
-            .derived
-            .active_by_expiry
-            .iter()
-            .take_while(|(expires_at, _)| *expires_at <= now)
-            .map(|(_, id)| id.clone())
-            .collect();
-        for id in &due {
-            self.expire_hold(id, changes);
-        }
-        due.sort();
-        Ok(Outcome::Expired(due))
+        Ok(Outcome::Hold(self.view(&hold)))
     }
 }

@@ -5,6 +5,8 @@
 //! the hold, and the payment's final reply (`Confirm`'s booking or `PaymentFailed`'s
 //! decline) replaces it under the same key, so a retried confirm gets the final answer.
 
+use std::sync::Arc;
+
 use super::{Idempotency, IdempotencyRecord, Inventory, InventoryReply};
 use crate::limits::{IDEMPOTENCY_KEY_BYTES_MAX, IDEMPOTENCY_TTL_MS};
 use crate::{Millis, Rejection};
@@ -12,12 +14,12 @@ use crate::{Millis, Rejection};
 impl Inventory {
     /// Drop records with `expires_at <= now`. `O(dropped · log n)`.
     pub(super) fn prune_idempotency(&mut self, now: Millis) {
-        while let Some((expires_at, user, key)) = self.derived.idempotency_by_expiry.first().cloned() {
-            if expires_at > now {
+        while let Some((expires_at, _)) = self.derived.idempotency_by_expiry.first() {
+            if *expires_at > now {
                 break;
             }
-            self.derived.idempotency_by_expiry.pop_first();
-            let record = self.idempotency.remove(&(user, key));
+            let (expires_at, id) = self.derived.idempotency_by_expiry.pop_first().expect("first exists");
+            let record = self.core.idempotency.remove(&id);
             debug_assert!(
                 record.is_some_and(|r| r.expires_at == expires_at),
                 "idempotency expiry index out of step with the records"
@@ -36,7 +38,7 @@ impl Inventory {
                 format!("longer than {IDEMPOTENCY_KEY_BYTES_MAX} bytes"),
             )));
         }
-        let record = self.idempotency.get(&(user.to_string(), idempotency.key.clone()))?;
+        let record = self.core.idempotency.get(&(user.to_string(), idempotency.key.clone()))?;
         if record.fingerprint == idempotency.fingerprint {
             Some(record.reply.clone())
         } else {
@@ -56,18 +58,21 @@ impl Inventory {
     ) {
         let Some(idempotency) = idempotency else { return };
         let id = (user.to_string(), idempotency.key.clone());
-        match self.idempotency.get_mut(&id) {
-            Some(record) if record.fingerprint == idempotency.fingerprint => record.reply = reply.clone(),
+        match self.core.idempotency.get_mut(&id) {
+            Some(record) if record.fingerprint == idempotency.fingerprint => {
+                Arc::make_mut(record).reply = reply.clone()
+            }
             Some(_) => {}
             None => {
                 let expires_at = now.saturating_add(IDEMPOTENCY_TTL_MS);
-                self.derived.idempotency_by_expiry.insert((expires_at, id.0.clone(), id.1.clone()));
+                let id = Arc::new(id);
+                self.derived.idempotency_by_expiry.insert((expires_at, id.clone()));
                 let record = IdempotencyRecord {
                     fingerprint: idempotency.fingerprint.clone(),
                     reply: reply.clone(),
                     expires_at,
                 };
-                self.idempotency.insert(id, record);
+                self.core.idempotency.insert(id, Arc::new(record));
             }
         }
     }

@@ -4,125 +4,138 @@
 use std::collections::BTreeSet;
 
 use super::derived::Derived;
-use super::{HoldStatus, Inventory, TicketState};
+use super::{HoldStatus, Inventory, TicketState, ENDED_HOLDS_MAX};
 
 impl Inventory {
     /// Check every invariant; the first violation is returned as a sentence.
     ///
-    /// - ticket states and the id index match the setup's tickets;
-    /// - every `Held` ticket's hold exists, is `Active` or `Confirming` and lists it, and
-    ///   every such hold holds all its tickets (so no ticket is in two live holds);
-    /// - every `Sold` ticket's booking exists and lists it, every booking's tickets are sold
-    ///   to it, and a booking's hold is `Confirmed` with that booking;
-    /// - sold count == sum of booking ticket counts;
+    /// - one ticket state per ticket of the layout;
+    /// - every `Held` ticket's hold is live and lists it, and every live hold holds all its
+    ///   tickets (so no ticket is in two live holds);
+    /// - expiry is exact: no `Active` hold is past its expiry at the machine's `now`;
+    /// - every `Sold` ticket is in exactly one booking, and every booking's tickets are
+    ///   sold; a booking's hold is `Confirmed`;
+    /// - a hold id is live, ended or booked, never two of these; ended holds are `Expired`
+    ///   or `Released`, at most [`ENDED_HOLDS_MAX`] of them;
     /// - no user has more than the per-user limit at the machine's `now`;
-    /// - the derived indexes equal a rebuild from the primary fields.
+    /// - the derived indexes (free seats included) equal a rebuild from the stored core.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let Some(setup) = &self.setup else {
-            return if self.states.is_empty() && self.index.is_empty() && self.holds.is_empty() {
+        let core = &self.core;
+        let Some(setup) = &core.setup else {
+            return if core.states.is_empty() && core.holds.is_empty() && core.bookings.is_empty() {
                 Ok(())
             } else {
-                Err("not set up, yet has tickets or holds".into())
+                Err("not set up, yet has tickets, holds or bookings".into())
             };
         };
-        if self.states.len() != setup.tickets.len() || self.index.len() != setup.tickets.len() {
-            return Err("states / index / tickets differ in length".into());
+        let layout = &self.derived.layout;
+        if core.states.len() != layout.count() {
+            return Err(format!("{} states for {} tickets", core.states.len(), layout.count()));
         }
-        for (i, t) in setup.tickets.iter().enumerate() {
-            if self.index.get(&t.id) != Some(&i) {
-                return Err(format!("index does not map {} to {i}", t.id));
-            }
-        }
-        let mut sold = 0u64;
-        for (i, state) in self.states.iter().enumerate() {
-            let id = &setup.tickets[i].id;
+        let now = self.now();
+        let mut sold_tickets = BTreeSet::new();
+        for (i, state) in core.states.iter().enumerate() {
+            let id = layout.id(i as u32);
             match state {
                 TicketState::Available => {}
-                TicketState::Held(h) => {
-                    let Some(hold) = self.holds.get(h) else {
-                        return Err(format!("{id} held by missing hold {h}"));
+                TicketState::Held(no) => {
+                    let Some(hold) = core.holds.get(no) else {
+                        return Err(format!("{id} held by missing hold {no}"));
                     };
-                    if !matches!(hold.status, HoldStatus::Active | HoldStatus::Confirming) {
-                        return Err(format!("{id} held by {h}, which is {:?}", hold.status));
-                    }
-                    if !hold.tickets.contains(id) {
-                        return Err(format!("{id} held by {h}, which does not list it"));
+                    if !hold.tickets.contains(&(i as u32)) {
+                        return Err(format!("{id} held by {}, which does not list it", hold.id));
                     }
                 }
-                TicketState::Sold(b) => {
-                    sold += 1;
-                    let Some(booking) = self.bookings.get(b) else {
-                        return Err(format!("{id} sold in missing booking {b}"));
-                    };
-                    if !booking.tickets.contains(id) {
-                        return Err(format!("{id} sold in {b}, which does not list it"));
-                    }
+                TicketState::Sold => {
+                    sold_tickets.insert(i as u32);
                 }
             }
         }
-        for hold in self.holds.values() {
-            if matches!(hold.status, HoldStatus::Active | HoldStatus::Confirming) {
-                for t in &hold.tickets {
-                    let Some(i) = self.index.get(t) else {
-                        return Err(format!("hold {} lists unknown {t}", hold.id));
-                    };
-                    if self.states[*i] != TicketState::Held(hold.id.clone()) {
-                        return Err(format!(
-                            "live hold {} lists {t}, which is {:?}",
-                            hold.id, self.states[*i]
-                        ));
-                    }
-                }
+        let mut ids = BTreeSet::new();
+        for (no, hold) in &core.holds {
+            if hold.no != *no || !ids.insert(hold.id.clone()) {
+                return Err(format!("live hold {} filed under {no} or listed twice", hold.id));
+            }
+            if !matches!(hold.status, HoldStatus::Active | HoldStatus::Confirming) {
+                return Err(format!("live hold {} is {:?}", hold.id, hold.status));
+            }
+            if hold.status == HoldStatus::Active && hold.expires_at <= now {
+                return Err(format!(
+                    "hold {} is active past its expiry {} at {now}",
+                    hold.id, hold.expires_at
+                ));
             }
             if hold.status == HoldStatus::Confirming && hold.payment.is_none() {
                 return Err(format!("confirming hold {} has no payment", hold.id));
             }
-            if (hold.status == HoldStatus::Confirmed) != hold.booking_id.is_some() {
+            if hold.no >= core.next_hold_no {
+                return Err(format!("hold {} has number {} >= next {}", hold.id, hold.no, core.next_hold_no));
+            }
+            for t in &hold.tickets {
+                if core.states.get(*t as usize) != Some(&TicketState::Held(*no)) {
+                    return Err(format!("live hold {} lists ticket {t}, which is not held by it", hold.id));
+                }
+            }
+        }
+        if core.ended.len() > ENDED_HOLDS_MAX {
+            return Err(format!("{} ended holds kept, more than {ENDED_HOLDS_MAX}", core.ended.len()));
+        }
+        for ((ended_at, no), hold) in &core.ended {
+            if hold.no != *no
+                || *ended_at > now
+                || !matches!(hold.status, HoldStatus::Expired | HoldStatus::Released)
+            {
                 return Err(format!(
-                    "hold {} is {:?} with booking {:?}",
-                    hold.id, hold.status, hold.booking_id
+                    "ended hold {} is {:?}, filed at ({ended_at}, {no})",
+                    hold.id, hold.status
                 ));
             }
+            if !ids.insert(hold.id.clone()) {
+                return Err(format!("hold {} is both live and ended, or ended twice", hold.id));
+            }
         }
-        let mut booked = 0u64;
         let mut in_bookings = BTreeSet::new();
-        for booking in self.bookings.values() {
-            booked += booking.tickets.len() as u64;
-            for t in &booking.tickets {
-                if !in_bookings.insert(t) {
-                    return Err(format!("{t} is in two bookings"));
-                }
-                let Some(i) = self.index.get(t) else {
-                    return Err(format!("booking {} lists unknown {t}", booking.id));
-                };
-                if self.states[*i] != TicketState::Sold(booking.id.clone()) {
-                    return Err(format!("booking {} lists {t}, which is {:?}", booking.id, self.states[*i]));
-                }
+        for (id, booking) in &core.bookings {
+            if booking.id != *id || booking.hold.status != HoldStatus::Confirmed {
+                return Err(format!("booking {id}'s hold {} is {:?}", booking.hold.id, booking.hold.status));
             }
-            match self.holds.get(&booking.hold_id) {
-                Some(h)
-                    if h.status == HoldStatus::Confirmed && h.booking_id.as_ref() == Some(&booking.id) => {}
-                _ => {
-                    return Err(format!(
-                        "booking {}'s hold {} is not confirmed with it",
-                        booking.id, booking.hold_id
-                    ))
+            if !ids.insert(booking.hold.id.clone()) {
+                return Err(format!(
+                    "hold {} is booked and also live, ended or booked twice",
+                    booking.hold.id
+                ));
+            }
+            for t in &booking.hold.tickets {
+                if !in_bookings.insert(*t) {
+                    return Err(format!("{} is in two bookings", layout.id(*t)));
+                }
+                if core.states.get(*t as usize) != Some(&TicketState::Sold) {
+                    return Err(format!("booking {id} lists {}, which is not sold", layout.id(*t)));
                 }
             }
         }
-        if sold != booked {
-            return Err(format!("{sold} tickets sold but bookings list {booked}"));
+        if sold_tickets != in_bookings {
+            return Err(format!(
+                "{} tickets sold but bookings list {}",
+                sold_tickets.len(),
+                in_bookings.len()
+            ));
         }
-        let now = self.now();
-        let users: BTreeSet<&String> = self.holds.values().map(|h| &h.user).collect();
+        let users: BTreeSet<&str> = core
+            .holds
+            .values()
+            .map(|h| &*h.user)
+            .chain(core.bookings.values().map(|b| &*b.hold.user))
+            .collect();
         for user in users {
             let has = self.tickets_of_user(user, now);
             if has > u64::from(setup.per_user_limit) {
                 return Err(format!("{user} has {has} tickets, over the limit {}", setup.per_user_limit));
             }
         }
-        self.queue.check()?;
-        let rebuilt = Derived::rebuild(self)?;
+        core.queue.check()?;
+        self.derived.free.check(layout, |i| core.states[i as usize] == TicketState::Available)?;
+        let rebuilt = Derived::rebuild(core)?;
         if rebuilt != self.derived {
             return Err(format!(
                 "derived indexes out of step:\n stored  {:?}\n rebuilt {:?}",

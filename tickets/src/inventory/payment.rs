@@ -6,8 +6,10 @@
 //! the hold back to `Active` with its old expiry; if that is already past, the hold is
 //! expired on the spot and its tickets freed.
 
+use std::sync::Arc;
+
 use super::{
-    status_name, Booking, Changes, HoldStatus, Idempotency, Inventory, InventoryReply, Outcome,
+    status_name, BookingRecord, Changes, Found, HoldStatus, Idempotency, Inventory, InventoryReply, Outcome,
     PaymentAttempt, TicketState,
 };
 use crate::{BookingId, HoldId, Millis, Rejection, UserId};
@@ -20,43 +22,37 @@ impl Inventory {
         token: String,
         idempotency: Option<Idempotency>,
         now: Millis,
-        changes: &mut Changes,
+        _changes: &mut Changes,
     ) -> InventoryReply {
         if let Some(reply) = self.replay(&user, idempotency.as_ref()) {
             return reply;
         }
-        let Some(hold) = self.holds.get(&hold_id) else {
-            return Err(Rejection::not_found("hold"));
+        let no = match self.find_hold(&hold_id) {
+            None => return Err(Rejection::not_found("hold")),
+            Some(Found::Booked(b)) if *b.hold.user != *user => return Err(Rejection::Forbidden),
+            Some(Found::Booked(b)) => return Ok(Outcome::Booked(self.booking_view(b))),
+            Some(Found::Live(r) | Found::Ended(r)) if *r.user != *user => return Err(Rejection::Forbidden),
+            Some(Found::Ended(r)) => {
+                return Err(match r.status {
+                    HoldStatus::Expired => Rejection::HoldExpired,
+                    status => Rejection::HoldNotActive { status: status_name(status).into() },
+                })
+            }
+            Some(Found::Live(r)) if r.status == HoldStatus::Confirming => {
+                return Ok(Outcome::Hold(self.view(r)))
+            }
+            Some(Found::Live(r)) => r.no,
         };
-        if hold.user != user {
-            return Err(Rejection::Forbidden);
-        }
-        match hold.status_at(now) {
-            HoldStatus::Confirmed => {
-                let booking_id = hold.booking_id.as_ref().expect("a confirmed hold has a booking");
-                return Ok(Outcome::Booked(self.bookings[booking_id].clone()));
-            }
-            HoldStatus::Confirming => return Ok(Outcome::Hold(hold.clone())),
-            HoldStatus::Released => return Err(Rejection::HoldNotActive { status: "released".into() }),
-            HoldStatus::Expired => {
-                if hold.status == HoldStatus::Active {
-                    self.expire_hold(&hold_id, changes);
-                }
-                return Err(Rejection::HoldExpired);
-            }
-            HoldStatus::Active => {}
-        }
-        if self.cancelled {
+        if self.core.cancelled {
             return Err(Rejection::EventClosed { detail: "event cancelled".into() });
         }
-        let hold = self.update_hold(&hold_id, |h| {
+        let hold = self.update_hold(no, |h| {
             let attempt = h.payment.as_ref().map_or(0, |p| p.attempt) + 1;
-            let payment =
-                PaymentAttempt { token, started_at: now, idempotency: idempotency.clone(), attempt };
             h.status = HoldStatus::Confirming;
-            h.payment = Some(payment);
+            h.payment =
+                Some(PaymentAttempt { token, started_at: now, idempotency: idempotency.clone(), attempt });
         });
-        let reply = Ok(Outcome::Hold(hold));
+        let reply = Ok(Outcome::Hold(self.view(&hold)));
         self.remember(&user, idempotency.as_ref(), &reply, now);
         reply
     }
@@ -69,52 +65,40 @@ impl Inventory {
         now: Millis,
         changes: &mut Changes,
     ) -> InventoryReply {
-        let Some(hold) = self.holds.get(&hold_id) else {
-            return Err(Rejection::not_found("hold"));
-        };
-        match hold.status {
-            HoldStatus::Confirming => {}
-            HoldStatus::Confirmed => {
-                let booking_id = hold.booking_id.as_ref().expect("a confirmed hold has a booking");
-                return Ok(Outcome::Booked(self.bookings[booking_id].clone()));
+        let no = match self.find_hold(&hold_id) {
+            None => return Err(Rejection::not_found("hold")),
+            Some(Found::Booked(b)) => return Ok(Outcome::Booked(self.booking_view(b))),
+            Some(Found::Live(r)) if r.status == HoldStatus::Confirming => r.no,
+            Some(Found::Live(r) | Found::Ended(r)) => {
+                return Err(Rejection::HoldNotActive { status: status_name(r.status).into() })
             }
-            _ => return Err(Rejection::HoldNotActive { status: status_name(hold.status_at(now)).into() }),
-        }
-        if self.bookings.contains_key(&booking_id) {
+        };
+        if self.core.bookings.contains_key(booking_id.as_str()) {
             return Err(Rejection::invalid("booking_id", "booking id already used"));
         }
-        let booking = Booking {
-            id: booking_id.clone(),
-            hold_id: hold_id.clone(),
-            event_id: hold.event_id.clone(),
-            user: hold.user.clone(),
-            tickets: hold.tickets.clone(),
-            amount: hold.amount,
-            currency: hold.currency.clone(),
-            payment_ref,
-            created_at: now,
-        };
-        for ticket in &booking.tickets {
-            let i = self.index[ticket];
+        let hold = self.core.holds.remove(&no).expect("found live");
+        self.derived.unindex_hold(&hold);
+        for &i in &hold.tickets {
             debug_assert_eq!(
-                self.states[i],
-                TicketState::Held(hold_id.clone()),
+                self.core.states[i as usize],
+                TicketState::Held(no),
                 "a confirming hold keeps its tickets"
             );
-            self.set_ticket(i, TicketState::Sold(booking_id.clone()), changes);
+            self.set_ticket(i, TicketState::Sold, changes);
         }
-        let hold = self.update_hold(&hold_id, |h| {
-            h.status = HoldStatus::Confirmed;
-            h.booking_id = Some(booking_id.clone());
-        });
-        self.derived.user_bookings.entry(booking.user.clone()).or_default().insert(booking_id.clone());
-        self.bookings.insert(booking_id, booking.clone());
+        let mut hold = Arc::unwrap_or_clone(hold);
+        hold.status = HoldStatus::Confirmed;
+        let idempotency = hold.payment.as_ref().and_then(|p| p.idempotency.clone());
+        let user = hold.user.clone();
+        let booking =
+            Arc::new(BookingRecord { id: Arc::from(booking_id), hold, payment_ref, created_at: now });
+        self.derived.index_booking(&booking);
+        self.core.bookings.insert(booking.id.clone(), booking.clone());
         // A shopper who completed a booking stops counting against the queue's admissions,
         // so the next waiting user can be admitted.
-        self.queue.finish_admission(&booking.user);
-        let reply = Ok(Outcome::Booked(booking));
-        let idempotency = hold.payment.as_ref().and_then(|p| p.idempotency.as_ref());
-        self.remember(&hold.user, idempotency, &reply, now);
+        self.core.queue.finish_admission(&user);
+        let reply = Ok(Outcome::Booked(self.booking_view(&booking)));
+        self.remember(&user, idempotency.as_ref(), &reply, now);
         reply
     }
 
@@ -125,15 +109,19 @@ impl Inventory {
         now: Millis,
         changes: &mut Changes,
     ) -> InventoryReply {
-        let Some(hold) = self.holds.get(&hold_id) else {
-            return Err(Rejection::not_found("hold"));
+        let no = match self.find_hold(&hold_id) {
+            None => return Err(Rejection::not_found("hold")),
+            Some(Found::Booked(_)) => {
+                return Err(Rejection::HoldNotActive { status: status_name(HoldStatus::Confirmed).into() })
+            }
+            Some(Found::Live(r)) if r.status == HoldStatus::Confirming => r.no,
+            Some(Found::Live(r) | Found::Ended(r)) => {
+                return Err(Rejection::HoldNotActive { status: status_name(r.status).into() })
+            }
         };
-        if hold.status != HoldStatus::Confirming {
-            return Err(Rejection::HoldNotActive { status: status_name(hold.status_at(now)).into() });
-        }
-        let hold = self.update_hold(&hold_id, |h| h.status = HoldStatus::Active);
+        let hold = self.update_hold(no, |h| h.status = HoldStatus::Active);
         if hold.expires_at <= now {
-            self.expire_hold(&hold_id, changes);
+            self.end_hold(no, HoldStatus::Expired, now, changes);
         }
         let reply = Err(Rejection::PaymentDeclined { detail });
         let idempotency = hold.payment.as_ref().and_then(|p| p.idempotency.as_ref());

@@ -8,14 +8,15 @@
 //! (`invalid_request` on `section`) — both are bad values in the request, so both are 400,
 //! never 404; per-user limit (`limit_exceeded`); availability (`ticket_unavailable`).
 //!
-//! Cost: explicit ids `O(k log n)`; best-available `O(section size)`.
+//! Cost: explicit ids `O(k log n)`; a general section `O(quantity + n / 4096)`; best
+//! available `O(rows + free runs of the chosen row)` (see `free`).
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::derived::SectionLayout;
 use super::{
-    Changes, Hold, HoldStatus, Idempotency, Inventory, InventoryReply, Outcome, Selection, TicketState,
+    Changes, HoldRecord, HoldStatus, Idempotency, Inventory, InventoryReply, Outcome, Selection, TicketState,
 };
+use crate::layout::SectionTickets;
 use crate::limits::TICKETS_PER_HOLD_MAX;
 use crate::{HoldId, Millis, Rejection, UserId};
 
@@ -32,17 +33,17 @@ impl Inventory {
         if let Some(reply) = self.replay(&user, idempotency.as_ref()) {
             return reply;
         }
-        let setup = self.setup.as_ref().expect("set up");
-        if self.cancelled {
+        let setup = self.core.setup.as_ref().expect("set up");
+        if self.core.cancelled {
             return Err(Rejection::EventClosed { detail: "event cancelled".into() });
         }
         if now < setup.on_sale_at {
             return Err(Rejection::EventClosed { detail: "not on sale yet".into() });
         }
-        if setup.queue.enabled && !self.queue.is_admitted(&user, now) {
+        if setup.queue.enabled && !self.core.queue.is_admitted(&user, now) {
             return Err(Rejection::QueueAdmissionRequired);
         }
-        if self.holds.contains_key(&hold_id) {
+        if self.find_hold(&hold_id).is_some() {
             return Err(Rejection::invalid("hold_id", "hold id already used"));
         }
         let count = match &selection {
@@ -58,8 +59,8 @@ impl Inventory {
                 self.check_user_limit(&user, count, now)?;
                 let taken: Vec<String> = indexes
                     .iter()
-                    .filter(|i| !self.is_available(**i, now))
-                    .map(|i| self.tickets()[*i].id.clone())
+                    .filter(|i| !self.derived.free.is_free(**i))
+                    .map(|i| self.derived.layout.id(*i))
                     .collect();
                 if !taken.is_empty() {
                     return Err(Rejection::TicketUnavailable { tickets: taken });
@@ -67,18 +68,15 @@ impl Inventory {
                 indexes
             }
             Selection::Best { section, quantity } => {
-                let Some(layout) =
-                    self.derived.sections.iter().find(|s| &s.name == section).map(|s| &s.layout)
-                else {
+                let layout = &self.derived.layout;
+                let Some(s) = layout.sections().iter().position(|s| &s.name == section) else {
                     return Err(Rejection::invalid("section", format!("no section {section}")));
                 };
                 self.check_user_limit(&user, count, now)?;
-                let found = match layout {
-                    SectionLayout::Seated { rows } => {
-                        rows.iter().find_map(|row| self.best_run(row.start, row.len, *quantity as usize, now))
-                    }
-                    SectionLayout::General { start, len } => {
-                        self.first_free(*start, *len, *quantity as usize, now)
+                let found = match &layout.sections()[s].tickets {
+                    SectionTickets::Seated { .. } => self.derived.free.best_in_rows(layout, s, *quantity),
+                    SectionTickets::General { start, len } => {
+                        self.derived.free.lowest(*start, *len, *quantity)
                     }
                 };
                 match found {
@@ -87,30 +85,34 @@ impl Inventory {
                 }
             }
         };
-        let reply = Ok(Outcome::Hold(self.take(hold_id, user.clone(), picked, now, changes)));
+        let hold = self.take(hold_id, user.clone(), picked, now, changes);
+        let reply = Ok(Outcome::Hold(self.view(&hold)));
         self.remember(&user, idempotency.as_ref(), &reply, now);
         reply
     }
 
     /// Ticket indexes for `ids`, sorted; duplicates and unknown ids are refused.
-    fn resolve_ids(&self, ids: &[String]) -> Result<Vec<usize>, Rejection> {
-        let mut seen = BTreeSet::new();
-        if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
-            return Err(Rejection::invalid("ticket_ids", format!("ticket {dup} listed twice")));
-        }
+    fn resolve_ids(&self, ids: &[String]) -> Result<Vec<u32>, Rejection> {
         let mut indexes = Vec::with_capacity(ids.len());
         for id in ids {
-            match self.index.get(id) {
-                Some(i) => indexes.push(*i),
+            match self.derived.layout.find(id) {
+                Some(i) => indexes.push(i),
                 None => return Err(Rejection::invalid("ticket_ids", format!("no ticket {id}"))),
             }
         }
-        indexes.sort_unstable();
-        Ok(indexes)
+        let mut sorted = indexes.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Rejection::invalid(
+                "ticket_ids",
+                format!("ticket {} listed twice", self.derived.layout.id(w[0])),
+            ));
+        }
+        Ok(sorted)
     }
 
     fn check_user_limit(&self, user: &str, requested: u64, now: Millis) -> Result<(), Rejection> {
-        let limit = u64::from(self.setup.as_ref().expect("set up").per_user_limit);
+        let limit = u64::from(self.core.setup.as_ref().expect("set up").per_user_limit);
         let has = self.tickets_of_user(user, now);
         if has + requested > limit {
             return Err(Rejection::limit(format!("per-user limit is {limit} tickets; you have {has}")));
@@ -118,90 +120,41 @@ impl Inventory {
         Ok(())
     }
 
-    /// Available at `now`: free, or held by an `Active` hold that has expired.
-    pub(super) fn is_available(&self, index: usize, now: Millis) -> bool {
-        match &self.states[index] {
-            TicketState::Available => true,
-            TicketState::Held(h) => self.holds[h].status_at(now) == HoldStatus::Expired,
-            TicketState::Sold(_) => false,
-        }
-    }
-
-    /// In the row `start..start + len` (seat `n` at `start + n - 1`), the run of `quantity`
-    /// adjacent available seats closest to the row's center; ties go to the lower seat.
-    fn best_run(&self, start: usize, len: usize, quantity: usize, now: Millis) -> Option<Vec<usize>> {
-        if quantity > len {
-            return None;
-        }
-        // Doubled coordinates keep the centers integral: a row's center is (len + 1) / 2,
-        // a run from seat s has center s + (quantity - 1) / 2.
-        let row_center2 = len as i64 + 1;
-        let mut best: Option<(i64, usize)> = None;
-        let mut run = 0;
-        for offset in 0..len {
-            run = if self.is_available(start + offset, now) { run + 1 } else { 0 };
-            if run >= quantity {
-                let first = offset + 1 - quantity;
-                let seat = first as i64 + 1;
-                let distance = (2 * seat + quantity as i64 - 1 - row_center2).abs();
-                if best.is_none_or(|(d, _)| distance < d) {
-                    best = Some((distance, first));
-                }
-            }
-        }
-        best.map(|(_, first)| (start + first..start + first + quantity).collect())
-    }
-
-    /// The `quantity` lowest-numbered available tickets of `start..start + len`.
-    fn first_free(&self, start: usize, len: usize, quantity: usize, now: Millis) -> Option<Vec<usize>> {
-        let free: Vec<usize> =
-            (start..start + len).filter(|i| self.is_available(*i, now)).take(quantity).collect();
-        (free.len() == quantity).then_some(free)
-    }
-
-    /// Create the hold over `indexes` (sorted, all available at `now`). Holds whose expired
-    /// tickets are taken over are marked `Expired` first, so their holder's later confirm
-    /// gets `hold_expired`; their other tickets are freed too (and reported as changes).
+    /// Create the hold over `indexes` (sorted, all free).
     fn take(
         &mut self,
         hold_id: HoldId,
         user: UserId,
-        indexes: Vec<usize>,
+        indexes: Vec<u32>,
         now: Millis,
         changes: &mut Changes,
-    ) -> Hold {
-        for i in &indexes {
-            if let TicketState::Held(old) = &self.states[*i] {
-                let old = old.clone();
-                debug_assert_eq!(
-                    self.holds[&old].status_at(now),
-                    HoldStatus::Expired,
-                    "took a live hold's ticket"
-                );
-                self.expire_hold(&old, changes);
-            }
-        }
-        let setup = self.setup.as_ref().expect("set up");
-        let hold = Hold {
-            id: hold_id.clone(),
-            event_id: setup.event_id.clone(),
-            user,
-            tickets: indexes.iter().map(|i| setup.tickets[*i].id.clone()).collect(),
-            amount: indexes.iter().map(|i| setup.tickets[*i].price).sum(),
-            currency: setup.currency.clone(),
+    ) -> Arc<HoldRecord> {
+        let setup = self.core.setup.as_ref().expect("set up");
+        let no = self.core.next_hold_no;
+        self.core.next_hold_no += 1;
+        let amount = indexes.iter().map(|i| self.derived.layout.price(*i)).sum();
+        let hold = Arc::new(HoldRecord {
+            no,
+            id: Arc::from(hold_id),
+            user: Arc::from(user),
+            amount,
             created_at: now,
             expires_at: now.saturating_add(setup.hold_ms),
             extensions: 0,
             status: HoldStatus::Active,
             payment: None,
-            booking_id: None,
-        };
-        for i in indexes {
-            debug_assert_eq!(self.states[i], TicketState::Available, "ticket must be free before it is held");
-            self.set_ticket(i, TicketState::Held(hold_id.clone()), changes);
+            tickets: indexes,
+        });
+        for &i in &hold.tickets {
+            debug_assert_eq!(
+                self.core.states[i as usize],
+                TicketState::Available,
+                "ticket must be free before it is held"
+            );
+            self.set_ticket(i, TicketState::Held(no), changes);
         }
         self.derived.index_hold(&hold);
-        self.holds.insert(hold_id, hold.clone());
+        self.core.holds.insert(no, hold.clone());
         hold
     }
 }

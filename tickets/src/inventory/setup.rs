@@ -1,21 +1,19 @@
 //! `Setup`: the first command of every event group.
 
-use super::derived::section_index;
+use std::sync::Arc;
+
+use super::derived::Derived;
 use super::{Inventory, InventoryReply, InventorySetup, Outcome, TicketState};
-use crate::limits::{HOLD_SECONDS_MAX, HOLD_SECONDS_MIN, PER_USER_LIMIT_MAX, TICKETS_PER_EVENT_MAX};
+use crate::layout::Layout;
+use crate::limits::{HOLD_SECONDS_MAX, HOLD_SECONDS_MIN, PER_USER_LIMIT_MAX};
 use crate::Rejection;
 
 impl Inventory {
-    /// Build the ticket states (all available) and the id index. A second `Setup` is
-    /// `invalid_request`, as is a ticket list the rules cannot work with: empty or over
-    /// `TICKETS_PER_EVENT_MAX`, duplicate ids, sections or rows not contiguous (the order
-    /// [`crate::layout::tickets_for`] produces), limits out of range.
+    /// Lay the tickets out (all available). A second `Setup` is `invalid_request`, as is a
+    /// layout the rules cannot work with (see [`Layout::new`]) or limits out of range.
     pub(super) fn set_up(&mut self, setup: InventorySetup) -> InventoryReply {
-        if self.setup.is_some() {
+        if self.core.setup.is_some() {
             return Err(Rejection::invalid("setup", "the inventory is already set up"));
-        }
-        if setup.tickets.is_empty() || setup.tickets.len() > TICKETS_PER_EVENT_MAX as usize {
-            return Err(Rejection::invalid("tickets", format!("need 1..={TICKETS_PER_EVENT_MAX} tickets")));
         }
         if setup.per_user_limit == 0 || setup.per_user_limit > PER_USER_LIMIT_MAX {
             return Err(Rejection::invalid(
@@ -29,18 +27,11 @@ impl Inventory {
                 format!("must be within {}..={} ms", HOLD_SECONDS_MIN * 1_000, HOLD_SECONDS_MAX * 1_000),
             ));
         }
-        let sections =
-            section_index(&setup.tickets).map_err(|detail| Rejection::invalid("tickets", detail))?;
-        let mut index = std::collections::BTreeMap::new();
-        for (i, ticket) in setup.tickets.iter().enumerate() {
-            if index.insert(ticket.id.clone(), i).is_some() {
-                return Err(Rejection::invalid("tickets", format!("duplicate ticket id {}", ticket.id)));
-            }
-        }
-        self.states = vec![TicketState::Available; setup.tickets.len()];
-        self.index = index;
-        self.derived.sections = sections;
-        self.setup = Some(setup);
+        let layout =
+            Layout::new(&setup.sections, &setup.prices).map_err(|d| Rejection::invalid("sections", d))?;
+        self.core.states = vec![TicketState::Available; layout.count()];
+        self.core.setup = Some(Arc::new(setup));
+        self.derived = Derived::rebuild(&self.core).expect("a fresh layout rebuilds");
         Ok(Outcome::SetUp)
     }
 }
