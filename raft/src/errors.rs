@@ -22,10 +22,21 @@ pub enum WriteError {
     /// address from the group's membership; the caller forwards there or retries later.
     #[error("not the leader; leader is {leader:?}")]
     ForwardToLeader { leader: Option<(NodeId, NodeAddr)> },
-    /// No quorum, a timeout, a leader change or shutdown. Safe to retry, but the command may
-    /// still have been committed: retries need an idempotency key.
+    /// Nothing was proposed (no leader, no quorum, shutting down, or the deadline passed
+    /// before the command reached the log): safe to retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The group has more proposals waiting than it takes ([`PROPOSALS_QUEUED_MAX`]): refused
+    /// at once, nothing was proposed; retry after a pause.
+    ///
+    /// [`PROPOSALS_QUEUED_MAX`]: crate::PROPOSALS_QUEUED_MAX
+    #[error("overloaded: {0}")]
+    Overloaded(String),
+    /// The command was handed to the log but its outcome is not known in time (deadline,
+    /// leader change, connection lost after sending): it may still commit. Look it up, or
+    /// retry with an idempotency key.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
     /// A bug or storage failure (undecodable reply, raft stopped by a storage error).
     #[error("fatal: {0}")]
     Fatal(String),

@@ -1,28 +1,42 @@
 //! [`Group`]: the handle the application uses on one running Raft group — initialize, write,
 //! read (linearizable or local), watch progress — plus [`Group::raft`] as an escape hatch.
 //!
-//! ## Routing to the leader
+//! ## Writes: batched, routed to the leader
 //!
-//! [`Group::write`] and [`Group::read_linearizable`] work on any replica. They look up the
-//! leader in the local metrics; if it is this node they act locally, else they send one
-//! [`RpcRequest::Propose`] / [`RpcRequest::ReadIndex`] through the host's [`Transport`] to the
-//! leader, which acts *locally* (it never forwards further). If that node answers
-//! `ForwardToLeader` with another leader, the hint is followed, at most [`FORWARD_HOPS_MAX`]
-//! times. With no leader known, or the leader unreachable (nothing was delivered), the call waits
-//! [`ROUTE_RETRY_PAUSE_MS`] and looks again. Everything is bounded by one deadline,
-//! `HostConfig::write_timeout_ms` from the call's start. A forwarded write whose outcome is
-//! unknown (timeout or a broken connection after sending) is never retried: it answers
-//! `Unavailable`, as a local write that times out does.
+//! [`Group::write`] encodes the command once and queues it on the group's proposer
+//! (`proposer`); a driver takes what is queued as one batch and sends it where the leader is:
+//! - this node leads: the batch is stamped with this node's wall clock (plus
+//!   `HostConfig::clock_skew_ms`) and proposed as one entry ([`crate::types::Batch`]);
+//! - another node leads: the batch goes in one [`RpcRequest::Propose`]; that node queues the
+//!   commands on its own proposer as a leader, stamps and proposes them, and answers one reply
+//!   per command. It never forwards them again: if it does not lead, it answers
+//!   `ForwardToLeader` and this node follows the hint, at most [`FORWARD_HOPS_MAX`] times.
 //!
-//! ## Stamping
+//! With no leader known, or the leader unreachable (nothing was delivered), the driver waits
+//! [`ROUTE_RETRY_PAUSE_MS`] and looks again, within `HostConfig::write_timeout_ms`.
 //!
-//! The node that calls openraft's `client_write` — the leader, after any forwarding — calls
-//! [`StateMachine::stamp`] on the command with its own wall clock (plus
-//! `HostConfig::clock_skew_ms`) just before proposing it. A follower never stamps what it
-//! forwards, so every command carries its leader's time.
+//! Every write has a deadline and an exact answer about what happened: `Overloaded` (the queue
+//! is full, nothing proposed), `Unavailable` (nothing proposed in time), `Unknown` (proposed,
+//! outcome not known in time: it may still commit), or the machine's reply.
+//!
+//! ## Reads
+//!
+//! [`Group::read_linearizable`] gets a read index confirmed by a quorum from the leader (here,
+//! or by one [`RpcRequest::ReadIndex`]), waits until this replica has applied it, and reads
+//! locally. [`Group::read_local`] reads this replica as it is.
+//!
+//! ## Sleeping
+//!
+//! A group is awake (its openraft ticks: a leader heartbeats, a follower runs its election
+//! timer) or asleep (ticks off: no timer, no message). [`Group::touch`] — every write, read
+//! and incoming RPC — wakes it. Putting it to sleep is the host's (`quiesce`): a leader that is
+//! idle and whose followers have everything asks them to sleep, then sleeps itself.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::SystemTime;
@@ -44,10 +58,13 @@ use crate::network::RpcRequest;
 use crate::network::RpcResponse;
 use crate::network::Transport;
 use crate::network::TransportError;
+use crate::proposer::Pending;
+use crate::proposer::Proposer;
 use crate::store::state::read_state;
 use crate::store::state::SharedState;
 use crate::types::decode;
 use crate::types::encode;
+use crate::types::Batch;
 use crate::types::CommandBytes;
 use crate::types::ReplyBytes;
 use crate::types::TypeConfig;
@@ -56,20 +73,30 @@ use crate::NodeAddr;
 use crate::NodeId;
 use crate::StateMachine;
 
-/// Most `ForwardToLeader` hints one [`Group::write`] or [`Group::read_linearizable`] follows.
-/// One more hint answers `Unavailable` (leadership is moving faster than we can follow).
+/// Most `ForwardToLeader` hints one write batch or read follows. One more hint answers
+/// `Unavailable` (leadership is moving faster than we can follow).
 pub const FORWARD_HOPS_MAX: usize = 3;
 
 /// Pause before looking for the leader again when none is known, or when the known one could
-/// not be reached. Each pause is cut short by the call's deadline.
+/// not be reached. Each pause is cut short by the deadline.
 pub const ROUTE_RETRY_PAUSE_MS: u64 = 50;
 
+/// Heartbeat rounds a leader runs to renew an expired lease before it gives a batch back.
+const LEASE_RENEWALS_MAX: usize = 2;
+
 /// This node's wall clock in ms since the Unix epoch, plus `skew_ms`, floored at 0. Only ever
-/// used to stamp commands this node proposes.
+/// used to stamp batches this node proposes.
 pub(crate) fn stamp_clock_ms(skew_ms: i64) -> u64 {
     let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     let wall = i64::try_from(wall).unwrap_or(i64::MAX);
     u64::try_from(wall.saturating_add(skew_ms)).unwrap_or(0)
+}
+
+/// Milliseconds on the process's monotonic clock, for idle times and liveness. The origin is
+/// an hour before the first call, so "long ago" is representable right after start.
+pub(crate) fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 3_600_000
 }
 
 /// Where one routed attempt goes.
@@ -78,11 +105,11 @@ enum Target {
     Remote(NodeId, NodeAddr),
 }
 
-/// Why one routed attempt did not produce an answer.
+/// Why one routed read attempt did not produce an answer.
 enum AttemptError {
     /// A definite answer from the group (possibly `ForwardToLeader`, which the router follows).
     Write(WriteError),
-    /// Nothing was delivered (or, for reads, nothing that matters was lost): look again.
+    /// Nothing was delivered: look again.
     NotDelivered(String),
 }
 
@@ -94,7 +121,8 @@ enum LeaderView {
     Known(NodeId, NodeAddr),
 }
 
-/// A running group. Cheap to clone; all clones drive the same openraft instance.
+/// A running group. Cheap to clone; all clones drive the same openraft instance. While a
+/// handle is held, the host does not evict the group from memory.
 pub struct Group<S: StateMachine> {
     inner: Arc<GroupInner<S>>,
 }
@@ -113,6 +141,25 @@ struct GroupInner<S: StateMachine> {
     write_timeout: Duration,
     clock_skew_ms: i64,
     transport: Arc<dyn Transport>,
+    proposer: Proposer,
+    /// Ticks off (see the module doc).
+    asleep: AtomicBool,
+    /// `mono_ms` of the last write, read or RPC.
+    last_active_ms: AtomicU64,
+    /// `mono_ms` when it last went to sleep.
+    asleep_since_ms: AtomicU64,
+    /// `mono_ms` when it last woke (or was opened awake).
+    awake_since_ms: AtomicU64,
+    /// The host's count of wake-ups.
+    wakes: Arc<AtomicU64>,
+    /// The leader when the group was last running here, until openraft knows one.
+    leader_hint: Option<NodeId>,
+}
+
+impl<S: StateMachine> Drop for GroupInner<S> {
+    fn drop(&mut self) {
+        tracing::trace!(group = %self.id, "group handle dropped");
+    }
 }
 
 /// What the host hands [`Group::new`].
@@ -124,6 +171,9 @@ pub(crate) struct GroupParts<S: StateMachine> {
     pub(crate) write_timeout: Duration,
     pub(crate) clock_skew_ms: i64,
     pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) asleep: bool,
+    pub(crate) wakes: Arc<AtomicU64>,
+    pub(crate) leader_hint: Option<NodeId>,
 }
 
 /// Map a fatal openraft error: a stopped raft is a shutdown (retry elsewhere), the rest is fatal.
@@ -143,14 +193,50 @@ fn response_kind(r: &RpcResponse) -> &'static str {
         RpcResponse::TransferLeader(_) => "transfer_leader",
         RpcResponse::Propose(_) => "propose",
         RpcResponse::ReadIndex(_) => "read_index",
+        RpcResponse::Sleep(_) => "sleep",
+        RpcResponse::Pong { .. } => "pong",
+    }
+}
+
+/// Answer every command of `items` with a clone of `e`.
+fn answer_all(items: Vec<Pending>, e: WriteError) {
+    for item in items {
+        item.answer(Err(e.clone()));
     }
 }
 
 impl<S: StateMachine> Group<S> {
     pub(crate) fn new(parts: GroupParts<S>) -> Group<S> {
-        let GroupParts { id, node_id, raft, state, write_timeout, clock_skew_ms, transport } = parts;
+        let GroupParts {
+            id,
+            node_id,
+            raft,
+            state,
+            write_timeout,
+            clock_skew_ms,
+            transport,
+            asleep,
+            wakes,
+            leader_hint,
+        } = parts;
+        let now = mono_ms();
         Group {
-            inner: Arc::new(GroupInner { id, node_id, raft, state, write_timeout, clock_skew_ms, transport }),
+            inner: Arc::new(GroupInner {
+                id,
+                node_id,
+                raft,
+                state,
+                write_timeout,
+                clock_skew_ms,
+                transport,
+                proposer: Proposer::default(),
+                asleep: AtomicBool::new(asleep),
+                last_active_ms: AtomicU64::new(now),
+                asleep_since_ms: AtomicU64::new(now),
+                awake_since_ms: AtomicU64::new(now),
+                wakes,
+                leader_hint,
+            }),
         }
     }
 
@@ -164,6 +250,64 @@ impl<S: StateMachine> Group<S> {
         &self.inner.raft
     }
 
+    /// How many handles share this running instance (the host's table holds one).
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
+    // ---- sleeping ---------------------------------------------------------------------
+
+    /// Note activity and wake the group if it sleeps (ticks on: a leader heartbeats again, a
+    /// follower runs its election timer).
+    pub fn touch(&self) {
+        let now = mono_ms();
+        self.inner.last_active_ms.store(now, Ordering::Relaxed);
+        if self.inner.asleep.swap(false, Ordering::AcqRel) {
+            self.inner.awake_since_ms.store(now, Ordering::Relaxed);
+            self.inner.raft.runtime_config().tick(true);
+            self.inner.wakes.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(group = %self.inner.id, "woke");
+        }
+    }
+
+    /// Whether the group sleeps here (ticks off).
+    pub fn is_asleep(&self) -> bool {
+        self.inner.asleep.load(Ordering::Acquire)
+    }
+
+    /// Stop this replica's ticks (the host decided it may sleep).
+    pub(crate) fn sleep(&self) {
+        if !self.inner.asleep.swap(true, Ordering::AcqRel) {
+            self.inner.raft.runtime_config().tick(false);
+            self.inner.asleep_since_ms.store(mono_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Milliseconds since the last write, read or RPC.
+    pub(crate) fn idle_ms(&self) -> u64 {
+        mono_ms().saturating_sub(self.inner.last_active_ms.load(Ordering::Relaxed))
+    }
+
+    /// Milliseconds asleep (0 when awake).
+    pub(crate) fn asleep_ms(&self) -> u64 {
+        if !self.is_asleep() {
+            return 0;
+        }
+        mono_ms().saturating_sub(self.inner.asleep_since_ms.load(Ordering::Relaxed))
+    }
+
+    /// Proposals waiting or in flight.
+    pub(crate) fn proposals_pending(&self) -> usize {
+        self.inner.proposer.waiting() + self.inner.proposer.running()
+    }
+
+    /// Whether the machine says it is in use beyond its state (see [`StateMachine::busy`]).
+    pub(crate) fn machine_busy(&self) -> bool {
+        read_state(&self.inner.state).machine.busy()
+    }
+
+    // ---- formation --------------------------------------------------------------------
+
     /// Initialize the group with `members` (all voters). Call on exactly one pristine node;
     /// the others learn the membership from it. If the group is already initialized this does
     /// nothing and returns `Ok(())`.
@@ -171,14 +315,36 @@ impl<S: StateMachine> Group<S> {
         if self.is_initialized().await {
             return Ok(());
         }
+        self.touch();
         match self.inner.raft.initialize(members).await {
             Ok(()) => {
                 tracing::info!(group = %self.inner.id, "group initialized");
+                // openraft waits an election timeout (1–2 s) before the first election; a new
+                // group has no leader to disturb, so elect now (a new event is sellable in
+                // milliseconds, not seconds).
+                self.elect_first();
                 Ok(())
             }
             Err(openraft::errors::RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(RaftError::Raft(format!("group {}: initialize: {e}", self.inner.id))),
         }
+    }
+
+    /// On the node that initialized this group, while it has no leader yet: start an
+    /// election now rather than at the election timeout. Used right after `initialize` and
+    /// again by callers waiting for the group (the peers may not have opened it when the
+    /// first vote went out). Does nothing once there is a leader.
+    pub fn elect_first(&self) {
+        if self.leader().is_some() {
+            return;
+        }
+        let raft = self.inner.raft.clone();
+        let id = self.inner.id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = raft.trigger().elect(false).await {
+                tracing::debug!(group = %id, error = %e, "first election not started");
+            }
+        });
     }
 
     /// Whether the group has a membership (it was initialized here or joined from a leader).
@@ -196,59 +362,396 @@ impl<S: StateMachine> Group<S> {
         WriteError::ForwardToLeader { leader }
     }
 
-    /// Propose `command` on the group's leader, wherever it is, wait until it is committed and
-    /// applied there, and return the machine's reply.
+    // ---- writes -----------------------------------------------------------------------
+
+    /// Propose `command` on the group's leader, wherever it is, and return the machine's reply
+    /// once it is committed and applied there. Bounded by `HostConfig::write_timeout_ms`.
     ///
-    /// On a follower the command is forwarded to the leader (see the module doc: one hop, at most
-    /// [`FORWARD_HOPS_MAX`] leader hints followed, a brief wait when no leader is known). The
-    /// leader stamps it ([`StateMachine::stamp`]) just before proposing. Gives up after
-    /// `HostConfig::write_timeout_ms` in all with `Unavailable` (the command may still commit
-    /// later). Never answers `ForwardToLeader`. After a forwarded write, this node may not have
+    /// Never answers `ForwardToLeader`. After a forwarded write, this node may not have
     /// applied the command yet: `read_local` can lag, `read_linearizable` cannot.
     pub async fn write(&self, command: S::Command) -> Result<S::Reply, WriteError> {
+        self.write_by(command, Instant::now() + self.inner.write_timeout).await
+    }
+
+    /// [`Group::write`] with an explicit deadline (see the module doc for the answers).
+    pub async fn write_by(&self, command: S::Command, deadline: Instant) -> Result<S::Reply, WriteError> {
         let gid = &self.inner.id;
-        let deadline = Instant::now() + self.inner.write_timeout;
-        // Encoded once for forwarding; the leader stamps and re-encodes it.
-        let unstamped =
+        let bytes =
             CommandBytes(encode(&command).map_err(|e| WriteError::Fatal(format!("encode command: {e}")))?);
-        let command = &command;
-        let unstamped = &unstamped;
-        let reply = self
-            .route("write", deadline, move |target| async move {
-                match target {
-                    Target::Local => {
-                        self.propose(command.clone(), deadline).await.map_err(AttemptError::Write)
-                    }
-                    Target::Remote(id, addr) => {
-                        let rpc = RpcRequest::Propose { command: unstamped.clone() };
-                        match self.forward(id, &addr, rpc, deadline, false).await? {
-                            RpcResponse::Propose(r) => r.map_err(AttemptError::Write),
-                            other => Err(AttemptError::Write(WriteError::Fatal(format!(
-                                "group {gid}: node {id} answered a forwarded write with {}",
-                                response_kind(&other)
-                            )))),
-                        }
-                    }
-                }
-            })
-            .await?;
+        let reply = self.submit(bytes, false, deadline).await?;
         decode::<S::Reply>(&reply.0).map_err(|e| WriteError::Fatal(format!("group {gid}: decode reply: {e}")))
     }
 
-    /// Propose `command` on this node only: stamp it with this node's clock and hand it to
-    /// openraft. No forwarding: a follower answers `ForwardToLeader` with the leader it knows.
-    /// Bounded by `HostConfig::write_timeout_ms`.
+    /// Propose `command` on this node only: a follower answers `ForwardToLeader` with the
+    /// leader it knows. Bounded by `HostConfig::write_timeout_ms`.
     pub async fn write_local(&self, command: S::Command) -> Result<S::Reply, WriteError> {
         let gid = &self.inner.id;
-        let reply = self.propose(command, Instant::now() + self.inner.write_timeout).await?;
+        if let Some(e) = self.not_leader_here() {
+            return Err(e);
+        }
+        let bytes =
+            CommandBytes(encode(&command).map_err(|e| WriteError::Fatal(format!("encode command: {e}")))?);
+        let reply = self.submit(bytes, true, Instant::now() + self.inner.write_timeout).await?;
         decode::<S::Reply>(&reply.0).map_err(|e| WriteError::Fatal(format!("group {gid}: decode reply: {e}")))
     }
 
+    /// `ForwardToLeader` when this node is not the leader it knows of.
+    fn not_leader_here(&self) -> Option<WriteError> {
+        match self.leader_view() {
+            LeaderView::Known(id, _) if id == self.inner.node_id => None,
+            LeaderView::Known(id, addr) => Some(WriteError::ForwardToLeader { leader: Some((id, addr)) }),
+            LeaderView::NoAddress(_) | LeaderView::Unknown => {
+                Some(WriteError::ForwardToLeader { leader: None })
+            }
+        }
+    }
+
+    /// Queue one command and wait for its answer until `deadline`.
+    async fn submit(
+        &self,
+        command: CommandBytes,
+        local_only: bool,
+        deadline: Instant,
+    ) -> Result<ReplyBytes, WriteError> {
+        self.touch();
+        let (pending, claim, rx) = Pending::new(command, local_only);
+        match self.inner.proposer.submit(vec![pending]) {
+            Ok(true) => self.start_driver(),
+            Ok(false) => {}
+            Err((e, _)) => return Err(e),
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_dropped)) if claim.cancel() => {
+                Err(WriteError::Unavailable(format!("group {}: shutting down", self.inner.id)))
+            }
+            Ok(Err(_dropped)) => {
+                Err(WriteError::Unknown(format!("group {}: stopped after proposing", self.inner.id)))
+            }
+            Err(_) if claim.cancel() => Err(WriteError::Unavailable(format!(
+                "group {}: not proposed within the deadline (the group is busy or has no leader)",
+                self.inner.id
+            ))),
+            Err(_) => Err(WriteError::Unknown(format!(
+                "group {}: proposed, but not committed within the deadline",
+                self.inner.id
+            ))),
+        }
+    }
+
+    fn start_driver(&self) {
+        let group = self.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = group.inner.proposer.take() {
+                group.send_batch(batch).await;
+            }
+        });
+    }
+
+    /// Server side of [`RpcRequest::Propose`]: queue the forwarded commands here as a leader
+    /// (never forwarding them again) and answer each.
+    ///
+    /// The commands are queued even if the metrics do not name this node the leader yet (a
+    /// group just loaded publishes them a moment later): the driver proposes them here, or
+    /// answers `ForwardToLeader` if another node leads.
+    pub(crate) async fn propose_forwarded(
+        &self,
+        commands: Vec<CommandBytes>,
+    ) -> Result<Vec<Result<ReplyBytes, WriteError>>, WriteError> {
+        self.touch();
+        let deadline = Instant::now() + self.inner.write_timeout;
+        let mut items = Vec::with_capacity(commands.len());
+        let mut waits = Vec::with_capacity(commands.len());
+        for command in commands {
+            let (pending, claim, rx) = Pending::new(command, true);
+            items.push(pending);
+            waits.push((claim, rx));
+        }
+        match self.inner.proposer.submit(items) {
+            Ok(true) => self.start_driver(),
+            Ok(false) => {}
+            Err((e, _)) => return Err(e),
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for (claim, rx) in waits {
+            out.push(match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(answer)) => answer,
+                _ if claim.cancel() => {
+                    Err(WriteError::Unavailable(format!("group {}: not proposed in time", self.inner.id)))
+                }
+                _ => Err(WriteError::Unknown(format!("group {}: not committed in time", self.inner.id))),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Send one batch to the leader (see the module doc) and answer its commands.
+    async fn send_batch(&self, mut items: Vec<Pending>) {
+        let gid = &self.inner.id;
+        let deadline = Instant::now() + self.inner.write_timeout;
+        let mut hint: Option<(NodeId, NodeAddr)> = None;
+        let mut hops = 0usize;
+        loop {
+            let (id, addr) = match hint.take() {
+                Some(h) => h,
+                None => match self.leader_view() {
+                    LeaderView::Known(id, addr) => (id, addr),
+                    LeaderView::Unknown => {
+                        if let Err(e) = self.wait_for_leader("write", deadline).await {
+                            return answer_all(items, e);
+                        }
+                        continue;
+                    }
+                    LeaderView::NoAddress(id) => {
+                        let problem = format!("leader {id} has no address in the membership");
+                        if let Err(e) = self.pause("write", deadline, &problem).await {
+                            return answer_all(items, e);
+                        }
+                        continue;
+                    }
+                },
+            };
+            let next = if id == self.inner.node_id {
+                self.propose_here(items, deadline).await
+            } else {
+                // Commands forwarded to this node stop here: the sender follows the hint.
+                let (local, remote): (Vec<Pending>, Vec<Pending>) =
+                    items.into_iter().partition(|i| i.local_only);
+                answer_all(local, WriteError::ForwardToLeader { leader: Some((id, addr.clone())) });
+                if remote.is_empty() {
+                    return;
+                }
+                self.propose_there(id, &addr, remote, deadline).await
+            };
+            let Some((rest, hinted)) = next else { return };
+            items = rest;
+            match hinted {
+                Some(h) if h.0 != id => {
+                    hops += 1;
+                    if hops > FORWARD_HOPS_MAX {
+                        let e = WriteError::Unavailable(format!(
+                            "group {gid}: write gave up after {FORWARD_HOPS_MAX} leader hints (last: node {})",
+                            h.0
+                        ));
+                        return answer_all(items, e);
+                    }
+                    hint = Some(h);
+                }
+                _ => {
+                    if let Err(e) = self.pause("write", deadline, "the leader could not take the batch").await
+                    {
+                        return answer_all(items, e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Propose `items` as one entry here. `None` when every command was answered, else the
+    /// commands to route again (nothing of them was proposed) with the leader hint, if any.
+    async fn propose_here(
+        &self,
+        items: Vec<Pending>,
+        deadline: Instant,
+    ) -> Option<(Vec<Pending>, Option<(NodeId, NodeAddr)>)> {
+        let gid = &self.inner.id;
+        let items: Vec<Pending> = items.into_iter().filter(|i| i.propose()).collect();
+        if items.is_empty() {
+            return None;
+        }
+        let batch = Batch {
+            now_ms: stamp_clock_ms(self.inner.clock_skew_ms),
+            commands: items.iter().map(|i| i.command.clone()).collect(),
+        };
+        let bytes = match encode(&batch) {
+            Ok(b) => CommandBytes(b),
+            Err(e) => {
+                answer_all(items, WriteError::Fatal(format!("encode batch: {e}")));
+                return None;
+            }
+        };
+        let mut written =
+            tokio::time::timeout_at(deadline, self.inner.raft.client_write(bytes.clone())).await;
+        // A leader refuses writes while its quorum lease is expired — always so right after it
+        // slept or was loaded (no heartbeat went out). One heartbeat round renews it.
+        for _ in 0..LEASE_RENEWALS_MAX {
+            let expired = matches!(&written, Ok(Err(openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(f))))
+                if f.leader_id.is_none() && f.reason == openraft::errors::ForwardReason::LeaseExpired);
+            if !expired || !self.renew_lease(deadline).await {
+                break;
+            }
+            written = tokio::time::timeout_at(deadline, self.inner.raft.client_write(bytes.clone())).await;
+        }
+        match written {
+            Ok(Ok(response)) => {
+                let replies = response.data.0;
+                if replies.len() != items.len() {
+                    let e = WriteError::Fatal(format!(
+                        "group {gid}: {} replies for {} commands",
+                        replies.len(),
+                        items.len()
+                    ));
+                    answer_all(items, e);
+                    return None;
+                }
+                for (item, reply) in items.into_iter().zip(replies) {
+                    item.answer(Ok(reply));
+                }
+                None
+            }
+            Ok(Err(openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                // Refused before it reached the log: route it again.
+                for item in &items {
+                    item.give_back();
+                }
+                let hint = match self.forward_error(&f) {
+                    WriteError::ForwardToLeader { leader } => leader,
+                    _ => None,
+                };
+                Some((items, hint))
+            }
+            Ok(Err(openraft::errors::RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => {
+                answer_all(
+                    items,
+                    WriteError::Unknown(format!(
+                        "group {gid}: leader changed (now {:?}) after proposing",
+                        f.leader_id
+                    )),
+                );
+                None
+            }
+            Ok(Err(openraft::errors::RaftError::APIError(e))) => {
+                answer_all(items, WriteError::Fatal(format!("group {gid}: {e}")));
+                None
+            }
+            Ok(Err(openraft::errors::RaftError::Fatal(f))) => {
+                let e = match fatal_to_write(gid, &f) {
+                    WriteError::Unavailable(m) => WriteError::Unknown(m),
+                    other => other,
+                };
+                answer_all(items, e);
+                None
+            }
+            Err(_) => {
+                tracing::debug!(group = %gid, "write batch timed out");
+                answer_all(
+                    items,
+                    WriteError::Unknown(format!(
+                        "group {gid}: not committed within {:?}",
+                        self.inner.write_timeout
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// Heartbeat now and wait (until `deadline`) for a quorum to acknowledge it: what a leader
+    /// whose lease expired needs before it takes writes. `false` if no quorum answered in time.
+    async fn renew_lease(&self, deadline: Instant) -> bool {
+        if self.inner.raft.trigger().heartbeat().await.is_err() {
+            return false;
+        }
+        let since = std::time::Instant::now();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        self.inner
+            .raft
+            .wait(Some(remaining))
+            .metrics(
+                |m| {
+                    m.last_quorum_acked
+                        .as_ref()
+                        .is_some_and(|t| openraft::Instant::elapsed(&**t) <= since.elapsed())
+                },
+                "a quorum acknowledges the heartbeat",
+            )
+            .await
+            .is_ok()
+    }
+
+    /// Send `items` to the leader `id` in one `Propose`. Same answer as [`Group::propose_here`].
+    async fn propose_there(
+        &self,
+        id: NodeId,
+        addr: &NodeAddr,
+        items: Vec<Pending>,
+        deadline: Instant,
+    ) -> Option<(Vec<Pending>, Option<(NodeId, NodeAddr)>)> {
+        let gid = &self.inner.id;
+        let items: Vec<Pending> = items.into_iter().filter(|i| i.propose()).collect();
+        if items.is_empty() {
+            return None;
+        }
+        let rpc = RpcRequest::Propose { commands: items.iter().map(|i| i.command.clone()).collect() };
+        let sent = tokio::time::timeout_at(deadline, self.inner.transport.send(id, addr, gid, rpc)).await;
+        let give_back = |items: Vec<Pending>, hint| {
+            for item in &items {
+                item.give_back();
+            }
+            Some((items, hint))
+        };
+        match sent {
+            Ok(Ok(RpcResponse::Propose(Ok(replies)))) => {
+                if replies.len() != items.len() {
+                    let e = WriteError::Fatal(format!(
+                        "group {gid}: node {id} answered {} of {} commands",
+                        replies.len(),
+                        items.len()
+                    ));
+                    answer_all(items, e);
+                    return None;
+                }
+                for (item, reply) in items.into_iter().zip(replies) {
+                    item.answer(reply);
+                }
+                None
+            }
+            Ok(Ok(RpcResponse::Propose(Err(WriteError::ForwardToLeader { leader })))) => {
+                give_back(items, leader)
+            }
+            Ok(Ok(RpcResponse::Propose(Err(e)))) => {
+                // The whole batch was refused before any of it was proposed there.
+                answer_all(items, e);
+                None
+            }
+            Ok(Ok(other)) => {
+                let e = WriteError::Fatal(format!(
+                    "group {gid}: node {id} answered a forwarded write with {}",
+                    response_kind(&other)
+                ));
+                answer_all(items, e);
+                None
+            }
+            Ok(Err(
+                TransportError::Unreachable(e)
+                | TransportError::Remote(e)
+                | TransportError::Unauthenticated(e),
+            )) => {
+                tracing::debug!(group = %gid, target = id, reason = %e, "leader not reached; retrying");
+                give_back(items, None)
+            }
+            Ok(Err(TransportError::Network(e))) => {
+                answer_all(items, WriteError::Unknown(format!("group {gid}: propose to node {id}: {e}")));
+                None
+            }
+            Err(_) => {
+                answer_all(
+                    items,
+                    WriteError::Unknown(format!("group {gid}: node {id} did not answer in time")),
+                );
+                None
+            }
+        }
+    }
+
+    // ---- reads ------------------------------------------------------------------------
+
     /// Linearizable read on any replica: get a read index confirmed by a quorum from the leader
-    /// (locally when this node leads, else by one [`RpcRequest::ReadIndex`], routed like
-    /// [`Group::write`]), wait until the local machine has applied up to it, then run `f` on the
-    /// local state. Bounded by `HostConfig::write_timeout_ms` in all.
+    /// (locally when this node leads, else by one [`RpcRequest::ReadIndex`]), wait until the
+    /// local machine has applied up to it, then run `f` on the local state. Bounded by
+    /// `HostConfig::write_timeout_ms` in all.
     pub async fn read_linearizable<T>(&self, f: impl FnOnce(&S) -> T) -> Result<T, WriteError> {
+        self.touch();
         let deadline = Instant::now() + self.inner.write_timeout;
         let gid = &self.inner.id;
         let index = self
@@ -256,12 +759,23 @@ impl<S: StateMachine> Group<S> {
                 match target {
                     Target::Local => self.read_index(deadline).await.map_err(AttemptError::Write),
                     Target::Remote(id, addr) => {
-                        match self.forward(id, &addr, RpcRequest::ReadIndex, deadline, true).await? {
-                            RpcResponse::ReadIndex(r) => r.map_err(AttemptError::Write),
-                            other => Err(AttemptError::Write(WriteError::Fatal(format!(
+                        let sent = tokio::time::timeout_at(
+                            deadline,
+                            self.inner.transport.send(id, &addr, gid, RpcRequest::ReadIndex),
+                        )
+                        .await;
+                        match sent {
+                            Ok(Ok(RpcResponse::ReadIndex(r))) => r.map_err(AttemptError::Write),
+                            Ok(Ok(other)) => Err(AttemptError::Write(WriteError::Fatal(format!(
                                 "group {gid}: node {id} answered a read index request with {}",
                                 response_kind(&other)
                             )))),
+                            Ok(Err(e)) => Err(AttemptError::NotDelivered(format!(
+                                "group {gid}: read index from node {id}: {e}"
+                            ))),
+                            Err(_) => Err(AttemptError::NotDelivered(format!(
+                                "group {gid}: read index from node {id} timed out"
+                            ))),
                         }
                     }
                 }
@@ -273,15 +787,16 @@ impl<S: StateMachine> Group<S> {
 
     /// Linearizable read on this node only: a follower answers `ForwardToLeader`.
     pub async fn read_linearizable_local<T>(&self, f: impl FnOnce(&S) -> T) -> Result<T, WriteError> {
+        self.touch();
         let deadline = Instant::now() + self.inner.write_timeout;
         let index = self.read_index(deadline).await?;
         self.wait_applied(index, deadline.saturating_duration_since(Instant::now())).await?;
         Ok(self.read_local(f))
     }
 
-    /// The leader as the local metrics know it.
+    /// The leader as the local metrics know it (or the hint from when it was loaded).
     fn leader_view(&self) -> LeaderView {
-        let Some(id) = self.leader() else {
+        let Some(id) = self.known_leader() else {
             return LeaderView::Unknown;
         };
         if id == self.inner.node_id {
@@ -293,8 +808,8 @@ impl<S: StateMachine> Group<S> {
         }
     }
 
-    /// Run `attempt` against the leader until it answers, following leader hints and waiting for
-    /// a leader when none is known, all before `deadline` (see the module doc).
+    /// Run a read `attempt` against the leader until it answers, following leader hints and
+    /// waiting for a leader when none is known, all before `deadline`.
     async fn route<T, F, Fut>(&self, op: &str, deadline: Instant, attempt: F) -> Result<T, WriteError>
     where
         F: Fn(Target) -> Fut,
@@ -378,84 +893,6 @@ impl<S: StateMachine> Group<S> {
         }
     }
 
-    /// Send `rpc` to node `id` through the host's transport before `deadline`. `idempotent`:
-    /// whether an RPC lost after sending may be retried (reads) or not (writes: commit status
-    /// unknown).
-    async fn forward(
-        &self,
-        id: NodeId,
-        addr: &NodeAddr,
-        rpc: RpcRequest,
-        deadline: Instant,
-        idempotent: bool,
-    ) -> Result<RpcResponse, AttemptError> {
-        let gid = &self.inner.id;
-        let kind = rpc.kind();
-        let sent = tokio::time::timeout_at(deadline, self.inner.transport.send(id, addr, gid, rpc)).await;
-        let lost = |reason: String| {
-            if idempotent {
-                AttemptError::NotDelivered(reason)
-            } else {
-                AttemptError::Write(WriteError::Unavailable(format!("{reason}; commit status unknown")))
-            }
-        };
-        match sent {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(
-                TransportError::Unreachable(e)
-                | TransportError::Remote(e)
-                | TransportError::Unauthenticated(e),
-            )) => Err(AttemptError::NotDelivered(format!("group {gid}: {kind} to node {id}: {e}"))),
-            Ok(Err(TransportError::Network(e))) => {
-                Err(lost(format!("group {gid}: {kind} to node {id}: {e}")))
-            }
-            Err(_) => Err(lost(format!(
-                "group {gid}: {kind} to node {id} not answered within {:?}",
-                self.inner.write_timeout
-            ))),
-        }
-    }
-
-    /// Stamp `command` with this node's clock and propose it here, before `deadline`.
-    async fn propose(&self, mut command: S::Command, deadline: Instant) -> Result<ReplyBytes, WriteError> {
-        let gid = &self.inner.id;
-        S::stamp(&mut command, stamp_clock_ms(self.inner.clock_skew_ms));
-        let bytes = encode(&command).map_err(|e| WriteError::Fatal(format!("encode command: {e}")))?;
-        let written = tokio::time::timeout_at(deadline, self.inner.raft.client_write(CommandBytes(bytes)))
-            .await
-            .map_err(|_| {
-                tracing::debug!(group = %gid, timeout = ?self.inner.write_timeout, "write timed out");
-                WriteError::Unavailable(format!(
-                    "group {gid}: write not committed within {:?}",
-                    self.inner.write_timeout
-                ))
-            })?;
-        match written {
-            Ok(response) => Ok(response.data),
-            Err(openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(self.forward_error(&f))
-            }
-            Err(openraft::errors::RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
-                Err(WriteError::Unavailable(format!(
-                    "group {gid}: leader changed (now {:?}); commit status unknown",
-                    f.leader_id
-                )))
-            }
-            Err(openraft::errors::RaftError::APIError(e)) => {
-                Err(WriteError::Fatal(format!("group {gid}: {e}")))
-            }
-            Err(openraft::errors::RaftError::Fatal(f)) => Err(fatal_to_write(gid, &f)),
-        }
-    }
-
-    /// Server side of [`RpcRequest::Propose`]: decode and propose locally (no forwarding).
-    pub(crate) async fn propose_forwarded(&self, command: &CommandBytes) -> Result<ReplyBytes, WriteError> {
-        let command: S::Command = decode(&command.0).map_err(|e| {
-            WriteError::Fatal(format!("group {}: decode forwarded command: {e}", self.inner.id))
-        })?;
-        self.propose(command, Instant::now() + self.inner.write_timeout).await
-    }
-
     /// Confirm this node's leadership with a quorum (ReadIndex policy) and return the read index.
     async fn read_index(&self, deadline: Instant) -> Result<u64, WriteError> {
         let gid = &self.inner.id;
@@ -482,6 +919,7 @@ impl<S: StateMachine> Group<S> {
 
     /// Server side of [`RpcRequest::ReadIndex`].
     pub(crate) async fn read_index_local(&self) -> Result<u64, WriteError> {
+        self.touch();
         self.read_index(Instant::now() + self.inner.write_timeout).await
     }
 
@@ -504,6 +942,12 @@ impl<S: StateMachine> Group<S> {
     /// The leader this node currently knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.inner.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The leader this node knows of, or, until it knows one, the leader it had when the
+    /// group last ran here (before it left memory).
+    pub fn known_leader(&self) -> Option<NodeId> {
+        self.leader().or(self.inner.leader_hint)
     }
 
     /// Voters and learners of the current (effective) membership, with their addresses.
@@ -537,6 +981,14 @@ impl<S: StateMachine> Group<S> {
 
 /// Membership and leadership health, for the layer that places groups on nodes.
 impl<S: StateMachine> Group<S> {
+    /// Voter and learner ids of the current membership, sorted.
+    pub fn voters_and_learners(&self) -> (Vec<NodeId>, Vec<NodeId>) {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        (membership.voter_ids().collect(), membership.learner_ids().collect())
+    }
+
     /// Voter ids of the current (possibly uncommitted) membership.
     pub fn voters(&self) -> std::collections::BTreeSet<NodeId> {
         let metrics = self.inner.raft.metrics();
@@ -552,12 +1004,16 @@ impl<S: StateMachine> Group<S> {
     }
 
     /// On the leader: whether a quorum acknowledged it within `max_age`. `None` when this
-    /// node is not the leader. A leader cut off from its quorum answers `Some(false)` once
-    /// `max_age` has passed, so callers can fail fast instead of waiting for a timeout.
+    /// node is not the leader, and also while the group sleeps or has been awake for less than
+    /// `max_age` (a sleeping leader sends nothing, so it has no recent acknowledgement to
+    /// show; its next write or read finds out). A leader cut off from its quorum answers
+    /// `Some(false)` once `max_age` has passed, so callers can fail fast instead of waiting
+    /// for a timeout.
     pub fn quorum_acked_within(&self, max_age: Duration) -> Option<bool> {
         let metrics = self.inner.raft.metrics();
         let m = metrics.borrow_watched();
-        if m.current_leader != Some(m.id) {
+        let awake_ms = mono_ms().saturating_sub(self.inner.awake_since_ms.load(Ordering::Relaxed));
+        if m.current_leader != Some(m.id) || self.is_asleep() || awake_ms < max_age.as_millis() as u64 {
             return None;
         }
         // A leader that is its own quorum needs no acknowledgement.
@@ -577,6 +1033,7 @@ impl<S: StateMachine> Group<S> {
         blocking: bool,
         timeout: Duration,
     ) -> Result<(), WriteError> {
+        self.touch();
         let gid = &self.inner.id;
         match tokio::time::timeout(timeout, self.inner.raft.add_learner(id, addr, blocking)).await {
             Err(_) => Err(WriteError::Unavailable(format!(
@@ -594,6 +1051,7 @@ impl<S: StateMachine> Group<S> {
         voters: std::collections::BTreeSet<NodeId>,
         timeout: Duration,
     ) -> Result<(), WriteError> {
+        self.touch();
         let gid = &self.inner.id;
         match tokio::time::timeout(timeout, self.inner.raft.change_membership(voters, false)).await {
             Err(_) => Err(WriteError::Unavailable(format!(
@@ -617,9 +1075,7 @@ impl<S: StateMachine> Group<S> {
             openraft::errors::RaftError::Fatal(f) => fatal_to_write(gid, &f),
         }
     }
-}
 
-impl<S: StateMachine> Group<S> {
     /// On the leader: how long ago each member last acknowledged it (`None` inside the map:
     /// never). `None` when this node is not the leader.
     pub fn member_ack_ages(&self) -> Option<BTreeMap<NodeId, Option<Duration>>> {

@@ -304,6 +304,13 @@ impl GrpcTransport {
                     | Code::InvalidArgument
                     | Code::FailedPrecondition
                     | Code::ResourceExhausted => TransportError::Remote(message),
+                    // tonic's "transport error": the connection under the channel failed,
+                    // and a channel whose connection worker died stays failed; dial again
+                    // next time. The request may have been sent: its outcome is unknown.
+                    Code::Unknown => {
+                        self.evict(target, raft_addr).await;
+                        TransportError::Network(message)
+                    }
                     _ => TransportError::Network(message),
                 })
             }

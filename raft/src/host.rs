@@ -1,9 +1,35 @@
-//! [`RaftHost`]: one per node. Owns the sled database, the group-commit flusher and the table
-//! of running groups; opens, reopens, drops and shuts down groups; serves incoming RPCs.
+//! [`RaftHost`]: one per node. Owns the sled database, the snapshot files, the group-commit
+//! flusher, the node-liveness view and the table of groups; opens, reopens, evicts, drops and
+//! shuts down groups; serves incoming RPCs.
+//!
+//! ## Residency
+//!
+//! Every group stored on this node is in the table, **resident** (its openraft instance runs)
+//! or **dormant** (only on disk; a few bytes in memory). Groups start dormant at start-up —
+//! except those that were not closed cleanly (see below), which [`RaftHost::recover`] reopens
+//! — and are loaded on demand: an incoming RPC, [`RaftHost::load`], [`RaftHost::open_group`].
+//! A group that has slept for `HostConfig::evict_after_ms`, with no handle held by the
+//! application, nothing queued and a machine that is not [`busy`](crate::StateMachine::busy),
+//! is evicted: its instance stops and its memory is freed (openraft costs ~200 KiB per
+//! running group, so 10,000 resident idle groups would not fit a small node).
+//!
+//! **Clean close and leader restore.** Evicting a group writes its committed log id and a
+//! `clean` marker durably. A group reopened with a matching marker starts with openraft's
+//! leader restore on (a leader comes back as the leader at once, without an election: the
+//! first write on an evicted event costs one reopen, not an election) and the marker is
+//! removed, durably, before it runs. Without a marker (a crash while it ran), leader restore is
+//! off: the persisted committed index may lag what the node had acknowledged, and a restored
+//! leader could then serve a stale read. Such groups are reopened, awake, at start-up.
+//!
+//! ## Sleeping (see `quiesce`) and liveness (see `liveness`)
+//!
+//! A keeper task puts idle groups to sleep, evicts long-sleeping ones, and reacts to peers
+//! going dead by waking the groups they led. A pinger task pings every peer.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::sync::RwLock;
@@ -11,24 +37,39 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use openraft::async_runtime::WatchReceiver;
 use openraft::SnapshotPolicy;
 
 use crate::errors::RaftError;
 use crate::flusher::Flusher;
 use crate::group::Group;
 use crate::group::GroupParts;
+use crate::liveness::Liveness;
+use crate::liveness::PeerStatus;
+use crate::liveness::LIVENESS_INTERVAL_MS;
+use crate::liveness::LIVENESS_TIMEOUT_MS;
 use crate::network::NetworkFactory;
 use crate::network::RpcHandler;
 use crate::network::RpcRequest;
 use crate::network::RpcResponse;
 use crate::network::Transport;
+use crate::quiesce;
 use crate::store::log::LogStore;
+use crate::store::snapshot;
 use crate::store::state::SmStore;
 use crate::store::GroupTrees;
+use crate::store::KEY_CLEAN;
+use crate::store::KEY_COMMITTED;
+use crate::store::KEY_MEMBERS;
+use crate::store::KEY_VOTE;
 use crate::store::META_TREE_SUFFIX;
+use crate::types::decode;
+use crate::types::encode;
 use crate::types::Snapshot;
 use crate::types::TypeConfig;
+use crate::types::Vote;
 use crate::GroupId;
+use crate::NodeAddr;
 use crate::NodeId;
 use crate::StateMachine;
 use crate::GROUP_ID_BYTES_MAX;
@@ -39,61 +80,73 @@ use crate::GROUP_ID_BYTES_MAX;
 /// (spacejam/sled #1309, #986), so budget for that: 64 MiB of cache can mean ~640 MiB resident.
 /// sled still flushes in the background every 500 ms; durability for Raft comes from the host's
 /// explicit flushes, not from that timer.
-pub fn open_db(path: impl AsRef<Path>, cache_capacity_bytes: u64) -> Result<sled::Db, RaftError> {
+pub fn open_db(path: impl AsRef<std::path::Path>, cache_capacity_bytes: u64) -> Result<sled::Db, RaftError> {
     let db = sled::Config::new().path(path.as_ref()).cache_capacity(cache_capacity_bytes).open()?;
     Ok(db)
 }
 
 /// Settings of a [`RaftHost`], shared by all its groups. Times are in milliseconds.
 ///
-/// The defaults suit a LAN: a leader heartbeats every 150 ms and a follower that hears nothing
-/// for a random 600–1200 ms starts an election (pre-vote first, so a node coming back from a
+/// The defaults suit a LAN: a leader heartbeats every 250 ms and a follower that hears nothing
+/// for a random 1–2 s starts an election (pre-vote first, so a node coming back from a
 /// partition does not depose a healthy leader). openraft randomizes each group's election timeout
 /// and tick phase, so groups created together do not tick in lockstep. A group whose only voter
 /// is this node elects itself at once.
+///
+/// Why not faster: openraft gives each heartbeat one heartbeat interval to be answered, and an
+/// awake group that misses heartbeats cannot go to sleep, so on a busy node (a burst of event
+/// creations) tight timers feed on themselves — measured with 100/400–800 ms: a debug build
+/// creating events 8 at a time went from healthy to ~8,000 failed heartbeats/s and never
+/// recovered. Failover does not wait for these timers: a node silent for
+/// [`crate::LIVENESS_TIMEOUT_MS`] has its groups elected away at once (`quiesce`).
 #[derive(Clone, Debug)]
 pub struct HostConfig {
     /// This node's id. Default 1.
     pub node_id: NodeId,
-    /// How often a leader sends heartbeats. Default 150.
+    /// How often a leader sends heartbeats. Default 250.
     pub heartbeat_interval_ms: u64,
-    /// Lower bound of the randomized election timeout; must exceed the heartbeat. Default 600.
+    /// Lower bound of the randomized election timeout; must exceed the heartbeat. Default 1000.
     pub election_timeout_min_ms: u64,
-    /// Upper bound of the randomized election timeout. Default 1200.
+    /// Upper bound of the randomized election timeout. Default 2000.
     pub election_timeout_max_ms: u64,
     /// Build a snapshot (and then purge the log) after this many entries since the last one.
-    /// Default 50,000: a snapshot is the whole state machine (a 100,000-seat event with its
-    /// holds is megabytes), so at 5,000 a hot on-sale serialized and wrote one every second
-    /// or two — a profile of 64 clients on 3 nodes spent most of its CPU copying it
-    /// (docs/benchmarks.md). 50,000 small entries replay in well under a second.
+    /// Default 20,000 entries; each entry is a batch of commands, so under load that is many
+    /// more commands, while a restart replays at most this many entries.
     pub snapshot_logs_since_last: u64,
     /// Entries already in a snapshot that are kept in the log (so lagging followers can catch
     /// up without a snapshot). Default 1000.
     pub max_in_snapshot_log_to_keep: u64,
-    /// Longest wait of `Group::write` / `Group::read_linearizable` before
-    /// `WriteError::Unavailable`. Default 2000.
+    /// Longest wait of `Group::write` / `Group::read_linearizable` before it answers.
+    /// Default 2000.
     pub write_timeout_ms: u64,
     /// Deadline for sending and installing a snapshot on a follower. Default 10000.
     pub install_snapshot_timeout_ms: u64,
-    /// Added to this node's wall clock (ms since the Unix epoch) when it stamps a command it
-    /// proposes as leader ([`StateMachine::stamp`](crate::StateMachine::stamp)). Default 0. Only
-    /// for tests and fault injection: it simulates a leader whose clock is behind (negative) or
-    /// ahead (positive). It does not affect Raft's own timers.
+    /// Added to this node's wall clock (ms since the Unix epoch) when it stamps a batch it
+    /// proposes as leader. Default 0. Only for tests and fault injection: it simulates a leader
+    /// whose clock is behind (negative) or ahead (positive). It does not affect Raft's timers.
     pub clock_skew_ms: i64,
+    /// A group idle this long (no write, read or RPC), whose followers have everything, goes
+    /// to sleep: no heartbeat, no timer. 0: groups never sleep. Default 2000.
+    pub sleep_after_ms: u64,
+    /// A group asleep this long, with nothing holding it, leaves memory (dormant). 0: never.
+    /// Default 15000.
+    pub evict_after_ms: u64,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             node_id: 1,
-            heartbeat_interval_ms: 150,
-            election_timeout_min_ms: 600,
-            election_timeout_max_ms: 1200,
-            snapshot_logs_since_last: 50_000,
+            heartbeat_interval_ms: 250,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            snapshot_logs_since_last: 20_000,
             max_in_snapshot_log_to_keep: 1000,
             write_timeout_ms: 2000,
             install_snapshot_timeout_ms: 10_000,
             clock_skew_ms: 0,
+            sleep_after_ms: 2_000,
+            evict_after_ms: 15_000,
         }
     }
 }
@@ -124,16 +177,22 @@ impl HostConfig {
             // exceed the snapshot interval or a snapshot would not fix the lag.
             replication_lag_threshold: self.snapshot_logs_since_last.saturating_mul(2).max(1000),
             enable_pre_vote: Some(true),
+            // Only a group reopened after a clean close may restore its leadership (see the
+            // module doc); `load_locked` turns it on for those.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         config.validate().map_err(|e| RaftError::Config(e.to_string()))
     }
 }
 
-/// Check that `gid` can name sled trees: `[A-Za-z0-9_.-]{1,GROUP_ID_BYTES_MAX}`.
+/// Check that `gid` can name sled trees and a directory: `[A-Za-z0-9_.-]{1,GROUP_ID_BYTES_MAX}`,
+/// not `.` or `..`.
 fn validate_group_id(gid: &str) -> Result<(), RaftError> {
     let ok = !gid.is_empty()
         && gid.len() <= GROUP_ID_BYTES_MAX
+        && gid != "."
+        && gid != ".."
         && gid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
     if ok {
         Ok(())
@@ -142,14 +201,93 @@ fn validate_group_id(gid: &str) -> Result<(), RaftError> {
     }
 }
 
+/// Longest wait, when a group is loaded, for its openraft core to publish its stored state.
+const LOAD_METRICS_WAIT: Duration = Duration::from_secs(2);
+
+/// Makes the empty machine of a group (by id), to open or reopen it.
+pub type MachineFactory<S> = Arc<dyn Fn(&str) -> S + Send + Sync>;
+
+/// A group's residency (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residency {
+    /// Running and ticking.
+    Awake,
+    /// Running, ticks off.
+    Asleep,
+    /// Only on disk.
+    Dormant,
+}
+
+impl Residency {
+    pub fn name(self) -> &'static str {
+        match self {
+            Residency::Awake => "awake",
+            Residency::Asleep => "asleep",
+            Residency::Dormant => "dormant",
+        }
+    }
+}
+
+/// One group as the host sees it, for operators.
+#[derive(Clone, Debug)]
+pub struct GroupStatus {
+    pub id: GroupId,
+    pub residency: Residency,
+    /// The leader this node knows of (for a dormant group: when it was last running).
+    pub leader: Option<NodeId>,
+    /// Voters and learners (for a dormant group: at its last clean close; empty if unknown).
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+    /// Last log index and applied index here (for a dormant group: its committed index at
+    /// the last clean close).
+    pub last_log_index: u64,
+    pub applied_index: u64,
+}
+
+/// Counters and gauges of a host, for `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct HostStats {
+    pub awake: u64,
+    pub asleep: u64,
+    pub dormant: u64,
+    /// Times a group went to sleep / woke up / left memory / was loaded again.
+    pub sleeps: u64,
+    pub wakes: u64,
+    pub evictions: u64,
+    pub loads: u64,
+    /// Groups woken because the node that led them was declared dead.
+    pub failover_wakes: u64,
+}
+
+/// A dormant group: what is remembered of it in memory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Dormant {
+    /// Its leader when it was last running (from its stored vote at start-up).
+    pub(crate) leader: Option<NodeId>,
+    /// `(voters, learners)` at its last clean close.
+    pub(crate) members: (Vec<NodeId>, Vec<NodeId>),
+    /// Its committed index at its last clean close.
+    pub(crate) committed: u64,
+}
+
+pub(crate) enum Slot<S: StateMachine> {
+    Resident(Group<S>),
+    Dormant(Dormant),
+}
+
+pub(crate) struct Entry<S: StateMachine> {
+    /// Serializes loading, evicting and dropping this group.
+    pub(crate) lock: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) slot: Slot<S>,
+}
+
 /// One node's Raft groups over one sled database. Cheap to clone.
 ///
-/// Call [`RaftHost::shutdown`] before dropping the last clone: dropping it stops the flusher,
-/// and groups still running (through `Group` handles) then fail their next log write.
-/// Opening and dropping groups are serialized by one async lock (a reopen replays the group's
-/// log inside `open_group`), so reopening many groups at start-up runs one group at a time.
+/// Create it inside a tokio runtime (it starts its keeper and pinger tasks). Call
+/// [`RaftHost::shutdown`] before dropping the last clone: dropping it stops the flusher, and
+/// groups still running (through `Group` handles) then fail their next log write.
 pub struct RaftHost<S: StateMachine> {
-    inner: Arc<HostInner<S>>,
+    pub(crate) inner: Arc<HostInner<S>>,
 }
 
 impl<S: StateMachine> Clone for RaftHost<S> {
@@ -158,16 +296,28 @@ impl<S: StateMachine> Clone for RaftHost<S> {
     }
 }
 
-struct HostInner<S: StateMachine> {
-    config: HostConfig,
-    raft_config: Arc<openraft::Config>,
+pub(crate) struct HostInner<S: StateMachine> {
+    pub(crate) config: HostConfig,
+    raft_config: openraft::Config,
     db: sled::Db,
+    snapshot_root: Arc<PathBuf>,
     flusher: Flusher,
-    transport: Arc<dyn Transport>,
-    groups: RwLock<BTreeMap<GroupId, Group<S>>>,
-    /// Serializes opening and dropping groups, so `open_group` is idempotent under races.
-    open_lock: tokio::sync::Mutex<()>,
+    pub(crate) transport: Arc<dyn Transport>,
+    make_machine: MachineFactory<S>,
+    pub(crate) groups: RwLock<BTreeMap<GroupId, Entry<S>>>,
+    pub(crate) liveness: Liveness,
     shut_down: AtomicBool,
+    pub(crate) stats: Counters,
+}
+
+/// Monotonic counters of [`HostStats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) wakes: Arc<AtomicU64>,
+    pub(crate) sleeps: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) failover_wakes: AtomicU64,
 }
 
 impl<S: StateMachine> Drop for HostInner<S> {
@@ -176,26 +326,54 @@ impl<S: StateMachine> Drop for HostInner<S> {
     }
 }
 
+/// This process's incarnation: distinct across restarts.
+fn incarnation() -> u64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
 impl<S: StateMachine> RaftHost<S> {
     /// Create the host. `db` is the node's one sled database (the caller opens it with a
-    /// deliberate cache capacity, e.g. with [`open_db`]). Starts the flusher thread.
-    pub fn new(config: HostConfig, db: sled::Db, network: Arc<dyn Transport>) -> Result<Self, RaftError> {
-        let raft_config = Arc::new(config.raft_config()?);
+    /// deliberate cache capacity, e.g. with [`open_db`]); snapshots go in files under
+    /// `snapshot_dir`; `make_machine` makes the empty machine of a group. Every group stored in
+    /// `db` starts dormant. Starts the flusher thread and the keeper and pinger tasks.
+    pub fn new(
+        config: HostConfig,
+        db: sled::Db,
+        snapshot_dir: PathBuf,
+        network: Arc<dyn Transport>,
+        make_machine: MachineFactory<S>,
+    ) -> Result<Self, RaftError> {
+        let raft_config = config.raft_config()?;
+        std::fs::create_dir_all(&snapshot_dir)
+            .map_err(|e| RaftError::Storage(format!("snapshot directory {}: {e}", snapshot_dir.display())))?;
         let flusher =
             Flusher::start(db.clone(), config.node_id).map_err(|e| RaftError::Storage(e.to_string()))?;
-        tracing::info!(node = config.node_id, ?config, "raft host started");
-        Ok(RaftHost {
+        let mut groups = BTreeMap::new();
+        for gid in stored_group_ids(&db) {
+            let dormant = read_dormant(&db, &gid)?;
+            groups.insert(gid, Entry { lock: Arc::default(), slot: Slot::Dormant(dormant) });
+        }
+        tracing::info!(node = config.node_id, stored = groups.len(), ?config, "raft host started");
+        let host = RaftHost {
             inner: Arc::new(HostInner {
+                liveness: Liveness::new(config.node_id, incarnation()),
                 config,
                 raft_config,
                 db,
+                snapshot_root: Arc::new(snapshot_dir),
                 flusher,
                 transport: network,
-                groups: RwLock::new(BTreeMap::new()),
-                open_lock: tokio::sync::Mutex::new(()),
+                make_machine,
+                groups: RwLock::new(groups),
                 shut_down: AtomicBool::new(false),
+                stats: Counters::default(),
             }),
-        })
+        };
+        tokio::spawn(quiesce::keeper(Arc::downgrade(&host.inner)));
+        tokio::spawn(pinger(Arc::downgrade(&host.inner)));
+        Ok(host)
     }
 
     /// This node's id.
@@ -213,86 +391,167 @@ impl<S: StateMachine> RaftHost<S> {
         self.inner.flusher.flush_count()
     }
 
-    /// Open (create, or reopen after restart) the group's storage and start its openraft
-    /// instance. Idempotent: a second call returns the running group and drops `machine`.
-    /// `machine` is the empty state machine; on reopen openraft restores it from the stored
-    /// snapshot and re-applies the committed log after it.
-    pub async fn open_group(&self, gid: &str, machine: S) -> Result<Group<S>, RaftError> {
+    /// Watch these nodes' liveness (every node of the cluster; this one is left out).
+    pub fn set_peers(&self, peers: BTreeMap<NodeId, NodeAddr>) {
+        self.inner.liveness.set_peers(peers);
+    }
+
+    /// What this node believes of `node`'s liveness (itself: live).
+    pub fn peer_status(&self, node: NodeId) -> PeerStatus {
+        self.inner.liveness.status(node)
+    }
+
+    /// What this node believes of each peer's liveness.
+    pub fn peer_statuses(&self) -> BTreeMap<NodeId, PeerStatus> {
+        self.inner.liveness.statuses()
+    }
+
+    /// Create a group's storage (or reopen it) and start its openraft instance, awake.
+    /// Idempotent: a running group is returned as it is (and woken).
+    pub async fn open_group(&self, gid: &str) -> Result<Group<S>, RaftError> {
         validate_group_id(gid)?;
-        let _guard = self.inner.open_lock.lock().await;
-        if self.inner.shut_down.load(Ordering::SeqCst) {
-            return Err(RaftError::ShuttingDown);
-        }
-        if let Some(group) = self.group(gid) {
-            return Ok(group);
-        }
-        let trees = GroupTrees::open(&self.inner.db, gid)?;
-        let gid_arc: Arc<str> = Arc::from(gid);
-        let log_store = LogStore::new(gid_arc.clone(), trees.clone(), self.inner.flusher.clone());
-        let sm_store = SmStore::new(gid_arc.clone(), trees.meta.clone(), self.inner.flusher.clone(), machine);
-        let state = sm_store.shared();
-        let network = NetworkFactory {
-            from: self.node_id(),
-            group: gid_arc.clone(),
-            transport: self.inner.transport.clone(),
+        let lock = {
+            let mut table = self.inner.groups.write().unwrap_or_else(|p| p.into_inner());
+            table
+                .entry(gid.to_string())
+                .or_insert_with(|| Entry { lock: Arc::default(), slot: Slot::Dormant(Dormant::default()) })
+                .lock
+                .clone()
         };
-        let raft =
-            openraft::Raft::new(self.node_id(), self.inner.raft_config.clone(), network, log_store, sm_store)
-                .await
-                .map_err(|e| RaftError::Raft(format!("group {gid}: start failed: {e}")))?;
-        let group = Group::new(GroupParts {
-            id: gid.to_string(),
-            node_id: self.node_id(),
-            raft,
-            state,
-            write_timeout: Duration::from_millis(self.inner.config.write_timeout_ms),
-            clock_skew_ms: self.inner.config.clock_skew_ms,
-            transport: self.inner.transport.clone(),
-        });
-        self.inner.groups.write().unwrap_or_else(|p| p.into_inner()).insert(gid.to_string(), group.clone());
-        tracing::info!(node = self.node_id(), group = gid, applied = group.applied_index(), "group opened");
+        let group = self.inner.load(gid, &lock, false).await?;
+        group.touch();
         Ok(group)
     }
 
-    /// The running group `gid`, if open.
+    /// The group `gid` if it is resident.
     pub fn group(&self, gid: &str) -> Option<Group<S>> {
-        self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid).cloned()
+        self.inner.resident(gid)
     }
 
-    /// Ids of the running groups, sorted.
+    /// The group `gid`, loaded (asleep) if dormant. `GroupNotFound` if it is not stored here.
+    pub async fn load(&self, gid: &str) -> Result<Group<S>, RaftError> {
+        if let Some(g) = self.inner.resident(gid) {
+            return Ok(g);
+        }
+        let lock = self.inner.entry_lock(gid).ok_or_else(|| RaftError::GroupNotFound(gid.to_string()))?;
+        self.inner.load(gid, &lock, true).await
+    }
+
+    /// The leader of `gid` as this node knows it (for a dormant group: when it last ran).
+    pub fn known_leader(&self, gid: &str) -> Option<NodeId> {
+        match &self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid)?.slot {
+            Slot::Resident(g) => g.known_leader(),
+            Slot::Dormant(d) => d.leader,
+        }
+    }
+
+    /// Whether `gid` is stored on this node (resident or dormant).
+    pub fn is_stored(&self, gid: &str) -> bool {
+        self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).contains_key(gid)
+    }
+
+    /// Ids of the resident groups, sorted.
     pub fn open_groups(&self) -> Vec<GroupId> {
+        let table = self.inner.groups.read().unwrap_or_else(|p| p.into_inner());
+        table.iter().filter(|(_, e)| matches!(e.slot, Slot::Resident(_))).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Ids of every group stored here, sorted.
+    pub fn stored_groups(&self) -> Vec<GroupId> {
         self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
 
-    /// Group ids that have storage in the db (to reopen them all at start-up), sorted.
-    pub fn stored_groups(&self) -> Vec<GroupId> {
-        let mut ids: Vec<GroupId> = self
-            .inner
-            .db
-            .tree_names()
-            .into_iter()
-            .filter_map(|name| {
-                let name = std::str::from_utf8(&name).ok()?;
-                let gid = name.strip_suffix(META_TREE_SUFFIX)?;
-                validate_group_id(gid).ok()?;
-                Some(gid.to_string())
+    /// Every stored group with its residency and known leader, sorted by id.
+    pub fn group_statuses(&self) -> Vec<GroupStatus> {
+        let table = self.inner.groups.read().unwrap_or_else(|p| p.into_inner());
+        table
+            .iter()
+            .map(|(id, e)| match &e.slot {
+                Slot::Resident(g) => {
+                    let (voters, learners) = g.voters_and_learners();
+                    GroupStatus {
+                        id: id.clone(),
+                        residency: if g.is_asleep() { Residency::Asleep } else { Residency::Awake },
+                        leader: g.known_leader(),
+                        voters,
+                        learners,
+                        last_log_index: g.last_log_index(),
+                        applied_index: g.applied_index(),
+                    }
+                }
+                Slot::Dormant(d) => GroupStatus {
+                    id: id.clone(),
+                    residency: Residency::Dormant,
+                    leader: d.leader,
+                    voters: d.members.0.clone(),
+                    learners: d.members.1.clone(),
+                    last_log_index: d.committed,
+                    applied_index: d.committed,
+                },
             })
-            .collect();
-        ids.sort();
-        ids
+            .collect()
     }
 
-    /// Stop the group's raft (if running) and delete its storage.
+    /// Counters and gauges for metrics.
+    pub fn stats(&self) -> HostStats {
+        let mut stats = HostStats {
+            sleeps: self.inner.stats.sleeps.load(Ordering::Relaxed),
+            evictions: self.inner.stats.evictions.load(Ordering::Relaxed),
+            loads: self.inner.stats.loads.load(Ordering::Relaxed),
+            failover_wakes: self.inner.stats.failover_wakes.load(Ordering::Relaxed),
+            wakes: self.inner.stats.wakes.load(Ordering::Relaxed),
+            ..HostStats::default()
+        };
+        for status in self.group_statuses() {
+            match status.residency {
+                Residency::Awake => stats.awake += 1,
+                Residency::Asleep => stats.asleep += 1,
+                Residency::Dormant => stats.dormant += 1,
+            }
+        }
+        stats
+    }
+
+    /// Reopen, awake, every group that was not closed cleanly (it ran when the node stopped),
+    /// so it rejoins its group and its machine rebuilds what the application derives from it.
+    pub async fn recover(&self) -> Result<Vec<GroupId>, RaftError> {
+        let mut reopened = Vec::new();
+        for gid in self.stored_groups() {
+            if self.inner.resident(&gid).is_some() {
+                continue;
+            }
+            let tree = self.inner.db.open_tree(crate::store::meta_tree_name(&gid))?;
+            if tree.get(KEY_CLEAN)?.is_none() {
+                let group = self.open_group(&gid).await?;
+                drop(group);
+                reopened.push(gid);
+            }
+        }
+        tracing::info!(
+            node = self.node_id(),
+            groups = reopened.len(),
+            "reopened the groups not closed cleanly"
+        );
+        Ok(reopened)
+    }
+
+    /// Stop the group's raft (if running) and delete its storage and snapshots.
     pub async fn drop_group(&self, gid: &str) -> Result<(), RaftError> {
         validate_group_id(gid)?;
-        let _guard = self.inner.open_lock.lock().await;
-        let group = self.inner.groups.write().unwrap_or_else(|p| p.into_inner()).remove(gid);
-        if let Some(group) = group {
+        let Some(lock) = self.inner.entry_lock(gid) else { return Ok(()) };
+        let _guard = lock.lock().await;
+        let entry = self.inner.groups.write().unwrap_or_else(|p| p.into_inner()).remove(gid);
+        if let Some(Entry { slot: Slot::Resident(group), .. }) = entry {
             group.stop().await;
         }
         self.inner.db.drop_tree(crate::store::log_tree_name(gid))?;
         self.inner.db.drop_tree(crate::store::meta_tree_name(gid))?;
         self.inner.flusher.sync().await.map_err(|e| RaftError::Storage(e.to_string()))?;
+        let (root, id) = (self.inner.snapshot_root.clone(), gid.to_string());
+        tokio::task::spawn_blocking(move || snapshot::remove_all(&root, &id))
+            .await
+            .map_err(|e| RaftError::Storage(e.to_string()))?
+            .map_err(|e| RaftError::Storage(e.to_string()))?;
         tracing::info!(node = self.node_id(), group = gid, "group dropped");
         Ok(())
     }
@@ -300,14 +559,21 @@ impl<S: StateMachine> RaftHost<S> {
     /// Stop every group, make everything durable and stop the flusher. Later calls fail with
     /// `ShuttingDown` / `GroupNotFound`.
     pub async fn shutdown(&self) {
-        let _guard = self.inner.open_lock.lock().await;
         if self.inner.shut_down.swap(true, Ordering::SeqCst) {
             return;
         }
-        let groups: Vec<Group<S>> =
-            std::mem::take(&mut *self.inner.groups.write().unwrap_or_else(|p| p.into_inner()))
-                .into_values()
+        let groups: Vec<Group<S>> = {
+            let mut table = self.inner.groups.write().unwrap_or_else(|p| p.into_inner());
+            let resident: Vec<Group<S>> = table
+                .values()
+                .filter_map(|e| match &e.slot {
+                    Slot::Resident(g) => Some(g.clone()),
+                    Slot::Dormant(_) => None,
+                })
                 .collect();
+            table.clear();
+            resident
+        };
         let count = groups.len();
         futures::future::join_all(groups.iter().map(|g| g.stop())).await;
         if let Err(e) = self.inner.flusher.sync().await {
@@ -317,13 +583,34 @@ impl<S: StateMachine> RaftHost<S> {
         tracing::info!(node = self.node_id(), groups = count, "raft host shut down");
     }
 
-    /// Server side of the transport: hand an incoming RPC (already decoded) to the local group.
-    ///
-    /// Raft RPCs go to openraft. A forwarded write ([`RpcRequest::Propose`]) is proposed here
-    /// as a local leader write and a [`RpcRequest::ReadIndex`] is answered from here; neither is
-    /// forwarded again (a non-leader answers `ForwardToLeader` inside the response).
+    /// Server side of the transport: hand an incoming RPC (already decoded) to the local group,
+    /// loading it if it is dormant. See `quiesce` for what wakes a group and for the vote guard.
     pub async fn handle_rpc(&self, gid: &str, rpc: RpcRequest) -> Result<RpcResponse, RaftError> {
-        let group = self.group(gid).ok_or_else(|| RaftError::GroupNotFound(gid.to_string()))?;
+        if gid.is_empty() {
+            return match rpc {
+                RpcRequest::Ping { from, incarnation } => {
+                    self.inner.liveness.heard(from, incarnation);
+                    Ok(RpcResponse::Pong { incarnation: self.inner.liveness.incarnation() })
+                }
+                other => Err(RaftError::Raft(format!("{} needs a group", other.kind()))),
+            };
+        }
+        if let RpcRequest::Sleep { vote, last_log_id, committed } = &rpc {
+            // A dormant group is as quiet as it gets; only a running one has timers to stop.
+            let asleep = match self.inner.resident(gid) {
+                Some(group) => quiesce::accept_sleep(&group, vote, last_log_id.as_ref(), committed.as_ref()),
+                None if self.is_stored(gid) => true,
+                None => return Err(RaftError::GroupNotFound(gid.to_string())),
+            };
+            return Ok(RpcResponse::Sleep(asleep));
+        }
+        let group = self.load(gid).await?;
+        if let RpcRequest::Vote(req) | RpcRequest::PreVote(req) = &rpc {
+            if let Some(refusal) = quiesce::guard_vote(&self.inner, &group, req) {
+                return Ok(RpcResponse::Vote(refusal));
+            }
+        }
+        group.touch();
         let raft = group.raft();
         let stopped = |e: &dyn std::fmt::Display| RaftError::Raft(format!("group {gid}: {e}"));
         let response = match rpc {
@@ -341,8 +628,9 @@ impl<S: StateMachine> RaftHost<S> {
             RpcRequest::TransferLeader(req) => {
                 RpcResponse::TransferLeader(raft.handle_transfer_leader(req).await.map_err(|e| stopped(&e))?)
             }
-            RpcRequest::Propose { command } => RpcResponse::Propose(group.propose_forwarded(&command).await),
+            RpcRequest::Propose { commands } => RpcResponse::Propose(group.propose_forwarded(commands).await),
             RpcRequest::ReadIndex => RpcResponse::ReadIndex(group.read_index_local().await),
+            RpcRequest::Sleep { .. } | RpcRequest::Ping { .. } => unreachable!("answered above"),
         };
         Ok(response)
     }
@@ -350,6 +638,237 @@ impl<S: StateMachine> RaftHost<S> {
     /// A weak handle for [`LocalTransport`](crate::LocalTransport).
     pub(crate) fn rpc_handler(&self) -> Arc<dyn RpcHandler> {
         Arc::new(WeakHost { inner: Arc::downgrade(&self.inner) })
+    }
+}
+
+impl<S: StateMachine> HostInner<S> {
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn resident(&self, gid: &str) -> Option<Group<S>> {
+        match &self.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid)?.slot {
+            Slot::Resident(g) => Some(g.clone()),
+            Slot::Dormant(_) => None,
+        }
+    }
+
+    pub(crate) fn entry_lock(&self, gid: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        self.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid).map(|e| e.lock.clone())
+    }
+
+    /// Load `gid` (its entry must exist) under its lock: the resident group, or a new openraft
+    /// instance over its storage (ticks off when `asleep`).
+    pub(crate) async fn load(
+        &self,
+        gid: &str,
+        lock: &tokio::sync::Mutex<()>,
+        asleep: bool,
+    ) -> Result<Group<S>, RaftError> {
+        let _guard = lock.lock().await;
+        if self.is_shut_down() {
+            return Err(RaftError::ShuttingDown);
+        }
+        match self.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid).map(|e| &e.slot) {
+            Some(Slot::Resident(g)) => return Ok(g.clone()),
+            Some(Slot::Dormant(_)) => {}
+            None => return Err(RaftError::GroupNotFound(gid.to_string())),
+        }
+        let trees = GroupTrees::open(&self.db, gid)?;
+        // A clean close lets the leader come back as the leader; the marker goes (durably)
+        // before the group runs, so a crash from here on reopens it without leader restore.
+        let marker = trees.meta.get(KEY_CLEAN)?;
+        let restore = marker.is_some() && marker == trees.meta.get(KEY_COMMITTED)?;
+        if marker.is_some() {
+            trees.meta.remove(KEY_CLEAN)?;
+            self.flusher.sync().await.map_err(|e| RaftError::Storage(e.to_string()))?;
+        }
+        let config = Arc::new(openraft::Config {
+            enable_tick: !asleep,
+            enable_leader_restore: Some(restore),
+            ..self.raft_config.clone()
+        });
+        let gid_arc: Arc<str> = Arc::from(gid);
+        let log_store = LogStore::new(gid_arc.clone(), trees.clone(), self.flusher.clone());
+        let machine = (self.make_machine)(gid);
+        let sm_store = SmStore::new(
+            gid_arc.clone(),
+            trees.meta.clone(),
+            self.flusher.clone(),
+            machine,
+            self.snapshot_root.clone(),
+        );
+        let state = sm_store.shared();
+        let network = NetworkFactory {
+            from: self.config.node_id,
+            group: gid_arc,
+            transport: self.transport.clone(),
+            ttl_min: Duration::from_millis(self.config.election_timeout_min_ms),
+        };
+        let stored_vote: Option<Vote> = match trees.meta.get(KEY_VOTE)? {
+            Some(bytes) => {
+                Some(decode(&bytes).map_err(|e| RaftError::Storage(format!("group {gid}: vote: {e}")))?)
+            }
+            None => None,
+        };
+        let raft = openraft::Raft::new(self.config.node_id, config, network, log_store, sm_store)
+            .await
+            .map_err(|e| RaftError::Raft(format!("group {gid}: start failed: {e}")))?;
+        // The core starts in the background: wait until its metrics show the stored state, so
+        // callers see the group's leader and membership at once.
+        if let Some(vote) = stored_vote {
+            let started = raft
+                .wait(Some(LOAD_METRICS_WAIT))
+                .metrics(|m| m.vote >= vote, "metrics of the stored vote")
+                .await;
+            if let Err(e) = started {
+                tracing::warn!(group = gid, error = %e, "group loaded, its metrics are late");
+            }
+        }
+        let dormant_leader =
+            match self.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid).map(|e| &e.slot) {
+                Some(Slot::Dormant(d)) => d.leader,
+                _ => None,
+            };
+        let leader_hint = stored_vote.filter(|v| v.committed).map(|v| v.leader_id.node_id).or(dormant_leader);
+        let group = Group::new(GroupParts {
+            id: gid.to_string(),
+            leader_hint,
+            node_id: self.config.node_id,
+            raft,
+            state,
+            write_timeout: Duration::from_millis(self.config.write_timeout_ms),
+            clock_skew_ms: self.config.clock_skew_ms,
+            transport: self.transport.clone(),
+            asleep,
+            wakes: self.stats.wakes.clone(),
+        });
+        if let Some(entry) = self.groups.write().unwrap_or_else(|p| p.into_inner()).get_mut(gid) {
+            entry.slot = Slot::Resident(group.clone());
+        }
+        self.stats.loads.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            node = self.config.node_id,
+            group = gid,
+            applied = group.applied_index(),
+            restore,
+            asleep,
+            "group loaded"
+        );
+        Ok(group)
+    }
+
+    /// Evict `gid` if it still may (see the module doc): stop it and close it cleanly.
+    pub(crate) async fn evict(&self, gid: &str) -> Result<bool, RaftError> {
+        let Some(lock) = self.entry_lock(gid) else { return Ok(false) };
+        let _guard = lock.lock().await;
+        let group = match self.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid).map(|e| &e.slot) {
+            Some(Slot::Resident(g)) => g.clone(),
+            _ => return Ok(false),
+        };
+        // The table's handle and ours: nobody else holds it.
+        if group.handles() > 2 || !group.is_asleep() || group.proposals_pending() > 0 || group.machine_busy()
+        {
+            return Ok(false);
+        }
+        let (committed, leader) = {
+            let metrics = group.raft().metrics();
+            let m = metrics.borrow_watched();
+            (m.local_committed, m.current_leader)
+        };
+        let members = group.voters_and_learners();
+        let dormant = Dormant {
+            leader,
+            members: members.clone(),
+            committed: committed.as_ref().map_or(0, |c| c.index),
+        };
+        if let Some(entry) = self.groups.write().unwrap_or_else(|p| p.into_inner()).get_mut(gid) {
+            entry.slot = Slot::Dormant(dormant);
+        }
+        group.stop().await;
+        drop(group);
+        // The marker is the committed record's own bytes; a group that never committed
+        // anything gets a marker that matches nothing (no leader restore then).
+        let tree = self.db.open_tree(crate::store::meta_tree_name(gid))?;
+        tree.insert(KEY_MEMBERS, encode(&members).map_err(RaftError::Storage)?)?;
+        match committed {
+            Some(log_id) => {
+                let bytes = encode(&log_id).map_err(RaftError::Storage)?;
+                tree.insert(KEY_COMMITTED, bytes.clone())?;
+                tree.insert(KEY_CLEAN, bytes)?;
+            }
+            None => {
+                tree.remove(KEY_COMMITTED)?;
+                tree.insert(KEY_CLEAN, b"none".to_vec())?;
+            }
+        }
+        self.flusher.sync().await.map_err(|e| RaftError::Storage(e.to_string()))?;
+        self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(node = self.config.node_id, group = gid, "group evicted");
+        Ok(true)
+    }
+}
+
+/// Group ids that have storage in the db, sorted.
+fn stored_group_ids(db: &sled::Db) -> Vec<GroupId> {
+    let mut ids: Vec<GroupId> = db
+        .tree_names()
+        .into_iter()
+        .filter_map(|name| {
+            let name = std::str::from_utf8(&name).ok()?;
+            let gid = name.strip_suffix(META_TREE_SUFFIX)?;
+            validate_group_id(gid).ok()?;
+            Some(gid.to_string())
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// What is remembered in memory of the stored group `gid` while it is dormant: the leader of
+/// its stored vote, and the members and committed index of its last clean close.
+fn read_dormant(db: &sled::Db, gid: &str) -> Result<Dormant, RaftError> {
+    let tree = db.open_tree(crate::store::meta_tree_name(gid))?;
+    let get = |key: &[u8]| tree.get(key).map_err(RaftError::from);
+    let bad = |what: &str, e: String| RaftError::Storage(format!("group {gid}: {what}: {e}"));
+    let vote: Option<Vote> = get(KEY_VOTE)?.map(|b| decode(&b)).transpose().map_err(|e| bad("vote", e))?;
+    let members = get(KEY_MEMBERS)?.map(|b| decode(&b)).transpose().map_err(|e| bad("members", e))?;
+    let committed: Option<crate::types::LogId> =
+        get(KEY_COMMITTED)?.map(|b| decode(&b)).transpose().map_err(|e| bad("committed", e))?;
+    Ok(Dormant {
+        leader: vote.filter(|v| v.committed).map(|v| v.leader_id.node_id),
+        members: members.unwrap_or_default(),
+        committed: committed.map_or(0, |c| c.index),
+    })
+}
+
+/// Ping every peer every [`LIVENESS_INTERVAL_MS`] until the host is gone or shut down.
+async fn pinger<S: StateMachine>(host: Weak<HostInner<S>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(LIVENESS_INTERVAL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = host.upgrade() else { return };
+        if inner.is_shut_down() {
+            return;
+        }
+        let (me, incarnation) = (inner.config.node_id, inner.liveness.incarnation());
+        for (id, addr) in inner.liveness.targets() {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let ping = RpcRequest::Ping { from: me, incarnation };
+                let sent = tokio::time::timeout(
+                    Duration::from_millis(LIVENESS_TIMEOUT_MS),
+                    inner.transport.send(id, &addr, "", ping),
+                )
+                .await;
+                if let Ok(Ok(RpcResponse::Pong { incarnation })) = sent {
+                    if inner.liveness.heard(id, incarnation) {
+                        tracing::info!(node = me, peer = id, "peer restarted");
+                    }
+                }
+            });
+        }
     }
 }
 

@@ -50,6 +50,7 @@ use crate::errors::WriteError;
 use crate::types::decode;
 use crate::types::encode;
 use crate::types::CommandBytes;
+use crate::types::LogId;
 use crate::types::ReplyBytes;
 use crate::types::Snapshot;
 use crate::types::SnapshotMeta;
@@ -71,15 +72,27 @@ pub enum RpcRequest {
         data: Vec<u8>,
     },
     TransferLeader(TransferLeaderRequest<TypeConfig>),
-    /// A write forwarded by a follower: the receiving node proposes `command` (a bincode
-    /// `StateMachine::Command`) as a local leader write — stamping it with its own clock — and
-    /// never forwards it further (it answers `ForwardToLeader` instead).
+    /// Writes forwarded by a follower: the receiving node proposes `commands` (each a bincode
+    /// `StateMachine::Command`) through its own proposer as a leader — stamping them with its
+    /// own clock — and never forwards them further (it answers `ForwardToLeader` instead).
     Propose {
-        command: CommandBytes,
+        commands: Vec<CommandBytes>,
     },
     /// A follower's linearizable read: the receiving node confirms its leadership with a quorum
     /// (ReadIndex) and answers the log index the follower must apply before reading.
     ReadIndex,
+    /// Leader to follower: the group is idle; stop your timers if you have exactly the leader's
+    /// vote, last log id and committed index (see `quiesce`). Answered `Sleep(true)` if it did.
+    Sleep {
+        vote: Vote,
+        last_log_id: Option<LogId>,
+        committed: Option<LogId>,
+    },
+    /// Node liveness, sent with the empty group id: one per node pair, not per group.
+    Ping {
+        from: NodeId,
+        incarnation: u64,
+    },
 }
 
 /// The answer to an [`RpcRequest`], same variant.
@@ -89,10 +102,17 @@ pub enum RpcResponse {
     Vote(VoteResponse<TypeConfig>),
     InstallSnapshot(SnapshotResponse<TypeConfig>),
     TransferLeader(TransferLeaderResponse<TypeConfig>),
-    /// The bincode `StateMachine::Reply` of a forwarded write, or why there is none.
-    Propose(Result<ReplyBytes, WriteError>),
+    /// One answer per forwarded command (a bincode `StateMachine::Reply`, or why there is
+    /// none), or why the whole batch was not proposed.
+    Propose(Result<Vec<Result<ReplyBytes, WriteError>>, WriteError>),
     /// The read index confirmed by the leader, or why there is none.
     ReadIndex(Result<u64, WriteError>),
+    /// Whether the follower went to sleep.
+    Sleep(bool),
+    /// The answer to a `Ping`: the pinged node's incarnation (changes when it restarts).
+    Pong {
+        incarnation: u64,
+    },
 }
 
 impl RpcRequest {
@@ -106,6 +126,8 @@ impl RpcRequest {
             RpcRequest::TransferLeader(_) => "transfer_leader",
             RpcRequest::Propose { .. } => "propose",
             RpcRequest::ReadIndex => "read_index",
+            RpcRequest::Sleep { .. } => "sleep",
+            RpcRequest::Ping { .. } => "ping",
         }
     }
 
@@ -167,6 +189,8 @@ pub(crate) struct NetworkFactory {
     pub(crate) from: NodeId,
     pub(crate) group: Arc<str>,
     pub(crate) transport: Arc<dyn Transport>,
+    /// The least time any RPC is given (see [`GroupNetwork::call`]).
+    pub(crate) ttl_min: Duration,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -179,6 +203,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             addr: node.clone(),
             group: self.group.clone(),
             transport: self.transport.clone(),
+            ttl_min: self.ttl_min,
         }
     }
 }
@@ -190,9 +215,16 @@ pub(crate) struct GroupNetwork {
     addr: NodeAddr,
     group: Arc<str>,
     transport: Arc<dyn Transport>,
+    ttl_min: Duration,
 }
 
 impl GroupNetwork {
+    /// Send `rpc` and wait for its answer for `ttl`, but never less than `ttl_min` (the
+    /// election timeout). openraft gives append-entries and heartbeats one heartbeat
+    /// interval (100 ms); a node busy for longer than that (a burst of event creations, a
+    /// debug build on two cores) then sees every replication stream fail and restart, which
+    /// stalls commits far longer than the slow answer would have. An answer later than an
+    /// election timeout is as good as lost, so that is the bound.
     async fn call(
         &self,
         rpc: RpcRequest,
@@ -200,6 +232,7 @@ impl GroupNetwork {
         action: RPCTypes,
     ) -> Result<RpcResponse, RPCError<TypeConfig>> {
         let kind = rpc.kind();
+        let ttl = ttl.max(self.ttl_min);
         let sent = self.transport.send(self.target, &self.addr, &self.group, rpc);
         match tokio::time::timeout(ttl, sent).await {
             Ok(Ok(response)) => Ok(response),

@@ -3,8 +3,12 @@
 //! The configuration is deliberately *not* generic over the [`StateMachine`](crate::StateMachine):
 //! commands and replies travel through openraft as opaque bincode bytes ([`CommandBytes`],
 //! [`ReplyBytes`]). That keeps log entries, RPC messages and the [`Transport`](crate::Transport)
-//! trait free of type parameters, so one transport (and later one gRPC service) carries the RPCs
-//! of every group, whatever machine it hosts. The price is one encode/decode per command.
+//! trait free of type parameters, so one transport (one gRPC service) carries the RPCs of every
+//! group, whatever machine it hosts.
+//!
+//! A normal entry is a [`Batch`]: the commands proposed together and the leader's time, so the
+//! cost of consensus and fsync is paid per batch. Each command is encoded once, where it was
+//! submitted (possibly a follower that forwards it), and decoded once, in apply.
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -38,11 +42,24 @@ impl std::fmt::Debug for ReplyBytes {
     }
 }
 
+/// The payload of a normal entry: commands proposed together, stamped with the proposing
+/// leader's wall-clock time (ms since the Unix epoch), applied in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Batch {
+    pub(crate) now_ms: u64,
+    pub(crate) commands: Vec<CommandBytes>,
+}
+
+/// What applying an entry answers its proposer: one reply per command of the batch, in
+/// order (empty for blank and membership entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchReply(pub Vec<ReplyBytes>);
+
 openraft::declare_raft_types!(
     /// The openraft type configuration of every boxoffice group.
     pub TypeConfig:
         D = CommandBytes,
-        R = ReplyBytes,
+        R = BatchReply,
         NodeId = crate::NodeId,
         Node = NodeAddr,
 );

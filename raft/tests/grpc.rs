@@ -46,8 +46,6 @@ enum Op {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Cmd {
     op: Op,
-    /// Set by `stamp` on the proposing leader; 0 when unstamped.
-    now_ms: u64,
 }
 
 /// The machine: counters, the stamp of every applied command, and a blob.
@@ -63,14 +61,15 @@ impl StateMachine for Ledger {
     type Command = Cmd;
     /// The counter's new value (0 for `Grow`) and the stamp the command carried.
     type Reply = (i64, u64);
+    type Snapshot = Ledger;
 
-    fn apply(&mut self, command: Cmd, index: u64) -> (i64, u64) {
-        self.stamps.push((index, command.now_ms));
+    fn apply(&mut self, command: Cmd, now_ms: u64, index: u64) -> (i64, u64) {
+        self.stamps.push((index, now_ms));
         match command.op {
             Op::Add { key, n } => {
                 let v = self.values.entry(key).or_insert(0);
                 *v += n;
-                (*v, command.now_ms)
+                (*v, now_ms)
             }
             Op::Grow { bytes } => {
                 let mut x = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -80,13 +79,17 @@ impl StateMachine for Ledger {
                     x ^= x << 17;
                     x as u8
                 }));
-                (0, command.now_ms)
+                (0, now_ms)
             }
         }
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("encode snapshot")
+    fn snapshot(&self) -> Ledger {
+        self.clone()
+    }
+
+    fn encode_snapshot(snapshot: Ledger) -> Vec<u8> {
+        bincode::serde::encode_to_vec(&snapshot, bincode::config::standard()).expect("encode snapshot")
     }
 
     fn restore(&mut self, bytes: &[u8], _index: u64) -> Result<(), String> {
@@ -95,14 +98,10 @@ impl StateMachine for Ledger {
         *self = s;
         Ok(())
     }
-
-    fn stamp(command: &mut Cmd, now_ms: u64) {
-        command.now_ms = now_ms;
-    }
 }
 
 fn add(key: &str, n: i64) -> Cmd {
-    Cmd { op: Op::Add { key: key.to_string(), n }, now_ms: 0 }
+    Cmd { op: Op::Add { key: key.to_string(), n } }
 }
 
 fn wall_ms() -> u64 {
@@ -128,9 +127,10 @@ async fn start_node(config: HostConfig, client_secret: Option<&str>, server_secr
     let local = listener.local_addr().unwrap();
     let addr = NodeAddr { raft_addr: local.to_string(), http_addr: String::new() };
     let transport = GrpcTransport::new(client_secret.map(String::from)).unwrap();
-    let db = raft::open_db(dir.path(), 16 << 20).unwrap();
+    let db = raft::open_db(dir.path().join("db"), 16 << 20).unwrap();
     let id = config.node_id;
-    let host = RaftHost::new(config, db, Arc::new(transport)).unwrap();
+    let factory: raft::MachineFactory<Ledger> = Arc::new(|_| Ledger::default());
+    let host = RaftHost::new(config, db, dir.path().join("snapshots"), Arc::new(transport), factory).unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let server =
         tokio::spawn(raft::serve_grpc(host.clone(), listener, server_secret.map(String::from), async {
@@ -169,7 +169,7 @@ async fn wait_leader(group: &Group<Ledger>, timeout: Duration) -> NodeId {
 async fn form_group(nodes: &[Node]) -> BTreeMap<NodeId, Group<Ledger>> {
     let mut groups = BTreeMap::new();
     for n in nodes {
-        groups.insert(n.id, n.host.open_group(GID, Ledger::default()).await.unwrap());
+        groups.insert(n.id, n.host.open_group(GID).await.unwrap());
     }
     let members: BTreeMap<NodeId, NodeAddr> = nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
     groups[&nodes[0].id].initialize(members.clone()).await.unwrap();
@@ -275,13 +275,13 @@ async fn big_snapshot_to_new_learner_over_grpc() {
         let snap_config =
             |id| HostConfig { snapshot_logs_since_last: 10, max_in_snapshot_log_to_keep: 0, ..config(id, 0) };
         let mut n1 = start_node(snap_config(1), Some(SECRET), Some(SECRET)).await;
-        let g1 = n1.host.open_group(GID, Ledger::default()).await.unwrap();
+        let g1 = n1.host.open_group(GID).await.unwrap();
         g1.initialize(BTreeMap::from([(1, n1.addr.clone())])).await.unwrap();
         wait_leader(&g1, Duration::from_secs(5)).await;
 
         const MIB: u32 = 1 << 20;
         for _ in 0..6 {
-            g1.write(Cmd { op: Op::Grow { bytes: MIB }, now_ms: 0 }).await.unwrap();
+            g1.write(Cmd { op: Op::Grow { bytes: MIB } }).await.unwrap();
         }
         for i in 0..20 {
             g1.write(add("k", i)).await.unwrap();
@@ -301,12 +301,12 @@ async fn big_snapshot_to_new_learner_over_grpc() {
             g1.raft().trigger().snapshot().await.unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let snapshot_bytes = g1.read_local(|s| s.snapshot().len());
+        let snapshot_bytes = g1.read_local(|s| Ledger::encode_snapshot(s.snapshot()).len());
         assert!(snapshot_bytes >= 6 * MIB as usize, "snapshot is {snapshot_bytes} bytes");
 
         // A new node joins as a learner: the entries it needs are gone, so it gets the snapshot.
         let mut n2 = start_node(snap_config(2), Some(SECRET), Some(SECRET)).await;
-        let g2 = n2.host.open_group(GID, Ledger::default()).await.unwrap();
+        let g2 = n2.host.open_group(GID).await.unwrap();
         tokio::time::timeout(Duration::from_secs(30), g1.raft().add_learner(2, n2.addr.clone(), true))
             .await
             .expect("learner caught up in time")
@@ -341,7 +341,7 @@ async fn big_snapshot_to_new_learner_over_grpc() {
 async fn wrong_or_missing_secret_is_refused() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let mut n1 = start_node(config(1, 0), Some(SECRET), Some(SECRET)).await;
-        let g1 = n1.host.open_group(GID, Ledger::default()).await.unwrap();
+        let g1 = n1.host.open_group(GID).await.unwrap();
         g1.initialize(BTreeMap::from([(1, n1.addr.clone())])).await.unwrap();
         wait_leader(&g1, Duration::from_secs(5)).await;
 
@@ -355,7 +355,7 @@ async fn wrong_or_missing_secret_is_refused() {
             }
             // A forwarded write is refused too, and nothing is applied.
             let command = bincode::serde::encode_to_vec(add("x", 1), bincode::config::standard()).unwrap();
-            let rpc = RpcRequest::Propose { command: raft::CommandBytes(command) };
+            let rpc = RpcRequest::Propose { commands: vec![raft::CommandBytes(command)] };
             assert!(
                 matches!(t.send(1, &n1.addr, GID, rpc).await, Err(TransportError::Unauthenticated(_))),
                 "{name} secret: propose must be refused"
@@ -399,7 +399,7 @@ async fn host_with_wrong_secret_cannot_join() {
         ];
         let mut groups = BTreeMap::new();
         for n in &nodes {
-            groups.insert(n.id, n.host.open_group(GID, Ledger::default()).await.unwrap());
+            groups.insert(n.id, n.host.open_group(GID).await.unwrap());
         }
         let members: BTreeMap<NodeId, NodeAddr> = nodes.iter().map(|n| (n.id, n.addr.clone())).collect();
         groups[&1].initialize(members).await.unwrap();
@@ -451,7 +451,7 @@ async fn forwarded_writes_carry_the_leaders_time() {
                 "write through node {id} (leader {leader}): stamp {stamp}"
             );
         }
-        // Unstamped commands never reach the log; every replica recorded the same stamps.
+        // Every replica recorded the same stamps.
         let index = groups[&leader].applied_index();
         let state = same_state(&groups, index).await;
         assert_eq!(state.stamps.len(), 3);

@@ -20,7 +20,7 @@ async fn fifty_groups_concurrent_writes_share_flushes() {
 
         let mut groups = Vec::new();
         for i in 0..GROUPS {
-            let g = host.open_group(&format!("evt_{i:03}"), Counters::default()).await.unwrap();
+            let g = host.open_group(&format!("evt_{i:03}")).await.unwrap();
             g.initialize(BTreeMap::from([(1, addr(1))])).await.unwrap();
             groups.push(g);
         }

@@ -20,7 +20,7 @@ async fn restart_rebuilds_state_from_log() {
         let (before, applied_before) = {
             let router = LocalTransport::new();
             let host = start_host(dir.path(), test_config(1), &router);
-            let g = host.open_group("catalog", Counters::default()).await.unwrap();
+            let g = host.open_group("catalog").await.unwrap();
             assert!(!g.is_initialized().await);
             g.initialize(BTreeMap::from([(1, addr(1))])).await.unwrap();
             assert_eq!(wait_leader(&g, Duration::from_secs(5)).await, 1);
@@ -49,12 +49,12 @@ async fn restart_rebuilds_state_from_log() {
         let router = LocalTransport::new();
         let host = start_host(dir.path(), test_config(1), &router);
         assert_eq!(host.stored_groups(), vec!["catalog".to_string()]);
-        let g = host.open_group("catalog", Counters::default()).await.unwrap();
+        let g = host.open_group("catalog").await.unwrap();
         assert!(g.is_initialized().await);
         assert!(g.applied_index() >= applied_before, "applied {} < {applied_before}", g.applied_index());
         assert_eq!(g.read_local(|s| s.clone()), before, "state rebuilt exactly");
         // Idempotent open returns the running group.
-        let again = host.open_group("catalog", Counters::default()).await.unwrap();
+        let again = host.open_group("catalog").await.unwrap();
         assert_eq!(again.applied_index(), g.applied_index());
 
         assert_eq!(wait_leader(&g, Duration::from_secs(5)).await, 1);
@@ -81,7 +81,7 @@ async fn snapshot_and_purge_then_restart() {
         let before = {
             let router = LocalTransport::new();
             let host = start_host(dir.path(), config.clone(), &router);
-            let g = host.open_group("evt_snap", Counters::default()).await.unwrap();
+            let g = host.open_group("evt_snap").await.unwrap();
             g.initialize(BTreeMap::from([(1, addr(1))])).await.unwrap();
             wait_leader(&g, Duration::from_secs(5)).await;
             for i in 0..103i64 {
@@ -111,7 +111,7 @@ async fn snapshot_and_purge_then_restart() {
 
         let router = LocalTransport::new();
         let host = start_host(dir.path(), config, &router);
-        let g = host.open_group("evt_snap", Counters::default()).await.unwrap();
+        let g = host.open_group("evt_snap").await.unwrap();
         assert_eq!(g.read_local(|s| s.clone()), before, "state rebuilt from snapshot + log");
         let metrics = g.raft().metrics();
         wait_until("metrics showing the stored snapshot and purge", Duration::from_secs(5), || {
@@ -135,21 +135,18 @@ async fn drop_group_deletes_storage() {
         let dir = tempfile::tempdir().unwrap();
         let router = LocalTransport::new();
         let host = start_host(dir.path(), test_config(1), &router);
-        let g = host.open_group("evt_gone", Counters::default()).await.unwrap();
+        let g = host.open_group("evt_gone").await.unwrap();
         g.initialize(BTreeMap::from([(1, addr(1))])).await.unwrap();
         wait_leader(&g, Duration::from_secs(5)).await;
         g.write(add("a", 1)).await.unwrap();
-        host.open_group("evt_kept", Counters::default()).await.unwrap();
+        host.open_group("evt_kept").await.unwrap();
         assert_eq!(host.stored_groups(), vec!["evt_gone".to_string(), "evt_kept".to_string()]);
         host.drop_group("evt_gone").await.unwrap();
         assert!(host.group("evt_gone").is_none());
         assert_eq!(host.stored_groups(), vec!["evt_kept".to_string()]);
-        assert!(matches!(
-            host.open_group("bad:id", Counters::default()).await,
-            Err(raft::RaftError::InvalidGroupId(_))
-        ));
+        assert!(matches!(host.open_group("bad:id").await, Err(raft::RaftError::InvalidGroupId(_))));
         // Reopened, the group is pristine.
-        let g = host.open_group("evt_gone", Counters::default()).await.unwrap();
+        let g = host.open_group("evt_gone").await.unwrap();
         assert!(!g.is_initialized().await);
         assert_eq!(g.applied_index(), 0);
         host.shutdown().await;

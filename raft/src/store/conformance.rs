@@ -23,14 +23,19 @@ struct Sum {
 impl StateMachine for Sum {
     type Command = u64;
     type Reply = u64;
+    type Snapshot = u64;
 
-    fn apply(&mut self, command: u64, _index: u64) -> u64 {
+    fn apply(&mut self, command: u64, _now_ms: u64, _index: u64) -> u64 {
         self.total += command;
         self.total
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        self.total.to_be_bytes().to_vec()
+    fn snapshot(&self) -> u64 {
+        self.total
+    }
+
+    fn encode_snapshot(total: u64) -> Vec<u8> {
+        total.to_be_bytes().to_vec()
     }
 
     fn restore(&mut self, bytes: &[u8], _index: u64) -> Result<(), String> {
@@ -40,7 +45,7 @@ impl StateMachine for Sum {
     }
 }
 
-/// Keeps the temp dir alive and stops the flusher when a case ends.
+/// Keeps the temp dirs alive and stops the flusher when a case ends.
 struct Guard {
     flusher: Flusher,
     _dir: tempfile::TempDir,
@@ -62,7 +67,8 @@ impl StoreBuilder<TypeConfig, LogStore, SmStore<Sum>, Guard> for Builder {
         let trees = GroupTrees::open(&db, "conformance").expect("open trees");
         let gid: Arc<str> = Arc::from("conformance");
         let log = LogStore::new(gid.clone(), trees.clone(), flusher.clone());
-        let sm = SmStore::new(gid, trees.meta.clone(), flusher.clone(), Sum::default());
+        let snapshots = Arc::new(dir.path().join("snapshots"));
+        let sm = SmStore::new(gid, trees.meta.clone(), flusher.clone(), Sum::default(), snapshots);
         Ok((Guard { flusher, _dir: dir }, log, sm))
     }
 }

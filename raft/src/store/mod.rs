@@ -9,13 +9,17 @@
 //! | `{gid}:meta`  | `vote`                      | `Vote` (flushed before `save_vote` returns) |
 //! | `{gid}:meta`  | `committed`                 | `LogId` (re-applied up to on restart)   |
 //! | `{gid}:meta`  | `last_purged`               | `LogId` (written before entries are removed) |
-//! | `{gid}:meta`  | `snapshot_meta`             | `SnapshotMeta` (last applied log id + membership) |
-//! | `{gid}:meta`  | `snapshot_data`             | `StateMachine::snapshot()` bytes, same sled batch as the meta |
+//! | `{gid}:meta`  | `snapshot`                  | which snapshot file is current, its CRC, its `SnapshotMeta` |
+//! | `{gid}:meta`  | `clean`                     | the committed id written at a clean close (eviction); removed, durably, when the group runs again |
+//! | `{gid}:meta`  | `members`                   | `(voters, learners)` at the last clean close, for a dormant group's status |
 //! | `{gid}:meta`  | `format`                    | storage format version (marks the group as stored) |
+//!
+//! Snapshot data lives in files (`snapshot`), not in sled.
 //!
 //! Big-endian keys make sled's byte order the log order, so ranges and `last()` are log ranges.
 
 pub(crate) mod log;
+pub(crate) mod snapshot;
 pub(crate) mod state;
 
 #[cfg(test)]
@@ -29,8 +33,14 @@ pub(crate) const KEY_COMMITTED: &[u8] = b"committed";
 pub(crate) const KEY_LAST_PURGED: &[u8] = b"last_purged";
 /// Meta key written when a group's storage is created; marks the group as stored.
 pub(crate) const KEY_FORMAT: &[u8] = b"format";
-/// Storage format version written under [`KEY_FORMAT`].
-pub(crate) const FORMAT_VERSION: u8 = 1;
+/// Meta key of the clean-close marker (see `host`).
+pub(crate) const KEY_CLEAN: &[u8] = b"clean";
+/// Meta key of what a dormant group's members were (voters, learners), written at a clean
+/// close so operators see it without loading the group.
+pub(crate) const KEY_MEMBERS: &[u8] = b"members";
+/// Storage format version written under [`KEY_FORMAT`]. 2: entries are batches, snapshots are
+/// files.
+pub(crate) const FORMAT_VERSION: u8 = 2;
 
 /// Suffix of a group's log tree name.
 const LOG_TREE_SUFFIX: &str = ":log";

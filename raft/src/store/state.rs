@@ -1,14 +1,22 @@
 //! openraft's `RaftStateMachine` + `RaftSnapshotBuilder` for one group: the application
-//! [`StateMachine`] in memory, snapshots durable in the group's `{gid}:meta` tree.
+//! [`StateMachine`] in memory, snapshots in their own files (`store::snapshot`).
 //!
 //! The machine is never written to disk by `apply`: it is rebuilt on restart from the stored
 //! snapshot plus a replay of the log (openraft installs the snapshot returned by
 //! `get_current_snapshot` into the empty machine, then re-applies up to the saved `committed`).
-//! A snapshot is the machine's own `snapshot()` bytes; its openraft metadata carries the last
-//! applied log id and membership. Metadata and data are written in one sled batch (atomic) and
-//! flushed before `build_snapshot` / `install_snapshot` return.
+//!
+//! **Apply.** A normal entry is a [`Batch`]: its commands are decoded before the state lock is
+//! taken, applied in order under one write lock with the batch's stamped time, and their replies
+//! encoded after it is released; the machine's `applied` hook then runs once for the entry.
+//!
+//! **Snapshots never stall writes.** `build_snapshot` takes the machine's cheap
+//! [`StateMachine::snapshot`] copy under a *read* lock (applies wait only for that copy), then
+//! encodes it and writes its file on a blocking thread, fsynced apart from the log (see
+//! `store::snapshot`). Only the small metadata record — which file, its CRC, the last log id
+//! and membership — goes through sled and the group-commit flusher, after the file is durable.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::RwLockReadGuard;
@@ -21,11 +29,16 @@ use openraft::storage::RaftStateMachine;
 use openraft::EntryPayload;
 use openraft::OptionalSend;
 use openraft::RaftSnapshotBuilder;
+use serde::Deserialize;
+use serde::Serialize;
 
 use crate::flusher::Flusher;
 use crate::store::io_err;
+use crate::store::snapshot;
 use crate::types::decode_io;
 use crate::types::encode_io;
+use crate::types::Batch;
+use crate::types::BatchReply;
 use crate::types::LogId;
 use crate::types::ReplyBytes;
 use crate::types::Snapshot;
@@ -34,10 +47,17 @@ use crate::types::StoredMembership;
 use crate::types::TypeConfig;
 use crate::StateMachine;
 
-/// Meta key of the current snapshot's metadata.
-const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
-/// Meta key of the current snapshot's data (written in the same batch as the metadata).
-const KEY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
+/// Meta key of the current snapshot's record ([`StoredSnapshot`]).
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+
+/// Where the current snapshot is and what it covers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    /// File name (without `.snap`) under the group's snapshot directory.
+    name: String,
+    crc: u32,
+}
 
 /// What the application reads: the machine plus openraft's applied position.
 pub(crate) struct SmState<S> {
@@ -66,6 +86,7 @@ pub struct SmStore<S> {
     meta: sled::Tree,
     flusher: Flusher,
     state: SharedState<S>,
+    snapshot_root: Arc<PathBuf>,
 }
 
 impl<S> Clone for SmStore<S> {
@@ -75,41 +96,61 @@ impl<S> Clone for SmStore<S> {
             meta: self.meta.clone(),
             flusher: self.flusher.clone(),
             state: self.state.clone(),
+            snapshot_root: self.snapshot_root.clone(),
         }
+    }
+}
+
+/// A snapshot's file name: its last log index and term, unique per group.
+fn snapshot_name(meta: &SnapshotMeta) -> String {
+    match &meta.last_log_id {
+        Some(l) => format!("{}-{}", l.index, l.leader_id.term),
+        None => "empty".to_string(),
     }
 }
 
 impl<S: StateMachine> SmStore<S> {
     /// Wrap an empty `machine`; openraft restores it from the stored snapshot at start-up.
-    pub(crate) fn new(gid: Arc<str>, meta: sled::Tree, flusher: Flusher, machine: S) -> SmStore<S> {
+    pub(crate) fn new(
+        gid: Arc<str>,
+        meta: sled::Tree,
+        flusher: Flusher,
+        machine: S,
+        snapshot_root: Arc<PathBuf>,
+    ) -> SmStore<S> {
         let state = SmState { machine, last_applied: None, membership: StoredMembership::default() };
-        SmStore { gid, meta, flusher, state: Arc::new(RwLock::new(state)) }
+        SmStore { gid, meta, flusher, state: Arc::new(RwLock::new(state)), snapshot_root }
     }
 
     pub(crate) fn shared(&self) -> SharedState<S> {
         self.state.clone()
     }
 
-    fn stored_snapshot_meta(&self) -> io::Result<Option<SnapshotMeta>> {
-        match self.meta.get(KEY_SNAPSHOT_META).map_err(io_err)? {
+    fn stored(&self) -> io::Result<Option<StoredSnapshot>> {
+        match self.meta.get(KEY_SNAPSHOT).map_err(io_err)? {
             None => Ok(None),
-            Some(bytes) => decode_io(&bytes, "snapshot meta").map(Some),
+            Some(bytes) => decode_io(&bytes, "snapshot record").map(Some),
         }
     }
 
-    /// Store `meta` + `data` atomically and wait until they are on disk.
-    async fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
-        let mut batch = sled::Batch::default();
-        batch.insert(KEY_SNAPSHOT_META, encode_io(meta)?);
-        batch.insert(KEY_SNAPSHOT_DATA, data);
-        self.meta.apply_batch(batch).map_err(io_err)?;
+    /// Write `data` as the snapshot described by `meta`: the file first (durable), then the
+    /// record pointing at it (durable), then the older files go.
+    async fn save_snapshot(&self, meta: &SnapshotMeta, data: Arc<Vec<u8>>) -> io::Result<()> {
+        let name = snapshot_name(meta);
+        let (root, gid, file) = (self.snapshot_root.clone(), self.gid.clone(), name.clone());
+        let bytes = data.len();
+        let crc = tokio::task::spawn_blocking(move || snapshot::write(&root, &gid, &file, &data))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot write task failed: {e}")))??;
+        let record = StoredSnapshot { meta: meta.clone(), name: name.clone(), crc };
+        self.meta.insert(KEY_SNAPSHOT, encode_io(&record)?).map_err(io_err)?;
         self.flusher.sync().await?;
-        tracing::debug!(
-            group = %self.gid,
-            last_log_index = meta.last_log_id.as_ref().map(|l| l.index),
-            bytes = data.len(),
-            "snapshot saved"
-        );
+        let (root, gid) = (self.snapshot_root.clone(), self.gid.clone());
+        let removed = tokio::task::spawn_blocking(move || snapshot::remove_others(&root, &gid, &name)).await;
+        if let Ok(Err(e)) | Err(e) = removed.map_err(io::Error::other) {
+            tracing::warn!(group = %self.gid, error = %e, "could not remove older snapshot files");
+        }
+        tracing::debug!(group = %self.gid, last_log_index = meta.last_log_id.as_ref().map(|l| l.index), bytes, "snapshot saved");
         Ok(())
     }
 }
@@ -118,16 +159,17 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        // Serializing a large machine is CPU work: keep it off the async workers.
-        let state = self.state.clone();
-        let (meta, data) = tokio::task::spawn_blocking(move || {
-            let st = read_state(&state);
+        let (meta, view) = {
+            let st = read_state(&self.state);
             let meta = SnapshotMeta { last_log_id: st.last_applied, last_membership: st.membership.clone() };
             (meta, st.machine.snapshot())
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?;
-        self.save_snapshot(&meta, &data).await?;
+        };
+        let data = tokio::task::spawn_blocking(move || S::encode_snapshot(view))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot encode task failed: {e}")))?;
+        let data = Arc::new(data);
+        self.save_snapshot(&meta, data.clone()).await?;
+        let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
         Ok(Snapshot { meta, snapshot: data })
     }
 }
@@ -151,25 +193,45 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             let reply = match entry.payload {
                 EntryPayload::Blank => {
                     write_state(&self.state)?.last_applied = Some(log_id);
-                    ReplyBytes::default()
+                    BatchReply::default()
                 }
-                EntryPayload::Normal(command) => {
-                    // An undecodable command is a version mismatch between proposer and replica;
+                EntryPayload::Normal(bytes) => {
+                    // An undecodable entry is a version mismatch between proposer and replica;
                     // skipping it would fork the replicas, so the group stops instead.
-                    let command: S::Command = decode_io(&command.0, "command")?;
-                    let reply = {
+                    let batch: Batch = decode_io(&bytes.0, "batch")?;
+                    let commands = batch
+                        .commands
+                        .iter()
+                        .map(|c| decode_io::<S::Command>(&c.0, "command"))
+                        .collect::<io::Result<Vec<_>>>()?;
+                    let replies = {
                         let mut st = write_state(&self.state)?;
-                        let reply = st.machine.apply(command, log_id.index);
+                        if let Some(last) = &st.last_applied {
+                            assert!(
+                                log_id.index > last.index,
+                                "group {}: entry {} applied after {}",
+                                self.gid,
+                                log_id.index,
+                                last.index
+                            );
+                        }
+                        let replies: Vec<S::Reply> = commands
+                            .into_iter()
+                            .map(|c| st.machine.apply(c, batch.now_ms, log_id.index))
+                            .collect();
+                        st.machine.applied(log_id.index);
                         st.last_applied = Some(log_id);
-                        reply
+                        replies
                     };
-                    ReplyBytes(encode_io(&reply)?)
+                    BatchReply(
+                        replies.iter().map(|r| encode_io(r).map(ReplyBytes)).collect::<io::Result<_>>()?,
+                    )
                 }
                 EntryPayload::Membership(membership) => {
                     let mut st = write_state(&self.state)?;
                     st.membership = StoredMembership::new(Some(log_id), membership);
                     st.last_applied = Some(log_id);
-                    ReplyBytes::default()
+                    BatchReply::default()
                 }
             };
             if let Some(responder) = responder {
@@ -198,27 +260,22 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             st.membership = meta.last_membership.clone();
         }
         // At start-up openraft re-installs the stored snapshot: no need to write it again.
-        if self.stored_snapshot_meta()?.as_ref() != Some(meta) {
-            self.save_snapshot(meta, &snapshot).await?;
+        if self.stored()?.map(|s| s.meta).as_ref() != Some(meta) {
+            self.save_snapshot(meta, Arc::new(snapshot)).await?;
         }
-        tracing::info!(
-            group = %self.gid,
-            last_log_index = meta.last_log_id.as_ref().map(|l| l.index),
-            "snapshot installed"
-        );
+        tracing::info!(group = %self.gid, last_log_index = meta.last_log_id.as_ref().map(|l| l.index), "snapshot installed");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
-        let Some(meta) = self.stored_snapshot_meta()? else {
+        let Some(stored) = self.stored()? else {
             return Ok(None);
         };
-        let data = self.meta.get(KEY_SNAPSHOT_DATA).map_err(io_err)?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("group {}: snapshot meta without data", self.gid),
-            )
-        })?;
-        Ok(Some(Snapshot { meta, snapshot: data.to_vec() }))
+        let (root, gid) = (self.snapshot_root.clone(), self.gid.clone());
+        let (name, crc) = (stored.name.clone(), stored.crc);
+        let data = tokio::task::spawn_blocking(move || snapshot::read(&root, &gid, &name, crc))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot read task failed: {e}")))??;
+        Ok(Some(Snapshot { meta: stored.meta, snapshot: data }))
     }
 }

@@ -35,9 +35,10 @@ pub struct Counters {
 impl StateMachine for Counters {
     type Command = Cmd;
     type Reply = i64;
+    type Snapshot = Counters;
 
-    fn apply(&mut self, command: Cmd, index: u64) -> i64 {
-        assert!(index > self.last_index, "apply out of order: {index} after {}", self.last_index);
+    fn apply(&mut self, command: Cmd, _now_ms: u64, index: u64) -> i64 {
+        assert!(index >= self.last_index, "apply out of order: {index} after {}", self.last_index);
         self.commands += 1;
         self.last_index = index;
         match command {
@@ -49,8 +50,12 @@ impl StateMachine for Counters {
         }
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("encode snapshot")
+    fn snapshot(&self) -> Counters {
+        self.clone()
+    }
+
+    fn encode_snapshot(snapshot: Counters) -> Vec<u8> {
+        bincode::serde::encode_to_vec(&snapshot, bincode::config::standard()).expect("encode snapshot")
     }
 
     fn restore(&mut self, bytes: &[u8], _index: u64) -> Result<(), String> {
@@ -65,22 +70,31 @@ pub fn addr(id: NodeId) -> NodeAddr {
     NodeAddr { raft_addr: format!("raft-{id}"), http_addr: format!("http-{id}") }
 }
 
-/// Fast timers for tests (still randomized by openraft).
+/// Fast timers for tests (still randomized by openraft). Groups never sleep: these tests are
+/// about Raft itself (`quiescence.rs` tests sleeping).
 pub fn test_config(node_id: NodeId) -> HostConfig {
     HostConfig {
         node_id,
         heartbeat_interval_ms: 50,
         election_timeout_min_ms: 300,
         election_timeout_max_ms: 600,
+        sleep_after_ms: 0,
+        evict_after_ms: 0,
         ..HostConfig::default()
     }
+}
+
+/// The machine factory of the test hosts.
+pub fn counters() -> raft::MachineFactory<Counters> {
+    Arc::new(|_| Counters::default())
 }
 
 /// Open a db at `dir` and a host on it, registered on `router` under its own sending handle.
 pub fn start_host(dir: &Path, config: HostConfig, router: &LocalTransport) -> RaftHost<Counters> {
     let db = open_db_retrying(dir);
     let id = config.node_id;
-    let host = RaftHost::new(config, db, Arc::new(router.for_node(id))).expect("new host");
+    let host = RaftHost::new(config, db, dir.join("snapshots"), Arc::new(router.for_node(id)), counters())
+        .expect("new host");
     router.register(&host);
     host
 }
@@ -91,7 +105,7 @@ pub fn start_host(dir: &Path, config: HostConfig, router: &LocalTransport) -> Ra
 pub fn open_db_retrying(dir: &Path) -> sled::Db {
     let start = Instant::now();
     loop {
-        match raft::open_db(dir, 16 << 20) {
+        match raft::open_db(dir.join("db"), 16 << 20) {
             Ok(db) => return db,
             Err(e) if start.elapsed() < Duration::from_secs(5) && e.to_string().contains("lock") => {
                 std::thread::sleep(Duration::from_millis(20));

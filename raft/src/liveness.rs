@@ -1,0 +1,231 @@
+//! Node liveness: one heartbeat per pair of nodes, not one per group.
+//!
+//! Sleeping groups send nothing, so a follower of a sleeping group cannot tell from the group
+//! whether its leader's node is alive. Instead every host pings each peer node
+//! ([`RpcRequest::Ping`](crate::RpcRequest::Ping), empty group id) every
+//! [`LIVENESS_INTERVAL_MS`]; a peer that has not answered (or pinged us) for
+//! [`LIVENESS_TIMEOUT_MS`] is [`PeerStatus::Dead`]. The host uses this view to wake, on the
+//! survivors, the groups a dead node led (`quiesce`), and to refuse votes from candidates while
+//! a sleeping group's leader is known to be alive (so a restarted node cannot depose it).
+//!
+//! Silence counts only while this node runs: when this node itself was stopped or starved
+//! (SIGSTOP, a VM pause, a CPU-starved runtime), the gap between two sweeps is added back to
+//! every peer's last-heard time, so a node coming back from a pause does not declare every
+//! peer dead and fail over their groups (measured before this rule: a paused-and-resumed node
+//! started elections for the 38 groups a healthy peer led, which set off a cascade of
+//! liveness flaps on a busy cluster).
+//!
+//! A pong carries the peer's incarnation (a number picked at each process start), so a
+//! restart is visible even when no ping was missed.
+//!
+//! The peers are set by the application ([`crate::RaftHost::set_peers`]): every node of the
+//! cluster, from the catalog.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use crate::group::mono_ms;
+use crate::NodeAddr;
+use crate::NodeId;
+
+/// How often each peer is pinged.
+pub const LIVENESS_INTERVAL_MS: u64 = 200;
+/// A peer silent this long is dead; also the bound of one ping.
+pub const LIVENESS_TIMEOUT_MS: u64 = 1_000;
+/// A gap between two sweeps longer than this means this node was not running (see the
+/// module doc).
+const SELF_STALL_MS: u64 = 400;
+/// How often the host sweeps (`quiesce::KEEPER_TICK_MS`).
+const SWEEP_INTERVAL_MS: u64 = 200;
+
+/// What this node believes of a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerStatus {
+    /// Heard from within [`LIVENESS_TIMEOUT_MS`].
+    Live,
+    /// Known for less than [`LIVENESS_TIMEOUT_MS`] and not heard from yet.
+    Unknown,
+    /// Silent for [`LIVENESS_TIMEOUT_MS`] or more.
+    Dead,
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    addr: NodeAddr,
+    /// `mono_ms` of the last pong (or ping) from it.
+    heard_ms: Option<u64>,
+    /// When this node started to watch it.
+    since_ms: u64,
+    incarnation: Option<u64>,
+    /// Status at the last [`Liveness::sweep`], to report changes once.
+    reported: PeerStatus,
+}
+
+/// The liveness view of one host.
+pub(crate) struct Liveness {
+    me: NodeId,
+    incarnation: u64,
+    peers: RwLock<BTreeMap<NodeId, Peer>>,
+    /// `mono_ms` of the last [`Liveness::sweep`].
+    last_sweep_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Liveness {
+    pub(crate) fn new(me: NodeId, incarnation: u64) -> Liveness {
+        Liveness {
+            me,
+            incarnation,
+            peers: RwLock::new(BTreeMap::new()),
+            last_sweep_ms: std::sync::atomic::AtomicU64::new(mono_ms()),
+        }
+    }
+
+    pub(crate) fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Watch exactly `peers` (this node is left out); new ones start `Unknown`.
+    pub(crate) fn set_peers(&self, peers: BTreeMap<NodeId, NodeAddr>) {
+        let now = mono_ms();
+        let mut table = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        table.retain(|id, _| peers.contains_key(id));
+        for (id, addr) in peers {
+            if id == self.me {
+                continue;
+            }
+            let entry = table.entry(id).or_insert_with(|| Peer {
+                addr: addr.clone(),
+                heard_ms: None,
+                since_ms: now,
+                incarnation: None,
+                reported: PeerStatus::Unknown,
+            });
+            entry.addr = addr;
+        }
+    }
+
+    /// The peers and their addresses, to ping.
+    pub(crate) fn targets(&self) -> Vec<(NodeId, NodeAddr)> {
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, p)| (*id, p.addr.clone()))
+            .collect()
+    }
+
+    /// `from` answered (or pinged us) as `incarnation`. `true` if that is a new incarnation
+    /// (it restarted since we last heard from it).
+    pub(crate) fn heard(&self, from: NodeId, incarnation: u64) -> bool {
+        let mut table = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        let Some(peer) = table.get_mut(&from) else { return false };
+        peer.heard_ms = Some(mono_ms());
+        let restarted = peer.incarnation.is_some_and(|i| i != incarnation);
+        peer.incarnation = Some(incarnation);
+        restarted
+    }
+
+    fn status_of(peer: &Peer, now: u64) -> PeerStatus {
+        match peer.heard_ms {
+            Some(t) if now.saturating_sub(t) < LIVENESS_TIMEOUT_MS => PeerStatus::Live,
+            None if now.saturating_sub(peer.since_ms) < LIVENESS_TIMEOUT_MS => PeerStatus::Unknown,
+            _ => PeerStatus::Dead,
+        }
+    }
+
+    /// What this node believes of `node` (itself: live; a node it does not watch: unknown).
+    pub(crate) fn status(&self, node: NodeId) -> PeerStatus {
+        if node == self.me {
+            return PeerStatus::Live;
+        }
+        let table = self.peers.read().unwrap_or_else(|p| p.into_inner());
+        table.get(&node).map_or(PeerStatus::Unknown, |p| Self::status_of(p, mono_ms()))
+    }
+
+    /// Every watched peer with its status.
+    pub(crate) fn statuses(&self) -> BTreeMap<NodeId, PeerStatus> {
+        let now = mono_ms();
+        let table = self.peers.read().unwrap_or_else(|p| p.into_inner());
+        table.iter().map(|(id, p)| (*id, Self::status_of(p, now))).collect()
+    }
+
+    /// Peers whose status changed since the last sweep, with the new status.
+    pub(crate) fn sweep(&self) -> Vec<(NodeId, PeerStatus)> {
+        let now = mono_ms();
+        let mut table = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        let last = self.last_sweep_ms.swap(now, std::sync::atomic::Ordering::Relaxed);
+        let stalled = now.saturating_sub(last);
+        if stalled > SELF_STALL_MS {
+            // This node was not running: that silence is not the peers' (module doc).
+            tracing::info!(
+                node = self.me,
+                stalled_ms = stalled,
+                "this node stalled; peers' silence forgiven"
+            );
+            // Only the time past one normal tick is forgiven: a node that is merely slow
+            // (every sweep a little late) still sees a dead peer, only later.
+            let forgiven = stalled - SWEEP_INTERVAL_MS;
+            for peer in table.values_mut() {
+                peer.heard_ms = peer.heard_ms.map(|t| (t + forgiven).min(now));
+                peer.since_ms = (peer.since_ms + forgiven).min(now);
+            }
+        }
+        let mut changed = Vec::new();
+        for (id, peer) in table.iter_mut() {
+            let status = Self::status_of(peer, now);
+            if status != peer.reported {
+                peer.reported = status;
+                changed.push((*id, status));
+            }
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_then_live_then_dead() {
+        let l = Liveness::new(1, 7);
+        l.set_peers(BTreeMap::from([(1, NodeAddr::default()), (2, NodeAddr::default())]));
+        assert_eq!(l.status(1), PeerStatus::Live);
+        assert_eq!(l.status(2), PeerStatus::Unknown);
+        assert_eq!(l.status(3), PeerStatus::Unknown);
+        assert!(!l.heard(2, 5));
+        assert_eq!(l.status(2), PeerStatus::Live);
+        assert_eq!(l.sweep(), vec![(2, PeerStatus::Live)]);
+        assert!(l.sweep().is_empty());
+        assert!(l.heard(2, 6), "a new incarnation is a restart");
+        {
+            let mut t = l.peers.write().unwrap();
+            t.get_mut(&2).unwrap().heard_ms = Some(mono_ms().saturating_sub(LIVENESS_TIMEOUT_MS));
+        }
+        assert_eq!(l.status(2), PeerStatus::Dead);
+        assert_eq!(l.sweep(), vec![(2, PeerStatus::Dead)]);
+    }
+
+    #[test]
+    fn own_stall_is_not_the_peers_silence() {
+        let l = Liveness::new(1, 7);
+        l.set_peers(BTreeMap::from([(2, NodeAddr::default()), (3, NodeAddr::default())]));
+        l.heard(2, 5);
+        l.heard(3, 5);
+        assert_eq!(l.sweep().len(), 2);
+        // Both went silent 1.5 s ago, but this node's last sweep was 1.4 s ago: it was
+        // paused for nearly all of that time, so neither is dead yet.
+        let now = mono_ms();
+        for p in l.peers.write().unwrap().values_mut() {
+            p.heard_ms = Some(now.saturating_sub(1_500));
+        }
+        l.last_sweep_ms.store(now.saturating_sub(1_400), std::sync::atomic::Ordering::Relaxed);
+        assert!(l.sweep().is_empty(), "no peer is dead after this node's own pause");
+        assert_eq!(l.status(2), PeerStatus::Live);
+        // Without a stall, the same silence is death.
+        for p in l.peers.write().unwrap().values_mut() {
+            p.heard_ms = Some(mono_ms().saturating_sub(1_500));
+        }
+        assert_eq!(l.sweep(), vec![(2, PeerStatus::Dead), (3, PeerStatus::Dead)]);
+    }
+}

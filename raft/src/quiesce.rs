@@ -1,0 +1,308 @@
+//! Quiescence: groups that sleep when idle, wake on anything, and fail over without timers.
+//!
+//! What costs an idle group nothing is a group whose openraft instance does not tick: no
+//! heartbeat, no election timer, no message (TiKV's "hibernate region", CockroachDB's range
+//! quiescence; openraft's `RuntimeConfigHandle::tick`). This module decides when that is safe,
+//! and what stands in for the timers while it sleeps.
+//!
+//! **Going to sleep** (the keeper, on the leader): a group whose leader is this node, idle for
+//! `sleep_after_ms` (no write, read or RPC), with nothing queued, no membership change in
+//! flight, everything committed and applied, and every member's matched log id equal to the
+//! leader's last one (members whose node is dead are left out), sends each member a
+//! [`RpcRequest::Sleep`] with its vote, last log id and committed id. A member sleeps only if
+//! it has exactly that vote, last log id and committed id, and answers whether it did. When
+//! every member that is not dead did, the leader sleeps too.
+//!
+//! **Waking**: every write, linearizable read and incoming RPC ([`Group::touch`]) turns the
+//! ticks on again; a proposal replicates at once (no timer is needed for that), and the
+//! followers wake when its entries reach them. A sleeping follower hears nothing, so its
+//! leader's lease lapses; that is harmless because nothing but an incoming message or a dead
+//! leader wakes it.
+//!
+//! **Failover** (the keeper): node liveness (`liveness`: one ping per node pair) declares a
+//! peer dead after `LIVENESS_TIMEOUT_MS`. Every group here whose leader was that node wakes —
+//! resident ones at once, dormant ones loaded (at most [`FAILOVER_LOADS_MAX`] at a time) — and
+//! the live voter with the lowest id starts an election right away (the others' timers are
+//! the fallback). Once a group has a new leader and nothing to do, it sleeps again: the dead
+//! node's missing answer does not keep it awake (TiKV #19070).
+//!
+//! **The vote guard** (in `RaftHost::handle_rpc`): a sleeping replica's lease has lapsed, so
+//! openraft would grant a (pre-)vote to any candidate — a restarted node, or a follower whose
+//! sleep message got lost — and depose a healthy leader. So while a group sleeps here and its
+//! leader is this node or a node that is not dead, a vote request from another node is refused
+//! without waking the group (and a sleeping leader wakes, so the candidate hears from it).
+//! Refusing a vote is always safe; a leadership transfer is never refused.
+//!
+//! **Safety.** Sleeping only stops timers. Raft's safety never depends on timers, and reads
+//! stay linearizable: a read index is confirmed by a quorum round whatever the group was
+//! doing, and writes commit only on a quorum. Expiry does not depend on ticks either: the
+//! application proposes `Expire` when a hold is due, which wakes the group.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::Weak;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::raft::VoteRequest;
+use openraft::raft::VoteResponse;
+
+use crate::group::Group;
+use crate::host::HostInner;
+use crate::host::Slot;
+use crate::liveness::PeerStatus;
+use crate::network::RpcRequest;
+use crate::network::RpcResponse;
+use crate::types::LogId;
+use crate::types::TypeConfig;
+use crate::types::Vote;
+use crate::NodeId;
+use crate::StateMachine;
+
+/// How often the keeper looks at the groups.
+pub const KEEPER_TICK_MS: u64 = 200;
+/// Longest wait for the members' answers to a sleep request.
+pub const SLEEP_ROUND_TIMEOUT_MS: u64 = 500;
+/// Most dormant groups loaded at once to fail over.
+pub const FAILOVER_LOADS_MAX: usize = 16;
+/// Most evictions started per keeper tick.
+pub const EVICTIONS_PER_TICK_MAX: usize = 256;
+
+/// The keeper: sleep, evict, fail over, until the host is gone or shut down.
+pub(crate) async fn keeper<S: StateMachine>(host: Weak<HostInner<S>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(KEEPER_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Groups with a sleep round in flight, so a slow round is not started twice.
+    let rounds: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    loop {
+        tick.tick().await;
+        let Some(inner) = host.upgrade() else { return };
+        if inner.is_shut_down() {
+            return;
+        }
+        for (node, status) in inner.liveness.sweep() {
+            tracing::info!(node = inner.config.node_id, peer = node, ?status, "peer liveness changed");
+            if status == PeerStatus::Dead {
+                fail_over(&inner, node);
+            }
+        }
+        let resident: Vec<Group<S>> = {
+            let table = inner.groups.read().unwrap_or_else(|p| p.into_inner());
+            table
+                .values()
+                .filter_map(|e| match &e.slot {
+                    Slot::Resident(g) => Some(g.clone()),
+                    Slot::Dormant(_) => None,
+                })
+                .collect()
+        };
+        let config = &inner.config;
+        let mut evictions = 0;
+        for group in resident {
+            if config.sleep_after_ms > 0 && !group.is_asleep() && group.idle_ms() >= config.sleep_after_ms {
+                if rounds.lock().unwrap_or_else(|p| p.into_inner()).insert(group.id().to_string()) {
+                    let (inner, rounds) = (inner.clone(), rounds.clone());
+                    tokio::spawn(async move {
+                        try_sleep(&inner, &group).await;
+                        rounds.lock().unwrap_or_else(|p| p.into_inner()).remove(group.id());
+                    });
+                }
+            } else if config.evict_after_ms > 0
+                && group.asleep_ms() >= config.evict_after_ms
+                && evictions < EVICTIONS_PER_TICK_MAX
+            {
+                evictions += 1;
+                let (inner, gid) = (inner.clone(), group.id().to_string());
+                drop(group);
+                tokio::spawn(async move {
+                    if let Err(e) = inner.evict(&gid).await {
+                        tracing::warn!(group = %gid, error = %e, "eviction failed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The leader side of going to sleep (see the module doc).
+async fn try_sleep<S: StateMachine>(host: &HostInner<S>, group: &Group<S>) {
+    let me = host.config.node_id;
+    let (vote, committed, members, matched, active_before) = {
+        let metrics = group.raft().metrics();
+        let m = metrics.borrow_watched();
+        if m.current_leader != Some(me) || group.proposals_pending() > 0 || group.membership_changing() {
+            return;
+        }
+        let last = group.raft().data_metrics().borrow_watched().last_log;
+        if m.local_committed != last || m.last_applied != last {
+            return;
+        }
+        let matched = m.replication.clone().unwrap_or_default();
+        let members: Vec<(NodeId, crate::NodeAddr)> = m
+            .membership_config
+            .nodes()
+            .filter(|(id, _)| **id != me)
+            .map(|(id, a)| (*id, a.clone()))
+            .collect();
+        let voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+        for (id, _) in &members {
+            let caught_up = matched.get(id).is_some_and(|l| *l == last);
+            let dead = host.liveness.status(*id) == PeerStatus::Dead;
+            if !caught_up && !dead && voters.contains(id) {
+                return;
+            }
+        }
+        (m.vote, m.local_committed, members, last, group.idle_ms())
+    };
+    let rpc_for = || RpcRequest::Sleep { vote, last_log_id: matched, committed };
+    let asks = members.iter().map(|(id, addr)| {
+        let rpc = rpc_for();
+        async move {
+            let sent = tokio::time::timeout(
+                Duration::from_millis(SLEEP_ROUND_TIMEOUT_MS),
+                host.transport.send(*id, addr, group.id(), rpc),
+            )
+            .await;
+            (*id, matches!(sent, Ok(Ok(RpcResponse::Sleep(true)))))
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let voters: BTreeSet<NodeId> = group.voters();
+    for (id, slept) in answers {
+        if !slept && voters.contains(&id) && host.liveness.status(id) != PeerStatus::Dead {
+            tracing::trace!(group = group.id(), member = id, "a member did not sleep; staying awake");
+            return;
+        }
+    }
+    // Nothing happened meanwhile (a write would have made it less idle than before).
+    if group.idle_ms() >= active_before {
+        group.sleep();
+        host.stats.sleeps.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(group = group.id(), "asleep");
+    }
+}
+
+/// The member side of a sleep request: sleep if this replica has exactly the leader's vote,
+/// last log id and committed id, and everything applied.
+pub(crate) fn accept_sleep<S: StateMachine>(
+    group: &Group<S>,
+    vote: &Vote,
+    last: Option<&LogId>,
+    committed: Option<&LogId>,
+) -> bool {
+    let ok = {
+        let metrics = group.raft().metrics();
+        let m = metrics.borrow_watched();
+        let data = group.raft().data_metrics();
+        let d = data.borrow_watched();
+        m.vote == *vote
+            && d.last_log.as_ref() == last
+            && m.local_committed.as_ref() == committed
+            && m.last_applied.as_ref() == committed
+    };
+    if ok {
+        group.sleep();
+    }
+    ok
+}
+
+/// The vote guard (see the module doc): `Some(refusal)` to answer instead of openraft.
+pub(crate) fn guard_vote<S: StateMachine>(
+    host: &HostInner<S>,
+    group: &Group<S>,
+    req: &VoteRequest<TypeConfig>,
+) -> Option<VoteResponse<TypeConfig>> {
+    if !group.is_asleep() || req.leadership_transfer {
+        return None;
+    }
+    let me = host.config.node_id;
+    let candidate = req.vote.leader_id.node_id;
+    let leader = group.known_leader()?;
+    if leader == candidate || (leader != me && host.liveness.status(leader) == PeerStatus::Dead) {
+        return None;
+    }
+    let (vote, last) = {
+        let metrics = group.raft().metrics();
+        let vote = metrics.borrow_watched().vote;
+        (vote, group.raft().data_metrics().borrow_watched().last_log)
+    };
+    tracing::debug!(
+        group = group.id(),
+        candidate,
+        leader,
+        "refused a vote: the group sleeps under a live leader"
+    );
+    if leader == me {
+        // The candidate has not heard from us: wake, so our heartbeats reach it.
+        group.touch();
+    }
+    Some(VoteResponse::new(vote, last, false))
+}
+
+/// `dead` was declared dead: wake the groups here that it led (see the module doc).
+fn fail_over<S: StateMachine>(host: &Arc<HostInner<S>>, dead: NodeId) {
+    let mut dormant = Vec::new();
+    {
+        let table = host.groups.read().unwrap_or_else(|p| p.into_inner());
+        for (gid, entry) in table.iter() {
+            match &entry.slot {
+                Slot::Resident(g) if g.known_leader() == Some(dead) => {
+                    let (host, g) = (host.clone(), g.clone());
+                    tokio::spawn(async move { elect_if_first(&host, &g, dead).await });
+                }
+                Slot::Dormant(d) if d.leader == Some(dead) => dormant.push((gid.clone(), entry.lock.clone())),
+                _ => {}
+            }
+        }
+    }
+    if dormant.is_empty() {
+        return;
+    }
+    tracing::info!(
+        node = host.config.node_id,
+        dead,
+        groups = dormant.len(),
+        "loading dormant groups the dead node led"
+    );
+    let host = host.clone();
+    tokio::spawn(async move {
+        let permits = Arc::new(tokio::sync::Semaphore::new(FAILOVER_LOADS_MAX));
+        let mut tasks = Vec::with_capacity(dormant.len());
+        for (gid, lock) in dormant {
+            let (host, permits) = (host.clone(), permits.clone());
+            tasks.push(tokio::spawn(async move {
+                let Ok(_permit) = permits.acquire().await else { return };
+                match host.load(&gid, &lock, false).await {
+                    Ok(g) => elect_if_first(&host, &g, dead).await,
+                    Err(e) => tracing::warn!(group = %gid, error = %e, "could not load a group to fail over"),
+                }
+            }));
+        }
+        futures::future::join_all(tasks).await;
+    });
+}
+
+/// Wake `group` (its leader `dead` is gone) and, if this node is its live voter with the
+/// lowest id, start an election now.
+async fn elect_if_first<S: StateMachine>(host: &HostInner<S>, group: &Group<S>, dead: NodeId) {
+    host.stats.failover_wakes.fetch_add(1, Ordering::Relaxed);
+    group.touch();
+    let me = host.config.node_id;
+    let voters = group.voters();
+    if !voters.contains(&me) || group.known_leader() != Some(dead) {
+        return;
+    }
+    let first = voters
+        .iter()
+        .copied()
+        .filter(|v| *v != dead)
+        .find(|v| *v == me || host.liveness.status(*v) != PeerStatus::Dead);
+    if first == Some(me) {
+        tracing::debug!(group = group.id(), dead, "electing: the leader's node is dead");
+        if let Err(e) = group.raft().trigger().elect(true).await {
+            tracing::debug!(group = group.id(), error = %e, "election not started");
+        }
+    }
+}
