@@ -26,6 +26,13 @@ pub struct Problem {
     /// For `ticket_unavailable`: the tickets that are held or sold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tickets: Option<Vec<String>>,
+    /// For `outcome_unknown`: the hold the write would have made or touched; look it up
+    /// (`GET /v1/holds/{id}`) or retry with the same `Idempotency-Key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<String>,
+    /// For `outcome_unknown`: the booking it would have made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<String>,
 }
 
 /// An error answer. Boxed so `Result<_, ApiError>` stays small on the happy path.
@@ -40,6 +47,8 @@ pub struct ErrorParts {
     pub detail: String,
     pub field: Option<String>,
     pub tickets: Option<Vec<String>>,
+    pub hold_id: Option<String>,
+    pub booking_id: Option<String>,
     pub retry_after_s: Option<u64>,
     /// Set when another node serves this request: the forwarding layer replays it there.
     pub forward_to: Option<Vec<String>>,
@@ -64,6 +73,8 @@ impl ApiError {
             detail: detail.into(),
             field: None,
             tickets: None,
+            hold_id: None,
+            booking_id: None,
             retry_after_s: None,
             forward_to: None,
         }))
@@ -154,6 +165,19 @@ impl From<StoreError> for ApiError {
                 e.0.retry_after_s = Some(retry_after_s.max(1));
                 e
             }
+            StoreError::Overloaded { reason, retry_after_s } => {
+                let mut e =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "Overloaded", reason);
+                e.0.retry_after_s = Some(retry_after_s.max(1));
+                e
+            }
+            StoreError::OutcomeUnknown { reason, hold_id, booking_id } => {
+                let mut e =
+                    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "outcome_unknown", "Outcome unknown", reason);
+                e.0.hold_id = hold_id;
+                e.0.booking_id = booking_id;
+                e
+            }
             StoreError::Elsewhere { http_addrs } => {
                 let mut e = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -190,6 +214,8 @@ impl IntoResponse for ApiError {
             detail: parts.detail,
             field: parts.field,
             tickets: parts.tickets,
+            hold_id: parts.hold_id,
+            booking_id: parts.booking_id,
         };
         let mut response = (parts.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();

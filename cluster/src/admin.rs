@@ -2,7 +2,6 @@
 //! cluster view of `GET /v1/cluster`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use raft::NodeAddr;
 use tickets::catalog::{CatalogChange, CatalogCommand, NodeInfo};
@@ -12,13 +11,11 @@ use crate::error::{Error, Result};
 use crate::reconcile::CATCH_UP_TIMEOUT;
 use crate::store::Store;
 
-/// A member that has not acknowledged the catalog leader for this long is shown `down`.
-pub const NODE_DOWN_AFTER: Duration = Duration::from_secs(2);
-
 #[derive(Clone, Debug)]
 pub struct NodeView {
     pub info: NodeInfo,
-    /// `up`, `down` or `removed`, as this node can tell (exact on the catalog leader).
+    /// `up`, `down` or `removed`: from this node's liveness view (one ping per node pair), so
+    /// every node answers for itself, not only the catalog leader.
     pub status: &'static str,
 }
 
@@ -29,6 +26,10 @@ pub struct GroupView {
     pub leader: Option<NodeId>,
     pub last_log_index: u64,
     pub applied_index: u64,
+    /// `awake` (ticking) or `asleep` (idle: no heartbeat, no timer).
+    pub state: &'static str,
+    /// Whether its Raft instance is in memory (an asleep group leaves memory after a while).
+    pub in_memory: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -95,10 +96,8 @@ impl Store {
     }
 
     pub fn cluster_view(&self) -> ClusterView {
-        let catalog = self.catalog_group();
         let me = self.node_id();
-        let acks = catalog.member_ack_ages();
-        let leader = catalog.leader();
+        let liveness = self.host().peer_statuses();
         let (nodes, placement) = self.catalog_read(|c| {
             let nodes = c
                 .nodes
@@ -106,17 +105,10 @@ impl Store {
                 .map(|n| {
                     let status = if n.removed {
                         "removed"
-                    } else if n.id == me || Some(n.id) == leader {
+                    } else if n.id == me || liveness.get(&n.id) == Some(&raft::PeerStatus::Live) {
                         "up"
                     } else {
-                        match &acks {
-                            Some(acks) => match acks.get(&n.id) {
-                                Some(Some(age)) if *age <= NODE_DOWN_AFTER => "up",
-                                _ => "down",
-                            },
-                            // Only the catalog leader hears from everyone.
-                            None => "up",
-                        }
+                        "down"
                     };
                     NodeView { info: n.clone(), status }
                 })
@@ -124,17 +116,18 @@ impl Store {
             let placement = c.events.values().map(|e| (e.id.clone(), e.replicas.clone())).collect();
             (nodes, placement)
         });
-        let mut gids = self.host().open_groups();
-        gids.sort();
-        let groups = gids
-            .iter()
-            .filter_map(|gid| self.host().group(gid))
+        let groups = self
+            .host()
+            .group_statuses()
+            .into_iter()
             .map(|g| GroupView {
-                id: g.id().to_string(),
-                members: g.members().into_keys().collect(),
-                leader: g.leader(),
-                last_log_index: g.last_log_index(),
-                applied_index: g.applied_index(),
+                members: g.voters.iter().chain(&g.learners).copied().collect(),
+                state: if g.residency == raft::Residency::Awake { "awake" } else { "asleep" },
+                in_memory: g.residency != raft::Residency::Dormant,
+                id: g.id,
+                leader: g.leader,
+                last_log_index: g.last_log_index,
+                applied_index: g.applied_index,
             })
             .collect();
         ClusterView { node_id: me, nodes, groups, placement }

@@ -10,7 +10,7 @@ use tickets::Rejection;
 
 use crate::error::{Error, Result};
 use crate::ids;
-use crate::machine::GroupMachine;
+use crate::machine::{GroupCommand, GroupMachine, GroupReply};
 use crate::payment::{ChargeOutcome, ChargeRequest, CHARGE_ATTEMPT_TIMEOUT};
 use crate::store::{Store, BOOKING_WRITE_TIMEOUT};
 
@@ -28,29 +28,33 @@ impl Store {
         selection: Selection,
         idempotency: Option<Idempotency>,
     ) -> Result<Hold> {
-        let group = self.booking_group(event_id).await?;
+        let group = self.write_group(event_id).await?;
+        // The id is chosen before proposing, so an answer whose outcome is unknown can name it.
+        let hold_id = ids::hold_id(event_id);
         let command = InventoryCommand::Reserve {
-            hold_id: ids::hold_id(event_id),
+            hold_id: hold_id.clone(),
             user: user.to_string(),
             selection,
             idempotency,
         };
-        match self.write_booking(&group, command).await? {
+        match self.write_booking(&group, command).await.map_err(|e| e.with_hold(&hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
         }
     }
 
-    /// A booking write, bounded by [`BOOKING_WRITE_TIMEOUT`] so a group without quorum
-    /// answers 503 quickly.
+    /// A booking write with [`BOOKING_WRITE_TIMEOUT`] as its deadline, so a group without
+    /// quorum answers quickly — and truthfully: `Unavailable`/`Overloaded` when nothing was
+    /// proposed, `OutcomeUnknown` when it was (see `raft::WriteError`).
     async fn write_booking(
         &self,
         group: &raft::Group<GroupMachine>,
         command: InventoryCommand,
     ) -> Result<Outcome> {
-        match tokio::time::timeout(BOOKING_WRITE_TIMEOUT, self.write_inventory(group, command)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::unavailable("the event's group did not commit in time")),
+        let deadline = tokio::time::Instant::now() + BOOKING_WRITE_TIMEOUT;
+        match group.write_by(GroupCommand::Inventory(command), deadline).await? {
+            GroupReply::Inventory(r) => Ok(r?),
+            GroupReply::Catalog(_) => Err(Error::Internal("inventory answered as the catalog".into())),
         }
     }
 
@@ -77,7 +81,8 @@ impl Store {
                     idempotency,
                 },
             )
-            .await;
+            .await
+            .map_err(|e| e.with_hold(hold_id));
         let hold = match begun {
             Ok(Outcome::Booked(booking)) => {
                 self.unclaim_payment(hold_id, claimed);
@@ -207,18 +212,18 @@ impl Store {
     }
 
     pub async fn release(&self, user: &str, hold_id: &str) -> Result<Hold> {
-        let group = self.hold_booking_group(hold_id).await?;
+        let group = self.hold_write_group(hold_id).await?;
         let command = InventoryCommand::Release { hold_id: hold_id.to_string(), user: user.to_string() };
-        match self.write_booking(&group, command).await? {
+        match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
         }
     }
 
     pub async fn extend(&self, user: &str, hold_id: &str) -> Result<Hold> {
-        let group = self.hold_booking_group(hold_id).await?;
+        let group = self.hold_write_group(hold_id).await?;
         let command = InventoryCommand::Extend { hold_id: hold_id.to_string(), user: user.to_string() };
-        match self.write_booking(&group, command).await? {
+        match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
         }
@@ -235,7 +240,7 @@ impl Store {
         let hold = group
             .read_linearizable(|m| {
                 let inv = m.as_inventory()?;
-                let mut hold = inv.hold(hold_id)?.clone();
+                let mut hold = inv.hold(hold_id)?;
                 hold.status = hold.status_at(now.max(inv.now()));
                 Some(hold)
             })
@@ -256,20 +261,20 @@ impl Store {
         }
     }
 
-    /// The user's bookings over every event hosted here, newest first.
+    /// The user's bookings over every event hosted here, newest first (from the node's
+    /// index: no event group is read).
     pub fn my_bookings(&self, user: &str) -> Vec<Booking> {
-        let mut out: Vec<Booking> = self
-            .event_groups()
-            .iter()
-            .flat_map(|g| g.read_local(|m| m.as_inventory().map(|i| i.bookings_of(user)).unwrap_or_default()))
-            .collect::<Vec<Booking>>();
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
-        out
+        self.inner.bookings.of_user(user)
     }
 
     async fn hold_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
         let event_id = ids::event_of(hold_id).ok_or_else(|| Rejection::not_found("hold"))?;
         self.event_group(&event_id).await.map_err(|e| not_found_as(e, "hold"))
+    }
+
+    async fn hold_write_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
+        let event_id = ids::event_of(hold_id).ok_or_else(|| Rejection::not_found("hold"))?;
+        self.write_group(&event_id).await.map_err(|e| not_found_as(e, "hold"))
     }
 
     async fn hold_booking_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
@@ -309,7 +314,7 @@ pub struct QueuePlace {
 /// The waiting queue: join, leave, and the user's place.
 impl Store {
     pub async fn queue_join(&self, user: &str, event_id: &str) -> Result<tickets::queue::QueueView> {
-        let group = self.booking_group(event_id).await?;
+        let group = self.write_group(event_id).await?;
         match self.write_booking(&group, InventoryCommand::QueueJoin { user: user.to_string() }).await? {
             Outcome::Queue(view) => Ok(view),
             other => Err(unexpected(other)),
@@ -317,7 +322,7 @@ impl Store {
     }
 
     pub async fn queue_leave(&self, user: &str, event_id: &str) -> Result<()> {
-        let group = self.booking_group(event_id).await?;
+        let group = self.write_group(event_id).await?;
         self.write_booking(&group, InventoryCommand::QueueLeave { user: user.to_string() }).await?;
         Ok(())
     }

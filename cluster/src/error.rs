@@ -7,10 +7,19 @@ pub enum Error {
     /// A rule said no. Deterministic; show it to the client.
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    /// No quorum, no leader yet, or a timeout: nothing was decided that the client can see;
-    /// safe to retry after `retry_after_s`.
+    /// No quorum, no leader yet, or a deadline passed before the write was proposed: nothing
+    /// happened; safe to retry after `retry_after_s`.
     #[error("unavailable: {reason}")]
     Unavailable { reason: String, retry_after_s: u64 },
+    /// The event's group has more writes waiting than it takes: refused at once, nothing
+    /// happened; retry after `retry_after_s`.
+    #[error("overloaded: {reason}")]
+    Overloaded { reason: String, retry_after_s: u64 },
+    /// The write was proposed but its outcome is not known in time: it may have happened.
+    /// The ids it would have made let the client look it up or retry with its
+    /// `Idempotency-Key`.
+    #[error("outcome unknown: {reason}")]
+    OutcomeUnknown { reason: String, hold_id: Option<String>, booking_id: Option<String> },
     /// This node does not host what the request needs: ask one of these nodes (HTTP
     /// addresses, best first). The API forwards the request there.
     #[error("served by another node")]
@@ -24,6 +33,16 @@ impl Error {
     pub fn unavailable(reason: impl Into<String>) -> Self {
         Error::Unavailable { reason: reason.into(), retry_after_s: 1 }
     }
+
+    /// An `OutcomeUnknown` names the hold this write would make or touch.
+    pub fn with_hold(self, id: &str) -> Self {
+        match self {
+            Error::OutcomeUnknown { reason, booking_id, .. } => {
+                Error::OutcomeUnknown { reason, hold_id: Some(id.to_string()), booking_id }
+            }
+            other => other,
+        }
+    }
 }
 
 impl From<raft::WriteError> for Error {
@@ -31,6 +50,10 @@ impl From<raft::WriteError> for Error {
         match e {
             raft::WriteError::ForwardToLeader { .. } => Error::unavailable("not the leader of this group"),
             raft::WriteError::Unavailable(reason) => Error::unavailable(reason),
+            raft::WriteError::Overloaded(reason) => Error::Overloaded { reason, retry_after_s: 1 },
+            raft::WriteError::Unknown(reason) => {
+                Error::OutcomeUnknown { reason, hold_id: None, booking_id: None }
+            }
             raft::WriteError::Fatal(reason) => Error::Internal(reason),
         }
     }

@@ -17,6 +17,11 @@ use crate::store::Store;
 
 /// Longest a change waits for others to share its index commit.
 pub const FEED_BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// Least time between two index commits. Each commit writes a new segment (six files) and
+/// sets off merges; at one commit per 50 ms, creating events at 50/s spent most of a node's
+/// CPU creating and deleting index files in the kernel (perf: `ext4_create` ~11 %, 75 % of
+/// the CPU in system time). A lone change after a quiet spell is still indexed in 50 ms.
+pub const FEED_COMMIT_INTERVAL_MIN: Duration = Duration::from_millis(500);
 /// Most changes in one index commit.
 pub const FEED_BATCH_MAX: usize = 1_000;
 
@@ -71,6 +76,7 @@ pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
     if index.applied_index() < store.catalog_version() || index.applied_index() == 0 {
         rebuild(&store, &index).await;
     }
+    let mut last_commit: Option<tokio::time::Instant> = None;
     loop {
         let first = tokio::select! {
             c = changes.recv() => c,
@@ -85,7 +91,10 @@ pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
             }
             Err(RecvError::Closed) => return,
         }
-        let deadline = tokio::time::Instant::now() + FEED_BATCH_WINDOW;
+        let mut deadline = tokio::time::Instant::now() + FEED_BATCH_WINDOW;
+        if let Some(at) = last_commit {
+            deadline = deadline.max(at + FEED_COMMIT_INTERVAL_MIN);
+        }
         let mut lagged = false;
         while batch.len() < FEED_BATCH_MAX {
             match tokio::time::timeout_at(deadline, changes.recv()).await {
@@ -118,6 +127,7 @@ pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
             ids.iter().filter_map(|id| c.events.get(*id)).map(|e| event_doc(c, e)).collect()
         });
         let index = index.clone();
+        last_commit = Some(tokio::time::Instant::now());
         match tokio::task::spawn_blocking(move || index.apply(last, docs)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(error = %e, "search index commit failed; rebuilding on the next change"),

@@ -10,6 +10,13 @@ fn random_hex() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
 }
 
+/// A random number, e.g. the seed of a queue shuffle (chosen by the leader, carried in the
+/// command).
+pub fn random_u64() -> u64 {
+    let id = uuid::Uuid::new_v4();
+    u64::from_le_bytes(id.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
 pub fn venue_id() -> String {
     format!("ven_{}", random_hex())
 }

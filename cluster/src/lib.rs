@@ -1,17 +1,18 @@
 //! # cluster — the running boxoffice store
 //!
 //! Owns everything between the HTTP API and consensus: it hosts the catalog group and one
-//! group per event on a [`raft::RaftHost`], stamps every proposal with the leader's
-//! wall-clock time, creates an event's group when the event is created, and runs the side
-//! effects the pure rules cannot: the per-event timer that proposes `Expire` and
-//! `QueueAdmit`, and the payment step (BeginPayment → charge → Confirm / PaymentFailed),
-//! including finishing payments a crash left in `Confirming`.
+//! group per event on a [`raft::RaftHost`], creates an event's group when the event is
+//! created, and runs the side effects the pure rules cannot: the node's deadline scheduler
+//! that proposes `Expire` and `QueueAdmit` when they are due, and the payment step
+//! (BeginPayment → charge → Confirm / PaymentFailed), including finishing payments a crash
+//! left in `Confirming`.
 //!
 //! Main type: [`Store`]. Modules:
 //! - [`store`]: start-up and reconciliation, groups, proposing, catalog writes.
 //! - [`booking`]: reserve, confirm and payments, release, extend, holder reads.
 //! - [`browse`]: stale-tolerant local reads with versions.
-//! - [`driver`]: the per-event leader timer.
+//! - [`schedule`]: the node's deadline scheduler (one task for every event placed here).
+//! - [`bookings`]: the node's index of bookings by user.
 //! - [`reconcile`]: formation, joins, placement and replica moves, driven by the catalog.
 //! - [`admin`]: adding and removing nodes, the cluster view.
 //! - [`feed`]: keeps this node's search index a projection of the catalog.
@@ -20,20 +21,18 @@
 //! - [`ids`]: id generation; hold and booking ids name their event.
 //!
 //! Depends on `tickets` and `raft`; knows nothing of HTTP.
-//!
-//! Caveat (this stage): the store is a one-node cluster. Forming multi-node clusters,
-//! placement and forwarding come with the replication work.
 
 pub mod admin;
 pub mod booking;
+pub mod bookings;
 pub mod browse;
-pub mod driver;
 pub mod error;
 pub mod feed;
 pub mod ids;
 pub mod machine;
 pub mod payment;
 pub mod reconcile;
+pub mod schedule;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -1,28 +1,42 @@
 //! The state machine every group hosts: a catalog or one event's inventory, behind the
 //! generic `raft::StateMachine` trait. A thin adapter: the rules are in `tickets`.
 //!
-//! Each command travels with the leader's wall-clock stamp; the `tickets` machines turn it
-//! into a clock that never runs backwards. After each apply the machine publishes its
-//! applied log index (the "version" of browse answers) on a watch channel, and an
-//! inventory publishes the tickets whose status changed on a bounded broadcast channel.
+//! Each entry carries the leader's wall-clock stamp, which the `tickets` machines turn into a
+//! clock that never runs backwards. After each entry the machine publishes its applied log
+//! index (the "version" of browse answers) on a watch channel, and an inventory publishes the
+//! tickets whose status the entry changed — one change set per entry, however many commands
+//! it batched — on a broadcast channel made when the first watcher subscribes (an event nobody
+//! watches pays nothing for it).
+//!
+//! An inventory also tells the node ([`NodeHooks`]) what it must act on outside the log: its
+//! next deadline (a hold's expiry, the queue's next admission, a payment left in
+//! `confirming`), and the bookings it made, so the node can list a user's bookings without
+//! visiting every event.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use tickets::catalog::{Catalog, CatalogCommand, CatalogReply};
-use tickets::inventory::{Inventory, InventoryCommand, InventoryReply, TicketChange};
+use tickets::inventory::{
+    Booking, Inventory, InventoryCommand, InventoryCore, InventoryReply, Outcome, TicketChange,
+};
 use tickets::{Millis, Rejection};
 
 /// Ticket-change messages kept for slow subscribers; a subscriber that lags further
 /// re-reads the whole seat map.
 pub const CHANGES_CHANNEL_CAPACITY: usize = 1_024;
+/// Change sets kept for resuming seat streams; a client further behind gets a snapshot.
+pub const RECENT_CHANGES_MAX: usize = 1_024;
+/// Ticket changes kept over those change sets (a batch can change thousands of seats).
+pub const RECENT_TICKET_CHANGES_MAX: usize = 100_000;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum GroupCommand {
-    Catalog { now_ms: Millis, command: CatalogCommand },
-    Inventory { now_ms: Millis, command: InventoryCommand },
+    Catalog(CatalogCommand),
+    Inventory(InventoryCommand),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,56 +51,105 @@ pub enum MachineState {
     Inventory(Box<Inventory>),
 }
 
-/// One applied batch of ticket changes, tagged with the log index that made them.
+/// What a snapshot copies under the state lock: the catalog, or an inventory's stored core
+/// (which shares its records with the live state). Encoded as a [`MachineState`]: same
+/// variants, same bytes.
+#[derive(Serialize)]
+pub enum MachineSnapshot {
+    Catalog(Catalog),
+    Inventory(Box<InventoryCore>),
+}
+
+/// One applied entry's ticket changes, tagged with its log index.
 #[derive(Clone, Debug)]
 pub struct ChangeSet {
     pub version: u64,
     pub changes: Vec<TicketChange>,
 }
 
-pub struct GroupMachine {
-    pub state: MachineState,
-    version: watch::Sender<u64>,
-    changes: broadcast::Sender<ChangeSet>,
-    /// The most recent change sets, oldest first, for resuming a seat stream
-    /// (`Last-Event-ID`) without gaps.
-    recent: VecDeque<ChangeSet>,
-    /// Every change made after this version is in `recent`.
-    recent_from: u64,
-    /// Catalog changes with the log index that made them (feeds the search index).
-    catalog_changes: broadcast::Sender<(u64, tickets::catalog::CatalogChange)>,
+/// What an event's inventory tells the node it lives on.
+pub trait NodeHooks: Send + Sync + 'static {
+    /// The inventory of `event_id` next needs its leader at `at` (ms since the epoch), or
+    /// never (`None`).
+    fn deadline(&self, event_id: &str, at: Option<Millis>);
+    /// These bookings of `event_id` exist (made by the last entry, or all of them after a
+    /// snapshot was installed).
+    fn booked(&self, event_id: &str, bookings: &[Booking]);
 }
 
-/// Change sets kept for resuming seat streams; a client further behind gets a snapshot.
-pub const RECENT_CHANGES_MAX: usize = 1_024;
+pub struct GroupMachine {
+    pub state: MachineState,
+    /// The group id (an event id for inventories).
+    id: String,
+    version: watch::Sender<u64>,
+    changes: std::sync::OnceLock<broadcast::Sender<ChangeSet>>,
+    /// The most recent change sets, oldest first, for resuming a seat stream
+    /// (`Last-Event-ID`) without gaps; their ticket changes add up to `recent_tickets`.
+    recent: VecDeque<ChangeSet>,
+    recent_tickets: usize,
+    /// Every change made after this version is in `recent`.
+    recent_from: u64,
+    /// Changes of the entry being applied.
+    pending: Vec<TicketChange>,
+    /// Bookings made by the entry being applied.
+    booked: Vec<Booking>,
+    /// Catalog changes with the log index that made them (feeds the search index).
+    catalog_changes: Option<broadcast::Sender<(u64, tickets::catalog::CatalogChange)>>,
+    hooks: Option<Arc<dyn NodeHooks>>,
+    /// The deadline last told to the hooks.
+    told_deadline: Option<Millis>,
+}
 
 impl GroupMachine {
-    fn new(state: MachineState) -> Self {
+    fn new(id: &str, state: MachineState, hooks: Option<Arc<dyn NodeHooks>>) -> Self {
         let (version, _) = watch::channel(0);
-        let (changes, _) = broadcast::channel(CHANGES_CHANNEL_CAPACITY);
-        let (catalog_changes, _) = broadcast::channel(CHANGES_CHANNEL_CAPACITY);
-        GroupMachine { state, version, changes, recent: VecDeque::new(), recent_from: 0, catalog_changes }
+        let catalog_changes =
+            matches!(state, MachineState::Catalog(_)).then(|| broadcast::channel(CHANGES_CHANNEL_CAPACITY).0);
+        GroupMachine {
+            state,
+            id: id.to_string(),
+            version,
+            changes: std::sync::OnceLock::new(),
+            recent: VecDeque::new(),
+            recent_tickets: 0,
+            recent_from: 0,
+            pending: Vec::new(),
+            booked: Vec::new(),
+            catalog_changes,
+            hooks,
+            told_deadline: None,
+        }
     }
 
     pub fn catalog() -> Self {
-        Self::new(MachineState::Catalog(Catalog::default()))
+        Self::new(crate::store::CATALOG_GROUP, MachineState::Catalog(Catalog::default()), None)
     }
 
+    /// An empty inventory (tests; the store uses [`GroupMachine::inventory_on`]).
     pub fn inventory() -> Self {
-        Self::new(MachineState::Inventory(Box::default()))
+        Self::new("", MachineState::Inventory(Box::default()), None)
     }
 
-    /// The applied log index, updated after every apply and snapshot install.
+    /// The empty inventory of `event_id`, reporting to `hooks`.
+    pub fn inventory_on(event_id: &str, hooks: Arc<dyn NodeHooks>) -> Self {
+        Self::new(event_id, MachineState::Inventory(Box::default()), Some(hooks))
+    }
+
+    /// The applied log index, updated after every entry and snapshot install.
     pub fn subscribe_version(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
     }
 
     pub fn subscribe_catalog_changes(&self) -> broadcast::Receiver<(u64, tickets::catalog::CatalogChange)> {
-        self.catalog_changes.subscribe()
+        match &self.catalog_changes {
+            Some(tx) => tx.subscribe(),
+            None => broadcast::channel(1).1,
+        }
     }
 
+    /// The live ticket changes (the channel is made by the first subscriber).
     pub fn subscribe_changes(&self) -> broadcast::Receiver<ChangeSet> {
-        self.changes.subscribe()
+        self.changes.get_or_init(|| broadcast::channel(CHANGES_CHANNEL_CAPACITY).0).subscribe()
     }
 
     /// The changes made after `version`, if the window still holds all of them.
@@ -112,62 +175,107 @@ impl GroupMachine {
             MachineState::Catalog(_) => None,
         }
     }
+
+    /// Tell the hooks this inventory's next deadline, if it moved.
+    fn report_deadline(&mut self) {
+        let (Some(hooks), MachineState::Inventory(inv)) = (&self.hooks, &self.state) else { return };
+        let next = next_deadline(inv);
+        if next != self.told_deadline {
+            self.told_deadline = next;
+            hooks.deadline(&self.id, next);
+        }
+    }
+
+    fn publish(&mut self, set: ChangeSet) {
+        if self.recent.len() == RECENT_CHANGES_MAX
+            || self.recent_tickets + set.changes.len() > RECENT_TICKET_CHANGES_MAX
+        {
+            while let Some(old) = self.recent.pop_front() {
+                self.recent_tickets -= old.changes.len();
+                self.recent_from = old.version;
+                if self.recent.len() < RECENT_CHANGES_MAX
+                    && self.recent_tickets + set.changes.len() <= RECENT_TICKET_CHANGES_MAX
+                {
+                    break;
+                }
+            }
+        }
+        if let Some(tx) = self.changes.get() {
+            // No receivers is fine: the watchers left.
+            let _ = tx.send(set.clone());
+        }
+        self.recent_tickets += set.changes.len();
+        self.recent.push_back(set);
+    }
+}
+
+/// When the leader of `inv` must next act: the earliest hold expiry, the queue's next
+/// admission, or now when a payment sits in `confirming` (a crash or an earlier leader left
+/// it; the node finishes it unless it runs it already).
+pub fn next_deadline(inv: &Inventory) -> Option<Millis> {
+    let queue = inv.queue_next_deadline();
+    let confirming = (!inv.confirming().is_empty()).then(|| inv.now());
+    [inv.earliest_expiry(), queue, confirming].into_iter().flatten().min()
 }
 
 impl raft::StateMachine for GroupMachine {
     type Command = GroupCommand;
     type Reply = GroupReply;
+    type Snapshot = MachineSnapshot;
 
-    fn apply(&mut self, command: GroupCommand, index: u64) -> GroupReply {
-        let reply = match (&mut self.state, command) {
-            (MachineState::Catalog(c), GroupCommand::Catalog { now_ms, command }) => {
+    fn apply(&mut self, command: GroupCommand, now_ms: u64, index: u64) -> GroupReply {
+        match (&mut self.state, command) {
+            (MachineState::Catalog(c), GroupCommand::Catalog(command)) => {
                 let reply = c.apply(command, now_ms);
-                if let Ok(change) = &reply {
+                if let (Ok(change), Some(tx)) = (&reply, &self.catalog_changes) {
                     // No receivers is fine: the search feeder may not be running.
-                    let _ = self.catalog_changes.send((index, change.clone()));
+                    let _ = tx.send((index, change.clone()));
                 }
                 GroupReply::Catalog(reply)
             }
-            (MachineState::Inventory(inv), GroupCommand::Inventory { now_ms, command }) => {
+            (MachineState::Inventory(inv), GroupCommand::Inventory(command)) => {
                 let (reply, changes) = inv.apply(command, now_ms);
-                if !changes.is_empty() {
-                    let set = ChangeSet { version: index, changes };
-                    if self.recent.len() == RECENT_CHANGES_MAX {
-                        if let Some(old) = self.recent.pop_front() {
-                            self.recent_from = old.version;
-                        }
-                    }
-                    self.recent.push_back(set.clone());
-                    // No receivers is fine: nobody is watching this event.
-                    let _ = self.changes.send(set);
+                self.pending.extend(changes);
+                if let Ok(Outcome::Booked(b)) = &reply {
+                    self.booked.push(b.clone());
                 }
                 GroupReply::Inventory(reply)
             }
             // A command routed to the wrong kind of group is a bug in the proposer; it is
             // answered the same way on every replica and changes nothing.
-            (MachineState::Catalog(_), GroupCommand::Inventory { .. }) => {
+            (MachineState::Catalog(_), GroupCommand::Inventory(_)) => {
                 GroupReply::Inventory(Err(Rejection::not_found("event")))
             }
-            (MachineState::Inventory(_), GroupCommand::Catalog { .. }) => {
+            (MachineState::Inventory(_), GroupCommand::Catalog(_)) => {
                 GroupReply::Catalog(Err(Rejection::invalid("group", "not the catalog group")))
-            }
-        };
-        self.version.send_replace(index);
-        reply
-    }
-
-    /// The proposing leader stamps its wall-clock time into the command (see `raft`), so
-    /// the rules run on the leader's clock, never a follower's.
-    fn stamp(command: &mut GroupCommand, now_ms: u64) {
-        match command {
-            GroupCommand::Catalog { now_ms: t, .. } | GroupCommand::Inventory { now_ms: t, .. } => {
-                *t = now_ms
             }
         }
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(&self.state, bincode::config::standard())
+    fn applied(&mut self, index: u64) {
+        if !self.pending.is_empty() {
+            let changes = std::mem::take(&mut self.pending);
+            self.publish(ChangeSet { version: index, changes });
+        }
+        if !self.booked.is_empty() {
+            let booked = std::mem::take(&mut self.booked);
+            if let Some(hooks) = &self.hooks {
+                hooks.booked(&self.id, &booked);
+            }
+        }
+        self.report_deadline();
+        self.version.send_replace(index);
+    }
+
+    fn snapshot(&self) -> MachineSnapshot {
+        match &self.state {
+            MachineState::Catalog(c) => MachineSnapshot::Catalog(c.clone()),
+            MachineState::Inventory(inv) => MachineSnapshot::Inventory(Box::new(inv.snapshot_core())),
+        }
+    }
+
+    fn encode_snapshot(snapshot: MachineSnapshot) -> Vec<u8> {
+        bincode::serde::encode_to_vec(&snapshot, bincode::config::standard())
             .expect("machine state always encodes")
     }
 
@@ -177,9 +285,27 @@ impl raft::StateMachine for GroupMachine {
                 .map_err(|e| e.to_string())?;
         self.state = state;
         self.recent.clear();
+        self.recent_tickets = 0;
         self.recent_from = index;
+        if let (Some(hooks), MachineState::Inventory(inv)) = (&self.hooks, &self.state) {
+            hooks.booked(&self.id, &inv.bookings());
+        }
+        self.told_deadline = None;
+        self.report_deadline();
         // Watchers (long polls) wake up and browse answers carry the snapshot's version.
         self.version.send_replace(index);
         Ok(())
+    }
+
+    /// In use beyond its state: someone watches its seats or versions, or its queue or a
+    /// payment needs its leader soon. Such a group stays in memory while it sleeps.
+    fn busy(&self) -> bool {
+        let watched =
+            self.changes.get().is_some_and(|tx| tx.receiver_count() > 0) || self.version.receiver_count() > 0;
+        let pending = match &self.state {
+            MachineState::Inventory(inv) => inv.queue_len() > 0 || !inv.confirming().is_empty(),
+            MachineState::Catalog(_) => true,
+        };
+        watched || pending
     }
 }

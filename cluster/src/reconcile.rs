@@ -2,31 +2,45 @@
 //! says, so formation, joins, placement and replica moves are all the same small steps,
 //! retried until they hold (a crash between two steps heals on the next pass):
 //!
-//! 1. register this node (id, Raft and HTTP addresses) in the catalog;
+//! 1. register this node (id, Raft and HTTP addresses) in the catalog, and watch the
+//!    liveness of every node it lists;
 //! 2. on the catalog leader: live nodes become catalog learners, then voters up to
 //!    [`CATALOG_VOTERS_MAX`]; removed nodes leave the membership;
-//! 3. for every event placed here: open its group (its initializer, and only it,
+//! 3. for every event placed here: create its group (its initializer, and only it,
 //!    initializes it while pristine);
 //! 4. on each event group's leader: propose `Setup`, propagate a cancellation, and move the
 //!    group's voters to the catalog's `replicas` (add learner, catch up, change membership).
 //!
+//! **Work follows changes.** Steps 1–2 run every [`NODE_TICK`] (they touch a handful of
+//! nodes). Steps 3–4 run for the event a catalog change names, when it is applied; a change to
+//! the nodes (a join or a removal moves replicas) and a lagging subscription run them for every
+//! event, and so does a safety-net pass every [`FULL_PASS_INTERVAL`] — which only looks at
+//! groups in memory and events with no group here yet, so 10,000 idle events cost a walk of
+//! the catalog's map, not 10,000 group loads.
+//!
 //! The catalog decides (placement is a pure function applied in the catalog group); this
 //! loop only executes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
 use raft::NodeAddr;
-use tickets::catalog::{CatalogCommand, Event};
+use tickets::catalog::{CatalogChange, CatalogCommand, Event};
 use tickets::inventory::InventoryCommand;
 
 use crate::error::{Error, Result};
 use crate::store::{Store, CATALOG_VOTERS_MAX};
 
-/// Longest pause between passes (a catalog change wakes the loop at once).
-pub const RECONCILE_TICK: Duration = Duration::from_millis(300);
+/// How often this node's registration, the catalog's membership and the liveness peers are
+/// checked.
+pub const NODE_TICK: Duration = Duration::from_secs(1);
+/// The same while this node is not registered in a formed cluster yet.
+pub const NODE_TICK_FORMING: Duration = Duration::from_millis(50);
+/// How often every event is looked at, whatever changed (a safety net).
+pub const FULL_PASS_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a new replica may take to catch up before the change is retried.
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one membership change may take to commit.
@@ -34,26 +48,65 @@ pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a joining node keeps asking to be let in.
 pub const JOIN_ATTEMPTS_MAX: u32 = 120;
 
+/// Why an event is being reconciled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// A catalog change named it: load its group if need be.
+    Changed,
+    /// The safety net: only groups in memory, and events with no group here yet.
+    Pass,
+}
+
 pub(crate) async fn run(store: Store) {
     let mut shutdown = store.inner.shutdown.subscribe();
-    let mut version = store.catalog_group().read_local(|m| m.subscribe_version());
+    let mut changes = store.catalog_group().read_local(|m| m.subscribe_catalog_changes());
+    let mut full_pass = tokio::time::interval(FULL_PASS_INTERVAL);
+    full_pass.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if *shutdown.borrow() {
             return;
         }
-        if let Err(e) = pass(&store).await {
-            debug!(error = %e, "reconcile pass incomplete");
-        }
+        // Until this node is part of the cluster, look often: requests wait for it.
+        let node_tick = if store.is_ready() { NODE_TICK } else { NODE_TICK_FORMING };
         tokio::select! {
-            _ = tokio::time::sleep(RECONCILE_TICK) => {}
-            _ = version.changed() => {}
+            _ = tokio::time::sleep(node_tick) => {
+                if let Err(e) = node_step(&store).await {
+                    debug!(error = %e, "node step incomplete");
+                }
+            }
+            _ = full_pass.tick() => pass(&store, Why::Pass).await,
+            change = changes.recv() => match change {
+                Ok((_, CatalogChange::Event(event))) => event_step_logged(&store, &event, Why::Changed).await,
+                Ok((_, CatalogChange::Node(node))) => {
+                    if let Err(e) = node_step(&store).await {
+                        debug!(error = %e, "node step incomplete");
+                    }
+                    // A removal moved replicas of the events it hosted: their leaders act.
+                    pass(&store, if node.removed { Why::Changed } else { Why::Pass }).await;
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    debug!(missed = n, "catalog changes lagged; looking at every event");
+                    pass(&store, Why::Changed).await;
+                }
+                Err(RecvError::Closed) => return,
+            },
             _ = shutdown.changed() => {}
         }
     }
 }
 
-async fn pass(store: &Store) -> Result<()> {
+/// Steps 1 and 2 (see the module doc).
+async fn node_step(store: &Store) -> Result<()> {
     let catalog = store.catalog_group();
+    let peers: BTreeMap<u64, NodeAddr> = store.catalog_read(|c| {
+        c.nodes
+            .values()
+            .filter(|n| !n.removed && !n.raft_addr.is_empty())
+            .map(|n| (n.id, NodeAddr { raft_addr: n.raft_addr.clone(), http_addr: n.http_addr.clone() }))
+            .collect()
+    });
+    store.host().set_peers(peers);
     if catalog.leader().is_none() {
         return Ok(());
     }
@@ -61,13 +114,28 @@ async fn pass(store: &Store) -> Result<()> {
     if catalog.leader() == Some(store.node_id()) {
         catalog_membership(store).await?;
     }
-    let events: Vec<Event> = store.catalog_read(|c| c.events.values().cloned().collect());
-    for event in events {
-        if let Err(e) = event_step(store, &event).await {
-            debug!(event = %event.id, error = %e, "event group not reconciled yet");
-        }
-    }
     Ok(())
+}
+
+/// Steps 3 and 4 for every event (see the module doc).
+async fn pass(store: &Store, why: Why) {
+    if store.catalog_group().leader().is_none() {
+        return;
+    }
+    let me = store.node_id();
+    let host = store.host();
+    let events: Vec<Event> = store.catalog_read(|c| {
+        c.events.values().filter(|e| e.replicas.contains(&me) || host.is_stored(&e.id)).cloned().collect()
+    });
+    for event in events {
+        event_step_logged(store, &event, why).await;
+    }
+}
+
+async fn event_step_logged(store: &Store, event: &Event, why: Why) {
+    if let Err(e) = event_step(store, event, why).await {
+        debug!(event = %event.id, error = %e, "event group not reconciled yet");
+    }
 }
 
 async fn register_self(store: &Store) -> Result<()> {
@@ -126,16 +194,43 @@ async fn catalog_membership(store: &Store) -> Result<()> {
     Ok(())
 }
 
-async fn event_step(store: &Store, event: &Event) -> Result<()> {
+async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
     let me = store.node_id();
-    let group = match store.host().group(&event.id) {
-        Some(g) => {
-            store.start_driver(&g);
-            Some(g)
+    let host = store.host();
+    // A node the event moved away from still acts while it leads the group: it moves the
+    // voters to the new replicas.
+    if !event.replicas.contains(&me) && !host.is_stored(&event.id) {
+        return Ok(());
+    }
+    let group = match host.group(&event.id) {
+        Some(g) => g,
+        // Not here yet: create it (and initialize it if this node is the initializer).
+        None if !host.is_stored(&event.id) => match store.open_event_group(event).await? {
+            Some(g) => g,
+            None => return Ok(()),
+        },
+        // Out of memory: it was reconciled when it ran; only a change may need it again, and
+        // only on its leader.
+        None if why == Why::Changed && host.known_leader(&event.id) == Some(me) => {
+            host.load(&event.id).await?
         }
-        None => store.open_event_group(event).await?,
+        None => return Ok(()),
     };
-    let Some(group) = group else { return Ok(()) };
+    let set_up = group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up()));
+    if !set_up && event.initial_replicas.first() == Some(&me) {
+        // The initializer sets the inventory up once the new group has a leader; in its own
+        // task, so a burst of new events does not queue behind each one's election.
+        if store.inner.reconciling.lock().expect("reconciling lock").insert(event.id.clone()) {
+            let (store, event, group) = (store.clone(), event.clone(), group.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.set_up_event(&group, &event).await {
+                    debug!(event = %event.id, error = %e, "inventory not set up yet; will retry");
+                }
+                store.inner.reconciling.lock().expect("reconciling lock").remove(&event.id);
+            });
+        }
+        return Ok(());
+    }
     if group.leader() != Some(me) {
         return Ok(());
     }

@@ -1,15 +1,18 @@
 //! [`Store`]: the running store on one node. It hosts the catalog group and the event
 //! groups placed here, serves Raft RPCs, routes requests (the group here, or where to
 //! forward them), proposes commands (stamped by whichever node leads), and starts the
-//! per-event drivers ([`crate::driver`]), the reconciler ([`crate::reconcile`]) and the
+//! deadline scheduler ([`crate::schedule`]), the reconciler ([`crate::reconcile`]) and the
 //! search feed ([`crate::feed`]).
 //!
-//! Start-up opens every group stored on disk and initializes the catalog only on a
-//! pristine node that is the cluster's initializer (one-node mode, or the lowest id of
-//! `--peers`); everything after that — registering, joining, opening and initializing
-//! event groups, moving replicas — is the reconciler's, so a crash at any point heals.
+//! Start-up opens the catalog group, reopens the event groups that were running when the node
+//! stopped (the others stay on disk until something needs them: `raft`'s residency), and
+//! initializes the catalog only on a pristine node that is the cluster's initializer (one-node
+//! mode, or the lowest id of `--peers`); everything after that — registering, joining, opening
+//! and initializing event groups, moving replicas — is the reconciler's, so a crash at any
+//! point heals.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,10 +27,12 @@ use tickets::catalog::{
 use tickets::inventory::{InventoryCommand, InventorySetup, Outcome};
 use tickets::{Millis, Rejection};
 
+use crate::bookings::BookingIndex;
 use crate::error::{Error, Result};
 use crate::ids;
-use crate::machine::{GroupCommand, GroupMachine, GroupReply};
+use crate::machine::{GroupCommand, GroupMachine, GroupReply, NodeHooks};
 use crate::payment::PaymentProvider;
+use crate::schedule::Scheduler;
 
 /// The catalog group's id.
 pub const CATALOG_GROUP: &str = "catalog";
@@ -51,6 +56,8 @@ pub struct StoreOptions {
     pub join_token: Option<String>,
     /// Peers authenticate Raft RPCs with it.
     pub cluster_secret: Option<String>,
+    /// Where the groups' snapshot files go (beside the sled database).
+    pub snapshot_dir: PathBuf,
     pub raft: HostConfig,
 }
 
@@ -64,26 +71,18 @@ impl Default for StoreOptions {
             join: None,
             join_token: None,
             cluster_secret: None,
-            raft: HostConfig {
-                heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
-                election_timeout_min_ms: ELECTION_TIMEOUT_MIN_MS,
-                election_timeout_max_ms: ELECTION_TIMEOUT_MAX_MS,
-                ..HostConfig::default()
-            },
+            snapshot_dir: PathBuf::from("data/snapshots"),
+            raft: HostConfig::default(),
         }
     }
 }
 
-/// Raft timing for a LAN (loopback in tests): a dead leader is noticed after the
-/// election timeout, so failover takes roughly one election timeout plus a vote round.
-pub const HEARTBEAT_INTERVAL_MS: u64 = 100;
-pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
-pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
 /// Most voters of the catalog group; further nodes follow it as learners.
 pub const CATALOG_VOTERS_MAX: usize = 5;
-/// How long a booking write may take before it answers 503 (it may still commit: clients
-/// retry with an `Idempotency-Key`).
-pub const BOOKING_WRITE_TIMEOUT: Duration = Duration::from_millis(900);
+/// How long a booking write may take before it answers: 503 if it was not proposed by then
+/// (nothing happened), 504 `outcome_unknown` if it was (it may still commit: clients look the
+/// hold up or retry with their `Idempotency-Key`).
+pub const BOOKING_WRITE_TIMEOUT: Duration = Duration::from_millis(1_500);
 /// A leader whose quorum has not acknowledged it for this long answers 503 at once.
 pub const QUORUM_ACK_MAX_AGE: Duration = Duration::from_millis(1_000);
 
@@ -106,7 +105,10 @@ pub(crate) struct Inner {
     /// left by a crash or an earlier leader and is finished by the driver.
     pub payments_inflight: Mutex<HashSet<String>>,
     pub shutdown: watch::Sender<bool>,
-    drivers: Mutex<HashSet<String>>,
+    /// Deadlines of the events placed here (expiry, queue, payments to finish).
+    pub scheduler: Arc<Scheduler>,
+    /// The bookings of the events placed here, by user.
+    pub bookings: Arc<BookingIndex>,
     /// Event groups whose membership change is running (one at a time per group).
     pub reconciling: Mutex<HashSet<String>>,
     /// For the join request and for waiting on other nodes.
@@ -128,7 +130,19 @@ impl Store {
     ) -> Result<Store> {
         let transport = Arc::new(raft::GrpcTransport::new(options.cluster_secret.clone())?);
         let host_config = HostConfig { node_id: options.node_id, ..options.raft.clone() };
-        let host = RaftHost::new(host_config, db, transport)?;
+        let scheduler =
+            Arc::new(Scheduler::open(db.open_tree("index:deadlines").map_err(raft::RaftError::from)?));
+        let bookings = Arc::new(BookingIndex::open(&db).map_err(raft::RaftError::from)?);
+        let hooks: Arc<dyn NodeHooks> =
+            Arc::new(Hooks { scheduler: scheduler.clone(), bookings: bookings.clone() });
+        let factory: raft::MachineFactory<GroupMachine> = Arc::new(move |gid: &str| {
+            if gid == CATALOG_GROUP {
+                GroupMachine::catalog()
+            } else {
+                GroupMachine::inventory_on(gid, hooks.clone())
+            }
+        });
+        let host = RaftHost::new(host_config, db, options.snapshot_dir.clone(), transport, factory)?;
         let (shutdown, _) = watch::channel(false);
         {
             let (host, secret, mut stop) =
@@ -142,11 +156,10 @@ impl Store {
                 }
             });
         }
-        let catalog = host.open_group(CATALOG_GROUP, GroupMachine::catalog()).await?;
-        for gid in host.stored_groups() {
-            if ids::is_event_id(&gid) {
-                host.open_group(&gid, GroupMachine::inventory()).await?;
-            }
+        let catalog = host.open_group(CATALOG_GROUP).await?;
+        let reopened = host.recover().await?;
+        if !reopened.is_empty() {
+            info!(groups = reopened.len(), "reopened the event groups that ran when the node stopped");
         }
         if !catalog.is_initialized().await {
             let lowest_peer = options.peers.keys().next().copied();
@@ -184,7 +197,8 @@ impl Store {
                 payments,
                 payments_inflight: Mutex::new(HashSet::new()),
                 shutdown,
-                drivers: Mutex::new(HashSet::new()),
+                scheduler,
+                bookings,
                 reconciling: Mutex::new(HashSet::new()),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
@@ -200,6 +214,7 @@ impl Store {
             tokio::spawn(crate::reconcile::join(store.clone()));
         }
         tokio::spawn(crate::reconcile::run(store.clone()));
+        tokio::spawn(crate::schedule::run(store.clone()));
         Ok(store)
     }
 
@@ -217,7 +232,7 @@ impl Store {
         &self.inner.options
     }
 
-    /// Stop drivers and raft groups. Idempotent.
+    /// Stop the node's tasks and raft groups. Idempotent.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
         self.inner.host.shutdown().await;
@@ -225,14 +240,19 @@ impl Store {
 
     // ---- groups -------------------------------------------------------------------------
 
-    /// Open the event's group here if it is placed here; initialize it if this node is the
-    /// event's initializer and the group is pristine; start its driver. Idempotent.
+    /// The event's group here if it is placed here: loaded if stored, created if not; the
+    /// event's initializer initializes it while pristine. Idempotent.
     pub(crate) async fn open_event_group(&self, event: &Event) -> Result<Option<Group<GroupMachine>>> {
         let me = self.node_id();
         if !event.replicas.contains(&me) {
             return Ok(None);
         }
-        let group = self.inner.host.open_group(&event.id, GroupMachine::inventory()).await?;
+        let host = &self.inner.host;
+        let group = if host.is_stored(&event.id) {
+            host.load(&event.id).await?
+        } else {
+            host.open_group(&event.id).await?
+        };
         if event.initial_replicas.first() == Some(&me) && !group.is_initialized().await {
             let members = self.catalog_read(|c| {
                 event
@@ -251,11 +271,11 @@ impl Store {
             info!(event = %event.id, ?members, "initializing the event group");
             group.initialize(members).await?;
         }
-        self.start_driver(&group);
         Ok(Some(group))
     }
 
-    /// Leader only: propose `Setup` if the inventory is not set up yet.
+    /// Propose `Setup` if this replica has not applied one yet (from any replica: the write
+    /// goes to the group's leader; a second `Setup` is refused by the rules, harmlessly).
     pub(crate) async fn set_up_event(&self, group: &Group<GroupMachine>, event: &Event) -> Result<()> {
         if group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
             return Ok(());
@@ -264,13 +284,6 @@ impl Store {
         match self.write_inventory(group, InventoryCommand::Setup(setup)).await {
             Ok(_) | Err(Error::Rejected(Rejection::Invalid { .. })) => Ok(()),
             Err(e) => Err(e),
-        }
-    }
-
-    pub(crate) fn start_driver(&self, group: &Group<GroupMachine>) {
-        let mut drivers = self.inner.drivers.lock().expect("drivers lock");
-        if drivers.insert(group.id().to_string()) {
-            tokio::spawn(crate::driver::run(self.clone(), group.clone()));
         }
     }
 
@@ -293,11 +306,17 @@ impl Store {
 
     /// The event's group if it runs here and is set up; otherwise where to go instead.
     pub(crate) async fn event_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
-        let event = self
-            .catalog_read(|c| c.events.get(event_id).cloned())
+        let me = self.node_id();
+        // The hot path reads one flag of the catalog's event, not a copy of it.
+        let placed_here = self
+            .catalog_read(|c| c.events.get(event_id).map(|e| e.replicas.contains(&me)))
             .ok_or_else(|| Rejection::not_found("event"))?;
-        if !event.replicas.contains(&self.node_id()) {
-            let http_addrs = self.replica_addrs(&event, None);
+        let event = || {
+            self.catalog_read(|c| c.events.get(event_id).cloned())
+                .ok_or_else(|| Error::from(Rejection::not_found("event")))
+        };
+        if !placed_here {
+            let http_addrs = self.replica_addrs(&event()?, None);
             return Err(if http_addrs.is_empty() {
                 Error::unavailable("no live replica of this event")
             } else {
@@ -307,14 +326,14 @@ impl Store {
         let group = match self.inner.host.group(event_id) {
             Some(g) => g,
             None => self
-                .open_event_group(&event)
+                .open_event_group(&event()?)
                 .await?
                 .ok_or_else(|| Error::unavailable("event group not open"))?,
         };
         if !group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
             // This replica has not applied the event's Setup yet (it was just created):
             // another replica, the leader first, can answer.
-            let http_addrs = self.replica_addrs(&event, group.leader());
+            let http_addrs = self.replica_addrs(&event()?, group.leader());
             return Err(if http_addrs.is_empty() {
                 Error::unavailable("the event's inventory is not set up yet")
             } else {
@@ -324,9 +343,9 @@ impl Store {
         Ok(group)
     }
 
-    /// For booking writes: the event's group if this node leads it (so payments and their
-    /// recovery run in one place); otherwise forward to the leader, or fail fast when the
-    /// group has no working quorum.
+    /// For confirms: the event's group if this node leads it (so payments and their recovery
+    /// run in one place); otherwise forward to the leader, or fail fast when the group has no
+    /// working quorum.
     pub(crate) async fn booking_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
         let group = self.event_group(event_id).await?;
         match group.leader() {
@@ -351,10 +370,25 @@ impl Store {
         }
     }
 
-    /// Every event group open on this node.
-    pub(crate) fn event_groups(&self) -> Vec<Group<GroupMachine>> {
-        let ids: Vec<String> = self.catalog_read(|c| c.events.keys().cloned().collect());
-        ids.iter().filter_map(|id| self.inner.host.group(id)).collect()
+    /// For booking writes that need no payment (reserve, release, extend, queue): the event's
+    /// group on any replica — a follower sends the write to the leader in its next batch,
+    /// over the Raft transport. Fails fast, without proposing, when the group has no leader
+    /// here or its leader's node is dead, and when this node leads it but lost its quorum.
+    pub(crate) async fn write_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
+        let group = self.event_group(event_id).await?;
+        match group.known_leader() {
+            Some(l) if l == self.node_id() => {
+                if group.quorum_acked_within(QUORUM_ACK_MAX_AGE) == Some(false) {
+                    return Err(Error::unavailable("the event's group has lost its quorum"));
+                }
+            }
+            Some(l) if self.inner.host.peer_status(l) == raft::PeerStatus::Dead => {
+                return Err(Error::unavailable("the event's leader is not reachable"));
+            }
+            Some(_) => {}
+            None => return Err(Error::unavailable("the event's group has no leader")),
+        }
+        Ok(group)
     }
 
     pub fn host(&self) -> &RaftHost<GroupMachine> {
@@ -368,7 +402,7 @@ impl Store {
     // ---- proposing ----------------------------------------------------------------------
 
     pub(crate) async fn write_catalog(&self, command: CatalogCommand) -> Result<CatalogChange> {
-        let reply = self.inner.catalog.write(GroupCommand::Catalog { now_ms: wall_ms(), command }).await?;
+        let reply = self.inner.catalog.write(GroupCommand::Catalog(command)).await?;
         match reply {
             GroupReply::Catalog(r) => Ok(r?),
             GroupReply::Inventory(_) => Err(Error::Internal("catalog answered as an inventory".into())),
@@ -380,7 +414,7 @@ impl Store {
         group: &Group<GroupMachine>,
         command: InventoryCommand,
     ) -> Result<Outcome> {
-        let reply = group.write(GroupCommand::Inventory { now_ms: wall_ms(), command }).await?;
+        let reply = group.write(GroupCommand::Inventory(command)).await?;
         match reply {
             GroupReply::Inventory(r) => Ok(r?),
             GroupReply::Catalog(_) => Err(Error::Internal("inventory answered as the catalog".into())),
@@ -422,6 +456,9 @@ impl Store {
     /// answer 503 (retryable) or are forwarded.
     pub async fn create_event(&self, spec: EventSpec) -> Result<Event> {
         spec.validate()?;
+        if !self.is_ready() {
+            return Err(Error::unavailable("this node is not part of a formed cluster yet"));
+        }
         let event =
             match self.write_catalog(CatalogCommand::CreateEvent { id: ids::event_id(), spec }).await? {
                 CatalogChange::Event(e) => e,
@@ -437,14 +474,19 @@ impl Store {
     /// another node, so that a reserve right after the creation answer works.
     async fn await_event_ready(&self, event: &Event) -> Result<()> {
         let deadline = tokio::time::Instant::now() + EVENT_READY_WAIT;
+        let mut tries = 0u32;
         loop {
+            tries += 1;
             if event.replicas.contains(&self.node_id()) {
                 if let Some(group) = self.open_event_group(event).await? {
-                    if group.leader() == Some(self.node_id()) {
-                        let _ = self.set_up_event(&group, event).await;
-                    }
-                    if group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
+                    // Done once the leader has applied a Setup (this one, or another's).
+                    if self.set_up_event(&group, event).await.is_ok() {
                         return Ok(());
+                    }
+                    // The first vote may have reached peers that had not opened the group
+                    // yet: ask again every few tries rather than wait an election timeout.
+                    if tries.is_multiple_of(6) && event.initial_replicas.first() == Some(&self.node_id()) {
+                        group.elect_first();
                     }
                 }
             } else {
@@ -509,4 +551,20 @@ fn setup_for(catalog: &Catalog, event: &Event) -> Result<InventorySetup> {
         on_sale_at: event.spec.on_sale_at,
         queue: event.spec.queue,
     })
+}
+
+/// What the node's inventories report to (see [`NodeHooks`]).
+struct Hooks {
+    scheduler: Arc<Scheduler>,
+    bookings: Arc<BookingIndex>,
+}
+
+impl NodeHooks for Hooks {
+    fn deadline(&self, event_id: &str, at: Option<tickets::Millis>) {
+        self.scheduler.set(event_id, at);
+    }
+
+    fn booked(&self, event_id: &str, bookings: &[tickets::inventory::Booking]) {
+        self.bookings.add(event_id, bookings);
+    }
 }

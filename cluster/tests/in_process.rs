@@ -35,10 +35,13 @@ async fn hosts(gid: &str, configs: Vec<HostConfig>) -> Hosts {
     for config in configs {
         let id = config.node_id;
         let dir = tempfile::tempdir().unwrap();
-        let db = raft::open_db(dir.path(), 16 * 1024 * 1024).unwrap();
-        let host: RaftHost<GroupMachine> = RaftHost::new(config, db, Arc::new(router.for_node(id))).unwrap();
+        let db = raft::open_db(dir.path().join("db"), 16 * 1024 * 1024).unwrap();
+        let factory: raft::MachineFactory<GroupMachine> = Arc::new(|_| GroupMachine::inventory());
+        let host: RaftHost<GroupMachine> =
+            RaftHost::new(config, db, dir.path().join("snapshots"), Arc::new(router.for_node(id)), factory)
+                .unwrap();
         router.register(&host);
-        groups.insert(id, host.open_group(gid, GroupMachine::inventory()).await.unwrap());
+        groups.insert(id, host.open_group(gid).await.unwrap());
         hosts.insert(id, host);
         dirs.push(dir);
     }
@@ -86,13 +89,15 @@ fn config(node_id: NodeId, clock_skew_ms: i64) -> HostConfig {
         election_timeout_min_ms: 300,
         election_timeout_max_ms: 600,
         clock_skew_ms,
+        // These tests are about time and snapshots, not sleeping.
+        sleep_after_ms: 0,
+        evict_after_ms: 0,
         ..HostConfig::default()
     }
 }
 
 fn inv(command: InventoryCommand) -> GroupCommand {
-    // The leader overwrites the stamp (StateMachine::stamp); 0 proves it does.
-    GroupCommand::Inventory { now_ms: 0, command }
+    GroupCommand::Inventory(command)
 }
 
 async fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {

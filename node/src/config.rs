@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn snapshot_interval_defaults_to_the_hosts_and_can_be_set() {
         let default = ServeFlags::default().resolve().unwrap();
-        assert_eq!(default.snapshot_every, 50_000);
+        assert_eq!(default.snapshot_every, raft::HostConfig::default().snapshot_logs_since_last);
         let set = ServeFlags { snapshot_every: Some(5_000), ..Default::default() }.resolve().unwrap();
         assert_eq!(set.snapshot_every, 5_000);
     }

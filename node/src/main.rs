@@ -138,6 +138,7 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
             .as_ref()
             .map(|_| auth.mint(&format!("node-{}", config.node_id), true, 24 * 3_600)),
         cluster_secret: config.cluster_secret.clone(),
+        snapshot_dir: config.data_dir.join("snapshots"),
         ..Default::default()
     };
     let options = cluster::StoreOptions {

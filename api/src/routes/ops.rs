@@ -33,7 +33,16 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // fsyncs of the node's database so far: with group commit, fewer than committed writes.
-    metrics::gauge!("boxoffice_raft_flushes").set(state.store.host().flush_count() as f64);
+    metrics::counter!("boxoffice_raft_flushes_total").absolute(state.store.host().flush_count());
+    let stats = state.store.host().stats();
+    metrics::gauge!("boxoffice_raft_groups", "state" => "awake").set(stats.awake as f64);
+    metrics::gauge!("boxoffice_raft_groups", "state" => "asleep").set(stats.asleep as f64);
+    metrics::gauge!("boxoffice_raft_groups", "state" => "dormant").set(stats.dormant as f64);
+    metrics::counter!("boxoffice_raft_group_sleeps_total").absolute(stats.sleeps);
+    metrics::counter!("boxoffice_raft_group_wakes_total").absolute(stats.wakes);
+    metrics::counter!("boxoffice_raft_group_evictions_total").absolute(stats.evictions);
+    metrics::counter!("boxoffice_raft_group_loads_total").absolute(stats.loads);
+    metrics::counter!("boxoffice_raft_failover_wakes_total").absolute(stats.failover_wakes);
     let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -43,7 +52,7 @@ pub struct NodeOut {
     pub id: u64,
     pub raft_addr: String,
     pub http_addr: String,
-    /// `up`, `down` or `removed` (exact on the catalog leader; others see `up` unless removed).
+    /// `up`, `down` or `removed`, as this node sees it (one liveness ping per node pair).
     pub status: String,
 }
 
@@ -54,13 +63,19 @@ pub struct GroupOut {
     pub leader: Option<u64>,
     pub last_log_index: u64,
     pub applied_index: u64,
+    /// `awake` (its leader heartbeats, its followers time elections) or `asleep` (idle: no
+    /// heartbeat, no timer; any request wakes it).
+    pub state: String,
+    /// Whether its Raft instance is in memory here (a group asleep for a while leaves memory
+    /// and is loaded again on demand; its members and indexes are then as of that moment).
+    pub in_memory: bool,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ClusterOut {
     pub node_id: u64,
     pub nodes: Vec<NodeOut>,
-    /// Groups hosted on this node: the catalog and the events placed here.
+    /// Groups stored on this node: the catalog and the events placed here, in memory or not.
     pub groups: Vec<GroupOut>,
     /// Every event's replicas, as the catalog records them.
     pub placement: BTreeMap<String, Vec<u64>>,
@@ -90,6 +105,8 @@ pub async fn cluster(State(state): State<AppState>) -> Json<ClusterOut> {
                 leader: g.leader,
                 last_log_index: g.last_log_index,
                 applied_index: g.applied_index,
+                state: g.state.to_string(),
+                in_memory: g.in_memory,
             })
             .collect(),
         placement: view.placement,

@@ -25,8 +25,33 @@ pub struct Node {
     extra: Vec<(String, String)>,
 }
 
+/// Poll `GET {base}/readyz` (plain HTTP/1.0 over a socket: `Node::start` is not async) until
+/// it answers 200: a node takes writes once it is registered in its cluster.
+fn wait_ready_blocking(base: &str) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").to_string();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let status = std::net::TcpStream::connect(&addr).ok().and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).ok()?;
+            answer.split_whitespace().nth(1).map(String::from)
+        });
+        if status.as_deref() == Some("200") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node at {base} not ready within {START_TIMEOUT:?} (last: {status:?})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Node {
-    /// Start a node on a free loopback port with data in `data_dir`.
+    /// Start a node on a free loopback port with data in `data_dir`; returns once it is ready.
     pub fn start(data_dir: &Path) -> Node {
         Self::start_with(data_dir, &[])
     }
@@ -59,6 +84,7 @@ impl Node {
             }
         });
         let base = rx.recv_timeout(START_TIMEOUT).expect("node printed its address in time");
+        wait_ready_blocking(&base);
         Node { child: Some(child), base, data_dir: data_dir.to_path_buf(), extra }
     }
 
