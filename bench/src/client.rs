@@ -36,6 +36,11 @@ pub(crate) async fn post(
     Ok((status, r.json().await.unwrap_or(Value::Null)))
 }
 
+/// A GET whose body is text (e.g. `/metrics`).
+pub(crate) async fn get_text(http: &reqwest::Client, url: String) -> anyhow::Result<String> {
+    Ok(http.get(url).send().await?.text().await?)
+}
+
 pub(crate) async fn get(http: &reqwest::Client, url: String) -> anyhow::Result<Answer> {
     let r = http.get(url).send().await?;
     let status = r.status().as_u16();

@@ -134,6 +134,11 @@ impl Nodes {
         lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
     }
 
+    /// The pids of the local nodes, in node-id order (empty for `--target` nodes).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
+    }
+
     /// The pid of the first local node (for its memory), if this tool started it.
     pub fn first_pid(&self) -> Option<u32> {
         self.children.first().map(|c| c.id())

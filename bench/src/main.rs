@@ -15,6 +15,7 @@
 //! $B --mode compare --seconds 10 --clients 1,64          # boxoffice x3 vs etcd, PostgreSQL, Redis
 //! $B --mode sse --watchers 1000 --changes 20             # seat-change fan-out
 //! $B --mode queue --users 100000 --clients 64            # waiting-queue joins
+//! $B --mode idle --nodes 3 --events 10000 --clients 8    # what 10,000 idle events cost
 //! ```
 //!
 //! Modules, each owning one thing: [`cluster`] (local nodes, killed on exit), [`client`]
@@ -35,6 +36,7 @@ mod cluster;
 mod compare;
 mod driver;
 mod fsync_probe;
+mod idle;
 mod live;
 mod peers;
 mod progress;
@@ -80,7 +82,7 @@ struct Args {
     /// Tickets per event [default: hold 100000, contention 16, flash-sale 1000, many-events 2000].
     #[arg(long)]
     seats: Option<u32>,
-    /// Events to spread `hold` and `hold-confirm` over.
+    /// Events to spread `hold` and `hold-confirm` over; `idle`: events to create (10,000 by default).
     #[arg(long, default_value_t = 1)]
     events: usize,
     /// Print JSON (a list of reports; for compare, the comparison) instead of tables.
@@ -110,6 +112,12 @@ struct Args {
     /// queue: users who join one event's queue.
     #[arg(long, default_value_t = 100_000)]
     users: usize,
+    /// idle: how long the idle nodes' CPU is measured.
+    #[arg(long, default_value_t = 30)]
+    idle_seconds: u64,
+    /// idle: how many sleeping events get a first reserve, one at a time.
+    #[arg(long, default_value_t = 200)]
+    first_reserves: usize,
 }
 
 impl Args {
@@ -194,6 +202,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "sse" => {
             let nodes = args.nodes(1).await?;
             live::sse_fan_out(&nodes.bases[0], &keys, args.watchers, args.changes).await
+        }
+        "idle" => {
+            let nodes = args.nodes(3).await?;
+            let opts = idle::Options {
+                events: if args.events > 1 { args.events } else { 10_000 },
+                creators: args.one_client_count()?,
+                idle_seconds: args.idle_seconds,
+                first_reserves: args.first_reserves,
+            };
+            idle::run(&nodes, &keys, &opts).await
         }
         "queue" => {
             let clients = args.one_client_count()?;

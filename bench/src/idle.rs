@@ -1,0 +1,237 @@
+//! `--mode idle`: what thousands of idle events cost.
+//!
+//! Owns: [`run`]. It creates `--events` events of a 20-place GA venue through the API (8
+//! admin clients by default, spread over the nodes), records the creation rate and every
+//! error, waits until no group is awake (from each node's `/metrics`: `boxoffice_raft_groups`),
+//! then measures each local node's CPU over `--idle-seconds` (from `/proc/<pid>/stat`) and its
+//! RSS, and finally times a first reserve on `--first-reserves` of the sleeping events (one at
+//! a time, each through a random node) — the latency a buyer sees on an event nobody touched
+//! for a while.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+use crate::client::{get_text, outcome_name, post};
+use crate::cluster::Nodes;
+
+/// Tickets of every idle event (the "at least 20").
+const SEATS: u32 = 20;
+/// Longest wait for every group to sleep after the creations.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Lifetime of the tokens this mode mints.
+const TOKEN_TTL_S: u64 = 24 * 3_600;
+
+pub struct Options {
+    pub events: usize,
+    pub creators: usize,
+    pub idle_seconds: u64,
+    pub first_reserves: usize,
+}
+
+/// CPU ticks (user + system) and RSS (KiB) of a process, from `/proc`.
+fn proc_sample(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some((ticks, rss))
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times: Linux's `USER_HZ`, 100 on every
+/// architecture it runs this on (`sysconf(_SC_CLK_TCK)`).
+const TICKS_PER_SECOND: u64 = 100;
+
+/// The value of `boxoffice_raft_groups{state="<state>"}` in a `/metrics` text.
+fn groups_in(metrics: &str, state: &str) -> Option<u64> {
+    let prefix = format!("boxoffice_raft_groups{{state=\"{state}\"}}");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&prefix))?
+        .split_whitespace()
+        .last()?
+        .parse::<f64>()
+        .ok()
+        .map(|v| v as u64)
+}
+
+pub async fn run(nodes: &Nodes, keys: &api::AuthKeys, opts: &Options) -> anyhow::Result<()> {
+    if opts.events == 0 || opts.creators == 0 {
+        bail!("--events and --clients must be at least 1");
+    }
+    let http = crate::client::client()?;
+    let admin = keys.mint("bench-admin", true, TOKEN_TTL_S);
+    let pids = nodes.pids();
+    let before: Vec<Option<(u64, u64)>> = pids.iter().map(|p| proc_sample(*p)).collect();
+    let base = &nodes.bases[0];
+    let venue = post(
+        &http,
+        format!("{base}/v1/venues"),
+        &admin,
+        json!({
+            "name": "Idle Hall", "city": "Quietville", "country": "US", "location": {"lat": 0.0, "lon": 0.0},
+            "sections": [{"name": "GA", "kind": "general", "capacity": SEATS}]
+        }),
+    )
+    .await?;
+    if venue.0 != 201 {
+        bail!("creating the venue: {} {}", venue.0, venue.1);
+    }
+    let venue_id = venue.1["id"].as_str().context("venue id")?.to_string();
+
+    // Create the events: `creators` admin clients, spread over the nodes.
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..opts.creators {
+        let (http, next, admin, venue_id) = (http.clone(), next.clone(), admin.clone(), venue_id.clone());
+        let url = format!("{}/v1/events", nodes.bases[c % nodes.bases.len()]);
+        let total = opts.events;
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+            let mut ids = Vec::new();
+            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let body = json!({
+                    "name": format!("Idle night {i}"), "type": "concert", "venue_id": venue_id,
+                    "starts_at": "2030-01-01T00:00:00Z", "prices": {"GA": 1000}, "currency": "USD",
+                    "per_user_limit": 4
+                });
+                let t0 = Instant::now();
+                let r = post(&http, url.clone(), &admin, body).await;
+                hist.saturating_record(t0.elapsed().as_micros() as u64);
+                match &r {
+                    Ok((201, b)) => ids.push(b["id"].as_str().unwrap_or_default().to_string()),
+                    _ => *errors.entry(outcome_name(&r)).or_default() += 1,
+                }
+            }
+            (hist, ids, errors)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut events = Vec::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for t in tasks {
+        let (h, ids, e) = t.await?;
+        hist.add(h)?;
+        events.extend(ids);
+        for (k, v) in e {
+            *errors.entry(k).or_default() += v;
+        }
+    }
+    let created_in = started.elapsed();
+    let rate = events.len() as f64 / created_in.as_secs_f64();
+    eprintln!(
+        "created {} events in {:.1} s ({rate:.0}/s), errors {errors:?}",
+        events.len(),
+        created_in.as_secs_f64()
+    );
+
+    // Settle: every node reports no awake group.
+    let settle = Instant::now();
+    loop {
+        let mut awake = 0;
+        for b in &nodes.bases {
+            let text = get_text(&http, format!("{b}/metrics")).await.unwrap_or_default();
+            awake += groups_in(&text, "awake").unwrap_or(u64::MAX / 8);
+        }
+        if awake == 0 {
+            break;
+        }
+        if settle.elapsed() > SETTLE_TIMEOUT {
+            bail!("{awake} groups still awake {SETTLE_TIMEOUT:?} after the creations");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("every group asleep {:.1} s after the last creation", settle.elapsed().as_secs_f64());
+    // Let evictions finish, then measure.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let hz = TICKS_PER_SECOND;
+    let at_start: Vec<Option<(u64, u64)>> = pids.iter().map(|p| proc_sample(*p)).collect();
+    tokio::time::sleep(Duration::from_secs(opts.idle_seconds)).await;
+    let at_end: Vec<Option<(u64, u64)>> = pids.iter().map(|p| proc_sample(*p)).collect();
+    let mut states = Vec::new();
+    for b in &nodes.bases {
+        let text = get_text(&http, format!("{b}/metrics")).await.unwrap_or_default();
+        states.push((groups_in(&text, "awake"), groups_in(&text, "asleep"), groups_in(&text, "dormant")));
+    }
+
+    // First reserves on sleeping events.
+    let mut first = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut first_errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut pick = 0x9E37_79B9_7F4A_7C15u64;
+    for n in 0..opts.first_reserves.min(events.len()) {
+        pick ^= pick << 13;
+        pick ^= pick >> 7;
+        pick ^= pick << 17;
+        // Distinct events: stride through the list from a random start.
+        let event = &events[(pick as usize + n * 7919) % events.len()];
+        let base = &nodes.bases[(pick >> 32) as usize % nodes.bases.len()];
+        let token = keys.mint(&format!("first-{n}"), false, TOKEN_TTL_S);
+        let t0 = Instant::now();
+        let r = post(
+            &http,
+            format!("{base}/v1/booking/reserve"),
+            &token,
+            json!({"event_id": event, "section": "GA", "quantity": 1}),
+        )
+        .await;
+        first.saturating_record(t0.elapsed().as_micros() as u64);
+        if !matches!(r, Ok((201, _))) {
+            *first_errors.entry(outcome_name(&r)).or_default() += 1;
+        }
+    }
+
+    println!("| events | created/s | creation p99 ms | creation errors | first reserve p50 ms | p99 ms | max ms | first reserve errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {rate:.0} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {} |",
+        events.len(),
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        if errors.is_empty() { "0".to_string() } else { format!("{errors:?}") },
+        first.value_at_quantile(0.5) as f64 / 1000.0,
+        first.value_at_quantile(0.99) as f64 / 1000.0,
+        first.max() as f64 / 1000.0,
+        if first_errors.is_empty() { "0".to_string() } else { format!("{first_errors:?}") },
+    );
+    println!();
+    println!("| node | idle CPU % of a core ({} s) | RSS before MiB | RSS idle MiB | groups awake / asleep / out of memory |", opts.idle_seconds);
+    println!("|---|---|---|---|---|");
+    for i in 0..pids.len() {
+        let cpu = match (at_start[i], at_end[i]) {
+            (Some((a, _)), Some((b, _))) => {
+                format!("{:.2}", (b - a) as f64 / hz as f64 / opts.idle_seconds as f64 * 100.0)
+            }
+            _ => "n/a".into(),
+        };
+        let mib =
+            |s: Option<(u64, u64)>| s.map_or("n/a".to_string(), |(_, k)| format!("{:.0}", k as f64 / 1024.0));
+        let (a, s, d) = states[i];
+        let show = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+        println!(
+            "| {} | {cpu} | {} | {} | {} / {} / {} |",
+            i + 1,
+            mib(before[i]),
+            mib(at_end[i]),
+            show(a),
+            show(s),
+            show(d)
+        );
+    }
+    if !errors.is_empty() || !first_errors.is_empty() {
+        bail!("errors: creation {errors:?}, first reserves {first_errors:?}");
+    }
+    Ok(())
+}
