@@ -87,6 +87,8 @@ pub struct RunOutcome {
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Events created, or checked for readiness, at once.
+const SETUP_PARALLEL: usize = 4;
 const TOKEN_TTL_S: u64 = 24 * 3600;
 
 async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Result<(u16, Value)> {
@@ -186,40 +188,59 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         }
     })
     .await?;
-    let n_events = (cfg.time_s / cfg.event_seconds.max(1) + 1) as usize;
-    let mut events = Vec::new();
-    for k in 0..n_events {
-        let id = retry("create event", Duration::from_secs(30), || async {
-            match post(
-                &http,
-                format!("{base1}/v1/events"),
-                &admin,
-                event_body(kind, k, &venue, cfg.hold_seconds),
-            )
-            .await
-            {
-                Ok((201, b)) => Ok(b["id"].as_str().unwrap_or_default().to_string()),
-                Ok((s, b)) => Err(format!("{s} {b}")),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await?;
-        let tickets: Vec<String> = (1..=cfg.seats).map(|i| format!("GA-{i}")).collect();
-        events.push(EventUnderTest { id, tickets });
+    let mut n_events = (cfg.time_s / cfg.event_seconds.max(1) + 1) as usize;
+    if kind == Kind::ManyEvents {
+        n_events = n_events.max(workload::many_events::EVENTS_MIN);
     }
-    // Every node serves every event's seat map, and every group has a leader.
-    for ev in &events {
-        cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?;
-        for id in cluster.ids() {
-            let base = cluster.node(id).base();
-            retry("seat map on every node", Duration::from_secs(30), || async {
-                match get(&http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
-                    Ok((200, _)) => Ok(()),
+    let mut events = Vec::new();
+    // A few creations at a time (many-events makes hundreds).
+    for chunk in (0..n_events).collect::<Vec<_>>().chunks(SETUP_PARALLEL) {
+        let created = futures::future::join_all(chunk.iter().map(|&k| {
+            let (http, admin, venue, base1) = (&http, &admin, &venue, &base1);
+            retry("create event", Duration::from_secs(30), move || async move {
+                match post(
+                    http,
+                    format!("{base1}/v1/events"),
+                    admin,
+                    event_body(kind, k, venue, cfg.hold_seconds),
+                )
+                .await
+                {
+                    Ok((201, b)) => Ok(b["id"].as_str().unwrap_or_default().to_string()),
                     Ok((s, b)) => Err(format!("{s} {b}")),
                     Err(e) => Err(e.to_string()),
                 }
             })
-            .await?;
+        }))
+        .await;
+        for id in created {
+            let tickets: Vec<String> = (1..=cfg.seats).map(|i| format!("GA-{i}")).collect();
+            events.push(EventUnderTest { id: id?, tickets });
+        }
+    }
+    // Every node serves every event's seat map, and every group has a leader.
+    for chunk in events.chunks(SETUP_PARALLEL) {
+        let ready = futures::future::join_all(chunk.iter().map(|ev| {
+            let (http, cluster) = (&http, &cluster);
+            async move {
+                cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?;
+                for id in cluster.ids() {
+                    let base = cluster.node(id).base();
+                    retry("seat map on every node", Duration::from_secs(30), || async {
+                        match get(http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
+                            Ok((200, _)) => Ok(()),
+                            Ok((s, b)) => Err(format!("{s} {b}")),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    })
+                    .await?;
+                }
+                anyhow::Ok(())
+            }
+        }))
+        .await;
+        for r in ready {
+            r?;
         }
     }
     eprintln!("{} events of {} seats ready ({:?} since start)", events.len(), cfg.seats, t0.elapsed());

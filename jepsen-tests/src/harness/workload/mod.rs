@@ -21,6 +21,7 @@ pub mod contention;
 pub mod expiry_edge;
 pub mod flash_sale;
 pub mod idempotent;
+pub mod many_events;
 pub mod queue;
 
 use std::sync::{Arc, Mutex};
@@ -54,11 +55,19 @@ pub enum Kind {
     ExpiryEdge,
     /// The waiting queue: join, poll until admitted, buy, or leave; some try to skip it.
     Queue,
+    /// Hundreds of events, each op on a random one: most are asleep when touched.
+    ManyEvents,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] =
-        [Kind::Contention, Kind::FlashSale, Kind::Idempotent, Kind::ExpiryEdge, Kind::Queue];
+    pub const ALL: [Kind; 6] = [
+        Kind::Contention,
+        Kind::FlashSale,
+        Kind::Idempotent,
+        Kind::ExpiryEdge,
+        Kind::Queue,
+        Kind::ManyEvents,
+    ];
 
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
@@ -71,6 +80,7 @@ impl Kind {
             Kind::Idempotent => "idempotent",
             Kind::ExpiryEdge => "expiry-edge",
             Kind::Queue => "queue",
+            Kind::ManyEvents => "many-events",
         }
     }
 }
@@ -164,6 +174,7 @@ pub async fn run_client(w: Arc<Workload>, client: usize, user: String, token: St
         Kind::Idempotent => idempotent::run(c).await,
         Kind::ExpiryEdge => expiry_edge::run(c).await,
         Kind::Queue => queue::run(c).await,
+        Kind::ManyEvents => many_events::run(c).await,
     }
 }
 
