@@ -474,19 +474,12 @@ impl Store {
     /// another node, so that a reserve right after the creation answer works.
     async fn await_event_ready(&self, event: &Event) -> Result<()> {
         let deadline = tokio::time::Instant::now() + EVENT_READY_WAIT;
-        let mut tries = 0u32;
         loop {
-            tries += 1;
             if event.replicas.contains(&self.node_id()) {
                 if let Some(group) = self.open_event_group(event).await? {
                     // Done once the leader has applied a Setup (this one, or another's).
                     if self.set_up_event(&group, event).await.is_ok() {
                         return Ok(());
-                    }
-                    // The first vote may have reached peers that had not opened the group
-                    // yet: ask again every few tries rather than wait an election timeout.
-                    if tries.is_multiple_of(6) && event.initial_replicas.first() == Some(&self.node_id()) {
-                        group.elect_first();
                     }
                 }
             } else {

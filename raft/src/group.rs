@@ -133,6 +133,11 @@ impl<S: StateMachine> Clone for Group<S> {
     }
 }
 
+/// Spacing of the first elections of a new group (see [`Group::elect_first`]).
+pub const FIRST_ELECTION_RETRY_MS: u64 = 150;
+/// Most first elections tried before the election timer takes over.
+pub const FIRST_ELECTION_TRIES_MAX: u32 = 10;
+
 struct GroupInner<S: StateMachine> {
     id: GroupId,
     node_id: NodeId,
@@ -331,18 +336,22 @@ impl<S: StateMachine> Group<S> {
     }
 
     /// On the node that initialized this group, while it has no leader yet: start an
-    /// election now rather than at the election timeout. Used right after `initialize` and
-    /// again by callers waiting for the group (the peers may not have opened it when the
-    /// first vote went out). Does nothing once there is a leader.
+    /// election now rather than at the election timeout, and again every
+    /// [`FIRST_ELECTION_RETRY_MS`] until there is a leader (the peers may not have opened the
+    /// group when the first votes went out: they open it when they apply the catalog change
+    /// that created it), for at most [`FIRST_ELECTION_TRIES_MAX`] tries.
     pub fn elect_first(&self) {
-        if self.leader().is_some() {
-            return;
-        }
-        let raft = self.inner.raft.clone();
-        let id = self.inner.id.clone();
+        let group = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = raft.trigger().elect(false).await {
-                tracing::debug!(group = %id, error = %e, "first election not started");
+            for _ in 0..FIRST_ELECTION_TRIES_MAX {
+                if group.leader().is_some() {
+                    return;
+                }
+                if let Err(e) = group.inner.raft.trigger().elect(false).await {
+                    tracing::debug!(group = %group.inner.id, error = %e, "first election not started");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(FIRST_ELECTION_RETRY_MS)).await;
             }
         });
     }

@@ -62,7 +62,6 @@ use crate::store::KEY_CLEAN;
 use crate::store::KEY_COMMITTED;
 use crate::store::KEY_MEMBERS;
 use crate::store::KEY_VOTE;
-use crate::store::META_TREE_SUFFIX;
 use crate::types::decode;
 use crate::types::encode;
 use crate::types::Snapshot;
@@ -348,10 +347,11 @@ impl<S: StateMachine> RaftHost<S> {
         let raft_config = config.raft_config()?;
         std::fs::create_dir_all(&snapshot_dir)
             .map_err(|e| RaftError::Storage(format!("snapshot directory {}: {e}", snapshot_dir.display())))?;
+        let stored = GroupTrees::stored(&db)?;
         let flusher =
             Flusher::start(db.clone(), config.node_id).map_err(|e| RaftError::Storage(e.to_string()))?;
         let mut groups = BTreeMap::new();
-        for gid in stored_group_ids(&db) {
+        for gid in stored.into_iter().filter(|gid| validate_group_id(gid).is_ok()) {
             let dormant = read_dormant(&db, &gid)?;
             groups.insert(gid, Entry { lock: Arc::default(), slot: Slot::Dormant(dormant) });
         }
@@ -520,8 +520,8 @@ impl<S: StateMachine> RaftHost<S> {
             if self.inner.resident(&gid).is_some() {
                 continue;
             }
-            let tree = self.inner.db.open_tree(crate::store::meta_tree_name(&gid))?;
-            if tree.get(KEY_CLEAN)?.is_none() {
+            let trees = GroupTrees::view(&self.inner.db, &gid)?;
+            if trees.meta.get(KEY_CLEAN)?.is_none() {
                 let group = self.open_group(&gid).await?;
                 drop(group);
                 reopened.push(gid);
@@ -544,8 +544,7 @@ impl<S: StateMachine> RaftHost<S> {
         if let Some(Entry { slot: Slot::Resident(group), .. }) = entry {
             group.stop().await;
         }
-        self.inner.db.drop_tree(crate::store::log_tree_name(gid))?;
-        self.inner.db.drop_tree(crate::store::meta_tree_name(gid))?;
+        GroupTrees::delete(&self.inner.db, gid)?;
         self.inner.flusher.sync().await.map_err(|e| RaftError::Storage(e.to_string()))?;
         let (root, id) = (self.inner.snapshot_root.clone(), gid.to_string());
         tokio::task::spawn_blocking(move || snapshot::remove_all(&root, &id))
@@ -789,7 +788,7 @@ impl<S: StateMachine> HostInner<S> {
         drop(group);
         // The marker is the committed record's own bytes; a group that never committed
         // anything gets a marker that matches nothing (no leader restore then).
-        let tree = self.db.open_tree(crate::store::meta_tree_name(gid))?;
+        let tree = GroupTrees::view(&self.db, gid)?.meta;
         tree.insert(KEY_MEMBERS, encode(&members).map_err(RaftError::Storage)?)?;
         match committed {
             Some(log_id) => {
@@ -809,26 +808,10 @@ impl<S: StateMachine> HostInner<S> {
     }
 }
 
-/// Group ids that have storage in the db, sorted.
-fn stored_group_ids(db: &sled::Db) -> Vec<GroupId> {
-    let mut ids: Vec<GroupId> = db
-        .tree_names()
-        .into_iter()
-        .filter_map(|name| {
-            let name = std::str::from_utf8(&name).ok()?;
-            let gid = name.strip_suffix(META_TREE_SUFFIX)?;
-            validate_group_id(gid).ok()?;
-            Some(gid.to_string())
-        })
-        .collect();
-    ids.sort();
-    ids
-}
-
 /// What is remembered in memory of the stored group `gid` while it is dormant: the leader of
 /// its stored vote, and the members and committed index of its last clean close.
 fn read_dormant(db: &sled::Db, gid: &str) -> Result<Dormant, RaftError> {
-    let tree = db.open_tree(crate::store::meta_tree_name(gid))?;
+    let tree = GroupTrees::view(db, gid)?.meta;
     let get = |key: &[u8]| tree.get(key).map_err(RaftError::from);
     let bad = |what: &str, e: String| RaftError::Storage(format!("group {gid}: {what}: {e}"));
     let vote: Option<Vote> = get(KEY_VOTE)?.map(|b| decode(&b)).transpose().map_err(|e| bad("vote", e))?;

@@ -103,9 +103,10 @@ async fn snapshot_and_purge_then_restart() {
         {
             // The purged entries are gone from the log tree itself.
             let db = open_db_retrying(dir.path());
-            let log = db.open_tree("evt_snap:log").unwrap();
-            let (first, _) = log.first().unwrap().expect("log keeps its tail");
-            let first = u64::from_be_bytes(first.as_ref().try_into().unwrap());
+            // Shared log tree, keys `{gid}\0{index}` (raft/src/store/mod.rs).
+            let log = db.open_tree("raft.log").unwrap();
+            let (first, _) = log.scan_prefix(b"evt_snap\0").next().unwrap().unwrap();
+            let first = u64::from_be_bytes(first[b"evt_snap\0".len()..].try_into().unwrap());
             assert!(first > 60, "first stored index {first} should be after the purge point");
         }
 

@@ -1,5 +1,5 @@
 //! openraft's `RaftLogStorage` + `RaftLogReader` for one group, on its `{gid}:log` and
-//! `{gid}:meta` trees.
+//! `raft.meta` trees (the group's keyspaces).
 //!
 //! Durability rules (openraft's storage contract, and how they are met):
 //! - `append`: entries are written to sled (readable at once) and the completion callback is
@@ -67,7 +67,7 @@ impl LogStore {
     }
 }
 
-/// Turn a `u64` range bound into a sled key bound.
+/// Turn a `u64` range bound into a log key bound.
 fn key_bound(bound: Bound<&u64>) -> Bound<[u8; 8]> {
     match bound {
         Bound::Included(i) => Bound::Included(index_key(*i)),
@@ -83,7 +83,16 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> io::Result<Vec<Entry>> {
         let bounds = (key_bound(range.start_bound()), key_bound(range.end_bound()));
         let mut entries: Vec<Entry> = Vec::new();
-        for item in self.trees.log.range::<[u8; 8], _>(bounds) {
+        let (start, end) = bounds;
+        let as_slice = |b: &Bound<[u8; 8]>| match b {
+            Bound::Included(k) => Bound::Included(k.to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let (start, end) = (as_slice(&start), as_slice(&end));
+        for item in
+            self.trees.log.range(start.as_ref().map(|k| k.as_slice()), end.as_ref().map(|k| k.as_slice()))
+        {
             let (key, value) = item.map_err(io_err)?;
             let index = key_index(&key)?;
             let entry: Entry = decode_io(&value, "log entry")?;
@@ -152,7 +161,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
+        let mut batch = self.trees.log.batch();
         let mut count = 0usize;
         for entry in entries {
             batch.insert(&index_key(entry.log_id.index), encode_io(&entry)?);
@@ -169,10 +178,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some(log_id) => log_id.index + 1,
             None => 0,
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = self.trees.log.batch();
         let mut count = 0usize;
-        for key in self.trees.log.range(index_key(from)..).keys() {
-            batch.remove(key.map_err(io_err)?);
+        for item in self.trees.log.range(Bound::Included(&index_key(from)[..]), Bound::Unbounded) {
+            batch.remove(&item.map_err(io_err)?.0);
             count += 1;
         }
         if count == 0 {
@@ -195,10 +204,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         // Removal runs even when `last_purged` did not move: a crash may have cut a previous
         // purge between its flush and its removal.
-        let mut batch = sled::Batch::default();
+        let mut batch = self.trees.log.batch();
         let mut count = 0usize;
-        for key in self.trees.log.range(..=index_key(log_id.index)).keys() {
-            batch.remove(key.map_err(io_err)?);
+        for item in self.trees.log.range(Bound::Unbounded, Bound::Included(&index_key(log_id.index)[..])) {
+            batch.remove(&item.map_err(io_err)?.0);
             count += 1;
         }
         self.trees.log.apply_batch(batch).map_err(io_err)?;

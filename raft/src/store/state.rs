@@ -83,7 +83,7 @@ fn write_state<S>(state: &RwLock<SmState<S>>) -> io::Result<RwLockWriteGuard<'_,
 /// [`GroupRaft`](crate::GroupRaft)). Also its own snapshot builder.
 pub struct SmStore<S> {
     gid: Arc<str>,
-    meta: sled::Tree,
+    meta: crate::store::Keyspace,
     flusher: Flusher,
     state: SharedState<S>,
     snapshot_root: Arc<PathBuf>,
@@ -113,7 +113,7 @@ impl<S: StateMachine> SmStore<S> {
     /// Wrap an empty `machine`; openraft restores it from the stored snapshot at start-up.
     pub(crate) fn new(
         gid: Arc<str>,
-        meta: sled::Tree,
+        meta: crate::store::Keyspace,
         flusher: Flusher,
         machine: S,
         snapshot_root: Arc<PathBuf>,
