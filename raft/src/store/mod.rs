@@ -197,7 +197,7 @@ impl GroupTrees {
                 }
             }
         }
-        Ok(GroupTrees::view(db, gid)?)
+        GroupTrees::view(db, gid)
     }
 
     /// The storage of `gid` without marking it as stored (to read a dormant group).
