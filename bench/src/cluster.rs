@@ -139,6 +139,14 @@ impl Nodes {
         self.children.iter().map(|c| c.id()).collect()
     }
 
+    /// kill -9 the local node at `i` (0-based, node-id order) and reap it.
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        let child = self.children.get_mut(i).context("no such local node")?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
     /// The pid of the first local node (for its memory), if this tool started it.
     pub fn first_pid(&self) -> Option<u32> {
         self.children.first().map(|c| c.id())

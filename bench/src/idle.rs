@@ -32,7 +32,14 @@ pub struct Options {
     pub creators: usize,
     pub idle_seconds: u64,
     pub first_reserves: usize,
+    pub kill_leader: bool,
 }
+
+/// `--kill-leader`: the failover target (issue 11): every event serves a reserve through a
+/// survivor within this long of the kill.
+const FAILOVER_TARGET: Duration = Duration::from_secs(3);
+/// Longest the failover phase keeps trying one event.
+const FAILOVER_GIVE_UP: Duration = Duration::from_secs(60);
 
 /// CPU ticks (user + system) and RSS (KiB) of a process, from `/proc`.
 fn proc_sample(pid: u32) -> Option<(u64, u64)> {
@@ -63,7 +70,7 @@ fn groups_in(metrics: &str, state: &str) -> Option<u64> {
         .map(|v| v as u64)
 }
 
-pub async fn run(nodes: &Nodes, keys: &api::AuthKeys, opts: &Options) -> anyhow::Result<()> {
+pub async fn run(nodes: &mut Nodes, keys: &api::AuthKeys, opts: &Options) -> anyhow::Result<()> {
     if opts.events == 0 || opts.creators == 0 {
         bail!("--events and --clients must be at least 1");
     }
@@ -232,6 +239,136 @@ pub async fn run(nodes: &Nodes, keys: &api::AuthKeys, opts: &Options) -> anyhow:
     }
     if !errors.is_empty() || !first_errors.is_empty() {
         bail!("errors: creation {errors:?}, first reserves {first_errors:?}");
+    }
+    if opts.kill_leader {
+        fail_over(nodes, keys, &events, opts).await?;
+    }
+    Ok(())
+}
+
+/// Kill -9 the node leading the most event groups (as node 1 sees it), then reserve once on
+/// every event through the survivors, `opts.creators` at a time, each retried until it
+/// answers 201; print when each was first served, then the survivors' CPU once their groups
+/// sleep again with the dead node still down.
+async fn fail_over(
+    nodes: &mut Nodes,
+    keys: &api::AuthKeys,
+    events: &[String],
+    opts: &Options,
+) -> anyhow::Result<()> {
+    let http = crate::client::client()?;
+    let view: serde_json::Value = {
+        let text = get_text(&http, format!("{}/v1/cluster", nodes.bases[0])).await?;
+        serde_json::from_str(&text)?
+    };
+    let mut led: BTreeMap<u64, usize> = BTreeMap::new();
+    for g in view["groups"].as_array().cloned().unwrap_or_default() {
+        if g["id"].as_str().is_some_and(|id| id.starts_with("evt_")) {
+            if let Some(l) = g["leader"].as_u64() {
+                *led.entry(l).or_default() += 1;
+            }
+        }
+    }
+    let (&victim, &count) = led.iter().max_by_key(|(_, n)| **n).context("no event group has a leader")?;
+    let survivors: Vec<String> =
+        (0..nodes.bases.len()).filter(|i| *i as u64 + 1 != victim).map(|i| nodes.bases[i].clone()).collect();
+    eprintln!("node {victim} leads {count} of {} event groups: kill -9", events.len());
+    nodes.kill(victim as usize - 1)?;
+    let killed = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let events = Arc::new(events.to_vec());
+    let mut tasks = Vec::new();
+    for c in 0..opts.creators {
+        let (http, next, events) = (http.clone(), next.clone(), events.clone());
+        let base = survivors[c % survivors.len()].clone();
+        let token = keys.mint(&format!("failover-{c}"), false, TOKEN_TTL_S);
+        tasks.push(tokio::spawn(async move {
+            let mut served = Vec::new();
+            let mut failed = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= events.len() {
+                    break;
+                }
+                loop {
+                    let r = post(
+                        &http,
+                        format!("{base}/v1/booking/reserve"),
+                        &token,
+                        json!({"event_id": events[i], "section": "GA", "quantity": 1}),
+                    )
+                    .await;
+                    if matches!(r, Ok((201, _))) {
+                        served.push(killed.elapsed());
+                        break;
+                    }
+                    if killed.elapsed() > FAILOVER_GIVE_UP {
+                        failed += 1;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            (served, failed)
+        }));
+    }
+    let mut served = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let (mut failed, mut late) = (0usize, 0usize);
+    for t in tasks {
+        let (s, f) = t.await?;
+        failed += f;
+        for d in s {
+            late += usize::from(d > FAILOVER_TARGET);
+            served.saturating_record(d.as_micros() as u64);
+        }
+    }
+    // The survivors' groups sleep again, with the dead node still down.
+    let settle = Instant::now();
+    loop {
+        let mut awake = 0;
+        for b in &survivors {
+            let text = get_text(&http, format!("{b}/metrics")).await.unwrap_or_default();
+            awake += groups_in(&text, "awake").unwrap_or(u64::MAX / 8);
+        }
+        if awake == 0 {
+            break;
+        }
+        if settle.elapsed() > SETTLE_TIMEOUT {
+            bail!("{awake} groups still awake on the survivors {SETTLE_TIMEOUT:?} after the failover");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let asleep_after = killed.elapsed();
+    let pids: Vec<(usize, u32)> =
+        nodes.pids().into_iter().enumerate().filter(|(i, _)| *i as u64 + 1 != victim).collect();
+    let at_start: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| proc_sample(*p)).collect();
+    let window = opts.idle_seconds.clamp(5, 30);
+    tokio::time::sleep(Duration::from_secs(window)).await;
+    let at_end: Vec<Option<(u64, u64)>> = pids.iter().map(|(_, p)| proc_sample(*p)).collect();
+    println!();
+    println!("| failover: events | served within {} s | p50 ms | p99 ms | max ms | never served | survivors asleep again after s |", FAILOVER_TARGET.as_secs());
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {:.0} | {:.0} | {:.0} | {failed} | {:.1} |",
+        events.len(),
+        events.len() - late - failed,
+        served.value_at_quantile(0.5) as f64 / 1000.0,
+        served.value_at_quantile(0.99) as f64 / 1000.0,
+        served.max() as f64 / 1000.0,
+        asleep_after.as_secs_f64()
+    );
+    for (k, (i, _)) in pids.iter().enumerate() {
+        if let (Some((a, _)), Some((b, rss))) = (at_start[k], at_end[k]) {
+            println!(
+                "survivor node {}: CPU {:.2} % of a core over {window} s after the failover, RSS {:.0} MiB",
+                i + 1,
+                (b - a) as f64 / TICKS_PER_SECOND as f64 / window as f64 * 100.0,
+                rss as f64 / 1024.0
+            );
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} events never served a reserve after the kill");
     }
     Ok(())
 }

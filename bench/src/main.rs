@@ -118,6 +118,10 @@ struct Args {
     /// idle: how many sleeping events get a first reserve, one at a time.
     #[arg(long, default_value_t = 200)]
     first_reserves: usize,
+    /// idle: then kill -9 the node that leads the most event groups and time, for every
+    /// event, its first reserve through a survivor (the failover of sleeping groups).
+    #[arg(long)]
+    kill_leader: bool,
 }
 
 impl Args {
@@ -204,14 +208,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             live::sse_fan_out(&nodes.bases[0], &keys, args.watchers, args.changes).await
         }
         "idle" => {
-            let nodes = args.nodes(3).await?;
+            let mut nodes = args.nodes(3).await?;
             let opts = idle::Options {
                 events: if args.events > 1 { args.events } else { 10_000 },
                 creators: args.one_client_count()?,
                 idle_seconds: args.idle_seconds,
                 first_reserves: args.first_reserves,
+                kill_leader: args.kill_leader,
             };
-            idle::run(&nodes, &keys, &opts).await
+            idle::run(&mut nodes, &keys, &opts).await
         }
         "queue" => {
             let clients = args.one_client_count()?;
