@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -38,8 +39,10 @@ pub struct Options {
 /// `--kill-leader`: the failover target (issue 11): every event serves a reserve through a
 /// survivor within this long of the kill.
 const FAILOVER_TARGET: Duration = Duration::from_secs(3);
-/// Longest the failover phase keeps trying one event.
+/// Longest the failover phase keeps trying.
 const FAILOVER_GIVE_UP: Duration = Duration::from_secs(60);
+/// Reserves in flight at once during the failover phase.
+const FAILOVER_PARALLEL: usize = 64;
 
 /// CPU ticks (user + system) and RSS (KiB) of a process, from `/proc`.
 fn proc_sample(pid: u32) -> Option<(u64, u64)> {
@@ -275,53 +278,47 @@ async fn fail_over(
     eprintln!("node {victim} leads {count} of {} event groups: kill -9", events.len());
     nodes.kill(victim as usize - 1)?;
     let killed = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let events = Arc::new(events.to_vec());
-    let mut tasks = Vec::new();
-    for c in 0..opts.creators {
-        let (http, next, events) = (http.clone(), next.clone(), events.clone());
-        let base = survivors[c % survivors.len()].clone();
-        let token = keys.mint(&format!("failover-{c}"), false, TOKEN_TTL_S);
-        tasks.push(tokio::spawn(async move {
-            let mut served = Vec::new();
-            let mut failed = 0usize;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= events.len() {
-                    break;
-                }
-                loop {
+    // Sweeps over the events not served yet, `FAILOVER_PARALLEL` requests at a time, so each
+    // event's time is its own (not queued behind another event's failover).
+    let tokens: Vec<String> =
+        (0..FAILOVER_PARALLEL).map(|c| keys.mint(&format!("failover-{c}"), false, TOKEN_TTL_S)).collect();
+    let mut pending: Vec<usize> = (0..events.len()).collect();
+    let mut served = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut late = 0usize;
+    while !pending.is_empty() && killed.elapsed() < FAILOVER_GIVE_UP {
+        let answers: Vec<(usize, bool, Duration)> = futures::stream::iter(pending.iter().copied())
+            .map(|i| {
+                let (http, token) = (http.clone(), tokens[i % tokens.len()].clone());
+                let base = survivors[i % survivors.len()].clone();
+                let event = events[i].clone();
+                async move {
                     let r = post(
                         &http,
                         format!("{base}/v1/booking/reserve"),
                         &token,
-                        json!({"event_id": events[i], "section": "GA", "quantity": 1}),
+                        json!({"event_id": event, "section": "GA", "quantity": 1}),
                     )
                     .await;
-                    if matches!(r, Ok((201, _))) {
-                        served.push(killed.elapsed());
-                        break;
-                    }
-                    if killed.elapsed() > FAILOVER_GIVE_UP {
-                        failed += 1;
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    (i, matches!(r, Ok((201, _))), killed.elapsed())
                 }
+            })
+            .buffer_unordered(FAILOVER_PARALLEL)
+            .collect()
+            .await;
+        pending.clear();
+        for (i, ok, at) in answers {
+            if ok {
+                late += usize::from(at > FAILOVER_TARGET);
+                served.saturating_record(at.as_micros() as u64);
+            } else {
+                pending.push(i);
             }
-            (served, failed)
-        }));
-    }
-    let mut served = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let (mut failed, mut late) = (0usize, 0usize);
-    for t in tasks {
-        let (s, f) = t.await?;
-        failed += f;
-        for d in s {
-            late += usize::from(d > FAILOVER_TARGET);
-            served.saturating_record(d.as_micros() as u64);
+        }
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    let failed = pending.len();
     // The survivors' groups sleep again, with the dead node still down.
     let settle = Instant::now();
     loop {

@@ -66,7 +66,7 @@ pub const KEEPER_TICK_MS: u64 = 200;
 /// Longest wait for the members' answers to a sleep request.
 pub const SLEEP_ROUND_TIMEOUT_MS: u64 = 500;
 /// Most dormant groups loaded at once to fail over.
-pub const FAILOVER_LOADS_MAX: usize = 16;
+pub const FAILOVER_LOADS_MAX: usize = 64;
 /// Most evictions started per keeper tick.
 pub const EVICTIONS_PER_TICK_MAX: usize = 256;
 

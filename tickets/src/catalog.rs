@@ -123,8 +123,11 @@ pub struct Event {
     pub updated_at: Millis,
     /// The nodes that host the event's group now (sorted).
     pub replicas: Vec<NodeId>,
-    /// The nodes placed at creation (sorted); never changes. Its first node, and only it,
-    /// initializes the group, and only while pristine.
+    /// The nodes placed at creation; never changes. Its first node, and only it, initializes
+    /// the group (only while pristine) and so becomes its first leader. The order is the
+    /// sorted replicas rotated by the number of events created before, so first leaders
+    /// spread over the nodes: with every group led by one node, killing that node made every
+    /// group fail over at once (977 of 1,000 in `boxoffice-bench --mode idle --kill-leader`).
     pub initial_replicas: Vec<NodeId>,
 }
 
@@ -231,13 +234,15 @@ impl Catalog {
                 if replicas.is_empty() {
                     return Err(Rejection::invalid("replicas", "no live node to place the event on"));
                 }
+                let mut initial_replicas = replicas.clone();
+                initial_replicas.rotate_left(self.events.len() % replicas.len());
                 let event = Event {
                     id: id.clone(),
                     spec,
                     cancelled: false,
                     created_at: now,
                     updated_at: now,
-                    initial_replicas: replicas.clone(),
+                    initial_replicas,
                     replicas,
                 };
                 self.events.insert(id, event.clone());
