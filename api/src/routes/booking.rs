@@ -29,7 +29,7 @@ pub const BOOKINGS_PAGE_MAX: usize = 100;
     params(("Idempotency-Key" = Option<String>, Header, description = "retry safely: same key + body → first answer, for 24 h")),
     responses((status = 201, body = HoldOut), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem), (status = 503, body = Problem)))]
+        (status = 422, body = Problem), (status = 503, body = Problem), (status = 504, body = Problem)))]
 pub async fn reserve(
     State(state): State<AppState>,
     User(user): User,
