@@ -67,6 +67,10 @@ pub const KEEPER_TICK_MS: u64 = 200;
 pub const SLEEP_ROUND_TIMEOUT_MS: u64 = 500;
 /// Most dormant groups loaded at once to fail over.
 pub const FAILOVER_LOADS_MAX: usize = 64;
+/// Spacing of the elections a survivor starts for a group whose leader's node died.
+pub const FAILOVER_ELECTION_RETRY_MS: u64 = 250;
+/// Most such elections before the election timers take over.
+pub const FAILOVER_ELECTIONS_MAX: u32 = 12;
 /// Most evictions started per keeper tick.
 pub const EVICTIONS_PER_TICK_MAX: usize = 256;
 
@@ -299,10 +303,24 @@ async fn elect_if_first<S: StateMachine>(host: &HostInner<S>, group: &Group<S>, 
         .copied()
         .filter(|v| *v != dead)
         .find(|v| *v == me || host.liveness.status(*v) != PeerStatus::Dead);
-    if first == Some(me) {
+    if first != Some(me) {
+        return;
+    }
+    // The other voters may not have declared `dead` dead yet (their sweeps are up to a tick
+    // apart), and until they do their vote guard refuses: try again every
+    // `FAILOVER_ELECTION_RETRY_MS` instead of waiting an election timeout (1–2 s).
+    for _ in 0..FAILOVER_ELECTIONS_MAX {
+        if group.known_leader().is_some_and(|l| l != dead) || host.is_shut_down() {
+            return;
+        }
+        if host.liveness.status(dead) != PeerStatus::Dead {
+            return;
+        }
         tracing::debug!(group = group.id(), dead, "electing: the leader's node is dead");
         if let Err(e) = group.raft().trigger().elect(true).await {
             tracing::debug!(group = group.id(), error = %e, "election not started");
+            return;
         }
+        tokio::time::sleep(Duration::from_millis(FAILOVER_ELECTION_RETRY_MS)).await;
     }
 }
