@@ -54,8 +54,20 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
+/// The production timers (an election timeout of 1–2 s): what these tests check (no election
+/// on waking, failover driven by liveness rather than timers) is a property of those. With the
+/// test suite's 300–600 ms, a follower woken by a write on a busy CI machine sometimes timed
+/// out before the reloaded leader's first heartbeat and won an election.
 fn sleepy(id: NodeId) -> HostConfig {
-    HostConfig { sleep_after_ms: 300, evict_after_ms: 1_000, ..test_config(id) }
+    let production = HostConfig::default();
+    HostConfig {
+        sleep_after_ms: 300,
+        evict_after_ms: 1_000,
+        heartbeat_interval_ms: production.heartbeat_interval_ms,
+        election_timeout_min_ms: production.election_timeout_min_ms,
+        election_timeout_max_ms: production.election_timeout_max_ms,
+        ..test_config(id)
+    }
 }
 
 async fn cluster() -> Cluster {
