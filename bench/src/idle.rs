@@ -73,6 +73,26 @@ fn groups_in(metrics: &str, state: &str) -> Option<u64> {
         .map(|v| v as u64)
 }
 
+/// Wait until every node at `bases` reports no awake group in `/metrics` (a node that does
+/// not answer counts as awake), for at most [`SETTLE_TIMEOUT`].
+async fn wait_all_asleep(http: &reqwest::Client, bases: &[String], when: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let mut awake = 0;
+        for b in bases {
+            let text = get_text(http, format!("{b}/metrics")).await.unwrap_or_default();
+            awake += groups_in(&text, "awake").unwrap_or(u64::MAX / 8);
+        }
+        if awake == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > SETTLE_TIMEOUT {
+            bail!("{awake} groups still awake {SETTLE_TIMEOUT:?} {when}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn run(nodes: &mut Nodes, keys: &api::AuthKeys, opts: &Options) -> anyhow::Result<()> {
     if opts.events == 0 || opts.creators == 0 {
         bail!("--events and --clients must be at least 1");
@@ -151,20 +171,7 @@ pub async fn run(nodes: &mut Nodes, keys: &api::AuthKeys, opts: &Options) -> any
 
     // Settle: every node reports no awake group.
     let settle = Instant::now();
-    loop {
-        let mut awake = 0;
-        for b in &nodes.bases {
-            let text = get_text(&http, format!("{b}/metrics")).await.unwrap_or_default();
-            awake += groups_in(&text, "awake").unwrap_or(u64::MAX / 8);
-        }
-        if awake == 0 {
-            break;
-        }
-        if settle.elapsed() > SETTLE_TIMEOUT {
-            bail!("{awake} groups still awake {SETTLE_TIMEOUT:?} after the creations");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_all_asleep(&http, &nodes.bases, "after the creations").await?;
     eprintln!("every group asleep {:.1} s after the last creation", settle.elapsed().as_secs_f64());
     // Let evictions finish, then measure.
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -320,21 +327,7 @@ async fn fail_over(
     }
     let failed = pending.len();
     // The survivors' groups sleep again, with the dead node still down.
-    let settle = Instant::now();
-    loop {
-        let mut awake = 0;
-        for b in &survivors {
-            let text = get_text(&http, format!("{b}/metrics")).await.unwrap_or_default();
-            awake += groups_in(&text, "awake").unwrap_or(u64::MAX / 8);
-        }
-        if awake == 0 {
-            break;
-        }
-        if settle.elapsed() > SETTLE_TIMEOUT {
-            bail!("{awake} groups still awake on the survivors {SETTLE_TIMEOUT:?} after the failover");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_all_asleep(&http, &survivors, "on the survivors after the failover").await?;
     let asleep_after = killed.elapsed();
     let pids: Vec<(usize, u32)> =
         nodes.pids().into_iter().enumerate().filter(|(i, _)| *i as u64 + 1 != victim).collect();

@@ -203,6 +203,22 @@ fn response_kind(r: &RpcResponse) -> &'static str {
     }
 }
 
+/// Answer each of `items` with its reply, in order; if `from` sent a different number of
+/// replies than there were commands, that is a bug: every command fails as `Fatal`.
+fn answer_each(items: Vec<Pending>, replies: Vec<Result<ReplyBytes, WriteError>>, gid: &str, from: &str) {
+    if replies.len() != items.len() {
+        let e = WriteError::Fatal(format!(
+            "group {gid}: {from} answered {} replies for {} commands",
+            replies.len(),
+            items.len()
+        ));
+        return answer_all(items, e);
+    }
+    for (item, reply) in items.into_iter().zip(replies) {
+        item.answer(reply);
+    }
+}
+
 /// Answer every command of `items` with a clone of `e`.
 fn answer_all(items: Vec<Pending>, e: WriteError) {
     for item in items {
@@ -593,19 +609,7 @@ impl<S: StateMachine> Group<S> {
         }
         match written {
             Ok(Ok(response)) => {
-                let replies = response.data.0;
-                if replies.len() != items.len() {
-                    let e = WriteError::Fatal(format!(
-                        "group {gid}: {} replies for {} commands",
-                        replies.len(),
-                        items.len()
-                    ));
-                    answer_all(items, e);
-                    return None;
-                }
-                for (item, reply) in items.into_iter().zip(replies) {
-                    item.answer(Ok(reply));
-                }
+                answer_each(items, response.data.0.into_iter().map(Ok).collect(), gid, "this node");
                 None
             }
             Ok(Err(openraft::errors::RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
@@ -701,18 +705,7 @@ impl<S: StateMachine> Group<S> {
         };
         match sent {
             Ok(Ok(RpcResponse::Propose(Ok(replies)))) => {
-                if replies.len() != items.len() {
-                    let e = WriteError::Fatal(format!(
-                        "group {gid}: node {id} answered {} of {} commands",
-                        replies.len(),
-                        items.len()
-                    ));
-                    answer_all(items, e);
-                    return None;
-                }
-                for (item, reply) in items.into_iter().zip(replies) {
-                    item.answer(reply);
-                }
+                answer_each(items, replies, gid, &format!("node {id}"));
                 None
             }
             Ok(Ok(RpcResponse::Propose(Err(WriteError::ForwardToLeader { leader })))) => {
