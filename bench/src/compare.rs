@@ -1,5 +1,7 @@
-//! `compare`: boxoffice and each available peer, back to back, with the same hold workload,
-//! clients and duration, in one table of ratios — never a lone absolute number.
+//! `compare`: boxoffice and each available peer, back to back, with the same clients and
+//! duration, in one table of ratios — never a lone absolute number. boxoffice runs each of
+//! its workloads (by default `hold` with explicit ids, and the buyers' paths `ga` and
+//! `best-available`); every peer runs its conditional-update hold of one named seat.
 //!
 //! Owns: [`Options`], [`run`], and the comparison table. For each system in turn (boxoffice
 //! on N local nodes first, then `etcd3`, `etcd1`, `postgres`, `redis`, `redis-aof`): start
@@ -7,8 +9,8 @@
 //! then for each client count run the [fsync probe](crate::fsync_probe) in the data
 //! directory's file system and then the workload, then stop it — so no system competes for
 //! the two cores with another. A peer that cannot start is listed as skipped, with the
-//! reason. The ratio column is boxoffice's holds/s at the same client count divided by the
-//! row's holds/s.
+//! reason. The ratio column is the row's holds/s divided by PostgreSQL's at the same client
+//! count (the peer the issue's target names).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +33,8 @@ pub struct Options {
     pub clients: Vec<usize>,
     pub seconds: u64,
     pub nodes: usize,
+    /// boxoffice's workloads, in order.
+    pub workloads: Vec<Workload>,
     pub binary: PathBuf,
     pub script: PathBuf,
     /// Where the fsync probe writes: the file system the systems keep their data in.
@@ -42,7 +46,7 @@ pub struct Options {
 pub struct Row {
     pub report: Report,
     pub fsync: FsyncProbe,
-    /// boxoffice's ok/s at the same clients ÷ this row's ok/s.
+    /// This row's ok/s ÷ PostgreSQL's at the same clients.
     pub ratio: Option<f64>,
 }
 
@@ -58,18 +62,26 @@ async fn measure_boxoffice(o: &Options, keys: &api::AuthKeys, rows: &mut Vec<Row
     let nodes = Nodes::start(&o.binary, o.nodes, &o.probe_dir).await?;
     let probe_dir = nodes.data_dir().unwrap_or(&o.probe_dir).to_path_buf();
     for &clients in &o.clients {
-        tokio::time::sleep(SETTLE).await;
-        let fsync = fsync_probe::probe(&probe_dir).await?;
-        let opts = workloads::Options {
-            clients,
-            budget: Budget::Seconds(o.seconds),
-            seats: None,
-            events: 1,
-            progress: o.progress,
-        };
-        let report = workloads::run(Workload::Hold, &nodes, keys, &opts).await?;
-        eprintln!("boxoffice x{clients}: {:.0} holds/s (fsync p50 {} µs)", report.ops_per_sec, fsync.p50_us);
-        rows.push(Row { report, fsync, ratio: None });
+        for &workload in &o.workloads {
+            tokio::time::sleep(SETTLE).await;
+            let fsync = fsync_probe::probe(&probe_dir).await?;
+            let opts = workloads::Options {
+                clients,
+                budget: Budget::Seconds(o.seconds),
+                seats: None,
+                events: 1,
+                hold_seconds: None,
+                progress: o.progress,
+            };
+            let report = workloads::run(workload, &nodes, keys, &opts).await?;
+            eprintln!(
+                "boxoffice {} x{clients}: {:.0} holds/s (fsync p50 {} µs)",
+                workload.name(),
+                report.ops_per_sec,
+                fsync.p50_us
+            );
+            rows.push(Row { report, fsync, ratio: None });
+        }
     }
     Ok(())
 }
@@ -101,12 +113,12 @@ pub async fn run(o: &Options, keys: &api::AuthKeys) -> anyhow::Result<Comparison
         }
     }
     for i in 0..rows.len() {
-        let ours = rows
+        let postgres = rows
             .iter()
-            .find(|r| r.report.system == "boxoffice" && r.report.clients == rows[i].report.clients)
-            .map(|r| r.report.ops_per_sec);
-        let theirs = rows[i].report.ops_per_sec;
-        rows[i].ratio = ours.filter(|_| theirs > 0.0).map(|ours| ours / theirs);
+            .find(|r| r.report.system == "postgres" && r.report.clients == rows[i].report.clients)
+            .map(|r| r.report.ops_per_sec)
+            .filter(|p| *p > 0.0);
+        rows[i].ratio = postgres.map(|p| rows[i].report.ops_per_sec / p);
     }
     Ok(Comparison { seconds: o.seconds, rows, skipped })
 }
@@ -114,16 +126,17 @@ pub async fn run(o: &Options, keys: &api::AuthKeys) -> anyhow::Result<Comparison
 /// The Markdown table: one row per system and client count, then the skipped systems.
 pub fn table(c: &Comparison) -> String {
     let mut out = String::from(
-        "| system | nodes | clients | holds/s | p50 ms | p99 ms | max ms | errors | boxoffice ÷ this | fsync p50 µs | fsync p99 µs |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| system | workload | nodes | clients | holds/s | p50 ms | p99 ms | max ms | errors | ÷ postgres | fsync p50 µs | fsync p99 µs |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut ordered: Vec<&Row> = c.rows.iter().collect();
     ordered.sort_by_key(|r| r.report.clients);
     for row in ordered {
         let r = &row.report;
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.system,
+            r.workload,
             r.nodes,
             r.clients,
             r.ops_per_sec,

@@ -78,9 +78,12 @@ pub async fn drive<C: Client>(
                     break;
                 }
                 let t0 = Instant::now();
-                match client.op(n).await {
-                    Outcome::Ok => stats.record_ok(t0.elapsed()),
-                    Outcome::Err(name) => stats.record_err(name, t0.elapsed()),
+                let outcome = client.op(n).await;
+                let took = t0.elapsed();
+                stats.note_second(started.elapsed(), matches!(outcome, Outcome::Ok), took);
+                match outcome {
+                    Outcome::Ok => stats.record_ok(took),
+                    Outcome::Err(name) => stats.record_err(name, took),
                     Outcome::Done => break,
                 }
             }

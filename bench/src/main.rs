@@ -12,6 +12,8 @@
 //! $B --mode hold,flash-sale --nodes 3 --clients 32 --json
 //! $B --mode many-events --target 127.0.0.1:8080,127.0.0.1:8081 --auth-secret S
 //! $B --mode peer --peer redis-aof --clients 64           # starts it with scripts/peers.sh
+//! $B --mode ga,best-available --nodes 3 --clients 64    # the buyers' paths: section + quantity
+//! $B --mode ga --nodes 3 --clients 64 --seconds 300 --hold-seconds 15   # an on-sale
 //! $B --mode compare --seconds 10 --clients 1,64          # boxoffice x3 vs etcd, PostgreSQL, Redis
 //! $B --mode sse --watchers 1000 --changes 20             # seat-change fan-out
 //! $B --mode queue --users 100000 --clients 64            # waiting-queue joins
@@ -53,8 +55,9 @@ use crate::workloads::Workload;
 )]
 struct Args {
     /// What to run: workloads `hold`, `hold-confirm`, `contention`, `flash-sale`,
-    /// `many-events` (several separated by commas run one after the other on the same
-    /// nodes); or `compare`, `peer`, `sse`, `queue`. (`holds` is `hold`.)
+    /// `many-events`, `ga`, `best-available` (several separated by commas run one after the
+    /// other on the same nodes); or `compare`, `peer`, `sse`, `queue`, `idle`. (`holds` is
+    /// `hold`.)
     #[arg(long, default_value = "hold")]
     mode: String,
     /// Concurrent clients; `compare` takes a list (`1,64`).
@@ -79,7 +82,8 @@ struct Args {
     /// The boxoffice binary [default: next to this one].
     #[arg(long)]
     binary: Option<PathBuf>,
-    /// Tickets per event [default: hold 100000, contention 16, flash-sale 1000, many-events 2000].
+    /// Tickets per event [default: hold 100000, contention 16, flash-sale 1000, many-events
+    /// 2000, ga and best-available 150000].
     #[arg(long)]
     seats: Option<u32>,
     /// Events to spread `hold` and `hold-confirm` over; `idle`: events to create (10,000 by default).
@@ -88,6 +92,13 @@ struct Args {
     /// Print JSON (a list of reports; for compare, the comparison) instead of tables.
     #[arg(long)]
     json: bool,
+    /// The events' hold time in seconds [default: 600]; shorter than the run, seats come back
+    /// (an on-sale).
+    #[arg(long)]
+    hold_seconds: Option<u64>,
+    /// compare: boxoffice's workloads, in order.
+    #[arg(long, value_delimiter = ',', default_value = "hold,ga,best-available")]
+    workloads: Vec<String>,
     /// compare: the systems, in order.
     #[arg(long, value_delimiter = ',', default_value = "boxoffice,etcd3,etcd1,postgres,redis,redis-aof")]
     systems: Vec<String>,
@@ -171,6 +182,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 clients: args.clients.clone(),
                 seconds: args.seconds,
                 nodes: args.nodes.unwrap_or(3),
+                workloads: args.workloads.iter().map(|w| w.parse()).collect::<anyhow::Result<_>>()?,
                 binary: args.binary(),
                 script: args.peers_script.clone().unwrap_or_else(compare::default_script),
                 probe_dir: args.data_dir(),
@@ -230,6 +242,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 budget: args.budget(),
                 seats: args.seats,
                 events: args.events,
+                hold_seconds: args.hold_seconds,
                 progress,
             };
             let nodes = args.nodes(1).await?;
@@ -240,6 +253,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             print_reports(&reports, args.json)?;
             if reports.iter().any(|r| r.flash_sale.as_ref().is_some_and(|f| !f.consistent)) {
                 bail!("the flash-sale's seat map does not match its confirms (see above)");
+            }
+            if reports.iter().any(|r| r.ledger.as_ref().is_some_and(|l| !l.consistent)) {
+                bail!("the event's held tickets do not match the answers the clients got (see the ledger above)");
             }
             Ok(())
         }

@@ -21,6 +21,16 @@ pub struct Stats {
     pub hist: Histogram<u64>,
     pub ok: u64,
     pub errors: BTreeMap<String, u64>,
+    /// Successes and the longest attempt of each second of the run (by when the attempt
+    /// ended), when the driver gives times.
+    pub seconds: Vec<Second>,
+}
+
+/// One second of a run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Second {
+    pub ok: u64,
+    pub max_us: u64,
 }
 
 impl Default for Stats {
@@ -29,6 +39,7 @@ impl Default for Stats {
             hist: Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("valid histogram bounds"),
             ok: 0,
             errors: BTreeMap::new(),
+            seconds: Vec::new(),
         }
     }
 }
@@ -48,6 +59,17 @@ impl Stats {
         self.hist.saturating_record((took.as_micros() as u64).clamp(1, LATENCY_US_MAX));
     }
 
+    /// Note an attempt that ended `at` after the run's start in the per-second timeline.
+    pub fn note_second(&mut self, at: Duration, ok: bool, took: Duration) {
+        let i = at.as_secs() as usize;
+        if self.seconds.len() <= i {
+            self.seconds.resize(i + 1, Second::default());
+        }
+        let s = &mut self.seconds[i];
+        s.ok += u64::from(ok);
+        s.max_us = s.max_us.max(took.as_micros() as u64);
+    }
+
     pub fn attempts(&self) -> u64 {
         self.hist.len()
     }
@@ -57,6 +79,13 @@ impl Stats {
         self.ok += other.ok;
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
+        }
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds.resize(other.seconds.len(), Second::default());
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(other.seconds) {
+            mine.ok += theirs.ok;
+            mine.max_us = mine.max_us.max(theirs.max_us);
         }
         assert_eq!(
             self.attempts(),
@@ -72,6 +101,30 @@ pub struct Latency {
     pub p90_us: u64,
     pub p99_us: u64,
     pub p999_us: u64,
+    pub max_us: u64,
+}
+
+/// The ledger of `ga` and `best-available` (see `workloads`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Ledger {
+    /// Tickets named in `201` answers.
+    pub answered: u64,
+    /// Tickets asked for by requests whose outcome the client could not know (`504
+    /// outcome_unknown`, timeouts, lost connections).
+    pub unknown: u64,
+    /// Tickets the event showed as held after the run (the warm-up seat not counted);
+    /// `None` when holds expire within the run, so there is nothing to compare.
+    pub held: Option<u64>,
+    /// `answered <= held <= answered + unknown`.
+    pub consistent: bool,
+}
+
+/// One window of a long run (a minute, or a tenth of a shorter run).
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    pub from_s: u64,
+    pub to_s: u64,
+    pub ok_per_sec: f64,
     pub max_us: u64,
 }
 
@@ -110,6 +163,12 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flash_sale: Option<FlashSale>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<Ledger>,
+    /// The run in windows: minutes for runs of two minutes or more, else tenths (runs of
+    /// 10 s or more).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Window>,
     /// Anything else worth knowing (e.g. "capacity reached after 8.1 s").
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -145,6 +204,8 @@ impl Report {
             },
             errors: stats.errors.clone(),
             flash_sale: None,
+            ledger: None,
+            windows: windows(&stats.seconds, elapsed),
             notes: Vec::new(),
         }
     }
@@ -152,6 +213,28 @@ impl Report {
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()
     }
+}
+
+/// Cut the per-second timeline of a run into windows (see [`Report::windows`]); the last
+/// partial second is left out.
+fn windows(seconds: &[Second], elapsed: Duration) -> Vec<Window> {
+    let whole = (elapsed.as_secs() as usize).min(seconds.len());
+    let width = match whole {
+        0..=9 => return Vec::new(),
+        10..=119 => whole / 10,
+        _ => 60,
+    };
+    seconds[..whole]
+        .chunks(width)
+        .enumerate()
+        .filter(|(_, c)| c.len() == width)
+        .map(|(i, c)| Window {
+            from_s: (i * width) as u64,
+            to_s: ((i + 1) * width) as u64,
+            ok_per_sec: c.iter().map(|s| s.ok).sum::<u64>() as f64 / width as f64,
+            max_us: c.iter().map(|s| s.max_us).max().unwrap_or(0),
+        })
+        .collect()
 }
 
 pub fn ms(us: u64) -> String {
@@ -200,6 +283,27 @@ pub fn table(reports: &[Report]) -> String {
                 f.sold_out_ms.map_or("(not sold out)".to_string(), |m| format!("{m} ms")),
                 f.consistent
             ));
+        }
+        if let Some(l) = &r.ledger {
+            out.push_str(&format!(
+                "\nledger ({} {} clients): tickets in 201 answers {}, in unknown outcomes {}, held after the run {}, consistent: {}\n",
+                r.workload,
+                r.clients,
+                l.answered,
+                l.unknown,
+                l.held.map_or("(not checked: holds expired within the run)".to_string(), |h| h.to_string()),
+                l.consistent
+            ));
+        }
+        if !r.windows.is_empty() {
+            out.push_str(&format!("\nwindows ({} {} clients): ", r.workload, r.clients));
+            let parts: Vec<String> = r
+                .windows
+                .iter()
+                .map(|w| format!("{}–{} s {:.0}/s max {} ms", w.from_s, w.to_s, w.ok_per_sec, ms(w.max_us)))
+                .collect();
+            out.push_str(&parts.join(" · "));
+            out.push('\n');
         }
         for n in &r.notes {
             out.push_str(&format!("note ({} {} {} clients): {n}\n", r.system, r.workload, r.clients));

@@ -18,6 +18,18 @@
 //!   seat map's sold count equals the successful confirms and is at most N, and no ticket id
 //!   came back from two confirms. Time to sell out is reported.
 //! - `many-events`: `hold` spread round-robin over 100 events (100 Raft groups).
+//! - `ga`: what most buyers ask: `{section: "GA", quantity}` with quantity 1 or 2 (every
+//!   other request) in one general section of 150,000 by default — the store picks the
+//!   seats.
+//! - `best-available`: "the best 2–4 in section N": quantities 2, 3, 4 in turn, sections in
+//!   turn, in a seated venue of 10 sections × 30 rows × 500 seats (150,000) by default.
+//!
+//! `ga` and `best-available` also keep a ledger: tickets named in `201` answers, and
+//! tickets asked for by requests whose outcome the client cannot know (`504
+//! outcome_unknown`, a timeout, a lost connection). After the run the event's `held` count
+//! must lie between the first and the first plus the second — otherwise a client was told
+//! a hold did not happen while it did (or a `201` was lost). `--hold-seconds` shorter than
+//! the run lets seats come back (an on-sale); the ledger is then not checked.
 //!
 //! Before the clock starts, every event is warmed up: a reserve of its one-seat section `W`
 //! is retried (503 while its group elects a leader) until it answers 201.
@@ -35,10 +47,16 @@ use crate::client::{get, outcome_name, post};
 use crate::cluster::Nodes;
 use crate::driver::{drive, Client, OpFuture, Outcome};
 use crate::progress::Budget;
-use crate::report::{FlashSale, Report};
+use crate::report::{FlashSale, Ledger, Report};
 
 /// Seats per row of the bench venue (the API's `SEATS_PER_ROW_MAX`).
 const SEATS_PER_ROW: u32 = 1_000;
+/// Sections of the `best-available` venue (named 101, 102, ...).
+const BEST_SECTIONS: u32 = 10;
+/// Seats per row of the `best-available` venue.
+const BEST_ROW_SEATS: u32 = 500;
+/// How long the event's `held` count may take to settle on the node read after the run.
+const LEDGER_SETTLE: Duration = Duration::from_secs(10);
 /// Most tickets one event may have (the API's `TICKETS_PER_EVENT_MAX`, less the warm-up seat).
 pub const SEATS_MAX: u32 = 199_000;
 /// Events of `many-events`.
@@ -64,6 +82,19 @@ pub enum Workload {
     Contention,
     FlashSale,
     ManyEvents,
+    Ga,
+    BestAvailable,
+}
+
+/// The shape of the bench venue's main section(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Section `S`, rows of 1,000 seats.
+    Seated,
+    /// Section `GA`, general admission.
+    General,
+    /// Sections `101`.. of [`BEST_ROW_SEATS`]-seat rows.
+    Sections,
 }
 
 impl FromStr for Workload {
@@ -75,7 +106,11 @@ impl FromStr for Workload {
             "contention" => Workload::Contention,
             "flash-sale" => Workload::FlashSale,
             "many-events" => Workload::ManyEvents,
-            other => bail!("no workload {other:?} (hold, hold-confirm, contention, flash-sale, many-events)"),
+            "ga" => Workload::Ga,
+            "best-available" => Workload::BestAvailable,
+            other => bail!(
+                "no workload {other:?} (hold, hold-confirm, contention, flash-sale, many-events, ga, best-available)"
+            ),
         })
     }
 }
@@ -88,7 +123,22 @@ impl Workload {
             Workload::Contention => "contention",
             Workload::FlashSale => "flash-sale",
             Workload::ManyEvents => "many-events",
+            Workload::Ga => "ga",
+            Workload::BestAvailable => "best-available",
         }
+    }
+
+    fn shape(self) -> Shape {
+        match self {
+            Workload::FlashSale | Workload::Ga => Shape::General,
+            Workload::BestAvailable => Shape::Sections,
+            _ => Shape::Seated,
+        }
+    }
+
+    /// Keeps a ledger of held tickets (see the module doc).
+    fn ledger(self) -> bool {
+        matches!(self, Workload::Ga | Workload::BestAvailable)
     }
 
     fn default_seats(self) -> u32 {
@@ -97,6 +147,7 @@ impl Workload {
             Workload::Contention => 16,
             Workload::FlashSale => 1_000,
             Workload::ManyEvents => 2_000,
+            Workload::Ga | Workload::BestAvailable => 150_000,
         }
     }
 }
@@ -109,6 +160,8 @@ pub struct Options {
     pub seats: Option<u32>,
     /// Events for `hold` and `hold-confirm` (default 1); `many-events` always has 100.
     pub events: usize,
+    /// The events' hold time [default: 600 s].
+    pub hold_seconds: Option<u64>,
     pub progress: bool,
 }
 
@@ -127,6 +180,10 @@ struct Shared {
     /// Ticket ids returned by successful confirms (flash-sale).
     sold_ids: Mutex<Vec<String>>,
     sold_out_ms: Mutex<Option<u64>>,
+    /// Tickets named in `201` answers (ledger workloads).
+    held_answered: AtomicU64,
+    /// Tickets asked for by requests whose outcome is unknown to the client.
+    held_unknown: AtomicU64,
 }
 
 struct HttpClient {
@@ -184,6 +241,34 @@ impl HttpClient {
                         self.confirm(&token, &h).await.map(|_| ())
                     }
                     other => other.map(|_| ()),
+                }
+            }
+            Workload::Ga | Workload::BestAvailable => {
+                let (section, quantity) = if s.workload == Workload::Ga {
+                    ("GA".to_string(), 1 + n % 2)
+                } else {
+                    ((101 + n % u64::from(BEST_SECTIONS)).to_string(), 2 + n % 3)
+                };
+                let body = json!({"event_id": s.events[0], "section": section, "quantity": quantity});
+                let r = post(&s.http, self.url("/v1/booking/reserve"), &token, body).await;
+                match &r {
+                    Ok((201, b)) => {
+                        let got = b["tickets"].as_array().map_or(0, |t| t.len()) as u64;
+                        s.held_answered.fetch_add(got, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Ok((409, b)) if b["code"] == "ticket_unavailable" => {
+                        // The section cannot give `quantity` (adjacent, for a seated one): it
+                        // is sold out or nearly, and the others (filled in turn) with it.
+                        s.exhausted.store(true, Ordering::Relaxed);
+                        s.stop.store(true, Ordering::Relaxed);
+                        Err(outcome_name(&r))
+                    }
+                    Ok((504, _)) | Err(_) => {
+                        s.held_unknown.fetch_add(quantity, Ordering::Relaxed);
+                        Err(outcome_name(&r))
+                    }
+                    _ => Err(outcome_name(&r)),
                 }
             }
             Workload::Contention => {
@@ -247,8 +332,33 @@ impl Client for HttpClient {
     }
 }
 
-/// Create the venue and `count` events of `seats` tickets (seated section `S`, or general
-/// section `GA` for the flash-sale) plus the one-seat warm-up section `W`; warm each up.
+/// Rows `1..` of `seats` seats in all, `per_row` to a row (the last one shorter).
+fn rows(seats: u32, per_row: u32) -> Vec<Value> {
+    (1..=seats.div_ceil(per_row))
+        .map(|r| json!({"name": r.to_string(), "seats": per_row.min(seats - (r - 1) * per_row)}))
+        .collect()
+}
+
+/// The venue's main sections for `shape` with `seats` tickets in all.
+fn sections(shape: Shape, seats: u32) -> Vec<Value> {
+    match shape {
+        Shape::General => vec![json!({"name": "GA", "kind": "general", "capacity": seats})],
+        Shape::Seated => vec![json!({"name": "S", "kind": "seated", "rows": rows(seats, SEATS_PER_ROW)})],
+        Shape::Sections => {
+            let per = seats.div_ceil(BEST_SECTIONS);
+            (0..BEST_SECTIONS)
+                .map(|i| {
+                    let n = per.min(seats.saturating_sub(i * per)).max(1);
+                    json!({"name": (101 + i).to_string(), "kind": "seated", "rows": rows(n, BEST_ROW_SEATS)})
+                })
+                .collect()
+        }
+    }
+}
+
+/// Create the venue (see [`Shape`]) and `count` events of `seats` tickets plus the
+/// one-seat warm-up section `W`; warm each up.
+#[allow(clippy::too_many_arguments)]
 async fn setup(
     http: &reqwest::Client,
     base: &str,
@@ -256,25 +366,23 @@ async fn setup(
     keys: &api::AuthKeys,
     count: usize,
     seats: u32,
-    general: bool,
+    shape: Shape,
+    hold_seconds: u64,
 ) -> anyhow::Result<Vec<String>> {
-    let main = if general {
-        json!({"name": "GA", "kind": "general", "capacity": seats})
-    } else {
-        let rows = seats.div_ceil(SEATS_PER_ROW);
-        json!({"name": "S", "kind": "seated", "rows": (1..=rows)
-            .map(|r| json!({"name": r.to_string(), "seats": SEATS_PER_ROW.min(seats - (r - 1) * SEATS_PER_ROW)}))
-            .collect::<Vec<_>>()})
-    };
+    let mut all = sections(shape, seats);
+    all.push(json!({"name": "W", "kind": "seated", "rows": [{"name": "1", "seats": 1}]}));
+    let mut prices = serde_json::Map::new();
+    for section in &all {
+        prices.insert(section["name"].as_str().expect("section name").to_string(), json!(1000));
+    }
     let venue = post(http, format!("{base}/v1/venues"), admin, json!({
         "name": "Bench Stadium", "city": "Benchville", "country": "US", "location": {"lat": 0.0, "lon": 0.0},
-        "sections": [main, {"name": "W", "kind": "seated", "rows": [{"name": "1", "seats": 1}]}]
+        "sections": all
     }))
     .await?;
     if venue.0 != 201 {
         bail!("creating the venue: {} {}", venue.0, venue.1);
     }
-    let section = if general { "GA" } else { "S" };
     // Names this run's events apart from earlier runs' on the same nodes.
     let tag = format!("r{}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros());
     let started = Instant::now();
@@ -286,8 +394,8 @@ async fn setup(
                 (http.clone(), base.to_string(), admin.to_string(), keys.clone(), tag.clone());
             let body = json!({
                 "name": format!("Bench {tag} e{i}"), "type": "concert", "venue_id": venue.1["id"],
-                "starts_at": "2030-01-01T00:00:00Z", "prices": {section: 1000, "W": 1000}, "currency": "USD",
-                "per_user_limit": 1, "hold_seconds": 600
+                "starts_at": "2030-01-01T00:00:00Z", "prices": prices, "currency": "USD",
+                "per_user_limit": 4, "hold_seconds": hold_seconds
             });
             let name = format!("Bench {tag} e{i}");
             tasks.push(tokio::spawn(async move {
@@ -388,12 +496,13 @@ pub async fn run(
     let count = match workload {
         Workload::ManyEvents => MANY_EVENTS,
         Workload::Hold | Workload::HoldConfirm => opts.events,
-        Workload::Contention | Workload::FlashSale => 1,
+        Workload::Contention | Workload::FlashSale | Workload::Ga | Workload::BestAvailable => 1,
     };
+    let hold_seconds = opts.hold_seconds.unwrap_or(600);
     if count == 0 || count > EVENTS_MAX {
         bail!("--events must be within 1..={EVENTS_MAX}");
     }
-    let events = setup(&http, &base, &admin, keys, count, seats, workload == Workload::FlashSale).await?;
+    let events = setup(&http, &base, &admin, keys, count, seats, workload.shape(), hold_seconds).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared {
         http: http.clone(),
@@ -407,6 +516,8 @@ pub async fn run(
         confirms: AtomicU64::new(0),
         sold_ids: Mutex::new(Vec::new()),
         sold_out_ms: Mutex::new(None),
+        held_answered: AtomicU64::new(0),
+        held_unknown: AtomicU64::new(0),
     });
     let clients = (0..opts.clients)
         .map(|id| HttpClient {
@@ -429,6 +540,19 @@ pub async fn run(
             seats as usize * events.len(),
             run.elapsed.as_secs_f64()
         ));
+    }
+    if workload.ledger() {
+        let answered = shared.held_answered.load(Ordering::Relaxed);
+        let unknown = shared.held_unknown.load(Ordering::Relaxed);
+        // Holds that outlive the run (plus a margin for the settle) are all still held.
+        let checked = hold_seconds > run.elapsed.as_secs() + LEDGER_SETTLE.as_secs() + 5;
+        let held = if checked { Some(held_now(&http, &base, &events[0], answered).await?) } else { None };
+        report.ledger = Some(Ledger {
+            answered,
+            unknown,
+            held,
+            consistent: held.is_none_or(|h| answered <= h && h <= answered + unknown),
+        });
     }
     if workload == Workload::FlashSale {
         let confirms = shared.confirms.load(Ordering::SeqCst);
@@ -470,6 +594,24 @@ async fn sold_in_seat_map(
             .count() as u64;
         if sold == expected || started.elapsed() > SEAT_MAP_SETTLE {
             return Ok(sold);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The event's held tickets less the warm-up seat, read from `base`; polled until it reaches
+/// `expected` or [`LEDGER_SETTLE`] has passed (a follower applies a little after the leader
+/// answers).
+async fn held_now(http: &reqwest::Client, base: &str, event: &str, expected: u64) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(http, format!("{base}/v1/events/{event}")).await?;
+        if status != 200 {
+            bail!("reading the event: {status} {body}");
+        }
+        let held = body["availability"]["held"].as_u64().context("availability.held")?.saturating_sub(1);
+        if held >= expected || started.elapsed() > LEDGER_SETTLE {
+            return Ok(held);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

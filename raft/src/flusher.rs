@@ -24,6 +24,8 @@ use crate::types::TypeConfig;
 /// Most waiters completed by one flush. More stay queued for the next flush, so one flush never
 /// holds back an unbounded number of callbacks.
 pub(crate) const FLUSH_BATCH_WAITERS_MAX: usize = 4096;
+/// A flush slower than this is logged (a slow disk stalls every write of the node).
+const FLUSH_SLOW_MS: u128 = 100;
 
 /// Something that waits for the next flush to finish.
 pub(crate) enum Waiter {
@@ -124,8 +126,13 @@ fn run(db: sled::Db, rx: mpsc::Receiver<Msg>, flushes: Arc<AtomicU64>) {
         if batch.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
         let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
         flushes.fetch_add(1, Ordering::Relaxed);
+        let took = started.elapsed().as_millis();
+        if took > FLUSH_SLOW_MS {
+            tracing::warn!(took_ms = took as u64, waiters = batch.len(), "slow flush: every write of this node waited");
+        }
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = batch.len(), "sled flush failed");
         } else {
