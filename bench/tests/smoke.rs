@@ -114,6 +114,38 @@ fn three_nodes_hold_and_flash_sale() {
     hold_and_flash_sale("3");
 }
 
+/// The buyers' paths on 3 nodes: `ga` and `best-available` over small venues, sold out
+/// within the run. The ledger must balance (held tickets = tickets in 201 answers, no
+/// unknown outcomes on a quiet machine) and every ok names seats.
+#[test]
+fn three_nodes_ga_and_best_available_sell_out_with_a_balanced_ledger() {
+    let r = bench(&[
+        "--mode",
+        "ga,best-available",
+        "--nodes",
+        "3",
+        "--clients",
+        "8",
+        "--seconds",
+        "20",
+        "--seats",
+        "600",
+    ]);
+    // A general section stops at its last ticket; a seated one when a section cannot seat
+    // the next party together (up to 3 seats left in each of its 10 sections).
+    for (report, (workload, sold_min)) in r.iter().zip([("ga", 599), ("best-available", 540)]) {
+        check_sane(report, workload, 3);
+        let l = &report["ledger"];
+        assert_eq!(l["consistent"], true, "{l}");
+        let (answered, held) = (l["answered"].as_u64().unwrap(), l["held"].as_u64().unwrap());
+        assert!(answered >= report["ok"].as_u64().unwrap(), "each ok names at least one seat: {report}");
+        assert_eq!(held, answered, "held tickets differ from those in 201 answers: {l}");
+        assert!(answered >= sold_min, "the run stopped before selling out: {report}");
+        let notes = report["notes"].as_array().expect("a sold-out run has a note");
+        assert!(notes.iter().any(|n| n.as_str().unwrap().contains("seats held")), "{report}");
+    }
+}
+
 #[test]
 fn a_count_budget_makes_exactly_that_many_attempts() {
     let r =

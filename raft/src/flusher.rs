@@ -131,7 +131,11 @@ fn run(db: sled::Db, rx: mpsc::Receiver<Msg>, flushes: Arc<AtomicU64>) {
         flushes.fetch_add(1, Ordering::Relaxed);
         let took = started.elapsed().as_millis();
         if took > FLUSH_SLOW_MS {
-            tracing::warn!(took_ms = took as u64, waiters = batch.len(), "slow flush: every write of this node waited");
+            tracing::warn!(
+                took_ms = took as u64,
+                waiters = batch.len(),
+                "slow flush: every write of this node waited"
+            );
         }
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = batch.len(), "sled flush failed");

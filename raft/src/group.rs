@@ -931,6 +931,11 @@ impl<S: StateMachine> Group<S> {
         f(&st.machine)
     }
 
+    /// Commands applied since the state the last snapshot copied (see `SNAPSHOT_COMMANDS`).
+    pub fn commands_since_snapshot(&self) -> u64 {
+        read_state(&self.inner.state).commands_since_snapshot.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Index of the last entry applied to the local machine (0 before any).
     pub fn applied_index(&self) -> u64 {
         read_state(&self.inner.state).last_applied.as_ref().map_or(0, |l| l.index)

@@ -17,6 +17,8 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::sync::RwLock;
 use std::sync::RwLockReadGuard;
@@ -64,6 +66,11 @@ pub(crate) struct SmState<S> {
     pub(crate) machine: S,
     pub(crate) last_applied: Option<LogId>,
     pub(crate) membership: StoredMembership,
+    /// Commands applied since the state the last snapshot copied. openraft's policy counts
+    /// entries, and an entry is a batch of up to `BATCH_COMMANDS_MAX` commands, so the
+    /// keeper also asks for a snapshot when this passes `SNAPSHOT_COMMANDS`: what a restart
+    /// or a reloaded group replays stays bounded in commands, not only in entries.
+    pub(crate) commands_since_snapshot: AtomicU64,
 }
 
 /// The state shared between the openraft state-machine worker and `Group::read_*`.
@@ -118,7 +125,12 @@ impl<S: StateMachine> SmStore<S> {
         machine: S,
         snapshot_root: Arc<PathBuf>,
     ) -> SmStore<S> {
-        let state = SmState { machine, last_applied: None, membership: StoredMembership::default() };
+        let state = SmState {
+            machine,
+            last_applied: None,
+            membership: StoredMembership::default(),
+            commands_since_snapshot: AtomicU64::new(0),
+        };
         SmStore { gid, meta, flusher, state: Arc::new(RwLock::new(state)), snapshot_root }
     }
 
@@ -159,16 +171,22 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        let (meta, view) = {
+        let (meta, view, copied) = {
             let st = read_state(&self.state);
             let meta = SnapshotMeta { last_log_id: st.last_applied, last_membership: st.membership.clone() };
-            (meta, st.machine.snapshot())
+            (meta, st.machine.snapshot(), st.commands_since_snapshot.load(Ordering::Relaxed))
         };
         let data = tokio::task::spawn_blocking(move || S::encode_snapshot(view))
             .await
             .map_err(|e| io::Error::other(format!("snapshot encode task failed: {e}")))?;
         let data = Arc::new(data);
         self.save_snapshot(&meta, data.clone()).await?;
+        // Saturating: a snapshot installed meanwhile has reset the count.
+        let _ = read_state(&self.state).commands_since_snapshot.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |n| Some(n.saturating_sub(copied)),
+        );
         let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
         Ok(Snapshot { meta, snapshot: data })
     }
@@ -215,6 +233,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
                                 last.index
                             );
                         }
+                        st.commands_since_snapshot.fetch_add(commands.len() as u64, Ordering::Relaxed);
                         let replies: Vec<S::Reply> = commands
                             .into_iter()
                             .map(|c| st.machine.apply(c, batch.now_ms, log_id.index))
@@ -258,6 +277,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             )?;
             st.last_applied = meta.last_log_id;
             st.membership = meta.last_membership.clone();
+            st.commands_since_snapshot.store(0, Ordering::Relaxed);
         }
         // At start-up openraft re-installs the stored snapshot: no need to write it again.
         if self.stored()?.map(|s| s.meta).as_ref() != Some(meta) {

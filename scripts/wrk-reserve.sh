@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Cross-check of the buyers' reserve path with an outside load generator (wrk):
+# starts 3 local release nodes on loopback, creates one event with a general section of
+# $SEATS tickets, and runs wrk with $CONNECTIONS connections for $SECONDS seconds, every
+# request `{event_id, section: "GA", quantity: 1|2}` as a different user. Afterwards it checks
+# the ledger: the event's held tickets must equal the tickets named in 201 answers (+ the
+# warm-up hold), give or take requests whose outcome is unknown (wrk's timeouts, 504s).
+#
+#   cargo build --release -p boxoffice
+#   scripts/wrk-reserve.sh                       # 64 connections, 10 s
+#   CONNECTIONS=1000 SECONDS=20 scripts/wrk-reserve.sh   # a surge
+#
+# Needs wrk (Debian: apt-get install wrk; installed here when root) and python3.
+# Everything it starts is killed on exit.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+CONNECTIONS=${CONNECTIONS:-64}
+SECONDS_=${SECONDS:-10}
+SEATS=${SEATS:-199000}
+THREADS=${THREADS:-2}
+BIN=${BIN:-${CARGO_TARGET_DIR:-$here/../target}/release/boxoffice}
+[ -x "$BIN" ] || { echo "no boxoffice binary at $BIN (cargo build --release -p boxoffice, or BIN=...)"; exit 2; }
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  else echo "wrk is not installed and this is not root: skipped"; exit 0; fi
+fi
+export BOXOFFICE_AUTH_SECRET=wrk-secret-0123456789abcdef0123
+dir=$(mktemp -d /tmp/boxoffice-wrk-XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
+trap cleanup EXIT INT TERM
+ports=($(python3 -c 'import socket
+s=[socket.socket() for _ in range(6)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))'))
+peers="1=127.0.0.1:${ports[3]},2=127.0.0.1:${ports[4]},3=127.0.0.1:${ports[5]}"
+for i in 1 2 3; do
+  RUST_LOG=warn NO_COLOR=1 "$BIN" serve --node-id $i --http 127.0.0.1:${ports[$((i-1))]} \
+    --raft 127.0.0.1:${ports[$((i+2))]} --data-dir "$dir/node-$i" --peers "$peers" \
+    --cluster-secret wrk-cluster-secret-0123456789abcdef > "$dir/node-$i.log" 2>&1 &
+  pids+=($!)
+done
+base=http://127.0.0.1:${ports[0]}
+for i in 0 1 2; do
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:${ports[$i]}/healthz" && break; sleep 0.1; done
+done
+admin=$("$BIN" token --admin --user wrk-admin)
+post() { curl -s -H "Authorization: Bearer $1" -H 'content-type: application/json' -d "$3" "$base$2"; }
+venue=$(post "$admin" /v1/venues "{\"name\":\"Wrk Arena\",\"city\":\"Benchville\",\"country\":\"US\",\"location\":{\"lat\":0,\"lon\":0},\"sections\":[{\"name\":\"GA\",\"kind\":\"general\",\"capacity\":$SEATS}]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+event=$(post "$admin" /v1/events "{\"name\":\"Wrk on-sale\",\"type\":\"concert\",\"venue_id\":\"$venue\",\"starts_at\":\"2030-01-01T00:00:00Z\",\"prices\":{\"GA\":1000},\"currency\":\"USD\",\"per_user_limit\":4,\"hold_seconds\":600}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+warm=$("$BIN" token --user wrk-warm-up)
+for _ in $(seq 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $warm" -H 'content-type: application/json' \
+    -H 'Idempotency-Key: wrk-warm-up' -d "{\"event_id\":\"$event\",\"section\":\"GA\",\"quantity\":1}" "$base/v1/booking/reserve")
+  [ "$code" = 201 ] && break; sleep 0.1
+done
+[ "$code" = 201 ] || { echo "the event never took a hold (last answer $code)"; exit 1; }
+# One token per request wrk may make (users differ so the per-user limit never interferes).
+python3 - "$dir/tokens" "$BOXOFFICE_AUTH_SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=")
+out, secret = sys.argv[1], sys.argv[2].encode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+exp = int(time.time()) + 3600
+with open(out, "w") as f:
+    for i in range(400000):
+        body = b64(json.dumps({"sub": f"wrk-{i}", "exp": exp}).encode())
+        sig = b64(hmac.new(secret, head + b"." + body, hashlib.sha256).digest())
+        f.write((head + b"." + body + b"." + sig).decode() + "\n")
+PY
+# Connections are spread over the three nodes, as the bench spreads its clients.
+per=$(( (CONNECTIONS + 2) / 3 ))
+out=()
+for i in 0 1 2; do
+  WRK_TOKENS="$dir/tokens" WRK_EVENT="$event" wrk -t1 -c$per -d${SECONDS_}s --timeout 10s --latency \
+    -s "$here/wrk-reserve.lua" "http://127.0.0.1:${ports[$i]}" > "$dir/wrk-$i.txt" 2>&1 &
+  out+=($!)
+done
+for p in "${out[@]}"; do wait "$p"; done
+ok=0; tickets=0; timeouts=0
+for i in 0 1 2; do
+  echo "--- wrk against node $((i+1))"; grep -E "Requests/sec|answers|tickets in|latency p|Socket errors|Non-2xx" "$dir/wrk-$i.txt" || true
+  ok=$((ok + $(grep -oP '^answers 201: \K[0-9]+' "$dir/wrk-$i.txt" || echo 0)))
+  tickets=$((tickets + $(grep -oP '^tickets in 201 answers: \K[0-9]+' "$dir/wrk-$i.txt" || echo 0)))
+  timeouts=$((timeouts + $(grep -oP 'timeout \K[0-9]+' "$dir/wrk-$i.txt" || echo 0)))
+  timeouts=$((timeouts + $(grep -oP '^answers 504 outcome_unknown: \K[0-9]+' "$dir/wrk-$i.txt" || echo 0)))
+done
+sleep 2
+held=$(curl -s "$base/v1/events/$event" | python3 -c 'import json,sys; print(json.load(sys.stdin)["availability"]["held"])')
+held=$((held - 1))
+echo "=== 201 answers: $ok ($(( ok / SECONDS_ ))/s), tickets in them: $tickets, unknown outcomes (timeouts, 504): $timeouts, event holds now: $held tickets"
+if [ "$held" -lt "$tickets" ] || [ "$held" -gt $((tickets + 2 * timeouts)) ]; then
+  echo "LEDGER MISMATCH: held tickets must be between the 201 tickets and those plus the timed-out requests' quantities"
+  exit 1
+fi
+echo "ledger consistent"
