@@ -5,6 +5,7 @@
 local threads = {}
 
 function setup(thread)
+  thread:set("thread_index", #threads)
   table.insert(threads, thread)
 end
 
@@ -13,7 +14,9 @@ function init(args)
   for line in io.lines(os.getenv("WRK_TOKENS")) do tokens[#tokens + 1] = line end
   event = os.getenv("WRK_EVENT")
   section = os.getenv("WRK_SECTION") or "GA"
-  n = math.random(#tokens)
+  -- Each wrk process starts at its own offset (three run at once, one per node); the
+  -- threads of one process are spread apart too.
+  n = tonumber(os.getenv("WRK_OFFSET") or "0") + thread_index * 40000
   counts = {}
   tickets = 0
 end

@@ -46,9 +46,10 @@ fn holds_leave_the_state() {
     let live = encoded(&inv);
     let per_live = (live - empty) / HOLDS as usize;
     // Every hold expires at 15 s; the ended records are kept for late answers, then forgotten.
-    inv.apply(InventoryCommand::Expire, 15_001);
+    let expired = inv.apply(InventoryCommand::Expire, 15_001).0;
+    assert!(matches!(&expired, Ok(Outcome::Expired(ids)) if ids.len() == HOLDS as usize), "{expired:?}");
     let ended = encoded(&inv);
-    inv.apply(InventoryCommand::Expire, 15_001 + ENDED_HOLD_MS + 1);
+    assert!(inv.apply(InventoryCommand::Expire, 15_001 + ENDED_HOLD_MS + 1).0.is_ok());
     let forgotten = encoded(&inv);
     println!(
         "encoded state: empty event {empty} B; {HOLDS} live holds of 2 tickets {live} B ({per_live} B each); \

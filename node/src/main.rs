@@ -152,6 +152,18 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
             .await
             .context("starting the store")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    if let Some(handle) = metrics.clone() {
+        // Histogram samples pile up in the recorder until something drains them; without this
+        // they are drained only when `/metrics` is scraped, so an unscraped node grew by every
+        // request it answered (~11 MB per 650,000 reserves in a heap profile).
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let http = reqwest::Client::builder().build().context("http client")?;
     let state = api::AppState { store: store.clone(), auth, metrics, http, streams: Default::default() };
     info!(node = config.node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
@@ -162,6 +174,9 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     db.flush().context("final flush")?;
     Ok(())
 }
+
+/// How often the metrics recorder folds its histogram samples into summaries.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = async {
