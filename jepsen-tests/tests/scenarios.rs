@@ -241,6 +241,42 @@ fn a_5xx_confirm_is_an_unknown_outcome() {
     );
 }
 
+#[test]
+fn overloaded_did_not_happen_outcome_unknown_may_have() {
+    // `504 outcome_unknown` was proposed: it may explain a hold nobody was told about.
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        300 p1 fail reserve A code=outcome_unknown http=504
+        400 p2 invoke read A
+        410 p2 ok read A status=held
+        ",
+        0,
+    );
+    // `503 overloaded` was refused before proposing: it cannot.
+    assert_invalid(
+        "
+        100 p1 invoke reserve A user=alice
+        300 p1 fail reserve A code=overloaded http=503
+        400 p2 invoke read A
+        410 p2 ok read A status=held
+        ",
+        0,
+    );
+    // ... and an overloaded reserve beside a real one changes nothing.
+    assert_valid(
+        "
+        100 p1 invoke reserve A user=alice
+        110 p1 fail reserve A code=overloaded http=503
+        200 p2 invoke reserve A user=bob
+        210 p2 ok reserve A hold=h2 until=5000
+        400 p3 invoke read A
+        410 p3 ok read A status=held
+        ",
+        0,
+    );
+}
+
 // ---- Expiry at the boundary: live while t < until, expired from t = until ----
 
 const HOLD_UNTIL_1000: &str = "

@@ -39,8 +39,10 @@
 //! - read ok `status`: the status at `t` with expiry applied.
 //! - other failures (400, 403, 404, 409 `hold_not_active`, 422, ...) are definite
 //!   refusals that change nothing: they are not given to the model. A 5xx on a write is
-//!   treated as an unknown outcome (a 503 from confirm means "the payment goes on"); a
-//!   read that failed or timed out observed nothing and is dropped.
+//!   treated as an unknown outcome (a 503 from confirm means "the payment goes on";
+//!   `504 outcome_unknown` says so outright) — except `503 overloaded`, which the server
+//!   answers before proposing anything (its queue was full): a definite "did not happen".
+//!   A read that failed or timed out observed nothing and is dropped.
 
 use std::collections::BTreeMap;
 
@@ -304,7 +306,9 @@ pub fn prepare(call: &Call, config: &ModelConfig, ids: &mut Interner) -> Prepare
     let user = inv.user.as_deref().map(|u| ids.id(&format!("user:{u}")));
     let completion = call.completion.as_ref();
     let code = completion.and_then(|c| c.error_code());
-    let server_error = completion.and_then(|c| c.http_status()).is_some_and(|s| s >= 500);
+    // `overloaded` is refused before anything is proposed: nothing happened.
+    let server_error =
+        completion.and_then(|c| c.http_status()).is_some_and(|s| s >= 500) && code != Some("overloaded");
     let outcome = match call.outcome() {
         Outcome::Fail if server_error && call.f() != OpFn::Read => Outcome::Info,
         o => o,

@@ -413,7 +413,10 @@ impl Client {
             Reply::Answer { status: 503, body, retry_after_s } => {
                 backoff =
                     Some(retry_after_s.map_or(BACKOFF, |s| Duration::from_secs(s.min(RETRY_AFTER_MAX_S))));
-                let kind = if f == OpFn::Read { OpKind::Fail } else { OpKind::Info };
+                // `overloaded`: refused before proposing (the group's queue was full), so it
+                // did not happen; any other 503 on a write may have.
+                let kind =
+                    if f == OpFn::Read || body["code"] == "overloaded" { OpKind::Fail } else { OpKind::Info };
                 (kind, Some(error_value(503, &body)), Some(503), body)
             }
             Reply::Answer { status, body, .. } => {
