@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Cross-check of the buyers' reserve path with an outside load generator (wrk):
 # starts 3 local release nodes on loopback, creates one event with a general section of
-# $SEATS tickets, and runs wrk with $CONNECTIONS connections for $SECONDS seconds, every
+# $SEATS tickets, and runs wrk with $CONNECTIONS connections for $DURATION seconds, every
 # request `{event_id, section: "GA", quantity: 1|2}` as a different user. Afterwards it checks
 # the ledger: the event's held tickets must equal the tickets named in 201 answers (+ the
 # warm-up hold), give or take requests whose outcome is unknown (wrk's timeouts, 504s).
 #
 #   cargo build --release -p boxoffice
 #   scripts/wrk-reserve.sh                       # 64 connections, 10 s
-#   CONNECTIONS=1000 SECONDS=20 scripts/wrk-reserve.sh   # a surge
+#   CONNECTIONS=1000 DURATION=20 scripts/wrk-reserve.sh   # a surge
 #
 # Needs wrk (Debian: apt-get install wrk; installed here when root) and python3.
 # Everything it starts is killed on exit.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 CONNECTIONS=${CONNECTIONS:-64}
-SECONDS_=${SECONDS:-10}
+DURATION=${DURATION:-10}
 SEATS=${SEATS:-199000}
 THREADS=${THREADS:-2}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$here/../target}/release/boxoffice}
@@ -56,7 +56,8 @@ for _ in $(seq 100); do
   [ "$code" = 201 ] && break; sleep 0.1
 done
 [ "$code" = 201 ] || { echo "the event never took a hold (last answer $code)"; exit 1; }
-# One token per request wrk may make (users differ so the per-user limit never interferes).
+# Distinct users (the per-user limit of 4 never interferes): 400,000 tokens, each wrk
+# process starting 130,000 apart, enough for ~130,000 requests per node.
 python3 - "$dir/tokens" "$BOXOFFICE_AUTH_SECRET" <<'PY'
 import base64, hashlib, hmac, json, sys, time
 def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=")
@@ -73,7 +74,7 @@ PY
 per=$(( (CONNECTIONS + 2) / 3 ))
 out=()
 for i in 0 1 2; do
-  WRK_TOKENS="$dir/tokens" WRK_EVENT="$event" WRK_OFFSET=$((i * 130000)) wrk -t1 -c$per -d${SECONDS_}s --timeout 10s --latency \
+  WRK_TOKENS="$dir/tokens" WRK_EVENT="$event" WRK_OFFSET=$((i * 130000)) wrk -t1 -c$per -d${DURATION}s --timeout 10s --latency \
     -s "$here/wrk-reserve.lua" "http://127.0.0.1:${ports[$i]}" > "$dir/wrk-$i.txt" 2>&1 &
   out+=($!)
 done
@@ -92,7 +93,7 @@ held=$((held - 1))
 # wrk stops with a request in flight on each connection and never reads its answer: those
 # (at most one per connection) are unknown outcomes too.
 unknown=$((timeouts + CONNECTIONS))
-echo "=== 201 answers: $ok ($(( ok / SECONDS_ ))/s), tickets in them: $tickets, unknown outcomes (timeouts, 504): $timeouts (+ up to $CONNECTIONS in flight when wrk stopped), event holds now: $held tickets"
+echo "=== 201 answers: $ok ($(( ok / DURATION ))/s), tickets in them: $tickets, unknown outcomes (timeouts, 504): $timeouts (+ up to $CONNECTIONS in flight when wrk stopped), event holds now: $held tickets"
 if [ "$held" -lt "$tickets" ] || [ "$held" -gt $((tickets + 2 * unknown)) ]; then
   echo "LEDGER MISMATCH: held tickets must be between the 201 tickets and those plus the unknown requests' quantities"
   exit 1

@@ -360,8 +360,21 @@ impl<S: StateMachine> Group<S> {
         let group = self.clone();
         tokio::spawn(async move {
             for _ in 0..FIRST_ELECTION_TRIES_MAX {
-                if group.leader().is_some() {
+                let (leader, state) = {
+                    let m = group.inner.raft.metrics();
+                    let m = m.borrow_watched();
+                    (m.current_leader, m.state)
+                };
+                if leader.is_some() || state == openraft::ServerState::Leader {
                     return;
+                }
+                // An election of ours still running (a slow disk, a busy machine): starting
+                // another would only raise the term, and a leader elected meanwhile would be
+                // deposed (its group then shows one more blank entry, a version change
+                // nobody made).
+                if state == openraft::ServerState::Candidate {
+                    tokio::time::sleep(Duration::from_millis(FIRST_ELECTION_RETRY_MS)).await;
+                    continue;
                 }
                 if let Err(e) = group.inner.raft.trigger().elect(false).await {
                     tracing::debug!(group = %group.inner.id, error = %e, "first election not started");
