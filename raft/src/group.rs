@@ -739,6 +739,7 @@ impl<S: StateMachine> Group<S> {
             }
             Ok(Err(
                 TransportError::Unreachable(e)
+                | TransportError::Refused(e)
                 | TransportError::Remote(e)
                 | TransportError::Unauthenticated(e),
             )) => {
@@ -962,6 +963,18 @@ impl<S: StateMachine> Group<S> {
     /// The leader this node currently knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.inner.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// Wait, at most `timeout`, until this node knows a leader other than `gone` (a node
+    /// declared dead): `true` if it does. Wakes the group, so its election timer runs.
+    pub async fn wait_leader_other_than(&self, gone: NodeId, timeout: Duration) -> bool {
+        self.touch();
+        self.inner
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some_and(|l| l != gone), "a new leader")
+            .await
+            .is_ok()
     }
 
     /// The leader this node knows of, or, until it knows one, the leader it had when the

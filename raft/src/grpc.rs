@@ -6,7 +6,8 @@
 //!
 //! | server side                               | status              | client side        |
 //! |-------------------------------------------|---------------------|--------------------|
-//! | no connection (refused, connect timeout)  | —                   | `Unreachable`      |
+//! | connection refused (nothing listens)      | —                   | `Refused`          |
+//! | no connection (connect timeout, other)    | —                   | `Unreachable`      |
 //! | missing or wrong cluster MAC              | `UNAUTHENTICATED`   | `Unauthenticated`  |
 //! | host shutting down, connection lost       | `UNAVAILABLE`       | `Unreachable`      |
 //! | group not open / raft stopped / bad bytes | `NOT_FOUND`, `INTERNAL`, `INVALID_ARGUMENT` | `Remote` |
@@ -84,6 +85,15 @@ use proto::RaftRequest;
 /// then never catches up, so keep group state well below this.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// Streams a peer may reset before the server accepted them, per connection, before the
+/// server drops the connection (h2's guard against "rapid reset" floods; its default is 20).
+/// A peer's RPCs that time out are reset by the peer: when a node is overloaded (measured: a
+/// failover with 1,000 reserves in flight) twenty of them come at once, and with h2's default
+/// the whole channel between the two nodes was torn down, failing every RPC on it and making
+/// the peers declare each other dead. Peers are cluster members (every request carries the
+/// cluster MAC), so the bound is only against a runaway.
+pub const PENDING_RESET_STREAMS_MAX: usize = 4_096;
+
 /// gRPC metadata entry carrying the request's MAC (lower-case hex HMAC-SHA256).
 pub const CLUSTER_MAC_HEADER: &str = "x-boxoffice-cluster-mac";
 
@@ -92,6 +102,21 @@ pub const CLUSTER_MAC_HEADER: &str = "x-boxoffice-cluster-mac";
 pub const CONNECT_FAILURE_BACKOFF_MS: u64 = 100;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Whether a failed connect was refused by the peer's host (an `io::Error` of kind
+/// `ConnectionRefused` somewhere down the error's sources).
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
 
 /// The MAC of one request: HMAC-SHA256(secret, be_u64(len(group)) ‖ group ‖ payload).
 fn request_mac(secret: &[u8], group: &str, payload: &[u8]) -> HmacSha256 {
@@ -140,6 +165,8 @@ struct Peer {
     addr: String,
     channel: Option<Channel>,
     connect_failed_at: Option<Instant>,
+    /// The failed connect was refused (nothing listens at `addr`).
+    connect_refused: bool,
 }
 
 /// Client side of the gRPC transport; one per host, shared by all its groups. Cheap to clone.
@@ -194,17 +221,24 @@ impl GrpcTransport {
             if !peer.addr.is_empty() {
                 tracing::info!(target, old = %peer.addr, new = %addr, "peer address changed; reconnecting");
             }
-            *peer = Peer { addr: addr.to_string(), channel: None, connect_failed_at: None };
+            *peer = Peer {
+                addr: addr.to_string(),
+                channel: None,
+                connect_failed_at: None,
+                connect_refused: false,
+            };
         }
         if let Some(channel) = &peer.channel {
             return Ok(channel.clone());
         }
         if let Some(at) = peer.connect_failed_at {
             if at.elapsed() < Duration::from_millis(CONNECT_FAILURE_BACKOFF_MS) {
-                return Err(TransportError::Unreachable(format!(
-                    "node {target} at {addr}: connect failed {:?} ago",
-                    at.elapsed()
-                )));
+                let message = format!("node {target} at {addr}: connect failed {:?} ago", at.elapsed());
+                return Err(if peer.connect_refused {
+                    TransportError::Refused(message)
+                } else {
+                    TransportError::Unreachable(message)
+                });
             }
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
@@ -223,7 +257,13 @@ impl GrpcTransport {
             }
             Err(e) => {
                 peer.connect_failed_at = Some(Instant::now());
-                Err(TransportError::Unreachable(format!("node {target} at {addr}: connect: {e}")))
+                peer.connect_refused = is_refused(&e);
+                let message = format!("node {target} at {addr}: connect: {e}");
+                Err(if peer.connect_refused {
+                    TransportError::Refused(message)
+                } else {
+                    TransportError::Unreachable(message)
+                })
             }
         }
     }
@@ -401,6 +441,7 @@ pub async fn serve_grpc<S: StateMachine>(
     tracing::info!(node, addr = %local, authenticated = secret.is_some(), "raft gRPC server listening");
     let served = tonic::transport::Server::builder()
         .http2_adaptive_window(Some(true))
+        .http2_max_pending_accept_reset_streams(Some(PENDING_RESET_STREAMS_MAX))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;

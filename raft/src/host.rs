@@ -53,6 +53,7 @@ use crate::network::RpcHandler;
 use crate::network::RpcRequest;
 use crate::network::RpcResponse;
 use crate::network::Transport;
+use crate::network::TransportError;
 use crate::quiesce;
 use crate::store::log::LogStore;
 use crate::store::snapshot;
@@ -845,10 +846,12 @@ async fn pinger<S: StateMachine>(host: Weak<HostInner<S>>) {
                     inner.transport.send(id, &addr, "", ping),
                 )
                 .await;
-                if let Ok(Ok(RpcResponse::Pong { incarnation })) = sent {
-                    if inner.liveness.heard(id, incarnation) {
+                match sent {
+                    Ok(Ok(RpcResponse::Pong { incarnation })) if inner.liveness.heard(id, incarnation) => {
                         tracing::info!(node = me, peer = id, "peer restarted");
                     }
+                    Ok(Err(TransportError::Refused(_))) => inner.liveness.refused(id),
+                    _ => {}
                 }
             });
         }

@@ -15,6 +15,13 @@
 //! started elections for the 38 groups a healthy peer led, which set off a cascade of
 //! liveness flaps on a busy cluster).
 //!
+//! A refused connection ([`TransportError::Refused`](crate::TransportError::Refused): the
+//! peer's host says nothing listens on its address) is proof that the peer's process is not
+//! running, so the peer is dead at once instead of after [`LIVENESS_TIMEOUT_MS`]; its next
+//! answer makes it live again. A kill -9 is then seen within a ping or two (~200–400 ms), not
+//! a second, which is most of a failover of sleeping groups. Silence alone (a partition, a
+//! paused process, a lost host) still takes the full timeout.
+//!
 //! A pong carries the peer's incarnation (a number picked at each process start), so a
 //! restart is visible even when no ping was missed.
 //!
@@ -57,6 +64,8 @@ struct Peer {
     /// When this node started to watch it.
     since_ms: u64,
     incarnation: Option<u64>,
+    /// `mono_ms` of a refused connection to it since it was last heard from.
+    refused_ms: Option<u64>,
     /// Status at the last [`Liveness::sweep`], to report changes once.
     reported: PeerStatus,
 }
@@ -98,6 +107,7 @@ impl Liveness {
                 heard_ms: None,
                 since_ms: now,
                 incarnation: None,
+                refused_ms: None,
                 reported: PeerStatus::Unknown,
             });
             entry.addr = addr;
@@ -120,12 +130,24 @@ impl Liveness {
         let mut table = self.peers.write().unwrap_or_else(|p| p.into_inner());
         let Some(peer) = table.get_mut(&from) else { return false };
         peer.heard_ms = Some(mono_ms());
+        peer.refused_ms = None;
         let restarted = peer.incarnation.is_some_and(|i| i != incarnation);
         peer.incarnation = Some(incarnation);
         restarted
     }
 
+    /// A connection to `node` was refused: it is dead until it answers again (module doc).
+    pub(crate) fn refused(&self, node: NodeId) {
+        let mut table = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(peer) = table.get_mut(&node) {
+            peer.refused_ms = Some(mono_ms());
+        }
+    }
+
     fn status_of(peer: &Peer, now: u64) -> PeerStatus {
+        if peer.refused_ms.is_some() {
+            return PeerStatus::Dead;
+        }
         match peer.heard_ms {
             Some(t) if now.saturating_sub(t) < LIVENESS_TIMEOUT_MS => PeerStatus::Live,
             None if now.saturating_sub(peer.since_ms) < LIVENESS_TIMEOUT_MS => PeerStatus::Unknown,
@@ -227,5 +249,20 @@ mod tests {
             p.heard_ms = Some(mono_ms().saturating_sub(1_500));
         }
         assert_eq!(l.sweep(), vec![(2, PeerStatus::Dead), (3, PeerStatus::Dead)]);
+    }
+
+    #[test]
+    fn a_refused_connection_is_death_until_the_next_answer() {
+        let l = Liveness::new(1, 7);
+        l.set_peers(BTreeMap::from([(2, NodeAddr::default())]));
+        l.heard(2, 5);
+        assert_eq!(l.sweep(), vec![(2, PeerStatus::Live)]);
+        l.refused(2);
+        assert_eq!(l.status(2), PeerStatus::Dead, "no need to wait for the timeout");
+        assert_eq!(l.sweep(), vec![(2, PeerStatus::Dead)]);
+        assert!(l.heard(2, 6), "it came back as a new process");
+        assert_eq!(l.sweep(), vec![(2, PeerStatus::Live)]);
+        l.refused(3); // not watched: ignored
+        assert_eq!(l.status(3), PeerStatus::Unknown);
     }
 }

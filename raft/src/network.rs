@@ -9,9 +9,9 @@
 //! crate's own forwarding RPCs, [`RpcRequest::Propose`] and [`RpcRequest::ReadIndex`].
 //!
 //! Error mapping into openraft (which decides retries and backoff from it):
-//! - [`TransportError::Unreachable`], [`TransportError::Remote`] (the peer does not host the
-//!   group, or its raft stopped) and [`TransportError::Unauthenticated`] → `Unreachable`:
-//!   openraft backs off.
+//! - [`TransportError::Unreachable`], [`TransportError::Refused`], [`TransportError::Remote`]
+//!   (the peer does not host the group, or its raft stopped) and
+//!   [`TransportError::Unauthenticated`] → `Unreachable`: openraft backs off.
 //! - [`TransportError::Network`] → `NetworkError`: openraft retries at once.
 //! - no answer within the RPC's deadline → `Timeout`.
 //!
@@ -157,9 +157,14 @@ impl RpcResponse {
 /// Why a transport could not deliver an RPC or bring back its answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
-    /// The peer cannot be reached (connection refused, unknown node, partitioned).
+    /// The peer cannot be reached (connect timeout, unknown node, partitioned).
     #[error("unreachable: {0}")]
     Unreachable(String),
+    /// The peer's host answered that nothing listens there (TCP connection refused): its
+    /// process is not running. Stronger than `Unreachable`, which may be a slow or cut-off
+    /// peer: liveness takes it as proof of death at once (`liveness`).
+    #[error("refused: {0}")]
+    Refused(String),
     /// A transient failure on an established path; retrying at once may work.
     #[error("network: {0}")]
     Network(String),
@@ -240,6 +245,7 @@ impl GroupNetwork {
                 tracing::debug!(group = %self.group, target = self.target, rpc = kind, error = %e, "rpc failed");
                 Err(match e {
                     TransportError::Unreachable(_)
+                    | TransportError::Refused(_)
                     | TransportError::Remote(_)
                     | TransportError::Unauthenticated(_) => {
                         RPCError::Unreachable(Unreachable::from_string(e))
@@ -433,7 +439,7 @@ impl Transport for LocalTransport {
             let bytes = rpc.encode().map_err(|e| TransportError::Network(e.to_string()))?;
             let rpc = RpcRequest::decode(&bytes).map_err(|e| TransportError::Network(e.to_string()))?;
             let response = match handler.handle(group, rpc).await {
-                None => return Err(TransportError::Unreachable(format!("node {target} has shut down"))),
+                None => return Err(TransportError::Refused(format!("node {target} has shut down"))),
                 Some(Err(e)) => return Err(TransportError::Remote(e.to_string())),
                 Some(Ok(r)) => r,
             };

@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::Weak;
 use std::time::Duration;
+use std::time::Instant;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::raft::VoteRequest;
@@ -282,6 +283,8 @@ fn fail_over<S: StateMachine>(host: &Arc<HostInner<S>>, dead: NodeId) {
     );
     let host = host.clone();
     tokio::spawn(async move {
+        let started = Instant::now();
+        let count = dormant.len();
         let permits = Arc::new(tokio::sync::Semaphore::new(FAILOVER_LOADS_MAX));
         let mut tasks = Vec::with_capacity(dormant.len());
         for (gid, lock) in dormant {
@@ -295,6 +298,13 @@ fn fail_over<S: StateMachine>(host: &Arc<HostInner<S>>, dead: NodeId) {
             }));
         }
         futures::future::join_all(tasks).await;
+        tracing::info!(
+            node = host.config.node_id,
+            dead,
+            groups = count,
+            ms = started.elapsed().as_millis() as u64,
+            "failed over the dormant groups the dead node led"
+        );
     });
 }
 
