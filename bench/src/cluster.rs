@@ -26,6 +26,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub const NODES_MAX: usize = 9;
 /// Lines of a node's log shown when it does not become ready.
 const LOG_TAIL_LINES: usize = 20;
+/// The local nodes' `RUST_LOG` (default `warn`), e.g. `info` to see failover steps.
+const NODE_LOG_ENV: &str = "BOXOFFICE_BENCH_NODE_LOG";
+/// Set: keep the local nodes' data directories and logs after the run (the path is printed).
+const KEEP_ENV: &str = "BOXOFFICE_BENCH_KEEP";
 
 pub struct Nodes {
     /// Base URLs, `http://127.0.0.1:P`, in node-id order.
@@ -87,7 +91,7 @@ impl Nodes {
                 .arg(&data)
                 .args(["--peers", &peers, "--cluster-secret", CLUSTER_SECRET])
                 .env("BOXOFFICE_AUTH_SECRET", AUTH_SECRET)
-                .env("RUST_LOG", "warn")
+                .env("RUST_LOG", std::env::var(NODE_LOG_ENV).unwrap_or_else(|_| "warn".into()))
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(log.try_clone()?))
@@ -163,6 +167,11 @@ impl Drop for Nodes {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if std::env::var_os(KEEP_ENV).is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("{KEEP_ENV}: nodes' data and logs kept in {}", dir.keep().display());
+            }
         }
     }
 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -34,6 +33,8 @@ pub struct Options {
     pub idle_seconds: u64,
     pub first_reserves: usize,
     pub kill_leader: bool,
+    /// Reserves in flight at once during the failover phase.
+    pub failover_clients: usize,
 }
 
 /// `--kill-leader`: the failover target (issue 11): every event serves a reserve through a
@@ -41,8 +42,8 @@ pub struct Options {
 const FAILOVER_TARGET: Duration = Duration::from_secs(3);
 /// Longest the failover phase keeps trying.
 const FAILOVER_GIVE_UP: Duration = Duration::from_secs(60);
-/// Reserves in flight at once during the failover phase.
-const FAILOVER_PARALLEL: usize = 64;
+/// Soonest an event not served is tried again.
+const FAILOVER_RETRY: Duration = Duration::from_millis(50);
 
 /// CPU ticks (user + system) and RSS (KiB) of a process, from `/proc`.
 fn proc_sample(pid: u32) -> Option<(u64, u64)> {
@@ -285,45 +286,84 @@ async fn fail_over(
     eprintln!("node {victim} leads {count} of {} event groups: kill -9", events.len());
     nodes.kill(victim as usize - 1)?;
     let killed = Instant::now();
-    // Sweeps over the events not served yet, `FAILOVER_PARALLEL` requests at a time, so each
-    // event's time is its own (not queued behind another event's failover).
-    let tokens: Vec<String> =
-        (0..FAILOVER_PARALLEL).map(|c| keys.mint(&format!("failover-{c}"), false, TOKEN_TTL_S)).collect();
-    let mut pending: Vec<usize> = (0..events.len()).collect();
-    let mut served = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let mut late = 0usize;
-    while !pending.is_empty() && killed.elapsed() < FAILOVER_GIVE_UP {
-        let answers: Vec<(usize, bool, Duration)> = futures::stream::iter(pending.iter().copied())
-            .map(|i| {
-                let (http, token) = (http.clone(), tokens[i % tokens.len()].clone());
-                let base = survivors[i % survivors.len()].clone();
-                let event = events[i].clone();
-                async move {
-                    let r = post(
-                        &http,
-                        format!("{base}/v1/booking/reserve"),
-                        &token,
-                        json!({"event_id": event, "section": "GA", "quantity": 1}),
-                    )
-                    .await;
-                    (i, matches!(r, Ok((201, _))), killed.elapsed())
+    // `--failover-clients` clients take events from one queue; an event not served goes to the
+    // back of the queue (tried again no sooner than `FAILOVER_RETRY`), so each event's time is
+    // its own: no barrier between rounds, no event stuck behind another's failing request. A new
+    // buyer for every try: a try that timed out may have held a ticket, and the buyer's
+    // per-event limit must not turn the next try into a 422.
+    struct Queue {
+        due: std::collections::VecDeque<(usize, Instant)>,
+        failures: BTreeMap<String, usize>,
+        last_failure: BTreeMap<usize, String>,
+        /// The first answer seen of each kind of failure.
+        samples: BTreeMap<String, String>,
+        served: Vec<Duration>,
+    }
+    let queue = Arc::new(tokio::sync::Mutex::new(Queue {
+        due: (0..events.len()).map(|i| (i, killed)).collect(),
+        failures: BTreeMap::new(),
+        last_failure: BTreeMap::new(),
+        samples: BTreeMap::new(),
+        served: Vec::new(),
+    }));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let tries = Arc::new(AtomicUsize::new(0));
+    let clients = (0..opts.failover_clients).map(|_| {
+        let (queue, in_flight, tries, http, survivors) =
+            (queue.clone(), in_flight.clone(), tries.clone(), http.clone(), survivors.clone());
+        async move {
+            while killed.elapsed() < FAILOVER_GIVE_UP {
+                let next = {
+                    let mut q = queue.lock().await;
+                    let next = q.due.pop_front();
+                    if next.is_some() {
+                        in_flight.fetch_add(1, Ordering::SeqCst);
+                    }
+                    next
+                };
+                let Some((i, due)) = next else {
+                    if in_flight.load(Ordering::SeqCst) == 0 {
+                        return; // every event served
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                };
+                tokio::time::sleep_until(due.into()).await;
+                let attempt = tries.fetch_add(1, Ordering::Relaxed);
+                let token = keys.mint(&format!("failover-{attempt}"), false, TOKEN_TTL_S);
+                let r = post(
+                    &http,
+                    format!("{}/v1/booking/reserve", survivors[attempt % survivors.len()]),
+                    &token,
+                    json!({"event_id": events[i], "section": "GA", "quantity": 1}),
+                )
+                .await;
+                let mut q = queue.lock().await;
+                if matches!(r, Ok((201, _))) {
+                    q.served.push(killed.elapsed());
+                } else {
+                    let why = outcome_name(&r);
+                    let sample = match &r {
+                        Ok((_, body)) => body.to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    q.samples.entry(why.clone()).or_insert(sample);
+                    *q.failures.entry(why.clone()).or_default() += 1;
+                    q.last_failure.insert(i, why);
+                    q.due.push_back((i, Instant::now() + FAILOVER_RETRY));
                 }
-            })
-            .buffer_unordered(FAILOVER_PARALLEL)
-            .collect()
-            .await;
-        pending.clear();
-        for (i, ok, at) in answers {
-            if ok {
-                late += usize::from(at > FAILOVER_TARGET);
-                served.saturating_record(at.as_micros() as u64);
-            } else {
-                pending.push(i);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    });
+    futures::future::join_all(clients).await;
+    let Queue { due: pending, failures, last_failure, samples, served: times } =
+        Arc::try_unwrap(queue).map_err(|_| anyhow::anyhow!("failover clients still running"))?.into_inner();
+    let mut served = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let mut late = 0usize;
+    for at in times {
+        late += usize::from(at > FAILOVER_TARGET);
+        served.saturating_record(at.as_micros() as u64);
     }
     let failed = pending.len();
     // The survivors' groups sleep again, with the dead node still down.
@@ -357,8 +397,16 @@ async fn fail_over(
             );
         }
     }
+    println!("failed tries while failing over, by answer: {failures:?}");
+    for (kind, body) in &samples {
+        println!("  e.g. {kind}: {}", body.chars().take(300).collect::<String>());
+    }
     if failed > 0 {
-        bail!("{failed} events never served a reserve after the kill");
+        let mut last: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, _) in &pending {
+            *last.entry(last_failure.get(i).map_or("", |s| s.as_str())).or_default() += 1;
+        }
+        bail!("{failed} events never served a reserve after the kill; their last answers: {last:?}");
     }
     Ok(())
 }

@@ -133,6 +133,10 @@ struct Args {
     /// event, its first reserve through a survivor (the failover of sleeping groups).
     #[arg(long)]
     kill_leader: bool,
+    /// idle --kill-leader: reserves in flight at once while failing over (each event not
+    /// served yet is tried again from one queue).
+    #[arg(long, default_value_t = 64)]
+    failover_clients: usize,
 }
 
 impl Args {
@@ -227,6 +231,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 idle_seconds: args.idle_seconds,
                 first_reserves: args.first_reserves,
                 kill_leader: args.kill_leader,
+                failover_clients: args.failover_clients.max(1),
             };
             idle::run(&mut nodes, &keys, &opts).await
         }
