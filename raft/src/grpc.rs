@@ -9,10 +9,19 @@
 //! | connection refused (nothing listens)      | —                   | `Refused`          |
 //! | no connection (connect timeout, other)    | —                   | `Unreachable`      |
 //! | missing or wrong cluster MAC              | `UNAUTHENTICATED`   | `Unauthenticated`  |
-//! | host shutting down, connection lost       | `UNAVAILABLE`       | `Unreachable`      |
+//! | host shutting down                        | `UNAVAILABLE`       | `Unreachable`      |
 //! | group not open / raft stopped / bad bytes | `NOT_FOUND`, `INTERNAL`, `INVALID_ARGUMENT` | `Remote` |
 //! | no answer within the call's deadline      | —                   | `Network`          |
+//! | connection lost under a sent call (keep-alive timeout, reset stream, GOAWAY) | — | `Network` |
 //! | anything else                             | other               | `Network`          |
+//!
+//! Only `Network` may mean the peer ran the request: the others are answers from its server, or
+//! failures before a connection existed. The distinction matters for a forwarded `Propose`,
+//! which is retried elsewhere after `Unreachable`/`Remote` and must not be after `Network`
+//! (it would apply twice). tonic turns a dropped connection into statuses such as
+//! `UNAVAILABLE` (keep-alive timeout) or `RESOURCE_EXHAUSTED` (h2 `ENHANCE_YOUR_CALM`); a status
+//! tonic made itself carries its cause as `source()`, one the peer sent does not, and that is
+//! how the client tells them apart.
 //!
 //! ## Connections
 //!
@@ -20,7 +29,8 @@
 //! construction) and keyed by node id *and* `raft_addr`: a peer whose address changes gets a new
 //! channel. A failed connect answers `Unreachable` and is remembered for
 //! [`CONNECT_FAILURE_BACKOFF_MS`], so thousands of groups heartbeating a dead peer do not each
-//! dial it. An `UNAVAILABLE` answer drops the channel; the next call dials again.
+//! dial it. An `UNAVAILABLE` answer or a lost connection drops the channel; the next call dials
+//! again.
 //!
 //! ## Authentication
 //!
@@ -116,6 +126,19 @@ fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
         source = s.source();
     }
     false
+}
+
+/// `Some(refused)` when `e` is tonic's failure to (re)connect, so the request never left this
+/// node; `None` when it failed on an established connection.
+fn failed_to_connect(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<tonic::ConnectError>().is_some() {
+            return Some(is_refused(s));
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// The MAC of one request: HMAC-SHA256(secret, be_u64(len(group)) ‖ group ‖ payload).
@@ -333,6 +356,20 @@ impl GrpcTransport {
                 .map_err(|e| TransportError::Network(format!("{kind} from node {target}: decode: {e}"))),
             Err(status) => {
                 let message = format!("{kind} to node {target}: {:?}: {}", status.code(), status.message());
+                if let Some(connect) = std::error::Error::source(&status).map(failed_to_connect) {
+                    // tonic made this status from a failure under the call, the peer did not
+                    // send it. Before the connection existed nothing was sent; after (a
+                    // keep-alive timeout, a reset stream, a GOAWAY) the peer may have run it.
+                    // A deadline that passed (Cancelled) leaves the connection usable.
+                    if status.code() != Code::Cancelled {
+                        self.evict(target, raft_addr).await;
+                    }
+                    return Err(match connect {
+                        Some(true) => TransportError::Refused(message),
+                        Some(false) => TransportError::Unreachable(message),
+                        None => TransportError::Network(message),
+                    });
+                }
                 Err(match status.code() {
                     Code::Unauthenticated => TransportError::Unauthenticated(message),
                     Code::Unavailable => {

@@ -466,3 +466,71 @@ async fn forwarded_writes_carry_the_leaders_time() {
     .await
     .expect("test timed out");
 }
+
+/// A peer that received a forwarded write and then lost the connection may have run it: the
+/// transport says `Network` (outcome unknown), never `Unreachable`/`Remote`, which would let
+/// the group propose it again elsewhere and apply it twice. The peer here is a bare TCP
+/// server that speaks just enough HTTP/2 to take the request's HEADERS, then hangs up in one of
+/// the ways an overloaded or dying server does (tonic turns the last two into `INTERNAL` and
+/// `RESOURCE_EXHAUSTED`, the codes a server would send for "not run").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_after_the_request_left_is_an_unknown_outcome() {
+    use tokio::io::AsyncReadExt;
+    use tokio::io::AsyncWriteExt;
+    /// HTTP/2 error codes (RFC 9113 §7).
+    const INTERNAL_ERROR: u8 = 0x2;
+    const ENHANCE_YOUR_CALM: u8 = 0xb;
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        for hang_up in ["close", "rst_stream internal", "goaway calm"] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr =
+                NodeAddr { raft_addr: listener.local_addr().unwrap().to_string(), http_addr: String::new() };
+            let (got_request, got) = oneshot::channel::<()>();
+            let server = tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut preface = [0u8; 24];
+                socket.read_exact(&mut preface).await.unwrap();
+                assert_eq!(&preface[..3], b"PRI", "an HTTP/2 client preface");
+                // An empty SETTINGS frame: the server's half of the handshake.
+                socket.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+                let stream = loop {
+                    let mut header = [0u8; 9];
+                    socket.read_exact(&mut header).await.unwrap();
+                    let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+                    let mut body = vec![0u8; len];
+                    socket.read_exact(&mut body).await.unwrap();
+                    if header[3] == 1 {
+                        // HEADERS: the call has left the client.
+                        break [header[5] & 0x7f, header[6], header[7], header[8]];
+                    }
+                };
+                got_request.send(()).unwrap();
+                let [s0, s1, s2, s3] = stream;
+                match hang_up {
+                    "rst_stream internal" => {
+                        let frame = [0, 0, 4, 3, 0, s0, s1, s2, s3, 0, 0, 0, INTERNAL_ERROR];
+                        socket.write_all(&frame).await.unwrap();
+                    }
+                    "goaway calm" => {
+                        let frame = [0, 0, 8, 7, 0, 0, 0, 0, 0, s0, s1, s2, s3, 0, 0, 0, ENHANCE_YOUR_CALM];
+                        socket.write_all(&frame).await.unwrap();
+                    }
+                    _ => {}
+                }
+                socket.flush().await.unwrap();
+                // Keep the socket open a moment so the frame is read before the close.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            });
+            let t = GrpcTransport::new(None).unwrap();
+            let command = bincode::serde::encode_to_vec(add("x", 1), bincode::config::standard()).unwrap();
+            let rpc = RpcRequest::Propose { commands: vec![raft::CommandBytes(command)] };
+            let sent = t.send(1, &addr, GID, rpc).await;
+            got.await.expect("the fake peer saw the request");
+            server.await.unwrap();
+            eprintln!("{hang_up}: {sent:?}");
+            assert!(matches!(sent, Err(TransportError::Network(_))), "{hang_up}: {sent:?}");
+        }
+    })
+    .await
+    .expect("test timed out");
+}
