@@ -1,8 +1,9 @@
 //! `Reserve`: checks in a fixed order (the first failing one is the reply), then the
 //! all-or-nothing take-over of the chosen tickets.
 //!
-//! Order: idempotency replay; event cancelled or not on sale (`event_closed`); queue
-//! admission; hold id reuse (`invalid_request` on `hold_id`); count out of
+//! Order: idempotency replay; the same request delivered twice (answered with its live hold,
+//! see `same_request`); event cancelled or not on sale (`event_closed`); queue admission;
+//! hold id reuse (`invalid_request` on `hold_id`); count out of
 //! `1..=TICKETS_PER_HOLD_MAX` (`limit_exceeded`); duplicate ids (`invalid_request` on
 //! `ticket_ids`); unknown ticket id (`invalid_request` on `ticket_ids`) or unknown section
 //! (`invalid_request` on `section`) — both are bad values in the request, so both are 400,
@@ -14,7 +15,8 @@
 use std::sync::Arc;
 
 use super::{
-    Changes, HoldRecord, HoldStatus, Idempotency, Inventory, InventoryReply, Outcome, Selection, TicketState,
+    Changes, Found, HoldRecord, HoldStatus, Idempotency, Inventory, InventoryReply, Outcome, Selection,
+    TicketState,
 };
 use crate::layout::SectionTickets;
 use crate::limits::TICKETS_PER_HOLD_MAX;
@@ -32,6 +34,11 @@ impl Inventory {
     ) -> InventoryReply {
         if let Some(reply) = self.replay(&user, idempotency.as_ref()) {
             return reply;
+        }
+        if let Some(Found::Live(record)) = self.find_hold(&hold_id) {
+            if self.same_request(record, &user, &selection) {
+                return Ok(Outcome::Hold(self.view(record)));
+            }
         }
         let setup = self.core.setup.as_ref().expect("set up");
         if self.core.cancelled {
@@ -89,6 +96,31 @@ impl Inventory {
         let reply = Ok(Outcome::Hold(self.view(&hold)));
         self.remember(&user, idempotency.as_ref(), &reply, now);
         reply
+    }
+
+    /// Whether live hold `record` is what this very `Reserve` made: the same user, and the
+    /// same tickets (explicit ids) or the same quantity in the same section (best available).
+    /// Hold ids are chosen by the node, one per request, so a hold id met again with the
+    /// same request is that request delivered twice (a forwarded write whose answer was
+    /// lost), and it is answered as the first delivery was, changing nothing.
+    fn same_request(&self, record: &HoldRecord, user: &str, selection: &Selection) -> bool {
+        if &*record.user != user {
+            return false;
+        }
+        let layout = &self.derived.layout;
+        match selection {
+            Selection::Tickets(ids) => {
+                let mut asked: Vec<u32> = ids.iter().filter_map(|id| layout.find(id)).collect();
+                asked.sort_unstable();
+                asked.len() == ids.len() && asked == record.tickets
+            }
+            Selection::Best { section, quantity } => {
+                record.tickets.len() == *quantity as usize
+                    && layout.section(section).is_some_and(|s| {
+                        record.tickets.iter().all(|t| (s.start..s.start + s.len).contains(t))
+                    })
+            }
+        }
     }
 
     /// Ticket indexes for `ids`, sorted; duplicates and unknown ids are refused.
