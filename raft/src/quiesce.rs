@@ -22,8 +22,8 @@
 //! **Failover** (the keeper): node liveness (`liveness`: one ping per node pair) declares a
 //! peer dead after `LIVENESS_TIMEOUT_MS`. Every group here whose leader was that node wakes —
 //! resident ones at once, dormant ones loaded (at most [`FAILOVER_LOADS_MAX`] at a time) — and
-//! the live voter with the lowest id starts an election right away (the others' timers are
-//! the fallback). Once a group has a new leader and nothing to do, it sleeps again: the dead
+//! one live voter, picked by a hash of the group id ([`elector`]), starts an election right
+//! away (the others' timers are the fallback). Once a group has a new leader and nothing to do, it sleeps again: the dead
 //! node's missing answer does not keep it awake (TiKV #19070).
 //!
 //! **The vote guard** (in `RaftHost::handle_rpc`): a sleeping replica's lease has lapsed, so
@@ -308,8 +308,33 @@ fn fail_over<S: StateMachine>(host: &Arc<HostInner<S>>, dead: NodeId) {
     });
 }
 
-/// Wake `group` (its leader `dead` is gone) and, if this node is its live voter with the
-/// lowest id, start an election now.
+/// Which voter of group `gid` starts the election when its leader `dead` died: the other
+/// voters in id order, one picked by a hash of the group id, or, if `alive` says that one is
+/// dead too, the first that is alive. Every survivor computes the same answer from the same
+/// membership, and the dead node's groups are shared out among the survivors rather than all
+/// elected (and their loads and first appends all paid) by the lowest id.
+pub(crate) fn elector(
+    gid: &str,
+    voters: &BTreeSet<NodeId>,
+    dead: NodeId,
+    alive: impl Fn(NodeId) -> bool,
+) -> Option<NodeId> {
+    let others: Vec<NodeId> = voters.iter().copied().filter(|v| *v != dead).collect();
+    if others.is_empty() {
+        return None;
+    }
+    // FNV-1a: stable across builds, so nodes of different versions agree.
+    let hash =
+        gid.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let picked = others[(hash % others.len() as u64) as usize];
+    if alive(picked) {
+        return Some(picked);
+    }
+    others.into_iter().find(|v| alive(*v))
+}
+
+/// Wake `group` (its leader `dead` is gone) and, if this node is its [`elector`], start an
+/// election now.
 async fn elect_if_first<S: StateMachine>(host: &HostInner<S>, group: &Group<S>, dead: NodeId) {
     host.stats.failover_wakes.fetch_add(1, Ordering::Relaxed);
     group.touch();
@@ -318,12 +343,9 @@ async fn elect_if_first<S: StateMachine>(host: &HostInner<S>, group: &Group<S>, 
     if !voters.contains(&me) || group.known_leader() != Some(dead) {
         return;
     }
-    let first = voters
-        .iter()
-        .copied()
-        .filter(|v| *v != dead)
-        .find(|v| *v == me || host.liveness.status(*v) != PeerStatus::Dead);
-    if first != Some(me) {
+    if elector(group.id(), &voters, dead, |v| v == me || host.liveness.status(v) != PeerStatus::Dead)
+        != Some(me)
+    {
         return;
     }
     // The other voters may not have declared `dead` dead yet (their sweeps are up to a tick
@@ -342,5 +364,28 @@ async fn elect_if_first<S: StateMachine>(host: &HostInner<S>, group: &Group<S>, 
             return;
         }
         tokio::time::sleep(Duration::from_millis(FAILOVER_ELECTION_RETRY_MS)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_elector_is_shared_out_among_the_survivors_and_is_always_alive() {
+        let voters: BTreeSet<NodeId> = [1, 2, 3].into();
+        let mut by_node = [0usize; 4];
+        for i in 0..1_000 {
+            let gid = format!("evt_{i:032x}");
+            let e = elector(&gid, &voters, 1, |_| true).unwrap();
+            assert_ne!(e, 1, "the dead leader never elects");
+            assert_eq!(Some(e), elector(&gid, &voters, 1, |_| true), "the same answer every time");
+            by_node[e as usize] += 1;
+            // The pick is dead too: the other survivor.
+            assert_eq!(elector(&gid, &voters, 1, |v| v != e), Some(5 - e));
+        }
+        assert!(by_node[2] > 400 && by_node[3] > 400, "shared out: {by_node:?}");
+        assert_eq!(elector("g", &voters, 1, |_| false), None);
+        assert_eq!(elector("g", &[1].into(), 1, |_| true), None);
     }
 }
