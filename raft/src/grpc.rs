@@ -104,6 +104,18 @@ pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// cluster MAC), so the bound is only against a runaway.
 pub const PENDING_RESET_STREAMS_MAX: usize = 4_096;
 
+/// The HTTP/2 receive window per connection, on both ends (fixed, not adaptive). h2 also drops a
+/// connection (GOAWAY `ENHANCE_YOUR_CALM`, "too many small DATA frames") when the small DATA
+/// frames it holds unread cost more than half this window; every Raft RPC is one small frame,
+/// and with the adaptive window (which starts at 64 KiB) ~250 requests queued behind a busy
+/// node were enough: in a failover with 1,000 reserves in flight the channel between the two
+/// survivors was torn down again and again (504 "ResourceExhausted: h2 protocol error"). Half
+/// of 16 MiB holds tens of thousands of queued RPCs; a peer cannot buffer more than this.
+pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+/// The HTTP/2 receive window per stream, on both ends: a snapshot (one message) streams in at
+/// this many bytes per round trip.
+pub const STREAM_WINDOW_BYTES: u32 = 4 << 20;
+
 /// gRPC metadata entry carrying the request's MAC (lower-case hex HMAC-SHA256).
 pub const CLUSTER_MAC_HEADER: &str = "x-boxoffice-cluster-mac";
 
@@ -270,7 +282,8 @@ impl GrpcTransport {
             })?
             .connect_timeout(Duration::from_millis(self.inner.config.connect_timeout_ms))
             .tcp_nodelay(true)
-            .http2_adaptive_window(true);
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .initial_stream_window_size(STREAM_WINDOW_BYTES);
         match endpoint.connect().await {
             Ok(channel) => {
                 tracing::debug!(target, %addr, "connected to peer");
@@ -477,7 +490,8 @@ pub async fn serve_grpc<S: StateMachine>(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tracing::info!(node, addr = %local, authenticated = secret.is_some(), "raft gRPC server listening");
     let served = tonic::transport::Server::builder()
-        .http2_adaptive_window(Some(true))
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .http2_max_pending_accept_reset_streams(Some(PENDING_RESET_STREAMS_MAX))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
