@@ -199,6 +199,34 @@ pub struct Catalog {
     pub performers: BTreeMap<PerformerId, Performer>,
     pub events: BTreeMap<EventId, Event>,
     pub nodes: BTreeMap<NodeId, NodeInfo>,
+    /// Event replicas per node, derived from `events` (not stored: counted again on first use
+    /// after decoding) and kept up to date by `apply`. Counting on every `CreateEvent` was
+    /// O(events) and, at 10,000 events, the top user-space cost of creating one.
+    #[serde(skip)]
+    load: ReplicaLoad,
+}
+
+/// A lazily counted [`Catalog::load`]; equal to any other (it is derived data).
+#[derive(Clone, Debug, Default)]
+struct ReplicaLoad(std::sync::OnceLock<BTreeMap<NodeId, usize>>);
+
+impl PartialEq for ReplicaLoad {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl ReplicaLoad {
+    /// Add `delta` replicas to `node`, if the counts exist yet (else they are counted later).
+    fn add(&mut self, node: NodeId, delta: isize) {
+        if let Some(counts) = self.0.get_mut() {
+            let n = counts.entry(node).or_insert(0);
+            *n = n.checked_add_signed(delta).expect("replica counts never go below zero");
+            if *n == 0 {
+                counts.remove(&node);
+            }
+        }
+    }
 }
 
 impl Catalog {
@@ -245,6 +273,9 @@ impl Catalog {
                     initial_replicas,
                     replicas,
                 };
+                for n in &event.replicas {
+                    self.load.add(*n, 1);
+                }
                 self.events.insert(id, event.clone());
                 Ok(CatalogChange::Event(event))
             }
@@ -313,9 +344,11 @@ impl Catalog {
                     let load = self.load();
                     let event = self.events.get_mut(&event_id).expect("listed above");
                     event.replicas.retain(|n| *n != id);
+                    self.load.add(id, -1);
                     if let Some(new) = placement::replacement(&live, &load, &event.replicas) {
                         event.replicas.push(new);
                         event.replicas.sort_unstable();
+                        self.load.add(new, 1);
                     }
                     event.updated_at = now;
                 }
@@ -331,6 +364,11 @@ impl Catalog {
 
     /// Event replicas per node.
     pub fn load(&self) -> BTreeMap<NodeId, usize> {
+        self.load.0.get_or_init(|| self.count_load()).clone()
+    }
+
+    /// [`Catalog::load`] counted from the events.
+    fn count_load(&self) -> BTreeMap<NodeId, usize> {
         let mut load = BTreeMap::new();
         for event in self.events.values() {
             for n in &event.replicas {

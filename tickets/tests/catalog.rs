@@ -319,3 +319,45 @@ fn an_event_needs_a_live_node() {
         "replicas"
     );
 }
+
+/// `Catalog::load` is kept up to date by `apply` (not counted on every creation): it always
+/// equals a count over the events, and a catalog decoded mid-way (which counts afresh) places
+/// every later event exactly where the original does.
+#[test]
+fn replica_counts_kept_by_apply_match_a_recount_and_a_decoded_copy() {
+    fn recount(c: &Catalog) -> BTreeMap<u64, usize> {
+        let mut load = BTreeMap::new();
+        for e in c.events.values() {
+            for n in &e.replicas {
+                *load.entry(*n).or_insert(0) += 1;
+            }
+        }
+        load
+    }
+    let mut c = catalog();
+    for id in 2..=6 {
+        c.apply(
+            CatalogCommand::RegisterNode { id, raft_addr: format!("r{id}"), http_addr: format!("h{id}") },
+            60,
+        )
+        .unwrap();
+    }
+    let mut copy: Option<Catalog> = None;
+    for step in 0..120u64 {
+        let command = match step {
+            40 => CatalogCommand::RemoveNode { id: 2 },
+            90 => CatalogCommand::RemoveNode { id: 5 },
+            _ => CatalogCommand::CreateEvent { id: format!("e{step}"), spec: event() },
+        };
+        if step == 20 || step == 70 {
+            copy = Some(serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap());
+        }
+        let reply = c.apply(command.clone(), 1_000 + step);
+        assert_eq!(c.load(), recount(&c), "step {step}");
+        if let Some(copy) = copy.as_mut() {
+            assert_eq!(copy.apply(command, 1_000 + step), reply, "step {step}");
+            assert_eq!(copy.events, c.events, "step {step}");
+        }
+    }
+    assert!(!c.load().contains_key(&2) && !c.load().contains_key(&5), "{:?}", c.load());
+}
