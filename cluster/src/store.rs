@@ -379,9 +379,10 @@ impl Store {
     /// over the Raft transport. Fails fast, without proposing, when the group has no leader
     /// here, and when this node leads it but lost its quorum. When its leader's node is dead
     /// the group is failing over: if a majority of its voters is alive the write waits up to
-    /// [`FAILOVER_WAIT`] for the new leader (then 503); without one it answers 503 at once. Answering 503 at once made every client retry during a failover, and with
-    /// a thousand of them the retries starved the survivors (measured: p50 30 s to serve
-    /// 1,000 events after a kill, against 1.5 s with the writes waiting).
+    /// [`FAILOVER_WAIT`] for the new leader (then 503); without one it answers 503 at once.
+    /// Answering 503 at once during a failover made every client retry, and with a thousand
+    /// of them the retries starved the survivors (measured: p50 30 s to serve 1,000 events
+    /// after a kill, against 1.5 s with the writes waiting).
     pub(crate) async fn write_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
         let group = self.event_group(event_id).await?;
         match group.known_leader() {

@@ -23,8 +23,8 @@
 //! peer dead after `LIVENESS_TIMEOUT_MS`. Every group here whose leader was that node wakes —
 //! resident ones at once, dormant ones loaded (at most [`FAILOVER_LOADS_MAX`] at a time) — and
 //! one live voter, picked by a hash of the group id ([`elector`]), starts an election right
-//! away (the others' timers are the fallback). Once a group has a new leader and nothing to do, it sleeps again: the dead
-//! node's missing answer does not keep it awake (TiKV #19070).
+//! away (the others' timers are the fallback). Once a group has a new leader and nothing to
+//! do, it sleeps again: the dead node's missing answer does not keep it awake (TiKV #19070).
 //!
 //! **The vote guard** (in `RaftHost::handle_rpc`): a sleeping replica's lease has lapsed, so
 //! openraft would grant a (pre-)vote to any candidate — a restarted node, or a follower whose
