@@ -64,8 +64,8 @@ struct Peer {
     /// When this node started to watch it.
     since_ms: u64,
     incarnation: Option<u64>,
-    /// `mono_ms` of a refused connection to it since it was last heard from.
-    refused_ms: Option<u64>,
+    /// A connection to it was refused since it was last heard from.
+    refused: bool,
     /// Status at the last [`Liveness::sweep`], to report changes once.
     reported: PeerStatus,
 }
@@ -107,7 +107,7 @@ impl Liveness {
                 heard_ms: None,
                 since_ms: now,
                 incarnation: None,
-                refused_ms: None,
+                refused: false,
                 reported: PeerStatus::Unknown,
             });
             entry.addr = addr;
@@ -130,7 +130,7 @@ impl Liveness {
         let mut table = self.peers.write().unwrap_or_else(|p| p.into_inner());
         let Some(peer) = table.get_mut(&from) else { return false };
         peer.heard_ms = Some(mono_ms());
-        peer.refused_ms = None;
+        peer.refused = false;
         let restarted = peer.incarnation.is_some_and(|i| i != incarnation);
         peer.incarnation = Some(incarnation);
         restarted
@@ -140,12 +140,12 @@ impl Liveness {
     pub(crate) fn refused(&self, node: NodeId) {
         let mut table = self.peers.write().unwrap_or_else(|p| p.into_inner());
         if let Some(peer) = table.get_mut(&node) {
-            peer.refused_ms = Some(mono_ms());
+            peer.refused = true;
         }
     }
 
     fn status_of(peer: &Peer, now: u64) -> PeerStatus {
-        if peer.refused_ms.is_some() {
+        if peer.refused {
             return PeerStatus::Dead;
         }
         match peer.heard_ms {
