@@ -394,13 +394,8 @@ impl GrpcTransport {
                     | Code::InvalidArgument
                     | Code::FailedPrecondition
                     | Code::ResourceExhausted => TransportError::Remote(message),
-                    // tonic's "transport error": the connection under the channel failed,
-                    // and a channel whose connection worker died stays failed; dial again
-                    // next time. The request may have been sent: its outcome is unknown.
-                    Code::Unknown => {
-                        self.evict(target, raft_addr).await;
-                        TransportError::Network(message)
-                    }
+                    // (tonic's own "transport error" is handled above, with the other
+                    // statuses made from a failure under the call.)
                     _ => TransportError::Network(message),
                 })
             }
