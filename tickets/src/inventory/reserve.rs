@@ -35,11 +35,14 @@ impl Inventory {
         if let Some(reply) = self.replay(&user, idempotency.as_ref()) {
             return reply;
         }
-        if let Some(Found::Live(record)) = self.find_hold(&hold_id) {
-            if self.same_request(record, &user, &selection) {
+        // One lookup of the hold id: the same request delivered twice is answered at once,
+        // any other reuse is refused in its turn below.
+        let hold_id_used = match self.find_hold(&hold_id) {
+            Some(Found::Live(record)) if self.same_request(record, &user, &selection) => {
                 return Ok(Outcome::Hold(self.view(record)));
             }
-        }
+            found => found.is_some(),
+        };
         let setup = self.core.setup.as_ref().expect("set up");
         if self.core.cancelled {
             return Err(Rejection::EventClosed { detail: "event cancelled".into() });
@@ -50,7 +53,7 @@ impl Inventory {
         if setup.queue.enabled && !self.core.queue.is_admitted(&user, now) {
             return Err(Rejection::QueueAdmissionRequired);
         }
-        if self.find_hold(&hold_id).is_some() {
+        if hold_id_used {
             return Err(Rejection::invalid("hold_id", "hold id already used"));
         }
         let count = match &selection {
