@@ -63,6 +63,17 @@ fn catalog() -> Catalog {
     c
 }
 
+/// Register nodes `ids` (addresses `r<id>` / `h<id>`).
+fn register_nodes(c: &mut Catalog, ids: std::ops::RangeInclusive<u64>) {
+    for id in ids {
+        c.apply(
+            CatalogCommand::RegisterNode { id, raft_addr: format!("r{id}"), http_addr: format!("h{id}") },
+            60,
+        )
+        .unwrap();
+    }
+}
+
 fn invalid_field(reply: Result<CatalogChange, Rejection>) -> String {
     match reply {
         Err(Rejection::Invalid { field, .. }) => field,
@@ -264,13 +275,7 @@ fn catalog_json_round_trip() {
 #[test]
 fn events_are_placed_and_replicas_move_off_a_removed_node() {
     let mut c = catalog();
-    for id in 2..=5 {
-        c.apply(
-            CatalogCommand::RegisterNode { id, raft_addr: format!("r{id}"), http_addr: format!("h{id}") },
-            60,
-        )
-        .unwrap();
-    }
+    register_nodes(&mut c, 2..=5);
     for i in 0..10 {
         c.apply(CatalogCommand::CreateEvent { id: format!("e{i}"), spec: event() }, 300).unwrap();
     }
@@ -335,13 +340,7 @@ fn replica_counts_kept_by_apply_match_a_recount_and_a_decoded_copy() {
         load
     }
     let mut c = catalog();
-    for id in 2..=6 {
-        c.apply(
-            CatalogCommand::RegisterNode { id, raft_addr: format!("r{id}"), http_addr: format!("h{id}") },
-            60,
-        )
-        .unwrap();
-    }
+    register_nodes(&mut c, 2..=6);
     let mut copy: Option<Catalog> = None;
     for step in 0..120u64 {
         let command = match step {
