@@ -200,6 +200,7 @@ fn response_kind(r: &RpcResponse) -> &'static str {
         RpcResponse::ReadIndex(_) => "read_index",
         RpcResponse::Sleep(_) => "sleep",
         RpcResponse::Pong { .. } => "pong",
+        RpcResponse::Identity { .. } => "identity",
     }
 }
 
@@ -1095,6 +1096,24 @@ impl<S: StateMachine> Group<S> {
         }
     }
 
+    /// Leader only: take the learners `ids` out of the membership. Bounded by `timeout`.
+    pub async fn remove_learners(
+        &self,
+        ids: std::collections::BTreeSet<NodeId>,
+        timeout: Duration,
+    ) -> Result<(), WriteError> {
+        self.touch();
+        let gid = &self.inner.id;
+        let change = openraft::ChangeMembers::RemoveNodes(ids);
+        match tokio::time::timeout(timeout, self.inner.raft.change_membership(change, false)).await {
+            Err(_) => Err(WriteError::Unavailable(format!(
+                "group {gid}: membership change not committed within {timeout:?}"
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.membership_error(e)),
+        }
+    }
+
     fn membership_error(
         &self,
         e: openraft::errors::RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
@@ -1107,6 +1126,19 @@ impl<S: StateMachine> Group<S> {
             openraft::errors::RaftError::APIError(e) => WriteError::Unavailable(format!("group {gid}: {e}")),
             openraft::errors::RaftError::Fatal(f) => fatal_to_write(gid, &f),
         }
+    }
+
+    /// On the leader: whether member `id` has replicated the log up to within `lag_max`
+    /// entries of the leader's last entry. `false` when this node is not the leader or `id` has
+    /// never acknowledged anything.
+    pub fn caught_up(&self, id: NodeId, lag_max: u64) -> bool {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow_watched();
+        let last = m.last_log_index.unwrap_or(0);
+        let Some(replication) = m.replication.as_ref() else {
+            return false;
+        };
+        replication.get(&id).and_then(|matched| matched.as_ref()).is_some_and(|l| l.index + lag_max >= last)
     }
 
     /// On the leader: how long ago each member last acknowledged it (`None` inside the map:

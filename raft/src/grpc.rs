@@ -9,6 +9,7 @@
 //! | connection refused (nothing listens)      | —                   | `Refused`          |
 //! | no connection (connect timeout, other)    | —                   | `Unreachable`      |
 //! | missing or wrong cluster MAC              | `UNAUTHENTICATED`   | `Unauthenticated`  |
+//! | another cluster, or another store of the node (`identity`) | `FAILED_PRECONDITION` | `Remote` |
 //! | host shutting down                        | `UNAVAILABLE`       | `Unreachable`      |
 //! | group not open / raft stopped / bad bytes | `NOT_FOUND`, `INTERNAL`, `INVALID_ARGUMENT` | `Remote` |
 //! | no answer within the call's deadline      | —                   | `Network`          |
@@ -67,6 +68,9 @@ use tonic::Code;
 use tonic::Status;
 
 use crate::errors::RaftError;
+use crate::identity::Identity;
+use crate::identity::CLUSTER_HEADER;
+use crate::identity::TO_STORE_HEADER;
 use crate::network::RpcRequest;
 use crate::network::RpcResponse;
 use crate::network::Transport;
@@ -212,6 +216,9 @@ pub struct GrpcTransport {
 
 struct GrpcInner {
     secret: Option<Arc<[u8]>>,
+    /// This node's identity, once the host exists: every request then carries the cluster id
+    /// and the store id its target is registered with (see `identity`).
+    identity: std::sync::OnceLock<Arc<Identity>>,
     config: GrpcConfig,
     /// One slot per peer; the async lock serializes dialing so concurrent calls share one
     /// connect.
@@ -237,10 +244,17 @@ impl GrpcTransport {
         Ok(GrpcTransport {
             inner: Arc::new(GrpcInner {
                 secret: secret_key(cluster_secret)?,
+                identity: std::sync::OnceLock::new(),
                 config,
                 peers: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Send this node's identity with every request from now on (set once; later calls are
+    /// ignored). The host is made with the transport, so this comes after both exist.
+    pub fn set_identity(&self, identity: Arc<Identity>) {
+        let _ = self.inner.identity.set(identity);
     }
 
     fn slot(&self, target: NodeId) -> Arc<tokio::sync::Mutex<Peer>> {
@@ -356,6 +370,17 @@ impl GrpcTransport {
                 .map_err(|e| TransportError::Network(format!("MAC metadata: {e}")))?;
             request.metadata_mut().insert(CLUSTER_MAC_HEADER, value);
         }
+        if let Some(identity) = self.inner.identity.get() {
+            let metadata = request.metadata_mut();
+            if let Some(value) = identity.cluster().and_then(|c| MetadataValue::try_from(c).ok()) {
+                metadata.insert(CLUSTER_HEADER, value);
+            }
+            if let Some(store) = identity.registered(target) {
+                if let Ok(value) = MetadataValue::try_from(format!("{store:x}")) {
+                    metadata.insert(TO_STORE_HEADER, value);
+                }
+            }
+        }
         let answered = match tokio::time::timeout(deadline, client.call(request)).await {
             Err(_) => {
                 return Err(TransportError::Network(format!(
@@ -451,10 +476,24 @@ fn status_of(e: RaftError) -> Status {
 impl<S: StateMachine> proto::raft_server::Raft for RaftService<S> {
     async fn call(&self, request: tonic::Request<RaftRequest>) -> Result<tonic::Response<RaftReply>, Status> {
         let mac = request.metadata().get(CLUSTER_MAC_HEADER).map(|v| v.as_bytes().to_vec());
+        let cluster = request.metadata().get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).map(String::from);
+        let to_store = request
+            .metadata()
+            .get(TO_STORE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| u64::from_str_radix(v, 16).ok());
         let RaftRequest { group, payload } = request.into_inner();
         if let Err(status) = self.authenticate(mac.as_deref(), &group, &payload) {
             tracing::warn!(node = self.host.node_id(), %group, reason = status.message(), "refused unauthenticated rpc");
             return Err(status);
+        }
+        if let Err(refusal) = self.host.identity().check(self.host.node_id(), cluster.as_deref(), to_store) {
+            if refusal.first {
+                tracing::error!(node = self.host.node_id(), "{}", refusal.message);
+            } else {
+                tracing::debug!(node = self.host.node_id(), %group, reason = %refusal.message, "refused rpc");
+            }
+            return Err(Status::failed_precondition(refusal.message));
         }
         let rpc =
             RpcRequest::decode(&payload).map_err(|e| Status::invalid_argument(format!("decode rpc: {e}")))?;

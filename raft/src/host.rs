@@ -44,6 +44,7 @@ use crate::errors::RaftError;
 use crate::flusher::Flusher;
 use crate::group::Group;
 use crate::group::GroupParts;
+use crate::identity::Identity;
 use crate::liveness::Liveness;
 use crate::liveness::PeerStatus;
 use crate::liveness::LIVENESS_INTERVAL_MS;
@@ -306,8 +307,20 @@ pub(crate) struct HostInner<S: StateMachine> {
     make_machine: MachineFactory<S>,
     pub(crate) groups: RwLock<BTreeMap<GroupId, Entry<S>>>,
     pub(crate) liveness: Liveness,
+    pub(crate) identity: Arc<Identity>,
     shut_down: AtomicBool,
     pub(crate) stats: Counters,
+}
+
+/// What a peer answered to [`RaftHost::identify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// Its cluster id, if it knows one.
+    pub cluster: Option<String>,
+    /// Its store id.
+    pub store: u64,
+    /// The store id the asking node is registered with there, if it is.
+    pub registered_as: Option<u64>,
 }
 
 /// Monotonic counters of [`HostStats`].
@@ -360,6 +373,7 @@ impl<S: StateMachine> RaftHost<S> {
         let host = RaftHost {
             inner: Arc::new(HostInner {
                 liveness: Liveness::new(config.node_id, incarnation()),
+                identity: Identity::open(&db)?,
                 config,
                 raft_config,
                 db,
@@ -390,6 +404,23 @@ impl<S: StateMachine> RaftHost<S> {
     /// How many `db.flush()` calls (fsyncs) the host has made, over all groups.
     pub fn flush_count(&self) -> u64 {
         self.inner.flusher.flush_count()
+    }
+
+    /// Whose data this is, and what this node knows of its peers' (see [`Identity`]).
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.inner.identity
+    }
+
+    /// Ask the node at `addr` who it is (see [`Identity`]): its cluster id if it knows one,
+    /// its store id, and the store id this node is registered with there.
+    pub async fn identify(&self, target: NodeId, addr: &NodeAddr) -> Result<PeerIdentity, TransportError> {
+        let rpc = RpcRequest::Identify { from: self.node_id() };
+        match self.inner.transport.send(target, addr, "", rpc).await? {
+            RpcResponse::Identity { cluster, store, registered_as } => {
+                Ok(PeerIdentity { cluster, store, registered_as })
+            }
+            other => Err(TransportError::Remote(format!("identify answered {other:?}"))),
+        }
     }
 
     /// Watch these nodes' liveness (every node of the cluster; this one is left out).
@@ -592,6 +623,14 @@ impl<S: StateMachine> RaftHost<S> {
                     self.inner.liveness.heard(from, incarnation);
                     Ok(RpcResponse::Pong { incarnation: self.inner.liveness.incarnation() })
                 }
+                RpcRequest::Identify { from } => {
+                    let identity = &self.inner.identity;
+                    Ok(RpcResponse::Identity {
+                        cluster: identity.cluster(),
+                        store: identity.store_id(),
+                        registered_as: identity.registered(from),
+                    })
+                }
                 other => Err(RaftError::Raft(format!("{} needs a group", other.kind()))),
             };
         }
@@ -630,7 +669,9 @@ impl<S: StateMachine> RaftHost<S> {
             }
             RpcRequest::Propose { commands } => RpcResponse::Propose(group.propose_forwarded(commands).await),
             RpcRequest::ReadIndex => RpcResponse::ReadIndex(group.read_index_local().await),
-            RpcRequest::Sleep { .. } | RpcRequest::Ping { .. } => unreachable!("answered above"),
+            RpcRequest::Sleep { .. } | RpcRequest::Ping { .. } | RpcRequest::Identify { .. } => {
+                unreachable!("answered above")
+            }
         };
         Ok(response)
     }

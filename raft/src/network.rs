@@ -93,6 +93,11 @@ pub enum RpcRequest {
         from: NodeId,
         incarnation: u64,
     },
+    /// Who are you? Sent with the empty group id by a node that has no cluster data yet,
+    /// before it takes part (see `identity`).
+    Identify {
+        from: NodeId,
+    },
 }
 
 /// The answer to an [`RpcRequest`], same variant.
@@ -113,6 +118,13 @@ pub enum RpcResponse {
     Pong {
         incarnation: u64,
     },
+    /// The answer to `Identify`: the answering node's cluster id (if it knows one), its store
+    /// id, and the store id the asking node is registered with there (if any).
+    Identity {
+        cluster: Option<String>,
+        store: u64,
+        registered_as: Option<u64>,
+    },
 }
 
 impl RpcRequest {
@@ -128,6 +140,7 @@ impl RpcRequest {
             RpcRequest::ReadIndex => "read_index",
             RpcRequest::Sleep { .. } => "sleep",
             RpcRequest::Ping { .. } => "ping",
+            RpcRequest::Identify { .. } => "identify",
         }
     }
 
