@@ -140,6 +140,10 @@ pub struct NodeInfo {
     /// Removed nodes keep their record (ids are never reused for a new placement).
     pub removed: bool,
     pub joined_at: Millis,
+    /// The store id of the data directory the node runs on (`raft::Identity`), once the node
+    /// registered itself; 0 while unknown (a node an operator added that has not started).
+    /// Another store under the same id is another machine, or this one wiped: refused.
+    pub store_id: u64,
 }
 
 /// A catalog command as proposed: ids are chosen by the proposer.
@@ -164,11 +168,21 @@ pub enum CatalogCommand {
     CancelEvent {
         id: EventId,
     },
-    /// A node announces itself (or its new addresses). A removed node stays removed.
+    /// A node announces itself (or its new addresses), or an operator or the join path adds
+    /// one. `id` 0 asks for a fresh id (the next after every id ever used; a node that already
+    /// registered its `store_id` gets its own id back, so a join can be retried). A removed id
+    /// is never reused; an id registered with another store, or (with `store_id` 0) with other
+    /// addresses, is taken. A new node also becomes a replica of every event that has fewer
+    /// than [`REPLICAS_PER_EVENT`] (lost replicas are made again).
     RegisterNode {
         id: NodeId,
         raft_addr: String,
         http_addr: String,
+        store_id: u64,
+    },
+    /// Record the cluster's id (made by the node that initialized it). Set once.
+    SetClusterId {
+        id: String,
     },
     /// Take a node out: it gets no new events, and each event it hosts is given a
     /// replacement replica (the least-loaded other node) in the same apply; the event
@@ -187,6 +201,8 @@ pub enum CatalogChange {
     Event(Event),
     /// Registered or removed: the node as it now is.
     Node(NodeInfo),
+    /// The cluster's id, as recorded.
+    Cluster(String),
 }
 
 pub type CatalogReply = Result<CatalogChange, Rejection>;
@@ -199,6 +215,8 @@ pub struct Catalog {
     pub performers: BTreeMap<PerformerId, Performer>,
     pub events: BTreeMap<EventId, Event>,
     pub nodes: BTreeMap<NodeId, NodeInfo>,
+    /// The cluster's id ([`CatalogCommand::SetClusterId`]), once recorded.
+    pub cluster_id: Option<String>,
     /// Event replicas per node, derived from `events` (not stored: counted again on first use
     /// after decoding) and kept up to date by `apply`. Counting on every `CreateEvent` was
     /// O(events) and, at 10,000 events, the top user-space cost of creating one.
@@ -258,7 +276,7 @@ impl Catalog {
                     return Err(Rejection::invalid("id", "event id already exists"));
                 }
                 self.check_references(&spec)?;
-                let replicas = placement::place(&self.live_nodes(), &self.load(), REPLICAS_PER_EVENT);
+                let replicas = placement::place(&self.placeable_nodes(), &self.load(), REPLICAS_PER_EVENT);
                 if replicas.is_empty() {
                     return Err(Rejection::invalid("replicas", "no live node to place the event on"));
                 }
@@ -314,22 +332,61 @@ impl Catalog {
                 event.updated_at = now;
                 Ok(CatalogChange::Event(event.clone()))
             }
-            CatalogCommand::RegisterNode { id, raft_addr, http_addr } => {
-                if id == 0 {
-                    return Err(Rejection::invalid("id", "node ids start at 1"));
-                }
+            CatalogCommand::RegisterNode { id, raft_addr, http_addr, store_id } => {
                 check_name("raft_addr", &raft_addr)?;
                 check_name("http_addr", &http_addr)?;
-                let node = self.nodes.entry(id).or_insert_with(|| NodeInfo {
-                    id,
-                    raft_addr: raft_addr.clone(),
-                    http_addr: http_addr.clone(),
-                    removed: false,
-                    joined_at: now,
-                });
-                node.raft_addr = raft_addr;
-                node.http_addr = http_addr;
-                Ok(CatalogChange::Node(node.clone()))
+                let id = match id {
+                    0 => self.fresh_node_id(store_id),
+                    id => id,
+                };
+                if let Some(node) = self.nodes.get_mut(&id) {
+                    if node.removed {
+                        return Err(Rejection::invalid(
+                            "id",
+                            format!("node {id} was removed and ids are not reused; join with a new id"),
+                        ));
+                    }
+                    let other_store = store_id != 0 && node.store_id != 0 && store_id != node.store_id;
+                    let other_addrs =
+                        store_id == 0 && (node.raft_addr != raft_addr || node.http_addr != http_addr);
+                    if other_store || other_addrs {
+                        return Err(Rejection::Conflict {
+                            detail: format!(
+                                "node id {id} is taken (by the node at {}); use another id, or remove node {id} first",
+                                node.raft_addr
+                            ),
+                        });
+                    }
+                    node.raft_addr = raft_addr;
+                    node.http_addr = http_addr;
+                    let arrived = node.store_id == 0 && store_id != 0;
+                    if store_id != 0 {
+                        node.store_id = store_id;
+                    }
+                    let node = node.clone();
+                    if arrived {
+                        self.repair_onto(id, now);
+                    }
+                    return Ok(CatalogChange::Node(node));
+                }
+                let node = NodeInfo { id, raft_addr, http_addr, removed: false, joined_at: now, store_id };
+                self.nodes.insert(id, node.clone());
+                if store_id != 0 {
+                    self.repair_onto(id, now);
+                }
+                Ok(CatalogChange::Node(node))
+            }
+            CatalogCommand::SetClusterId { id } => {
+                check_name("id", &id)?;
+                match &self.cluster_id {
+                    Some(known) if *known != id => {
+                        Err(Rejection::Conflict { detail: format!("the cluster's id is already {known}") })
+                    }
+                    _ => {
+                        self.cluster_id = Some(id.clone());
+                        Ok(CatalogChange::Cluster(id))
+                    }
+                }
             }
             CatalogCommand::RemoveNode { id } => {
                 let Some(node) = self.nodes.get_mut(&id) else {
@@ -337,7 +394,7 @@ impl Catalog {
                 };
                 node.removed = true;
                 let node = node.clone();
-                let live = self.live_nodes();
+                let live = self.placeable_nodes();
                 let ids: Vec<EventId> =
                     self.events.values().filter(|e| e.replicas.contains(&id)).map(|e| e.id.clone()).collect();
                 for event_id in ids {
@@ -355,6 +412,42 @@ impl Catalog {
                 Ok(CatalogChange::Node(node))
             }
         }
+    }
+
+    /// The id a node registering with `store_id` and no id gets: its own if that store is
+    /// registered already, else the next after every id ever used.
+    fn fresh_node_id(&self, store_id: u64) -> NodeId {
+        let mine = self.nodes.values().find(|n| store_id != 0 && n.store_id == store_id && !n.removed);
+        match mine {
+            Some(n) => n.id,
+            None => self.nodes.keys().next_back().map_or(1, |last| last + 1),
+        }
+    }
+
+    /// Make `new` (a node just registered) a replica of every event that has fewer than
+    /// [`REPLICAS_PER_EVENT`]: the replicas lost with removed nodes are made again as soon as
+    /// there is a node to hold them.
+    fn repair_onto(&mut self, new: NodeId, now: Millis) {
+        let short: Vec<EventId> = self
+            .events
+            .values()
+            .filter(|e| e.replicas.len() < REPLICAS_PER_EVENT && !e.replicas.contains(&new))
+            .map(|e| e.id.clone())
+            .collect();
+        for event_id in short {
+            let event = self.events.get_mut(&event_id).expect("listed above");
+            event.replicas.push(new);
+            event.replicas.sort_unstable();
+            event.updated_at = now;
+            self.load.add(new, 1);
+        }
+    }
+
+    /// Ids of the nodes events may be placed on: not removed, and registered by their own
+    /// process (a known store id). A node an operator added that never started gets nothing,
+    /// so it cannot take a quorum hostage.
+    pub fn placeable_nodes(&self) -> Vec<NodeId> {
+        self.nodes.values().filter(|n| !n.removed && n.store_id != 0).map(|n| n.id).collect()
     }
 
     /// Ids of the nodes that are registered and not removed.

@@ -41,6 +41,10 @@ pub enum Rejection {
     /// 409 with code `hold_not_active`.
     #[error("hold is {status}")]
     HoldNotActive { status: String },
+    /// (`conflict`, 409) the request clashes with the cluster's state (a node id that is
+    /// taken, a cluster id already set).
+    #[error("conflict: {detail}")]
+    Conflict { detail: String },
     /// (`event_closed`, 409) the event is cancelled or not on sale yet.
     #[error("event closed: {detail}")]
     EventClosed { detail: String },

@@ -56,18 +56,26 @@ fn event() -> EventSpec {
 /// A catalog with venue `v1` and performer `p1`.
 fn catalog() -> Catalog {
     let mut c = Catalog::default();
-    c.apply(CatalogCommand::RegisterNode { id: 1, raft_addr: "r1".into(), http_addr: "h1".into() }, 50)
-        .unwrap();
+    c.apply(
+        CatalogCommand::RegisterNode { id: 1, raft_addr: "r1".into(), http_addr: "h1".into(), store_id: 101 },
+        50,
+    )
+    .unwrap();
     c.apply(CatalogCommand::CreateVenue { id: "v1".into(), spec: venue() }, 100).unwrap();
     c.apply(CatalogCommand::CreatePerformer { id: "p1".into(), spec: performer() }, 200).unwrap();
     c
 }
 
-/// Register nodes `ids` (addresses `r<id>` / `h<id>`).
+/// Register nodes `ids` (addresses `r<id>` / `h<id>`, store id `100 + id`).
 fn register_nodes(c: &mut Catalog, ids: std::ops::RangeInclusive<u64>) {
     for id in ids {
         c.apply(
-            CatalogCommand::RegisterNode { id, raft_addr: format!("r{id}"), http_addr: format!("h{id}") },
+            CatalogCommand::RegisterNode {
+                id,
+                raft_addr: format!("r{id}"),
+                http_addr: format!("h{id}"),
+                store_id: 100 + id,
+            },
             60,
         )
         .unwrap();
@@ -306,8 +314,13 @@ fn events_are_placed_and_replicas_move_off_a_removed_node() {
         assert_eq!(sorted.len(), 3);
     }
     // Re-registering does not bring a removed node back, and new events avoid it.
-    c.apply(CatalogCommand::RegisterNode { id: 1, raft_addr: "r1b".into(), http_addr: "h1b".into() }, 500)
-        .unwrap();
+    let again = CatalogCommand::RegisterNode {
+        id: 1,
+        raft_addr: "r1b".into(),
+        http_addr: "h1b".into(),
+        store_id: 101,
+    };
+    assert_eq!(invalid_field(c.apply(again, 500)), "id");
     assert!(c.nodes[&1].removed);
     c.apply(CatalogCommand::CreateEvent { id: "late".into(), spec: event() }, 600).unwrap();
     assert!(!c.events["late"].replicas.contains(&1));
@@ -359,4 +372,96 @@ fn replica_counts_kept_by_apply_match_a_recount_and_a_decoded_copy() {
         }
     }
     assert!(!c.load().contains_key(&2) && !c.load().contains_key(&5), "{:?}", c.load());
+}
+
+fn register(
+    c: &mut Catalog,
+    id: u64,
+    addr: &str,
+    store_id: u64,
+    now: u64,
+) -> Result<tickets::catalog::NodeInfo, Rejection> {
+    let command = CatalogCommand::RegisterNode {
+        id,
+        raft_addr: format!("r-{addr}"),
+        http_addr: format!("h-{addr}"),
+        store_id,
+    };
+    match c.apply(command, now)? {
+        CatalogChange::Node(n) => Ok(n),
+        other => panic!("expected a node, got {other:?}"),
+    }
+}
+
+/// An id belongs to one store (one data directory): another store, or an operator's request
+/// with other addresses, is a conflict; the same store may move to new addresses.
+#[test]
+fn a_node_id_is_taken_by_one_store() {
+    let mut c = Catalog::default();
+    register(&mut c, 1, "a", 11, 10).unwrap();
+    assert!(matches!(register(&mut c, 1, "b", 12, 20), Err(Rejection::Conflict { .. })), "another store");
+    assert!(matches!(register(&mut c, 1, "b", 0, 20), Err(Rejection::Conflict { .. })), "other addresses");
+    assert_eq!(register(&mut c, 1, "a", 0, 20).unwrap().store_id, 11, "the same request again is fine");
+    let moved = register(&mut c, 1, "moved", 11, 30).unwrap();
+    assert_eq!((moved.raft_addr.as_str(), moved.store_id), ("r-moved", 11));
+    assert_eq!(c.nodes[&1].raft_addr, "r-moved");
+}
+
+/// Id 0 asks for a fresh id: the next after every id ever used (removed ones too); the same
+/// store asking again gets its own id back.
+#[test]
+fn a_fresh_id_is_never_one_used_before() {
+    let mut c = Catalog::default();
+    assert_eq!(register(&mut c, 0, "a", 11, 10).unwrap().id, 1, "the first node");
+    register(&mut c, 5, "e", 15, 10).unwrap();
+    assert_eq!(register(&mut c, 0, "f", 16, 20).unwrap().id, 6);
+    assert_eq!(register(&mut c, 0, "f", 16, 30).unwrap().id, 6, "a retried join");
+    c.apply(CatalogCommand::RemoveNode { id: 6 }, 40).unwrap();
+    assert_eq!(register(&mut c, 0, "g", 17, 50).unwrap().id, 7, "a removed id is not reused");
+    assert_eq!(register(&mut c, 0, "f", 16, 60).unwrap().id, 8, "not even by its old store");
+}
+
+/// A node an operator added (no store yet) gets no events until its own process registers;
+/// then it takes the replicas events are missing.
+#[test]
+fn events_go_to_nodes_that_arrived_and_lost_replicas_are_made_again() {
+    let mut c = catalog();
+    register_nodes(&mut c, 2..=3);
+    for i in 0..4 {
+        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}"), spec: event() }, 300).unwrap();
+    }
+    register(&mut c, 74, "never", 0, 310).unwrap();
+    c.apply(CatalogCommand::CreateEvent { id: "e4".into(), spec: event() }, 320).unwrap();
+    assert_eq!(c.events["e4"].replicas, vec![1, 2, 3], "not on node 74, which never started");
+
+    c.apply(CatalogCommand::RemoveNode { id: 3 }, 400).unwrap();
+    assert!(c.events.values().all(|e| e.replicas == vec![1, 2]), "no node to take node 3's replicas");
+    register(&mut c, 74, "never", 0, 410).unwrap();
+    assert!(c.events.values().all(|e| e.replicas == vec![1, 2]), "still not on node 74");
+
+    let joined = register(&mut c, 0, "new", 99, 500).unwrap();
+    assert_eq!(joined.id, 75);
+    for e in c.events.values() {
+        assert_eq!(e.replicas, vec![1, 2, 75], "{}", e.id);
+        assert_eq!(e.updated_at, 500);
+    }
+    assert_eq!(c.load(), BTreeMap::from([(1, 5), (2, 5), (75, 5)]));
+    // Node 74 starting at last is a node like any other: nothing is missing, nothing moves.
+    register(&mut c, 74, "never", 74, 600).unwrap();
+    assert!(c.events.values().all(|e| e.replicas == vec![1, 2, 75]));
+    c.apply(CatalogCommand::CreateEvent { id: "e5".into(), spec: event() }, 610).unwrap();
+    assert!(c.events["e5"].replicas.contains(&74), "the least loaded node gets the next event");
+}
+
+#[test]
+fn the_cluster_id_is_set_once() {
+    let mut c = Catalog::default();
+    assert_eq!(c.cluster_id, None);
+    c.apply(CatalogCommand::SetClusterId { id: "c1".into() }, 10).unwrap();
+    c.apply(CatalogCommand::SetClusterId { id: "c1".into() }, 20).unwrap();
+    assert!(matches!(
+        c.apply(CatalogCommand::SetClusterId { id: "c2".into() }, 30),
+        Err(Rejection::Conflict { .. })
+    ));
+    assert_eq!(c.cluster_id.as_deref(), Some("c1"));
 }

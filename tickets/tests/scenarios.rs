@@ -521,6 +521,7 @@ fn format_reply(reply: &InventoryReply) -> String {
             Rejection::IdempotencyConflict => "idempotency_conflict".into(),
             Rejection::PaymentDeclined { detail } => format!("payment_declined: {detail}"),
             Rejection::HoldNotActive { status } => format!("hold_not_active {status}"),
+            Rejection::Conflict { detail } => format!("conflict: {detail}"),
             Rejection::EventClosed { detail } => format!("event_closed: {detail}"),
         },
     }
