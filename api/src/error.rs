@@ -148,6 +148,7 @@ impl From<Rejection> for ApiError {
             Rejection::HoldNotActive { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "hold_not_active", "Hold not active", detail)
             }
+            Rejection::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail),
             Rejection::EventClosed { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "event_closed", "Event closed", detail)
             }
@@ -187,6 +188,12 @@ impl From<StoreError> for ApiError {
                 );
                 e.0.retry_after_s = Some(1);
                 e.0.forward_to = Some(http_addrs);
+                e
+            }
+            StoreError::Refused(reason) => {
+                let mut e =
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable", reason);
+                e.0.retry_after_s = Some(60);
                 e
             }
             StoreError::Internal(detail) => {

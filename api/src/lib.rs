@@ -25,9 +25,9 @@ pub mod streams;
 use std::future::Future;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -78,8 +78,24 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(body::BODY_BYTES_MAX))
         .layer(middleware::from_fn_with_state(state.clone(), forward::forward))
+        .layer(middleware::from_fn_with_state(state.clone(), out_of_service))
         .layer(middleware::from_fn(track))
         .with_state(state)
+}
+
+/// A node that must not serve (removed from the cluster, or its data is not what the cluster
+/// registered) answers 503 with the reason to everything but the operations routes, instead of
+/// serving from state that no longer counts.
+async fn out_of_service(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let operations = matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json")
+        || path.starts_with("/v1/cluster");
+    if !operations {
+        if let Some(reason) = state.store.out_of_service() {
+            return ApiError::from(cluster::Error::Refused(reason)).into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Counts and times every request by route and status.

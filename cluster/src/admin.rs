@@ -3,12 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use raft::NodeAddr;
 use tickets::catalog::{CatalogChange, CatalogCommand, NodeInfo};
 use tickets::{EventId, NodeId, Rejection};
 
 use crate::error::{Error, Result};
-use crate::reconcile::CATCH_UP_TIMEOUT;
 use crate::store::Store;
 
 #[derive(Clone, Debug)]
@@ -43,9 +41,18 @@ pub struct ClusterView {
 }
 
 impl Store {
-    /// Let a new node in: on the catalog leader, add it as a catalog learner and record it;
-    /// the reconciler promotes it to voter (up to five) and places events on it.
-    pub async fn add_node(&self, id: NodeId, raft_addr: String, http_addr: String) -> Result<NodeInfo> {
+    /// Let a node in (on the catalog leader): record it in the catalog — `id` 0 asks for a
+    /// fresh id, `store_id` is the joining process's data directory (0 when an operator adds a
+    /// node by hand) — and answer the node as recorded. The reconciler then makes it a catalog
+    /// learner, and a voter (up to five) only once it has caught up; events are placed on it
+    /// once its own process has registered. A taken id is a [`Rejection::Conflict`].
+    pub async fn add_node(
+        &self,
+        id: NodeId,
+        raft_addr: String,
+        http_addr: String,
+        store_id: u64,
+    ) -> Result<NodeInfo> {
         let catalog = self.catalog_group();
         match catalog.leader() {
             Some(l) if l == self.node_id() => {}
@@ -58,22 +65,13 @@ impl Store {
             }
             None => return Err(Error::unavailable("the catalog group has no leader")),
         }
-        if id == 0 {
-            return Err(Rejection::invalid("id", "node ids start at 1").into());
-        }
-        if self.catalog_read(|c| c.nodes.get(&id).is_some_and(|n| n.removed)) {
-            return Err(Rejection::invalid("id", "this node id was removed; use a new id").into());
-        }
         for (field, addr) in [("raft_addr", &raft_addr), ("http_addr", &http_addr)] {
             if addr.parse::<std::net::SocketAddr>().is_err() {
                 return Err(Rejection::invalid(field, "must be an IP:PORT address").into());
             }
         }
-        if !catalog.members().contains_key(&id) {
-            let addr = NodeAddr { raft_addr: raft_addr.clone(), http_addr: http_addr.clone() };
-            catalog.add_learner(id, addr, false, CATCH_UP_TIMEOUT).await?;
-        }
-        match self.write_catalog(CatalogCommand::RegisterNode { id, raft_addr, http_addr }).await? {
+        let command = CatalogCommand::RegisterNode { id, raft_addr, http_addr, store_id };
+        match self.write_catalog(command).await? {
             CatalogChange::Node(n) => Ok(n),
             other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
         }

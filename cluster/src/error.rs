@@ -24,6 +24,11 @@ pub enum Error {
     /// addresses, best first). The API forwards the request there.
     #[error("served by another node")]
     Elsewhere { http_addrs: Vec<String> },
+    /// This node must not take part in the cluster as configured (an operator's mistake: a
+    /// wiped node under its old id, a second cluster on the same nodes, a taken id). The
+    /// message says what happened and what to do.
+    #[error("{0}")]
+    Refused(String),
     /// A bug or a storage failure. Not the client's fault; logged, never detailed to them.
     #[error("internal: {0}")]
     Internal(String),

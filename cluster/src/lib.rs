@@ -29,6 +29,7 @@ pub mod browse;
 pub mod error;
 pub mod feed;
 pub mod ids;
+pub mod join;
 pub mod machine;
 pub mod payment;
 pub mod reconcile;

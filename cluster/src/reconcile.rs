@@ -45,8 +45,6 @@ pub const FULL_PASS_INTERVAL: Duration = Duration::from_secs(30);
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one membership change may take to commit.
 pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a joining node keeps asking to be let in.
-pub const JOIN_ATTEMPTS_MAX: u32 = 120;
 
 /// Why an event is being reconciled.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,21 +97,51 @@ pub(crate) async fn run(store: Store) {
 /// Steps 1 and 2 (see the module doc).
 async fn node_step(store: &Store) -> Result<()> {
     let catalog = store.catalog_group();
-    let peers: BTreeMap<u64, NodeAddr> = store.catalog_read(|c| {
-        c.nodes
+    let (peers, registered, cluster_id) = store.catalog_read(|c| {
+        let peers: BTreeMap<u64, NodeAddr> = c
+            .nodes
             .values()
             .filter(|n| !n.removed && !n.raft_addr.is_empty())
             .map(|n| (n.id, NodeAddr { raft_addr: n.raft_addr.clone(), http_addr: n.http_addr.clone() }))
-            .collect()
+            .collect();
+        let registered: BTreeMap<u64, u64> = c.nodes.values().map(|n| (n.id, n.store_id)).collect();
+        (peers, registered, c.cluster_id.clone())
     });
     store.host().set_peers(peers);
+    let identity = store.host().identity();
+    identity.set_registered(registered);
+    if let Some(id) = &cluster_id {
+        if let Err(e) = identity.adopt_cluster(id) {
+            store.refuse(format!("{e}; this node must not serve this cluster"));
+        }
+    }
     if catalog.leader().is_none() {
         return Ok(());
     }
     register_self(store).await?;
     if catalog.leader() == Some(store.node_id()) {
+        if cluster_id.is_none() {
+            record_cluster_id(store).await?;
+        }
         catalog_membership(store).await?;
     }
+    Ok(())
+}
+
+/// Catalog leader: record the cluster id this node made when it initialized the cluster (or
+/// make one now, for a cluster formed before cluster ids existed).
+async fn record_cluster_id(store: &Store) -> Result<()> {
+    let identity = store.host().identity();
+    let id = match identity.cluster() {
+        Some(id) => id,
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            identity.adopt_cluster(&id)?;
+            id
+        }
+    };
+    info!(cluster = %id, "recording the cluster's id in the catalog");
+    store.write_catalog(CatalogCommand::SetClusterId { id }).await?;
     Ok(())
 }
 
@@ -140,23 +168,41 @@ async fn event_step_logged(store: &Store, event: &Event, why: Why) {
 
 async fn register_self(store: &Store) -> Result<()> {
     let o = store.options();
+    let store_id = store.host().identity().store_id();
     let current = store.catalog_read(|c| c.nodes.get(&o.node_id).cloned());
-    let up_to_date =
-        current.is_some_and(|n| n.removed || (n.raft_addr == o.raft_addr && n.http_addr == o.http_addr));
+    let up_to_date = current.is_some_and(|n| {
+        n.removed || (n.raft_addr == o.raft_addr && n.http_addr == o.http_addr && n.store_id == store_id)
+    });
     if !up_to_date {
-        info!(node = o.node_id, raft = %o.raft_addr, http = %o.http_addr, "registering in the catalog");
-        store
-            .write_catalog(CatalogCommand::RegisterNode {
-                id: o.node_id,
-                raft_addr: o.raft_addr.clone(),
-                http_addr: o.http_addr.clone(),
-            })
-            .await?;
+        info!(node = o.node_id, raft = %o.raft_addr, http = %o.http_addr, store = format!("{store_id:016x}"), "registering in the catalog");
+        let command = CatalogCommand::RegisterNode {
+            id: o.node_id,
+            raft_addr: o.raft_addr.clone(),
+            http_addr: o.http_addr.clone(),
+            store_id,
+        };
+        match store.write_catalog(command).await {
+            Err(Error::Rejected(tickets::Rejection::Conflict { detail })) => {
+                store.refuse(format!(
+                    "this node cannot register as node {}: {detail}. Its data directory is not the one \
+                     node {} was registered with; remove node {} and join with a new id (docs/operations.md)",
+                    o.node_id, o.node_id, o.node_id
+                ));
+            }
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Catalog leader: live nodes in, removed nodes out, at most five voters.
+/// How far behind the leader's log a catalog learner may be and still be promoted to voter.
+pub const CATCH_UP_LAG_MAX: u64 = 100;
+
+/// Catalog leader: live nodes in as learners; a learner becomes a voter (up to five) only
+/// once it has caught up, so a node that never arrives never counts in the quorum; removed
+/// nodes out. At most one voter change per step.
 async fn catalog_membership(store: &Store) -> Result<()> {
     let catalog = store.catalog_group();
     if catalog.membership_changing() {
@@ -175,23 +221,61 @@ async fn catalog_membership(store: &Store) -> Result<()> {
     let members = catalog.members();
     for id in live.iter().filter(|id| !members.contains_key(id)) {
         info!(node = id, "adding a node to the catalog group as a learner");
-        catalog.add_learner(*id, addrs[id].clone(), true, CATCH_UP_TIMEOUT).await?;
+        catalog.add_learner(*id, addrs[id].clone(), false, CATCH_UP_TIMEOUT).await?;
     }
     let voters = catalog.voters();
-    // Only removed nodes leave: a voter of the initial `--peers` list that has not
-    // registered yet (still starting) keeps its vote.
-    let mut desired: BTreeSet<u64> = voters.difference(&removed).copied().collect();
-    for id in &live {
-        if desired.len() >= CATALOG_VOTERS_MAX {
-            break;
+    let plan = plan_voters(&voters, &catalog.members().keys().copied().collect(), &live, &removed, |id| {
+        catalog.caught_up(id, CATCH_UP_LAG_MAX)
+    });
+    match plan {
+        Some(Change::Voters(desired)) => {
+            info!(?voters, ?desired, "changing the catalog group's voters");
+            catalog.set_voters(desired, MEMBERSHIP_TIMEOUT).await?;
         }
-        desired.insert(*id);
-    }
-    if !desired.is_empty() && desired != voters {
-        info!(?voters, ?desired, "changing the catalog group's voters");
-        catalog.set_voters(desired, MEMBERSHIP_TIMEOUT).await?;
+        Some(Change::DropLearners(gone)) => {
+            info!(learners = ?gone, "taking removed nodes out of the catalog group");
+            catalog.remove_learners(gone, MEMBERSHIP_TIMEOUT).await?;
+        }
+        None => {}
     }
     Ok(())
+}
+
+/// One membership change of the catalog group.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    /// Make this the voter set.
+    Voters(BTreeSet<u64>),
+    /// Take these learners out.
+    DropLearners(BTreeSet<u64>),
+}
+
+/// The catalog's next membership change, one at a time: drop a removed voter (or every removed
+/// learner); else promote the lowest live learner that has caught up, while there are fewer
+/// than [`CATALOG_VOTERS_MAX`] voters. A voter of the initial `--peers` list that has not
+/// registered yet (still starting) keeps its vote. `None`: nothing to change.
+fn plan_voters(
+    voters: &BTreeSet<u64>,
+    members: &BTreeSet<u64>,
+    live: &BTreeSet<u64>,
+    removed: &BTreeSet<u64>,
+    caught_up: impl Fn(u64) -> bool,
+) -> Option<Change> {
+    if let Some(gone) = voters.iter().find(|id| removed.contains(id)) {
+        let rest: BTreeSet<u64> = voters.iter().copied().filter(|id| id != gone).collect();
+        return (!rest.is_empty()).then_some(Change::Voters(rest));
+    }
+    let gone: BTreeSet<u64> = members.intersection(removed).copied().collect();
+    if !gone.is_empty() {
+        return Some(Change::DropLearners(gone));
+    }
+    if voters.len() >= CATALOG_VOTERS_MAX {
+        return None;
+    }
+    let next = members.iter().find(|id| !voters.contains(id) && live.contains(id) && caught_up(**id))?;
+    let mut desired = voters.clone();
+    desired.insert(*next);
+    Some(Change::Voters(desired))
 }
 
 async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
@@ -281,33 +365,52 @@ async fn move_replicas(
     Ok(())
 }
 
-/// A node started with `--join`: ask a running node to let it in, until it is.
-pub(crate) async fn join(store: Store) {
-    let o = store.options().clone();
-    let Some(target) = o.join.clone() else { return };
-    let base = if target.starts_with("http") { target } else { format!("http://{target}") };
-    let body = serde_json::json!({"id": o.node_id, "raft_addr": o.raft_addr, "http_addr": o.http_addr});
-    for attempt in 1..=JOIN_ATTEMPTS_MAX {
-        if store.catalog_group().leader().is_some() && store.is_ready() {
-            return;
-        }
-        let mut request = store.inner.http.post(format!("{base}/v1/cluster/nodes")).json(&body);
-        if let Some(token) = &o.join_token {
-            request = request.bearer_auth(token);
-        }
-        match request.send().await {
-            Ok(r) if r.status().is_success() => {
-                info!(node = o.node_id, via = %base, "joined the cluster");
-                return;
-            }
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                warn!(attempt, %status, answer = %text, "join refused; retrying");
-            }
-            Err(e) => warn!(attempt, error = %e, "join request failed; retrying"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ids: &[u64]) -> BTreeSet<u64> {
+        ids.iter().copied().collect()
     }
-    warn!(node = o.node_id, "gave up joining; restart with --join to try again");
+
+    #[test]
+    fn a_learner_votes_only_once_it_has_caught_up() {
+        let (voters, members, live) = (set(&[1]), set(&[1, 74]), set(&[1, 74]));
+        assert_eq!(plan_voters(&voters, &members, &live, &set(&[]), |_| false), None, "never arrived");
+        assert_eq!(
+            plan_voters(&voters, &members, &live, &set(&[]), |id| id == 74),
+            Some(Change::Voters(set(&[1, 74])))
+        );
+    }
+
+    #[test]
+    fn one_voter_change_at_a_time() {
+        let (voters, members, live) = (set(&[1, 2]), set(&[1, 2, 3, 4]), set(&[1, 2, 3, 4]));
+        assert_eq!(
+            plan_voters(&voters, &members, &live, &set(&[]), |_| true),
+            Some(Change::Voters(set(&[1, 2, 3])))
+        );
+        // A removed voter leaves first, alone.
+        let removed = set(&[2]);
+        assert_eq!(
+            plan_voters(&voters, &members, &live, &removed, |_| true),
+            Some(Change::Voters(set(&[1])))
+        );
+        // Removed learners are taken out.
+        let removed = set(&[4]);
+        let plan = plan_voters(&set(&[1, 2, 3]), &members, &live, &removed, |_| true);
+        assert_eq!(plan, Some(Change::DropLearners(set(&[4]))));
+    }
+
+    #[test]
+    fn at_most_five_voters_and_never_none() {
+        let voters = set(&[1, 2, 3, 4, 5]);
+        let members = set(&[1, 2, 3, 4, 5, 6]);
+        assert_eq!(plan_voters(&voters, &members, &members, &set(&[]), |_| true), None);
+        assert_eq!(
+            plan_voters(&set(&[1]), &set(&[1]), &set(&[]), &set(&[1]), |_| true),
+            None,
+            "the last voter stays"
+        );
+    }
 }

@@ -50,10 +50,9 @@ pub struct StoreOptions {
     /// Static formation: every node's Raft address, this node's included. Empty (and no
     /// `join`) means a one-node cluster.
     pub peers: BTreeMap<NodeId, String>,
-    /// HTTP address of a running node to join through.
+    /// This node joined a running cluster (`--join`, done before the store starts: see
+    /// [`crate::join`]): it never initializes one.
     pub join: Option<String>,
-    /// An admin token for the join request (the cluster shares the auth secret).
-    pub join_token: Option<String>,
     /// Peers authenticate Raft RPCs with it.
     pub cluster_secret: Option<String>,
     /// Where the groups' snapshot files go (beside the sled database).
@@ -69,7 +68,6 @@ impl Default for StoreOptions {
             http_addr: "127.0.0.1:8080".into(),
             peers: BTreeMap::new(),
             join: None,
-            join_token: None,
             cluster_secret: None,
             snapshot_dir: PathBuf::from("data/snapshots"),
             raft: HostConfig::default(),
@@ -119,6 +117,8 @@ pub(crate) struct Inner {
     pub http: reqwest::Client,
     /// This node's search index, fed from the catalog.
     pub search: Option<Arc<search::SearchIndex>>,
+    /// Why this node must not serve (its data is not what the cluster registered), once known.
+    pub refused: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -146,7 +146,8 @@ impl Store {
                 GroupMachine::inventory_on(gid, hooks.clone())
             }
         });
-        let host = RaftHost::new(host_config, db, options.snapshot_dir.clone(), transport, factory)?;
+        let host = RaftHost::new(host_config, db, options.snapshot_dir.clone(), transport.clone(), factory)?;
+        transport.set_identity(host.identity().clone());
         let (shutdown, _) = watch::channel(false);
         {
             let (host, secret, mut stop) =
@@ -166,8 +167,10 @@ impl Store {
             info!(groups = reopened.len(), "reopened the event groups that ran when the node stopped");
         }
         if !catalog.is_initialized().await {
-            let lowest_peer = options.peers.keys().next().copied();
-            if options.join.is_none() && lowest_peer.is_none_or(|id| id == options.node_id) {
+            let initializer = options.join.is_none()
+                && options.peers.keys().next().copied().is_none_or(|id| id == options.node_id);
+            check_pristine(&host, &options, initializer).await?;
+            if initializer {
                 let members = if options.peers.is_empty() {
                     self_membership(&options)
                 } else {
@@ -185,9 +188,13 @@ impl Store {
                         })
                         .collect()
                 };
+                if host.identity().cluster().is_none() {
+                    host.identity().adopt_cluster(&uuid::Uuid::new_v4().to_string())?;
+                }
                 info!(
                     node = options.node_id,
                     voters = members.len(),
+                    cluster = host.identity().cluster().unwrap_or_default(),
                     "pristine cluster: initializing the catalog group"
                 );
                 catalog.initialize(members).await?;
@@ -209,17 +216,43 @@ impl Store {
                     .build()
                     .expect("http client"),
                 search: search.clone(),
+                refused: Mutex::new(None),
             }),
         };
         if let Some(index) = search {
             tokio::spawn(crate::feed::run(store.clone(), index));
         }
-        if store.inner.options.join.is_some() && !store.inner.catalog.is_initialized().await {
-            tokio::spawn(crate::reconcile::join(store.clone()));
-        }
         tokio::spawn(crate::reconcile::run(store.clone()));
         tokio::spawn(crate::schedule::run(store.clone()));
         Ok(store)
+    }
+
+    /// Record why this node must not serve (logged once, loudly): see [`Store::out_of_service`].
+    pub(crate) fn refuse(&self, reason: String) {
+        let mut refused = self.inner.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if refused.is_none() {
+            tracing::error!(node = self.node_id(), "{reason}");
+        }
+        *refused = Some(reason);
+    }
+
+    /// Why this node does not serve requests, if it does not: its data directory is not the
+    /// one the cluster registered under its id (wiped or replaced: its peers' RPCs are refused,
+    /// see `raft::Identity`), or it was removed from the cluster. `None` while it serves or is
+    /// still forming ([`Store::is_ready`] says which).
+    pub fn out_of_service(&self) -> Option<String> {
+        if let Some(reason) = self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Some(reason);
+        }
+        if let Some(reason) = self.host().identity().refusal() {
+            return Some(reason);
+        }
+        let me = self.node_id();
+        self.catalog_read(|c| c.nodes.get(&me).is_some_and(|n| n.removed)).then(|| {
+            format!(
+                "node {me} was removed from the cluster; it no longer serves (start a new node with --join)"
+            )
+        })
     }
 
     /// Part of a formed cluster: the catalog has a leader and this node is registered.
@@ -545,6 +578,52 @@ impl Store {
         }
         Ok(event)
     }
+}
+
+/// How long a pristine node waits for each `--peers` peer to say who it is.
+pub const IDENTIFY_TIMEOUT: Duration = Duration::from_millis(1_500);
+
+/// A node with no cluster data asks its `--peers` who they are before it takes part, and
+/// refuses to start when that would be a mistake (see `raft::Identity`):
+/// - a peer knows this node's id registered with another data directory: this node was wiped
+///   (or is another machine given its id), and Raft cannot trust a node that forgot its votes;
+/// - this node would initialize a new cluster while a peer already belongs to one (a wiped
+///   initializer, or a wrong `--peers` list).
+///
+/// A peer that does not answer is not evidence either way (at a first start the peers come up
+/// in any order); the RPC checks of `raft::Identity` still stand behind this.
+async fn check_pristine(
+    host: &RaftHost<GroupMachine>,
+    options: &StoreOptions,
+    initializer: bool,
+) -> Result<()> {
+    let me = options.node_id;
+    let mine = host.identity().store_id();
+    let asks = options.peers.iter().filter(|(id, _)| **id != me).map(|(id, raft_addr)| async move {
+        let addr = NodeAddr { raft_addr: raft_addr.clone(), http_addr: String::new() };
+        (*id, raft_addr, tokio::time::timeout(IDENTIFY_TIMEOUT, host.identify(*id, &addr)).await)
+    });
+    for (peer, addr, answer) in futures::future::join_all(asks).await {
+        let Ok(Ok(answer)) = answer else { continue };
+        let Some(cluster) = answer.cluster else { continue };
+        if let Some(registered) = answer.registered_as.filter(|r| *r != mine) {
+            return Err(Error::Refused(format!(
+                "node {peer} at {addr} knows node {me} as the data directory with store id {registered:016x}, \
+                 but this node's data directory is new (store {mine:016x}): node {me}'s data was lost or \
+                 this is another machine. Raft cannot trust a node that forgot its votes, so this node will not \
+                 start as node {me}. Remove node {me} (DELETE /v1/cluster/nodes/{me}) and start this machine \
+                 with an empty data directory and --join (docs/operations.md, \"Replace a dead node\")"
+            )));
+        }
+        if initializer {
+            return Err(Error::Refused(format!(
+                "node {peer} at {addr} already belongs to cluster {cluster}, and this node has no cluster data: \
+                 it will not initialize a second cluster beside it. If this node's data was lost, remove node \
+                 {me} and join with --join; if --peers is wrong, fix it (docs/operations.md)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn self_membership(options: &StoreOptions) -> BTreeMap<NodeId, NodeAddr> {

@@ -46,7 +46,10 @@ pub enum PaymentChoice {
 /// Everything `serve` needs, validated.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
+    /// `--node-id`, or 1 (but see `node_id_given`).
     pub node_id: u64,
+    /// Whether the operator named the id (with `--join` and no id, the cluster picks one).
+    pub node_id_given: bool,
     pub http: String,
     pub raft: String,
     pub data_dir: PathBuf,
@@ -115,6 +118,7 @@ impl ServeFlags {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        let node_id_given = self.node_id.or(file.node_id).is_some();
         let node_id = self.node_id.or(file.node_id).unwrap_or(1);
         if node_id == 0 {
             bail!("--node-id must be at least 1");
@@ -171,6 +175,7 @@ impl ServeFlags {
         }
         Ok(ServeConfig {
             node_id,
+            node_id_given,
             http,
             raft,
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),

@@ -127,16 +127,14 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding Raft on {}", config.raft))?;
     let raft_addr = raft_listener.local_addr()?.to_string();
     let auth = api::AuthKeys::new(secret.as_bytes());
+    let store_id = raft::Identity::open(&db).context("reading the data directory's identity")?.store_id();
+    let node_id = node_identity(&config, store_id, &auth, &raft_addr, &http_addr).await?;
     let options = cluster::StoreOptions {
-        node_id: config.node_id,
+        node_id,
         raft_addr,
         http_addr: http_addr.clone(),
         peers: config.peers.clone(),
         join: config.join.clone(),
-        join_token: config
-            .join
-            .as_ref()
-            .map(|_| auth.mint(&format!("node-{}", config.node_id), true, 24 * 3_600)),
         cluster_secret: config.cluster_secret.clone(),
         snapshot_dir: config.data_dir.join("snapshots"),
         ..Default::default()
@@ -166,12 +164,77 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     }
     let http = reqwest::Client::builder().build().context("http client")?;
     let state = api::AppState { store: store.clone(), auth, metrics, http, streams: Default::default() };
-    info!(node = config.node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
+    info!(node = node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
     println!("boxoffice listening on http://{http_addr}");
     api::serve(listener, state, shutdown_signal()).await?;
     info!("shutting down");
     store.shutdown().await;
     db.flush().context("final flush")?;
+    Ok(())
+}
+
+/// The file in the data directory that keeps the node's id: a data directory belongs to one
+/// node, and a node that joined without `--node-id` learns its id only once.
+const NODE_ID_FILE: &str = "node_id";
+
+/// This node's id: the one its data directory was made for (a different `--node-id` is an
+/// error), else `--node-id` (default 1), else — joining with no id — the one the cluster picks.
+/// A pristine node with `--join` joins here, before its store starts; a refused join exits.
+async fn node_identity(
+    config: &config::ServeConfig,
+    store_id: u64,
+    auth: &api::AuthKeys,
+    raft_addr: &str,
+    http_addr: &str,
+) -> anyhow::Result<u64> {
+    let path = config.data_dir.join(NODE_ID_FILE);
+    let kept = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            Some(text.trim().parse::<u64>().with_context(|| format!("{} is not a node id", path.display()))?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let id = match (kept, config.node_id_given) {
+        (Some(kept), true) if kept != config.node_id => anyhow::bail!(
+            "the data directory {} belongs to node {kept}, not to --node-id {}; start it as node {kept}, or \
+             give this node its own empty data directory",
+            config.data_dir.display(),
+            config.node_id
+        ),
+        (Some(kept), _) => kept,
+        (None, _) => match &config.join {
+            Some(via) => {
+                let request = cluster::join::JoinRequest {
+                    id: config.node_id_given.then_some(config.node_id),
+                    raft_addr: raft_addr.to_string(),
+                    http_addr: http_addr.to_string(),
+                    store_id,
+                };
+                let token = auth.mint("joining-node", true, 3_600);
+                cluster::join::join_cluster(via, &token, &request).await.context("joining the cluster")?
+            }
+            None => config.node_id,
+        },
+    };
+    if kept.is_none() {
+        write_durably(&path, format!("{id}\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(id)
+}
+
+/// Write a small file and make it durable (the file, then its directory).
+fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -23,7 +23,9 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
-    if state.store.is_ready() {
+    if let Some(reason) = state.store.out_of_service() {
+        Err(ApiError::from(cluster::Error::Refused(reason)))
+    } else if state.store.is_ready() {
         Ok("ready\n")
     } else {
         Err(ApiError::from(cluster::Error::unavailable("not part of a formed cluster yet")))
@@ -116,21 +118,37 @@ pub async fn cluster(State(state): State<AppState>) -> Json<ClusterOut> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeAdd {
-    pub id: u64,
+    /// The new node's id; absent: the cluster picks a fresh one (answered in `id`).
+    #[serde(default)]
+    pub id: Option<u64>,
     pub raft_addr: String,
     pub http_addr: String,
+    /// The joining process's store id (16 hex digits; `serve --join` sends it). Absent when an
+    /// operator adds a node by hand: the node's own process records it when it starts.
+    #[serde(default)]
+    pub store_id: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/cluster/nodes", tag = "operations", request_body = NodeAdd, security(("bearer" = [])),
     responses((status = 201, body = NodeOut), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 503, body = Problem)))]
+        (status = 403, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub async fn add_node(
     State(state): State<AppState>,
     _admin: Admin,
     body: JsonBody<NodeAdd>,
 ) -> ApiResult<(StatusCode, Json<NodeOut>)> {
-    let NodeAdd { id, raft_addr, http_addr } = body.value;
-    let node = state.store.add_node(id, raft_addr, http_addr).await?;
+    let NodeAdd { id, raft_addr, http_addr, store_id } = body.value;
+    if id == Some(0) {
+        return Err(ApiError::invalid("id", "node ids start at 1"));
+    }
+    let store_id = match store_id {
+        None => 0,
+        Some(hex) => match u64::from_str_radix(&hex, 16) {
+            Ok(s) if s != 0 && hex.len() <= 16 => s,
+            _ => return Err(ApiError::invalid("store_id", "must be 1 to 16 hex digits, not all zero")),
+        },
+    };
+    let node = state.store.add_node(id.unwrap_or(0), raft_addr, http_addr, store_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(NodeOut {
