@@ -342,6 +342,11 @@ pub struct ClusterNode {
     pub log: PathBuf,
     /// How it finds the cluster: `--peers ...` or `--join ...`.
     membership_args: Vec<String>,
+    /// Whether it is started with `--node-id` (a node joining without one gets its id from the
+    /// cluster).
+    with_node_id: bool,
+    /// More flags, after all the others (a later flag wins).
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -361,13 +366,17 @@ impl ClusterNode {
             std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open node log");
         use std::io::Write;
         writeln!(log, "---- test harness: starting node {} ----", self.id).expect("write node log");
+        let node_id =
+            if self.with_node_id { vec!["--node-id".to_string(), self.id.to_string()] } else { vec![] };
         let child = Command::new(binary())
             .arg("serve")
-            .args(["--node-id", &self.id.to_string(), "--http", &self.http, "--raft", &self.raft])
+            .args(node_id)
+            .args(["--http", &self.http, "--raft", &self.raft])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.membership_args)
             .args(["--cluster-secret", CLUSTER_SECRET])
+            .args(&self.extra_args)
             .env("BOXOFFICE_AUTH_SECRET", SECRET)
             .env("RUST_LIB_BACKTRACE", "0")
             .env("NO_COLOR", "1")
@@ -432,6 +441,8 @@ impl Cluster {
                 data_dir: dir.path().join(format!("node-{}", i + 1)),
                 log: dir.path().join(format!("node-{}.log", i + 1)),
                 membership_args: vec!["--peers".into(), peers.clone()],
+                with_node_id: true,
+                extra_args: Vec::new(),
                 child: None,
             })
             .collect();
@@ -484,6 +495,12 @@ impl Cluster {
     /// Start one more node, `--join` the HTTP address of node `via`, on fresh ports. Returns
     /// its id. Does not wait for it: see [`Cluster::wait_ready`].
     pub fn join(&mut self, via: u64) -> u64 {
+        self.join_with(via, true, Vec::new())
+    }
+
+    /// [`Cluster::join`], with or without `--node-id` (without, the cluster picks the next id,
+    /// which is the harness's next id too as long as ids were used in order), and more flags.
+    pub fn join_with(&mut self, via: u64, with_node_id: bool, extra_args: Vec<String>) -> u64 {
         let id = self.nodes.len() as u64 + 1;
         let ports = free_ports(2);
         let mut node = ClusterNode {
@@ -493,11 +510,49 @@ impl Cluster {
             data_dir: self.dir.path().join(format!("node-{id}")),
             log: self.dir.path().join(format!("node-{id}.log")),
             membership_args: vec!["--join".into(), self.node(via).http.clone()],
+            with_node_id,
+            extra_args,
             child: None,
         };
         node.spawn();
         self.nodes.push(node);
         id
+    }
+
+    /// kill -9 node `id` and delete its data directory (a lost disk).
+    pub fn wipe(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        node.kill();
+        std::fs::remove_dir_all(&node.data_dir).expect("remove the node's data directory");
+    }
+
+    /// Start node `id` again (same addresses and data directory) with other membership flags.
+    pub fn restart_with(&mut self, id: u64, membership_args: Vec<String>) {
+        let node = self.node_mut(id);
+        node.kill();
+        node.membership_args = membership_args;
+        node.spawn();
+    }
+
+    /// The `--peers` list the cluster was started with.
+    pub fn peers_arg(&self) -> Vec<String> {
+        self.nodes[0].membership_args.clone()
+    }
+
+    /// Wait until node `id`'s process exits on its own; its exit status and log. Panics if it
+    /// still runs after `timeout`.
+    pub async fn wait_exit(&mut self, id: u64, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let start = Instant::now();
+        loop {
+            let node = self.node_mut(id);
+            if let Some(status) = node.exited() {
+                return (status, node.log_tail(40));
+            }
+            if start.elapsed() >= timeout {
+                panic!("node {id} still runs after {timeout:?}; its log:\n{}", node.log_tail(60));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
     }
 
     /// Wait until node `id` answers `/readyz` with 200; panic with its log if it exits first
