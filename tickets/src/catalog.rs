@@ -144,6 +144,9 @@ pub struct NodeInfo {
     /// registered itself; 0 while unknown (a node an operator added that has not started).
     /// Another store under the same id is another machine, or this one wiped: refused.
     pub store_id: u64,
+    /// Down for longer than the cluster's dead time (`MarkNodeDown`): its replicas were given
+    /// to other nodes where there were any, and it gets no new ones until it is back.
+    pub down: bool,
 }
 
 /// A catalog command as proposed: ids are chosen by the proposer.
@@ -179,6 +182,15 @@ pub enum CatalogCommand {
         raft_addr: String,
         http_addr: String,
         store_id: u64,
+    },
+    /// A node has been down longer than the cluster's dead time (`down`), or is back. Down:
+    /// each of its event replicas moves to the least-loaded placeable node not already a
+    /// replica — where there is none, the replica stays (an event is not shrunk below what it
+    /// has) — and it gets no new events. Back: it is placeable again and takes the replicas
+    /// events are short of.
+    MarkNodeDown {
+        id: NodeId,
+        down: bool,
     },
     /// Record the cluster's id (made by the node that initialized it). Set once.
     SetClusterId {
@@ -369,7 +381,15 @@ impl Catalog {
                     }
                     return Ok(CatalogChange::Node(node));
                 }
-                let node = NodeInfo { id, raft_addr, http_addr, removed: false, joined_at: now, store_id };
+                let node = NodeInfo {
+                    id,
+                    raft_addr,
+                    http_addr,
+                    removed: false,
+                    joined_at: now,
+                    store_id,
+                    down: false,
+                };
                 self.nodes.insert(id, node.clone());
                 if store_id != 0 {
                     self.repair_onto(id, now);
@@ -394,20 +414,23 @@ impl Catalog {
                 };
                 node.removed = true;
                 let node = node.clone();
-                let live = self.placeable_nodes();
-                let ids: Vec<EventId> =
-                    self.events.values().filter(|e| e.replicas.contains(&id)).map(|e| e.id.clone()).collect();
-                for event_id in ids {
-                    let load = self.load();
-                    let event = self.events.get_mut(&event_id).expect("listed above");
-                    event.replicas.retain(|n| *n != id);
-                    self.load.add(id, -1);
-                    if let Some(new) = placement::replacement(&live, &load, &event.replicas) {
-                        event.replicas.push(new);
-                        event.replicas.sort_unstable();
-                        self.load.add(new, 1);
-                    }
-                    event.updated_at = now;
+                self.evacuate(id, true, now);
+                Ok(CatalogChange::Node(node))
+            }
+            CatalogCommand::MarkNodeDown { id, down } => {
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    return Err(Rejection::not_found("node"));
+                };
+                if node.removed {
+                    return Err(Rejection::invalid("id", format!("node {id} was removed")));
+                }
+                let changed = node.down != down;
+                node.down = down;
+                let node = node.clone();
+                if changed && down {
+                    self.evacuate(id, false, now);
+                } else if changed && node.store_id != 0 {
+                    self.repair_onto(id, now);
                 }
                 Ok(CatalogChange::Node(node))
             }
@@ -443,11 +466,37 @@ impl Catalog {
         }
     }
 
-    /// Ids of the nodes events may be placed on: not removed, and registered by their own
-    /// process (a known store id). A node an operator added that never started gets nothing,
+    /// Give each event replica of node `gone` to the least-loaded placeable node not already a
+    /// replica. Where there is none: drop the replica when `always` (a removed node), else
+    /// keep it (a node that is only down may come back, and fewer voters protect nothing).
+    fn evacuate(&mut self, gone: NodeId, always: bool, now: Millis) {
+        let nodes = self.placeable_nodes();
+        let ids: Vec<EventId> =
+            self.events.values().filter(|e| e.replicas.contains(&gone)).map(|e| e.id.clone()).collect();
+        for event_id in ids {
+            let load = self.load();
+            let event = self.events.get_mut(&event_id).expect("listed above");
+            let others: Vec<NodeId> = event.replicas.iter().copied().filter(|n| *n != gone).collect();
+            let new = placement::replacement(&nodes, &load, &event.replicas);
+            if new.is_none() && !always {
+                continue;
+            }
+            event.replicas = others;
+            self.load.add(gone, -1);
+            if let Some(new) = new {
+                event.replicas.push(new);
+                event.replicas.sort_unstable();
+                self.load.add(new, 1);
+            }
+            event.updated_at = now;
+        }
+    }
+
+    /// Ids of the nodes events may be placed on: not removed, not down, and registered by their
+    /// own process (a known store id). A node an operator added that never started gets nothing,
     /// so it cannot take a quorum hostage.
     pub fn placeable_nodes(&self) -> Vec<NodeId> {
-        self.nodes.values().filter(|n| !n.removed && n.store_id != 0).map(|n| n.id).collect()
+        self.nodes.values().filter(|n| !n.removed && !n.down && n.store_id != 0).map(|n| n.id).collect()
     }
 
     /// Ids of the nodes that are registered and not removed.

@@ -465,3 +465,40 @@ fn the_cluster_id_is_set_once() {
     ));
     assert_eq!(c.cluster_id.as_deref(), Some("c1"));
 }
+
+/// A node down longer than the dead time gives its replicas to free nodes (an event is never
+/// shrunk when there is none), gets no new events, and takes what is missing when it is back.
+#[test]
+fn a_node_down_for_good_gives_its_replicas_away() {
+    let mut c = catalog();
+    register_nodes(&mut c, 2..=3);
+    for i in 0..3 {
+        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}"), spec: event() }, 300).unwrap();
+    }
+    // Three nodes: nowhere to go, so nothing moves.
+    c.apply(CatalogCommand::MarkNodeDown { id: 3, down: true }, 400).unwrap();
+    assert!(c.nodes[&3].down);
+    assert!(c.events.values().all(|e| e.replicas == vec![1, 2, 3]));
+    c.apply(CatalogCommand::MarkNodeDown { id: 3, down: false }, 410).unwrap();
+
+    register_nodes(&mut c, 4..=4);
+    assert!(c.events.values().all(|e| e.replicas == vec![1, 2, 3]), "nothing was short of three");
+    c.apply(CatalogCommand::MarkNodeDown { id: 3, down: true }, 500).unwrap();
+    for e in c.events.values() {
+        assert_eq!(e.replicas, vec![1, 2, 4], "{}", e.id);
+        assert_eq!(e.updated_at, 500);
+    }
+    c.apply(CatalogCommand::CreateEvent { id: "late".into(), spec: event() }, 510).unwrap();
+    assert!(!c.events["late"].replicas.contains(&3), "no new event on a down node");
+    assert_eq!(c.load(), BTreeMap::from([(1, 4), (2, 4), (4, 4)]));
+
+    // Back: a placeable node again (nothing is short, so nothing moves back by itself).
+    c.apply(CatalogCommand::MarkNodeDown { id: 3, down: false }, 600).unwrap();
+    assert!(!c.nodes[&3].down);
+    c.apply(CatalogCommand::CreateEvent { id: "after".into(), spec: event() }, 610).unwrap();
+    assert!(c.events["after"].replicas.contains(&3), "the least loaded node gets the next event");
+    assert!(matches!(
+        c.apply(CatalogCommand::MarkNodeDown { id: 9, down: true }, 700),
+        Err(Rejection::NotFound { .. })
+    ));
+}
