@@ -12,7 +12,8 @@ use crate::store::Store;
 #[derive(Clone, Debug)]
 pub struct NodeView {
     pub info: NodeInfo,
-    /// `up`, `down` or `removed`: from this node's liveness view (one ping per node pair), so
+    /// `up`, `down`, `dead` (down for longer than the dead time: its replicas were moved) or
+    /// `removed`: from this node's liveness view (one ping per node pair) and the catalog, so
     /// every node answers for itself, not only the catalog leader.
     pub status: &'static str,
 }
@@ -38,6 +39,9 @@ pub struct ClusterView {
     pub groups: Vec<GroupView>,
     /// The catalog's placement of every event.
     pub placement: BTreeMap<EventId, Vec<NodeId>>,
+    /// Events with fewer than three replicas up, as this node sees them (fewer placed, or
+    /// placed on nodes that are down or removed).
+    pub under_replicated: Vec<EventId>,
 }
 
 impl Store {
@@ -96,7 +100,7 @@ impl Store {
     pub fn cluster_view(&self) -> ClusterView {
         let me = self.node_id();
         let liveness = self.host().peer_statuses();
-        let (nodes, placement) = self.catalog_read(|c| {
+        let (nodes, placement, under_replicated) = self.catalog_read(|c| {
             let nodes = c
                 .nodes
                 .values()
@@ -105,6 +109,8 @@ impl Store {
                         "removed"
                     } else if n.id == me || liveness.get(&n.id) == Some(&raft::PeerStatus::Live) {
                         "up"
+                    } else if n.down {
+                        "dead"
                     } else {
                         "down"
                     };
@@ -112,7 +118,20 @@ impl Store {
                 })
                 .collect();
             let placement = c.events.values().map(|e| (e.id.clone(), e.replicas.clone())).collect();
-            (nodes, placement)
+            let up = |id: &NodeId| {
+                *id == me
+                    || (liveness.get(id) == Some(&raft::PeerStatus::Live)
+                        && c.nodes.get(id).is_some_and(|n| !n.removed))
+            };
+            let under_replicated = c
+                .events
+                .values()
+                .filter(|e| {
+                    e.replicas.iter().filter(|id| up(id)).count() < tickets::placement::REPLICAS_PER_EVENT
+                })
+                .map(|e| e.id.clone())
+                .collect();
+            (nodes, placement, under_replicated)
         });
         let groups = self
             .host()
@@ -128,7 +147,7 @@ impl Store {
                 applied_index: g.applied_index,
             })
             .collect();
-        ClusterView { node_id: me, nodes, groups, placement }
+        ClusterView { node_id: me, nodes, groups, placement, under_replicated }
     }
 
     /// HTTP addresses of the other live nodes (for fan-out reads).

@@ -123,7 +123,36 @@ async fn node_step(store: &Store) -> Result<()> {
         if cluster_id.is_none() {
             record_cluster_id(store).await?;
         }
+        mark_down_nodes(store).await?;
         catalog_membership(store).await?;
+    }
+    Ok(())
+}
+
+/// Catalog leader: a node silent for longer than the dead time is marked down (its
+/// replicas go to other nodes), and a node marked down that answers again is marked back.
+async fn mark_down_nodes(store: &Store) -> Result<()> {
+    let dead_after = store.options().dead_after;
+    let host = store.host();
+    let nodes: Vec<(u64, bool)> =
+        store.catalog_read(|c| c.nodes.values().filter(|n| !n.removed).map(|n| (n.id, n.down)).collect());
+    for (id, down) in nodes {
+        if id == store.node_id() {
+            continue;
+        }
+        let silent = host.peer_silence(id).is_some_and(|s| s >= dead_after);
+        let live = host.peer_status(id) == raft::PeerStatus::Live;
+        if silent && !down {
+            warn!(
+                node = id,
+                ?dead_after,
+                "node down for longer than the dead time: its replicas move to other nodes"
+            );
+            store.write_catalog(CatalogCommand::MarkNodeDown { id, down: true }).await?;
+        } else if live && down {
+            info!(node = id, "node marked down is back");
+            store.write_catalog(CatalogCommand::MarkNodeDown { id, down: false }).await?;
+        }
     }
     Ok(())
 }
@@ -332,6 +361,7 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
     }
     let (store, event) = (store.clone(), event.clone());
     tokio::spawn(async move {
+        let _permit = store.inner.moves.acquire().await;
         if let Err(e) = move_replicas(&store, &event, &group, desired).await {
             warn!(event = %event.id, error = %e, "replica move incomplete; will retry");
         }

@@ -57,6 +57,9 @@ pub struct StoreOptions {
     pub cluster_secret: Option<String>,
     /// Where the groups' snapshot files go (beside the sled database).
     pub snapshot_dir: PathBuf,
+    /// A node silent this long is down for good: the catalog leader gives its event replicas
+    /// to other nodes ([`tickets::catalog::CatalogCommand::MarkNodeDown`]).
+    pub dead_after: Duration,
     pub raft: HostConfig,
 }
 
@@ -70,10 +73,19 @@ impl Default for StoreOptions {
             join: None,
             cluster_secret: None,
             snapshot_dir: PathBuf::from("data/snapshots"),
+            dead_after: DEAD_AFTER_DEFAULT,
             raft: HostConfig::default(),
         }
     }
 }
+
+/// How long a node may be silent before its replicas are made again elsewhere (CockroachDB's
+/// `server.time_until_store_dead` is 5 minutes too): long enough for a restart or a reboot,
+/// short enough that a second failure is unlikely in the meantime.
+pub const DEAD_AFTER_DEFAULT: Duration = Duration::from_secs(300);
+/// Replica moves (learner catch-up by snapshot, then a membership change) that run at once
+/// on one node: a lost node's thousand replicas must not all stream snapshots together.
+pub const MOVES_CONCURRENT_MAX: usize = 8;
 
 /// Most voters of the catalog group; further nodes follow it as learners.
 pub const CATALOG_VOTERS_MAX: usize = 5;
@@ -119,6 +131,8 @@ pub(crate) struct Inner {
     pub search: Option<Arc<search::SearchIndex>>,
     /// Why this node must not serve (its data is not what the cluster registered), once known.
     pub refused: Mutex<Option<String>>,
+    /// Bounds the replica moves running at once ([`MOVES_CONCURRENT_MAX`]).
+    pub moves: tokio::sync::Semaphore,
 }
 
 impl Store {
@@ -217,6 +231,7 @@ impl Store {
                     .expect("http client"),
                 search: search.clone(),
                 refused: Mutex::new(None),
+                moves: tokio::sync::Semaphore::new(MOVES_CONCURRENT_MAX),
             }),
         };
         if let Some(index) = search {

@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub stripe_secret_key: Option<String>,
     pub cache_capacity_mb: Option<u64>,
     pub snapshot_every: Option<u64>,
+    pub dead_after: Option<String>,
 }
 
 impl FileConfig {
@@ -59,6 +60,8 @@ pub struct ServeConfig {
     pub cache_capacity_mb: u64,
     /// Raft entries between two snapshots of a group (each snapshot is the group's whole state).
     pub snapshot_every: u64,
+    /// A node silent this long has its replicas made again elsewhere.
+    pub dead_after: std::time::Duration,
     /// Static formation: node id -> Raft address, this node included. Empty: one node.
     pub peers: BTreeMap<u64, String>,
     /// HTTP address of a running node to join through.
@@ -109,6 +112,10 @@ pub struct ServeFlags {
     /// the group's whole state; fewer means a longer log to replay at start.
     #[arg(long, env = "BOXOFFICE_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// How long a node may be silent before its event replicas are made again on other nodes
+    /// [default: 5m]: 90s, 10m, 1h. At least 10s.
+    #[arg(long, env = "BOXOFFICE_DEAD_AFTER")]
+    pub dead_after: Option<String>,
 }
 
 impl ServeFlags {
@@ -173,7 +180,15 @@ impl ServeFlags {
         if snapshot_every < 100 {
             bail!("--snapshot-every must be at least 100 (a snapshot per few entries would do little else)");
         }
+        let dead_after = match self.dead_after.or(file.dead_after) {
+            Some(text) => std::time::Duration::from_secs(parse_ttl(&text).context("--dead-after")?),
+            None => cluster::store::DEAD_AFTER_DEFAULT,
+        };
+        if dead_after < std::time::Duration::from_secs(10) {
+            bail!("--dead-after must be at least 10s (a node restarting must not lose its replicas)");
+        }
         Ok(ServeConfig {
+            dead_after,
             node_id,
             node_id_given,
             http,

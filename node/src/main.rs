@@ -137,6 +137,7 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         join: config.join.clone(),
         cluster_secret: config.cluster_secret.clone(),
         snapshot_dir: config.data_dir.join("snapshots"),
+        dead_after: config.dead_after,
         ..Default::default()
     };
     let options = cluster::StoreOptions {

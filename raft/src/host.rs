@@ -433,6 +433,12 @@ impl<S: StateMachine> RaftHost<S> {
         self.inner.liveness.status(node)
     }
 
+    /// How long `node` has been silent as this node sees it (since its last answer, or since
+    /// this node started to watch it); `None` for a node not watched, and for this node.
+    pub fn peer_silence(&self, node: NodeId) -> Option<Duration> {
+        self.inner.liveness.silent_ms(node).map(Duration::from_millis)
+    }
+
     /// What this node believes of each peer's liveness.
     pub fn peer_statuses(&self) -> BTreeMap<NodeId, PeerStatus> {
         self.inner.liveness.statuses()

@@ -164,6 +164,14 @@ impl Liveness {
         table.get(&node).map_or(PeerStatus::Unknown, |p| Self::status_of(p, mono_ms()))
     }
 
+    /// How long `node` has been silent (since its last answer, or since this node started to
+    /// watch it); `None` for a node not watched, and this node.
+    pub(crate) fn silent_ms(&self, node: NodeId) -> Option<u64> {
+        let now = mono_ms();
+        let table = self.peers.read().unwrap_or_else(|p| p.into_inner());
+        table.get(&node).map(|p| now.saturating_sub(p.heard_ms.unwrap_or(p.since_ms)))
+    }
+
     /// Every watched peer with its status.
     pub(crate) fn statuses(&self) -> BTreeMap<NodeId, PeerStatus> {
         let now = mono_ms();

@@ -54,7 +54,8 @@ pub struct NodeOut {
     pub id: u64,
     pub raft_addr: String,
     pub http_addr: String,
-    /// `up`, `down` or `removed`, as this node sees it (one liveness ping per node pair).
+    /// `up`, `down`, `dead` (down longer than the dead time: its replicas were moved) or
+    /// `removed`, as this node sees it (one liveness ping per node pair, and the catalog).
     pub status: String,
 }
 
@@ -81,6 +82,9 @@ pub struct ClusterOut {
     pub groups: Vec<GroupOut>,
     /// Every event's replicas, as the catalog records them.
     pub placement: BTreeMap<String, Vec<u64>>,
+    /// Events with fewer than three replicas up, as this node sees them (fewer placed, or
+    /// placed on nodes that are down or removed).
+    pub under_replicated: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/v1/cluster", tag = "operations", responses((status = 200, body = ClusterOut)))]
@@ -112,6 +116,7 @@ pub async fn cluster(State(state): State<AppState>) -> Json<ClusterOut> {
             })
             .collect(),
         placement: view.placement,
+        under_replicated: view.under_replicated,
     })
 }
 
