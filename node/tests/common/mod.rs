@@ -429,6 +429,11 @@ impl Cluster {
     /// Start `n` nodes (ids 1..=n) with one `--peers` list and wait until each answers
     /// `/readyz` with 200.
     pub async fn start(n: usize) -> Cluster {
+        Self::start_with(n, Vec::new()).await
+    }
+
+    /// [`Cluster::start`] with more flags for every node.
+    pub async fn start_with(n: usize, extra_args: Vec<String>) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(2 * n);
         let addr = |port: u16| format!("127.0.0.1:{port}");
@@ -442,7 +447,7 @@ impl Cluster {
                 log: dir.path().join(format!("node-{}.log", i + 1)),
                 membership_args: vec!["--peers".into(), peers.clone()],
                 with_node_id: true,
-                extra_args: Vec::new(),
+                extra_args: extra_args.clone(),
                 child: None,
             })
             .collect();
