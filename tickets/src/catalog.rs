@@ -192,6 +192,14 @@ pub enum CatalogCommand {
         id: NodeId,
         down: bool,
     },
+    /// Move one replica of `event` from node `from` to node `to` (rebalancing: a node that
+    /// joined takes its share over time). Refused unless `from` holds one, `to` is placeable
+    /// and does not.
+    MoveReplica {
+        event: EventId,
+        from: NodeId,
+        to: NodeId,
+    },
     /// Record the cluster's id (made by the node that initialized it). Set once.
     SetClusterId {
         id: String,
@@ -396,6 +404,26 @@ impl Catalog {
                 }
                 Ok(CatalogChange::Node(node))
             }
+            CatalogCommand::MoveReplica { event, from, to } => {
+                let placeable = self.placeable_nodes().contains(&to);
+                let Some(e) = self.events.get_mut(&event) else {
+                    return Err(Rejection::not_found("event"));
+                };
+                if !e.replicas.contains(&from) || e.replicas.contains(&to) || !placeable {
+                    return Err(Rejection::invalid(
+                        "to",
+                        format!("cannot move a replica of {event} from node {from} to node {to}"),
+                    ));
+                }
+                e.replicas.retain(|n| *n != from);
+                e.replicas.push(to);
+                e.replicas.sort_unstable();
+                e.updated_at = now;
+                let e = e.clone();
+                self.load.add(from, -1);
+                self.load.add(to, 1);
+                Ok(CatalogChange::Event(e))
+            }
             CatalogCommand::SetClusterId { id } => {
                 check_name("id", &id)?;
                 match &self.cluster_id {
@@ -497,6 +525,15 @@ impl Catalog {
     /// so it cannot take a quorum hostage.
     pub fn placeable_nodes(&self) -> Vec<NodeId> {
         self.nodes.values().filter(|n| !n.removed && !n.down && n.store_id != 0).map(|n| n.id).collect()
+    }
+
+    /// The next replica move toward an even spread over the placeable nodes, if the loads
+    /// differ by more than one ([`placement::rebalance_step`]).
+    pub fn rebalance_step(&self) -> Option<CatalogCommand> {
+        let load = self.load();
+        let events = self.events.values().map(|e| (&e.id, e.replicas.as_slice()));
+        placement::rebalance_step(&self.placeable_nodes(), &load, events)
+            .map(|(event, from, to)| CatalogCommand::MoveReplica { event, from, to })
     }
 
     /// Ids of the nodes that are registered and not removed.

@@ -27,6 +27,29 @@ pub fn replacement(nodes: &[NodeId], load: &BTreeMap<NodeId, usize>, current: &[
     place(&candidates, load, 1).into_iter().next()
 }
 
+/// One step toward an even spread: move a replica from the most loaded node to the least
+/// loaded one, when their loads differ by more than one. `events` lists each event's replicas;
+/// the event moved is the first (in the order given) on the most loaded node that the least
+/// loaded one does not hold. `None` when the spread is even enough or no such event exists.
+/// Only `nodes` (placeable) count as targets; a node missing from `load` hosts nothing.
+pub fn rebalance_step<'a, E: Clone + 'a>(
+    nodes: &[NodeId],
+    load: &BTreeMap<NodeId, usize>,
+    events: impl IntoIterator<Item = (&'a E, &'a [NodeId])>,
+) -> Option<(E, NodeId, NodeId)> {
+    let mut ranked: Vec<(usize, NodeId)> =
+        nodes.iter().map(|n| (load.get(n).copied().unwrap_or(0), *n)).collect();
+    ranked.sort_unstable();
+    let (&(low, to), &(high, from)) = (ranked.first()?, ranked.last()?);
+    if high <= low + 1 {
+        return None;
+    }
+    events
+        .into_iter()
+        .find(|(_, replicas)| replicas.contains(&from) && !replicas.contains(&to))
+        .map(|(e, _)| (e.clone(), from, to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +80,20 @@ mod tests {
         assert_eq!(load.len(), 5, "every node hosts some: {load:?}");
         assert!(max - min <= 1, "{load:?}");
         assert_eq!(load.values().sum::<usize>(), 60);
+    }
+
+    #[test]
+    fn rebalancing_moves_from_the_most_to_the_least_loaded() {
+        let events: Vec<(String, Vec<NodeId>)> = (0..4).map(|i| (format!("e{i}"), vec![1, 2, 3])).collect();
+        let listed = || events.iter().map(|(e, r)| (e, r.as_slice()));
+        let load = BTreeMap::from([(1, 4), (2, 4), (3, 4)]);
+        assert_eq!(rebalance_step(&[1, 2, 3], &load, listed()), None, "even");
+        // Node 4 joins with nothing: the most loaded (ties: highest id) gives it one.
+        assert_eq!(rebalance_step(&[1, 2, 3, 4], &load, listed()), Some(("e0".to_string(), 3, 4)));
+        let load = BTreeMap::from([(1, 4), (2, 4), (3, 3), (4, 2)]);
+        assert_eq!(rebalance_step(&[1, 2, 3, 4], &load, listed()), Some(("e0".to_string(), 2, 4)));
+        let load = BTreeMap::from([(1, 3), (2, 3), (3, 3), (4, 3)]);
+        assert_eq!(rebalance_step(&[1, 2, 3, 4], &load, listed()), None, "within one");
     }
 
     #[test]

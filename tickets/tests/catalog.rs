@@ -502,3 +502,30 @@ fn a_node_down_for_good_gives_its_replicas_away() {
         Err(Rejection::NotFound { .. })
     ));
 }
+
+/// A node that joins a loaded cluster takes its share, one replica move at a time.
+#[test]
+fn rebalancing_spreads_replicas_onto_a_new_node() {
+    let mut c = catalog();
+    register_nodes(&mut c, 2..=3);
+    for i in 0..12 {
+        c.apply(CatalogCommand::CreateEvent { id: format!("e{i:02}"), spec: event() }, 300).unwrap();
+    }
+    assert_eq!(c.rebalance_step(), None, "three nodes, three replicas each: even");
+    register_nodes(&mut c, 4..=4);
+    let mut moves = 0;
+    while let Some(command) = c.rebalance_step() {
+        c.apply(command, 400).unwrap();
+        moves += 1;
+        assert!(moves <= 12, "rebalancing converges");
+    }
+    assert_eq!(moves, 9, "node 4's fair share of 36 replicas on four nodes");
+    assert_eq!(c.load(), BTreeMap::from([(1, 9), (2, 9), (3, 9), (4, 9)]));
+    for e in c.events.values() {
+        let mut r = e.replicas.clone();
+        r.dedup();
+        assert_eq!(r.len(), 3, "{e:?}");
+    }
+    let bad = CatalogCommand::MoveReplica { event: "e00".into(), from: 9, to: 1 };
+    assert_eq!(invalid_field(c.apply(bad, 500)), "to");
+}
