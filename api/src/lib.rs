@@ -90,7 +90,7 @@ async fn out_of_service(State(state): State<AppState>, req: Request, next: Next)
     let path = req.uri().path();
     let operations = matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json")
         || path.starts_with("/v1/cluster");
-    if !operations {
+    if !operations && !state.store.serving() {
         if let Some(reason) = state.store.out_of_service() {
             return ApiError::from(cluster::Error::Refused(reason)).into_response();
         }

@@ -115,6 +115,7 @@ async fn node_step(store: &Store) -> Result<()> {
             store.refuse(format!("{e}; this node must not serve this cluster"));
         }
     }
+    store.check_service();
     if catalog.leader().is_none() {
         return Ok(());
     }
@@ -125,6 +126,7 @@ async fn node_step(store: &Store) -> Result<()> {
         }
         mark_down_nodes(store).await?;
         catalog_membership(store).await?;
+        rebalance(store).await?;
     }
     Ok(())
 }
@@ -154,6 +156,25 @@ async fn mark_down_nodes(store: &Store) -> Result<()> {
             store.write_catalog(CatalogCommand::MarkNodeDown { id, down: false }).await?;
         }
     }
+    Ok(())
+}
+
+/// Catalog leader: one replica move per tick toward an even spread, so a node that joined
+/// takes its share of the existing events over time without a burst of snapshot transfers.
+/// Not while a node is down but not yet marked (its replicas are about to move anyway).
+async fn rebalance(store: &Store) -> Result<()> {
+    let host = store.host();
+    let (step, nodes) = store.catalog_read(|c| {
+        let nodes: Vec<u64> = c.nodes.values().filter(|n| !n.removed && !n.down).map(|n| n.id).collect();
+        (c.rebalance_step(), nodes)
+    });
+    let Some(command) = step else { return Ok(()) };
+    let me = store.node_id();
+    if nodes.iter().any(|id| *id != me && host.peer_status(*id) != raft::PeerStatus::Live) {
+        return Ok(());
+    }
+    debug!(?command, "rebalancing");
+    store.write_catalog(command).await?;
     Ok(())
 }
 
@@ -362,22 +383,41 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
     let (store, event) = (store.clone(), event.clone());
     tokio::spawn(async move {
         let _permit = store.inner.moves.acquire().await;
-        if let Err(e) = move_replicas(&store, &event, &group, desired).await {
-            warn!(event = %event.id, error = %e, "replica move incomplete; will retry");
+        for attempt in 1..=MOVE_ATTEMPTS_MAX {
+            match move_replicas(&store, &event, &group, desired.clone()).await {
+                Ok(()) => break,
+                // Another node leads now: it moves them (its next pass looks at the group).
+                Err(_) if group.leader() != Some(store.node_id()) => break,
+                Err(e) if attempt == MOVE_ATTEMPTS_MAX => {
+                    warn!(event = %event.id, error = %e, "replica move incomplete; the next pass retries")
+                }
+                Err(e) => {
+                    debug!(event = %event.id, attempt, error = %e, "replica move incomplete; retrying");
+                    tokio::time::sleep(MOVE_RETRY_PAUSE).await;
+                }
+            }
         }
         store.inner.reconciling.lock().expect("reconciling lock").remove(&event.id);
     });
     Ok(())
 }
 
+/// Tries of one replica move before it is left to the next pass.
+const MOVE_ATTEMPTS_MAX: u32 = 5;
+/// Pause between two tries of a replica move.
+const MOVE_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// Event-group leader: bring the voters to `desired` — new nodes join as learners and
-/// catch up first, then one joint-consensus change replaces the voter set.
+/// catch up first, then one joint-consensus change replaces the voter set. A group that was
+/// asleep (or just loaded) confirms its leadership with a quorum first: openraft refuses a
+/// membership change until the leader has re-established itself.
 async fn move_replicas(
     store: &Store,
     event: &Event,
     group: &raft::Group<crate::machine::GroupMachine>,
     desired: BTreeSet<u64>,
 ) -> Result<()> {
+    group.read_linearizable_local(|_| ()).await?;
     let members = group.members();
     for id in desired.iter().filter(|id| !members.contains_key(id)) {
         let addr = store

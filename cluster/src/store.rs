@@ -133,6 +133,9 @@ pub(crate) struct Inner {
     pub refused: Mutex<Option<String>>,
     /// Bounds the replica moves running at once ([`MOVES_CONCURRENT_MAX`]).
     pub moves: tokio::sync::Semaphore,
+    /// [`Store::out_of_service`] had a reason at the reconciler's last look: the request path
+    /// reads this flag, not the catalog.
+    pub out_of_service: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -232,6 +235,7 @@ impl Store {
                 search: search.clone(),
                 refused: Mutex::new(None),
                 moves: tokio::sync::Semaphore::new(MOVES_CONCURRENT_MAX),
+                out_of_service: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         if let Some(index) = search {
@@ -249,6 +253,7 @@ impl Store {
             tracing::error!(node = self.node_id(), "{reason}");
         }
         *refused = Some(reason);
+        self.inner.out_of_service.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Why this node does not serve requests, if it does not: its data directory is not the
@@ -268,6 +273,18 @@ impl Store {
                 "node {me} was removed from the cluster; it no longer serves (start a new node with --join)"
             )
         })
+    }
+
+    /// [`Store::out_of_service`] as of the reconciler's last look (it looks on every catalog
+    /// change and every second): one atomic load, for the request path.
+    pub fn serving(&self) -> bool {
+        !self.inner.out_of_service.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Look again whether this node is out of service (the reconciler calls this).
+    pub(crate) fn check_service(&self) {
+        let out = self.out_of_service().is_some();
+        self.inner.out_of_service.store(out, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Part of a formed cluster: the catalog has a leader and this node is registered.
