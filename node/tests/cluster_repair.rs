@@ -171,3 +171,52 @@ async fn a_node_lost_for_good_has_its_replicas_made_again_after_the_dead_time() 
         assert_eq!(got.status, 200, "acknowledged hold {hold_id}: {}", got.body);
     }
 }
+
+/// A node that joins takes its share of the existing events' replicas over time (one move per
+/// second), and the event groups follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_takes_its_share_of_existing_replicas() {
+    let mut cluster = Cluster::start(3).await;
+    let admin = token("admin", true);
+    let venue_id = venue(&cluster.client(1), &admin, 100).await;
+    let mut events = Vec::new();
+    for i in 0..6 {
+        events.push(event_at(&cluster.client(1), &admin, &venue_id, &format!("Night {i}"), 10).await);
+    }
+    let fresh = cluster.join_with(1, false, Vec::new());
+    cluster.wait_ready(fresh, READY_TIMEOUT).await;
+    let cl = &cluster;
+    let evs = &events;
+    eventually(
+        "18 replicas spread 4-5 per node, and node 4's groups follow",
+        Duration::from_secs(60),
+        || async move {
+            let view = cl.try_view(1).await?;
+            let placed = placement(&view);
+            let mut load = std::collections::BTreeMap::new();
+            for r in placed.values() {
+                for id in r {
+                    *load.entry(*id).or_insert(0) += 1;
+                }
+            }
+            if load.values().any(|n| !(4..=5).contains(n)) || load.len() != 4 {
+                return Err(format!("loads {load:?}"));
+            }
+            let mine = cl.try_view(fresh).await?;
+            for e in evs.iter().filter(|e| placed[*e].contains(&fresh)) {
+                let g = group(&mine, e).ok_or(format!("node {fresh} does not host {e} yet"))?;
+                if !members(g).contains(&fresh) {
+                    return Err(format!("{e}: members {:?}", members(g)));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    // And the moved events serve.
+    for e in &events {
+        let body = json!({"event_id": e, "section": "GA", "quantity": 1});
+        let a = cluster.client(fresh).post("/v1/booking/reserve", &token("fan", false), body).await;
+        assert_eq!(a.status, 201, "{e}: {}", a.body);
+    }
+}
