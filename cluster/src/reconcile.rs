@@ -15,8 +15,9 @@
 //! nodes). Steps 3–4 run for the event a catalog change names, when it is applied; a change to
 //! the nodes (a join or a removal moves replicas) and a lagging subscription run them for every
 //! event, and so does a safety-net pass every [`FULL_PASS_INTERVAL`] — which only looks at
-//! groups in memory and events with no group here yet, so 10,000 idle events cost a walk of
-//! the catalog's map, not 10,000 group loads.
+//! groups in memory, events with no group here yet, and groups this node led whose stored
+//! voters are not the catalog's replicas (a move that did not finish before the group left
+//! memory), so 10,000 idle events cost a walk of the catalog's map, not 10,000 group loads.
 //!
 //! The catalog decides (placement is a pure function applied in the catalog group); this
 //! loop only executes.
@@ -344,8 +345,11 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
             None => return Ok(()),
         },
         // Out of memory: it was reconciled when it ran; only a change may need it again, and
-        // only on its leader.
-        None if why == Why::Changed && host.known_leader(&event.id) == Some(me) => {
+        // only on its leader — or, on the safety-net pass, a replica move that did not finish
+        // before the group left memory (its stored voters are not the catalog's replicas).
+        None if host.known_leader(&event.id) == Some(me)
+            && (why == Why::Changed || !same_nodes(host.stored_voters(&event.id), &event.replicas)) =>
+        {
             host.load(&event.id).await?
         }
         None => return Ok(()),
@@ -400,6 +404,11 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
         store.inner.reconciling.lock().expect("reconciling lock").remove(&event.id);
     });
     Ok(())
+}
+
+/// Whether `voters` (if known) are exactly the nodes of `replicas`.
+fn same_nodes(voters: Option<Vec<u64>>, replicas: &[u64]) -> bool {
+    voters.is_some_and(|v| v.into_iter().collect::<BTreeSet<_>>() == replicas.iter().copied().collect())
 }
 
 /// Tries of one replica move before it is left to the next pass.

@@ -483,6 +483,15 @@ impl<S: StateMachine> RaftHost<S> {
         }
     }
 
+    /// The voters of `gid` as this node last knew them (a dormant group: at its last clean
+    /// close), if it is stored here.
+    pub fn stored_voters(&self, gid: &str) -> Option<Vec<NodeId>> {
+        match &self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid)?.slot {
+            Slot::Resident(g) => Some(g.voters().into_iter().collect()),
+            Slot::Dormant(d) => Some(d.members.0.clone()),
+        }
+    }
+
     /// Whether `gid` is stored on this node (resident or dormant).
     pub fn is_stored(&self, gid: &str) -> bool {
         self.inner.groups.read().unwrap_or_else(|p| p.into_inner()).contains_key(gid)
