@@ -58,6 +58,16 @@ impl Nodes {
 
     /// Start `n` local nodes and wait until each is ready.
     pub async fn start(binary: &Path, n: usize, data_parent: &Path) -> anyhow::Result<Nodes> {
+        Self::start_with(binary, n, data_parent, &[]).await
+    }
+
+    /// [`Nodes::start`], with more flags for every node.
+    pub async fn start_with(
+        binary: &Path,
+        n: usize,
+        data_parent: &Path,
+        extra_args: &[String],
+    ) -> anyhow::Result<Nodes> {
         if n == 0 || n > NODES_MAX {
             bail!("--nodes must be within 1..={NODES_MAX}");
         }
@@ -90,6 +100,7 @@ impl Nodes {
                 .arg("--data-dir")
                 .arg(&data)
                 .args(["--peers", &peers, "--cluster-secret", CLUSTER_SECRET])
+                .args(extra_args)
                 .env("BOXOFFICE_AUTH_SECRET", AUTH_SECRET)
                 .env("RUST_LOG", std::env::var(NODE_LOG_ENV).unwrap_or_else(|_| "warn".into()))
                 .env("NO_COLOR", "1")
@@ -149,6 +160,13 @@ impl Nodes {
         child.kill()?;
         child.wait()?;
         Ok(())
+    }
+
+    /// kill -9 the local node at `i` and delete its data directory (a lost disk).
+    pub fn wipe(&mut self, i: usize) -> anyhow::Result<()> {
+        self.kill(i)?;
+        let dir = self.dir.as_ref().context("not a local node")?.path().join(format!("node-{}", i + 1));
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
     }
 
     /// The pid of the first local node (for its memory), if this tool started it.

@@ -42,6 +42,7 @@ mod idle;
 mod live;
 mod peers;
 mod progress;
+mod repair;
 mod report;
 mod workloads;
 
@@ -56,7 +57,7 @@ use crate::workloads::Workload;
 struct Args {
     /// What to run: workloads `hold`, `hold-confirm`, `contention`, `flash-sale`,
     /// `many-events`, `ga`, `best-available` (several separated by commas run one after the
-    /// other on the same nodes); or `compare`, `peer`, `sse`, `queue`, `idle`. (`holds` is
+    /// other on the same nodes); or `compare`, `peer`, `sse`, `queue`, `idle`, `repair`. (`holds` is
     /// `hold`.)
     #[arg(long, default_value = "hold")]
     mode: String,
@@ -137,6 +138,10 @@ struct Args {
     /// served yet is tried again from one queue).
     #[arg(long, default_value_t = 64)]
     failover_clients: usize,
+    /// repair: the nodes' `--dead-after`, in seconds (how long a lost node is waited for
+    /// before its replicas are made again elsewhere).
+    #[arg(long, default_value_t = 10)]
+    dead_after_seconds: u64,
 }
 
 impl Args {
@@ -234,6 +239,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 failover_clients: args.failover_clients.max(1),
             };
             idle::run(&mut nodes, &keys, &opts).await
+        }
+        "repair" => {
+            let extra = ["--dead-after".to_string(), format!("{}s", args.dead_after_seconds)];
+            let mut nodes = if args.target.is_empty() {
+                Nodes::start_with(&args.binary(), args.nodes.unwrap_or(5), &args.data_dir(), &extra).await?
+            } else {
+                bail!("--mode repair starts its own nodes (it kills and wipes them): no --target")
+            };
+            let opts = repair::Options {
+                events: if args.events > 1 { args.events } else { 1_000 },
+                seats: args.seats.unwrap_or(100_000),
+                clients: args.one_client_count()?,
+                dead_after_s: args.dead_after_seconds,
+            };
+            repair::run(&mut nodes, &keys, &opts).await
         }
         "queue" => {
             let clients = args.one_client_count()?;
