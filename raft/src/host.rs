@@ -41,6 +41,10 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::SnapshotPolicy;
 
 use crate::errors::RaftError;
+use crate::figures;
+use crate::figures::GroupView;
+use crate::figures::RaftFigures;
+use crate::figures::SnapshotCounting;
 use crate::flusher::Flusher;
 use crate::group::Group;
 use crate::group::GroupParts;
@@ -257,6 +261,11 @@ pub struct HostStats {
     pub loads: u64,
     /// Groups woken because the node that led them was declared dead.
     pub failover_wakes: u64,
+    /// Times a group became the leader here (see `figures::LeaderWatch`).
+    pub leader_changes: u64,
+    /// Snapshots sent to a peer that received and answered them / installed here from a leader.
+    pub snapshots_sent: u64,
+    pub snapshots_installed: u64,
 }
 
 /// A dormant group: what is remembered of it in memory.
@@ -318,6 +327,9 @@ pub(crate) struct Counters {
     pub(crate) evictions: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) failover_wakes: AtomicU64,
+    pub(crate) leader_changes: Arc<AtomicU64>,
+    pub(crate) snapshots_sent: Arc<AtomicU64>,
+    pub(crate) snapshots_installed: AtomicU64,
 }
 
 impl<S: StateMachine> Drop for HostInner<S> {
@@ -357,6 +369,9 @@ impl<S: StateMachine> RaftHost<S> {
             groups.insert(gid, Entry { lock: Arc::default(), slot: Slot::Dormant(dormant) });
         }
         tracing::info!(node = config.node_id, stored = groups.len(), ?config, "raft host started");
+        let stats = Counters::default();
+        let network: Arc<dyn Transport> =
+            Arc::new(SnapshotCounting { inner: network, sent: stats.snapshots_sent.clone() });
         let host = RaftHost {
             inner: Arc::new(HostInner {
                 liveness: Liveness::new(config.node_id, incarnation()),
@@ -369,7 +384,7 @@ impl<S: StateMachine> RaftHost<S> {
                 make_machine,
                 groups: RwLock::new(groups),
                 shut_down: AtomicBool::new(false),
-                stats: Counters::default(),
+                stats,
             }),
         };
         tokio::spawn(quiesce::keeper(Arc::downgrade(&host.inner)));
@@ -493,6 +508,22 @@ impl<S: StateMachine> RaftHost<S> {
             .collect()
     }
 
+    /// Figures over the groups in memory here (see the `figures` module): read from each
+    /// group's metrics watch under the table's lock, without waking or loading any group.
+    pub fn raft_figures(&self) -> RaftFigures {
+        let views: Vec<GroupView> = {
+            let table = self.inner.groups.read().unwrap_or_else(|p| p.into_inner());
+            table
+                .values()
+                .filter_map(|e| match &e.slot {
+                    Slot::Resident(g) => Some(group_view(g)),
+                    Slot::Dormant(_) => None,
+                })
+                .collect()
+        };
+        figures::aggregate(self.node_id(), &views, &self.inner.liveness.statuses())
+    }
+
     /// Counters and gauges for metrics.
     pub fn stats(&self) -> HostStats {
         let mut stats = HostStats {
@@ -501,6 +532,9 @@ impl<S: StateMachine> RaftHost<S> {
             loads: self.inner.stats.loads.load(Ordering::Relaxed),
             failover_wakes: self.inner.stats.failover_wakes.load(Ordering::Relaxed),
             wakes: self.inner.stats.wakes.load(Ordering::Relaxed),
+            leader_changes: self.inner.stats.leader_changes.load(Ordering::Relaxed),
+            snapshots_sent: self.inner.stats.snapshots_sent.load(Ordering::Relaxed),
+            snapshots_installed: self.inner.stats.snapshots_installed.load(Ordering::Relaxed),
             ..HostStats::default()
         };
         for status in self.group_statuses() {
@@ -621,9 +655,12 @@ impl<S: StateMachine> RaftHost<S> {
             RpcRequest::PreVote(req) => RpcResponse::Vote(raft.pre_vote(req).await.map_err(|e| stopped(&e))?),
             RpcRequest::InstallSnapshot { vote, meta, data } => {
                 let snapshot: Snapshot = Snapshot { meta, snapshot: data };
-                RpcResponse::InstallSnapshot(
-                    raft.install_full_snapshot(vote, snapshot).await.map_err(|e| stopped(&e))?,
-                )
+                let answer = raft.install_full_snapshot(vote, snapshot).await.map_err(|e| stopped(&e))?;
+                // Taken (not refused for a stale vote): this node's vote is now the sender's.
+                if answer.vote == vote {
+                    self.inner.stats.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+                }
+                RpcResponse::InstallSnapshot(answer)
             }
             RpcRequest::TransferLeader(req) => {
                 RpcResponse::TransferLeader(raft.handle_transfer_leader(req).await.map_err(|e| stopped(&e))?)
@@ -714,6 +751,11 @@ impl<S: StateMachine> HostInner<S> {
         let raft = openraft::Raft::new(self.config.node_id, config, network, log_store, sm_store)
             .await
             .map_err(|e| RaftError::Raft(format!("group {gid}: start failed: {e}")))?;
+        // Counts leadership taken here from the group's own core (no task; figures module doc).
+        let watch = Arc::new(figures::LeaderWatch::new(self.stats.leader_changes.clone()));
+        if let Err(e) = raft.set_metrics_recorder(Some(watch)).await {
+            tracing::warn!(group = gid, error = %e, "leader changes of this group go uncounted");
+        }
         // The core starts in the background: wait until its metrics show the stored state, so
         // callers see the group's leader and membership at once.
         if let Some(vote) = stored_vote {
@@ -806,6 +848,22 @@ impl<S: StateMachine> HostInner<S> {
         self.stats.evictions.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(node = self.config.node_id, group = gid, "group evicted");
         Ok(true)
+    }
+}
+
+/// One resident group as its metrics watch shows it now.
+fn group_view<S: StateMachine>(group: &Group<S>) -> GroupView {
+    let metrics = group.raft().metrics();
+    let m = metrics.borrow_watched();
+    GroupView {
+        asleep: group.is_asleep(),
+        leading: m.state == openraft::ServerState::Leader,
+        leader: m.current_leader,
+        term: m.current_term,
+        last_log_index: m.last_log_index.unwrap_or(0),
+        committed_index: m.local_committed.as_ref().map_or(0, |c| c.index),
+        applied_index: m.last_applied.as_ref().map_or(0, |a| a.index),
+        voters: m.membership_config.membership().voter_ids().collect(),
     }
 }
 
