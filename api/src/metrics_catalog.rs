@@ -184,6 +184,31 @@ mod tests {
         }
     }
 
+    /// The operations guide and the sample dashboard name only metrics that exist.
+    #[test]
+    fn the_docs_and_the_dashboard_name_only_catalogued_metrics() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        for doc in ["operations.md", "grafana-dashboard.json"] {
+            let text = std::fs::read_to_string(root.join(doc)).unwrap();
+            let mut named = 0;
+            for (at, _) in text.match_indices("boxoffice_") {
+                let rest = &text[at..];
+                let end = rest.find(|c: char| !(c.is_ascii_lowercase() || c == '_')).unwrap_or(rest.len());
+                let name = &rest[..end];
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix).filter(|b| b.ends_with("_seconds")))
+                    .unwrap_or(name);
+                assert!(
+                    CATALOG.iter().any(|m| m.name == base),
+                    "{doc} names {name}, which is not in the catalog"
+                );
+                named += 1;
+            }
+            assert!(named >= 10, "{doc} names only {named} metrics");
+        }
+    }
+
     fn collect_emitted(dir: &std::path::Path, out: &mut Vec<(Kind, String, String)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
