@@ -111,14 +111,13 @@ pub(crate) fn aggregate(
 
 /// openraft's code for the `Leader` server state in [`MetricsRecorder::set_server_state`].
 const STATE_LEADER: u8 = 3;
-/// No state observed yet.
-const STATE_UNSEEN: u8 = u8::MAX;
+/// Any state but `Leader`, before the first report (openraft's codes are 0..=4).
+const STATE_NOT_LEADER: u8 = u8::MAX;
 
-/// Whether a group whose last observed server state was `previous` took leadership here on
-/// reporting `now`. The first observation after a load is a baseline, not a change: a group
-/// reloaded with leader restore comes back as the leader it already was.
+/// Whether a group whose last known server state was `previous` took leadership here on
+/// reporting `now`.
 pub(crate) fn took_leadership(previous: u8, now: u8) -> bool {
-    now == STATE_LEADER && previous != STATE_LEADER && previous != STATE_UNSEEN
+    now == STATE_LEADER && previous != STATE_LEADER
 }
 
 /// Counts, into the host's counter, the times one group became the leader on this node. Summed
@@ -131,8 +130,12 @@ pub(crate) struct LeaderWatch {
 }
 
 impl LeaderWatch {
-    pub(crate) fn new(leader_changes: Arc<AtomicU64>) -> LeaderWatch {
-        LeaderWatch { last_state: AtomicU8::new(STATE_UNSEEN), leader_changes }
+    /// A watch on a group that leads here already (`leading`: a leader restored at load, which
+    /// is no change) or not. The baseline is given rather than taken from the first report: a
+    /// new group's first election can finish before openraft first reports to the watch.
+    pub(crate) fn new(leader_changes: Arc<AtomicU64>, leading: bool) -> LeaderWatch {
+        let state = if leading { STATE_LEADER } else { STATE_NOT_LEADER };
+        LeaderWatch { last_state: AtomicU8::new(state), leader_changes }
     }
 }
 
@@ -263,19 +266,23 @@ mod tests {
     }
 
     #[test]
-    fn leadership_counts_on_taking_it_not_on_the_first_look_or_on_keeping_it() {
+    fn leadership_counts_on_taking_it_not_on_keeping_it_or_on_a_restore() {
         let (follower, candidate) = (1, 2);
-        assert!(!took_leadership(STATE_UNSEEN, STATE_LEADER), "a restored leader is no change");
+        assert!(took_leadership(STATE_NOT_LEADER, STATE_LEADER), "a new group's first election");
         assert!(took_leadership(candidate, STATE_LEADER));
         assert!(took_leadership(follower, STATE_LEADER));
         assert!(!took_leadership(STATE_LEADER, STATE_LEADER));
         assert!(!took_leadership(STATE_LEADER, follower));
 
         let changes = Arc::new(AtomicU64::new(0));
-        let watch = LeaderWatch::new(changes.clone());
-        for state in [follower, candidate, STATE_LEADER, STATE_LEADER, follower, candidate, STATE_LEADER] {
+        let watch = LeaderWatch::new(changes.clone(), false);
+        for state in [STATE_LEADER, STATE_LEADER, follower, candidate, STATE_LEADER] {
             watch.set_server_state(state);
         }
         assert_eq!(changes.load(Ordering::Relaxed), 2);
+
+        let restored = LeaderWatch::new(changes.clone(), true);
+        restored.set_server_state(STATE_LEADER);
+        assert_eq!(changes.load(Ordering::Relaxed), 2, "a leader restored at load is no change");
     }
 }

@@ -751,11 +751,6 @@ impl<S: StateMachine> HostInner<S> {
         let raft = openraft::Raft::new(self.config.node_id, config, network, log_store, sm_store)
             .await
             .map_err(|e| RaftError::Raft(format!("group {gid}: start failed: {e}")))?;
-        // Counts leadership taken here from the group's own core (no task; figures module doc).
-        let watch = Arc::new(figures::LeaderWatch::new(self.stats.leader_changes.clone()));
-        if let Err(e) = raft.set_metrics_recorder(Some(watch)).await {
-            tracing::warn!(group = gid, error = %e, "leader changes of this group go uncounted");
-        }
         // The core starts in the background: wait until its metrics show the stored state, so
         // callers see the group's leader and membership at once.
         if let Some(vote) = stored_vote {
@@ -766,6 +761,13 @@ impl<S: StateMachine> HostInner<S> {
             if let Err(e) = started {
                 tracing::warn!(group = gid, error = %e, "group loaded, its metrics are late");
             }
+        }
+        // Counts leadership taken here, from the group's own core (no task; `figures`). Its
+        // baseline is the state the group started in: a leader restored at load is no change.
+        let leading = raft.metrics().borrow_watched().state == openraft::ServerState::Leader;
+        let watch = Arc::new(figures::LeaderWatch::new(self.stats.leader_changes.clone(), leading));
+        if let Err(e) = raft.set_metrics_recorder(Some(watch)).await {
+            tracing::warn!(group = gid, error = %e, "leader changes of this group go uncounted");
         }
         let dormant_leader =
             match self.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid).map(|e| &e.slot) {
