@@ -5,8 +5,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use common::{small_event, token, Node};
+use common::{eventually, small_event, token, Cluster, Node};
 use serde_json::json;
 
 /// What one scrape says: each metric's `# TYPE`, the names with a `# HELP`, and the samples
@@ -122,4 +123,47 @@ async fn metrics_are_described_typed_and_cover_raft_and_the_process() {
     assert!(raft("process_threads") >= 1.0);
     assert!(raft("process_start_time_seconds") > 1.6e9);
     assert_eq!(scrape.types.get("process_cpu_seconds_total").map(String::as_str), Some("counter"));
+}
+
+/// Sum of the unlabelled gauge `name` over the nodes `ids` of `cluster` (a scrape each).
+async fn sum_over(cluster: &Cluster, ids: &[u64], name: &str) -> Result<f64, String> {
+    let mut sum = 0.0;
+    for id in ids {
+        let answer = cluster.client(*id).get("/metrics", None).await;
+        let text = answer.body.as_str().ok_or("/metrics is not text")?.to_string();
+        sum += Scrape::parse(&text).value(name).ok_or(format!("node {id} has no {name}"))?;
+    }
+    Ok(sum)
+}
+
+/// Under-replication is counted by the leader of each group, from its liveness view: none
+/// while all three nodes run, some on the survivors once a voter of every group is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_voter_makes_the_groups_it_replicates_under_replicated() {
+    let mut cluster = Cluster::start(3).await;
+    let event = small_event(&cluster.client(1), 600, 4).await;
+    let leader = cluster.wait_leader(&event, Duration::from_secs(20)).await;
+    let all = cluster.ids();
+    let wait = Duration::from_secs(20);
+    let under = "boxoffice_raft_groups_under_replicated";
+    eventually("no group under-replicated with every node up", wait, || async {
+        match sum_over(&cluster, &all, under).await? {
+            0.0 => Ok(()),
+            n => Err(format!("{n} under-replicated")),
+        }
+    })
+    .await;
+
+    // Kill a node that is not the event's leader: its leader stays, and sees a voter dead.
+    let victim = all.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.kill(victim);
+    let survivors: Vec<u64> = all.iter().copied().filter(|id| *id != victim).collect();
+    eventually("the survivors count under-replicated groups", wait, || async {
+        match sum_over(&cluster, &survivors, under).await? {
+            n if n >= 1.0 => Ok(()),
+            n => Err(format!("{n} under-replicated")),
+        }
+    })
+    .await;
+    assert_eq!(sum_over(&cluster, &survivors, "boxoffice_raft_groups_leaderless").await.ok(), Some(0.0));
 }
