@@ -8,7 +8,8 @@
 //!
 //! [`router`] is a plain function (tested with `oneshot`, no socket); [`serve`] takes a
 //! listener and a shutdown future. Modules: [`routes`] (one file per endpoint group),
-//! [`dto`] (JSON shapes), [`error`], [`auth`], [`body`], [`openapi`], [`state`].
+//! [`dto`] (JSON shapes), [`error`], [`auth`], [`body`], [`openapi`], [`state`],
+//! [`metrics_catalog`] (every metric with its `# HELP`, and the recorder).
 //!
 //! Must not depend on `raft` or `sled` directly.
 
@@ -17,6 +18,7 @@ pub mod body;
 pub mod dto;
 pub mod error;
 pub mod forward;
+pub mod metrics_catalog;
 pub mod openapi;
 pub mod routes;
 pub mod state;

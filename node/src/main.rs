@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing::info;
+use tracing::warn;
 
 use config::{PaymentChoice, ServeFlags};
 
@@ -150,7 +151,14 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         cluster::Store::start(options, db.clone(), payments, raft_listener, Some(std::sync::Arc::new(index)))
             .await
             .context("starting the store")?;
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    // Histograms with buckets, and `# HELP` for every metric: see `api::metrics_catalog`.
+    let metrics = match api::metrics_catalog::install() {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            warn!(error = %e, "no metrics recorder: /metrics will be empty");
+            None
+        }
+    };
     if let Some(handle) = metrics.clone() {
         // Histogram samples pile up in the recorder until something drains them; without this
         // they are drained only when `/metrics` is scraped, so an unscraped node grew by every
@@ -239,7 +247,7 @@ fn write_durably(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// How often the metrics recorder folds its histogram samples into summaries.
+/// How often the metrics recorder folds its histogram samples into their buckets.
 const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown_signal() {

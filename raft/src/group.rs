@@ -961,6 +961,11 @@ impl<S: StateMachine> Group<S> {
         self.inner.raft.metrics().borrow_watched().last_log_index.unwrap_or(0)
     }
 
+    /// The group's current term here (for operators: every election raises it).
+    pub fn term(&self) -> u64 {
+        self.inner.raft.metrics().borrow_watched().current_term
+    }
+
     /// The leader this node currently knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.inner.raft.metrics().borrow_watched().current_leader

@@ -41,6 +41,10 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::SnapshotPolicy;
 
 use crate::errors::RaftError;
+use crate::figures;
+use crate::figures::GroupView;
+use crate::figures::RaftFigures;
+use crate::figures::SnapshotCounting;
 use crate::flusher::Flusher;
 use crate::group::Group;
 use crate::group::GroupParts;
@@ -258,6 +262,11 @@ pub struct HostStats {
     pub loads: u64,
     /// Groups woken because the node that led them was declared dead.
     pub failover_wakes: u64,
+    /// Times a group became the leader here (see `figures::LeaderWatch`).
+    pub leader_changes: u64,
+    /// Snapshots sent to a peer that received and answered them / installed here from a leader.
+    pub snapshots_sent: u64,
+    pub snapshots_installed: u64,
 }
 
 /// A dormant group: what is remembered of it in memory.
@@ -331,6 +340,9 @@ pub(crate) struct Counters {
     pub(crate) evictions: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) failover_wakes: AtomicU64,
+    pub(crate) leader_changes: Arc<AtomicU64>,
+    pub(crate) snapshots_sent: Arc<AtomicU64>,
+    pub(crate) snapshots_installed: AtomicU64,
 }
 
 impl<S: StateMachine> Drop for HostInner<S> {
@@ -370,6 +382,9 @@ impl<S: StateMachine> RaftHost<S> {
             groups.insert(gid, Entry { lock: Arc::default(), slot: Slot::Dormant(dormant) });
         }
         tracing::info!(node = config.node_id, stored = groups.len(), ?config, "raft host started");
+        let stats = Counters::default();
+        let network: Arc<dyn Transport> =
+            Arc::new(SnapshotCounting { inner: network, sent: stats.snapshots_sent.clone() });
         let host = RaftHost {
             inner: Arc::new(HostInner {
                 liveness: Liveness::new(config.node_id, incarnation()),
@@ -383,7 +398,7 @@ impl<S: StateMachine> RaftHost<S> {
                 make_machine,
                 groups: RwLock::new(groups),
                 shut_down: AtomicBool::new(false),
-                stats: Counters::default(),
+                stats,
             }),
         };
         tokio::spawn(quiesce::keeper(Arc::downgrade(&host.inner)));
@@ -539,6 +554,22 @@ impl<S: StateMachine> RaftHost<S> {
             .collect()
     }
 
+    /// Figures over the groups in memory here (see the `figures` module): read from each
+    /// group's metrics watch under the table's lock, without waking or loading any group.
+    pub fn raft_figures(&self) -> RaftFigures {
+        let views: Vec<GroupView> = {
+            let table = self.inner.groups.read().unwrap_or_else(|p| p.into_inner());
+            table
+                .values()
+                .filter_map(|e| match &e.slot {
+                    Slot::Resident(g) => Some(group_view(g)),
+                    Slot::Dormant(_) => None,
+                })
+                .collect()
+        };
+        figures::aggregate(self.node_id(), &views, &self.inner.liveness.statuses())
+    }
+
     /// Counters and gauges for metrics.
     pub fn stats(&self) -> HostStats {
         let mut stats = HostStats {
@@ -547,6 +578,9 @@ impl<S: StateMachine> RaftHost<S> {
             loads: self.inner.stats.loads.load(Ordering::Relaxed),
             failover_wakes: self.inner.stats.failover_wakes.load(Ordering::Relaxed),
             wakes: self.inner.stats.wakes.load(Ordering::Relaxed),
+            leader_changes: self.inner.stats.leader_changes.load(Ordering::Relaxed),
+            snapshots_sent: self.inner.stats.snapshots_sent.load(Ordering::Relaxed),
+            snapshots_installed: self.inner.stats.snapshots_installed.load(Ordering::Relaxed),
             ..HostStats::default()
         };
         for status in self.group_statuses() {
@@ -675,9 +709,12 @@ impl<S: StateMachine> RaftHost<S> {
             RpcRequest::PreVote(req) => RpcResponse::Vote(raft.pre_vote(req).await.map_err(|e| stopped(&e))?),
             RpcRequest::InstallSnapshot { vote, meta, data } => {
                 let snapshot: Snapshot = Snapshot { meta, snapshot: data };
-                RpcResponse::InstallSnapshot(
-                    raft.install_full_snapshot(vote, snapshot).await.map_err(|e| stopped(&e))?,
-                )
+                let answer = raft.install_full_snapshot(vote, snapshot).await.map_err(|e| stopped(&e))?;
+                // Taken (not refused for a stale vote): this node's vote is now the sender's.
+                if answer.vote == vote {
+                    self.inner.stats.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+                }
+                RpcResponse::InstallSnapshot(answer)
             }
             RpcRequest::TransferLeader(req) => {
                 RpcResponse::TransferLeader(raft.handle_transfer_leader(req).await.map_err(|e| stopped(&e))?)
@@ -781,6 +818,13 @@ impl<S: StateMachine> HostInner<S> {
                 tracing::warn!(group = gid, error = %e, "group loaded, its metrics are late");
             }
         }
+        // Counts leadership taken here, from the group's own core (no task; `figures`). Its
+        // baseline is the state the group started in: a leader restored at load is no change.
+        let leading = raft.metrics().borrow_watched().state == openraft::ServerState::Leader;
+        let watch = Arc::new(figures::LeaderWatch::new(self.stats.leader_changes.clone(), leading));
+        if let Err(e) = raft.set_metrics_recorder(Some(watch)).await {
+            tracing::warn!(group = gid, error = %e, "leader changes of this group go uncounted");
+        }
         let dormant_leader =
             match self.groups.read().unwrap_or_else(|p| p.into_inner()).get(gid).map(|e| &e.slot) {
                 Some(Slot::Dormant(d)) => d.leader,
@@ -862,6 +906,22 @@ impl<S: StateMachine> HostInner<S> {
         self.stats.evictions.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(node = self.config.node_id, group = gid, "group evicted");
         Ok(true)
+    }
+}
+
+/// One resident group as its metrics watch shows it now.
+fn group_view<S: StateMachine>(group: &Group<S>) -> GroupView {
+    let metrics = group.raft().metrics();
+    let m = metrics.borrow_watched();
+    GroupView {
+        asleep: group.is_asleep(),
+        leading: m.state == openraft::ServerState::Leader,
+        leader: m.current_leader,
+        term: m.current_term,
+        last_log_index: m.last_log_index.unwrap_or(0),
+        committed_index: m.local_committed.as_ref().map_or(0, |c| c.index),
+        applied_index: m.last_applied.as_ref().map_or(0, |a| a.index),
+        voters: m.membership_config.membership().voter_ids().collect(),
     }
 }
 

@@ -323,6 +323,11 @@ async fn big_snapshot_to_new_learner_over_grpc() {
             g1.read_local(|s| s.clone()),
             "learner state equals leader's"
         );
+        // The hosts counted it on each side (a resend after a slow answer would count again),
+        // and node 1 counted its one election.
+        let (s1, s2) = (n1.host.stats(), n2.host.stats());
+        assert!(s1.snapshots_sent >= 1 && s2.snapshots_installed >= 1, "{s1:?} {s2:?}");
+        assert_eq!((s1.leader_changes, s2.leader_changes), (1, 0), "{s1:?} {s2:?}");
         // It keeps following: a new write reaches it.
         g1.write(add("k", 1000)).await.unwrap();
         g2.wait_applied(g1.applied_index(), Duration::from_secs(10)).await.unwrap();

@@ -34,17 +34,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
 
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // fsyncs of the node's database so far: with group commit, fewer than committed writes.
-    metrics::counter!("boxoffice_raft_flushes_total").absolute(state.store.host().flush_count());
-    let stats = state.store.host().stats();
-    metrics::gauge!("boxoffice_raft_groups", "state" => "awake").set(stats.awake as f64);
-    metrics::gauge!("boxoffice_raft_groups", "state" => "asleep").set(stats.asleep as f64);
-    metrics::gauge!("boxoffice_raft_groups", "state" => "dormant").set(stats.dormant as f64);
-    metrics::counter!("boxoffice_raft_group_sleeps_total").absolute(stats.sleeps);
-    metrics::counter!("boxoffice_raft_group_wakes_total").absolute(stats.wakes);
-    metrics::counter!("boxoffice_raft_group_evictions_total").absolute(stats.evictions);
-    metrics::counter!("boxoffice_raft_group_loads_total").absolute(stats.loads);
-    metrics::counter!("boxoffice_raft_failover_wakes_total").absolute(stats.failover_wakes);
+    crate::metrics_catalog::record_scrape(&state.store);
     let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
