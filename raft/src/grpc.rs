@@ -70,6 +70,7 @@ use tonic::Status;
 use crate::errors::RaftError;
 use crate::identity::Identity;
 use crate::identity::CLUSTER_HEADER;
+use crate::identity::TO_NODE_HEADER;
 use crate::identity::TO_STORE_HEADER;
 use crate::network::RpcRequest;
 use crate::network::RpcResponse;
@@ -375,6 +376,7 @@ impl GrpcTransport {
             if let Some(value) = identity.cluster().and_then(|c| MetadataValue::try_from(c).ok()) {
                 metadata.insert(CLUSTER_HEADER, value);
             }
+            metadata.insert(TO_NODE_HEADER, MetadataValue::from(target));
             if let Some(store) = identity.registered(target) {
                 if let Ok(value) = MetadataValue::try_from(format!("{store:x}")) {
                     metadata.insert(TO_STORE_HEADER, value);
@@ -477,6 +479,11 @@ impl<S: StateMachine> proto::raft_server::Raft for RaftService<S> {
     async fn call(&self, request: tonic::Request<RaftRequest>) -> Result<tonic::Response<RaftReply>, Status> {
         let mac = request.metadata().get(CLUSTER_MAC_HEADER).map(|v| v.as_bytes().to_vec());
         let cluster = request.metadata().get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).map(String::from);
+        let to_node = request
+            .metadata()
+            .get(TO_NODE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<NodeId>().ok());
         let to_store = request
             .metadata()
             .get(TO_STORE_HEADER)
@@ -487,7 +494,9 @@ impl<S: StateMachine> proto::raft_server::Raft for RaftService<S> {
             tracing::warn!(node = self.host.node_id(), %group, reason = status.message(), "refused unauthenticated rpc");
             return Err(status);
         }
-        if let Err(refusal) = self.host.identity().check(self.host.node_id(), cluster.as_deref(), to_store) {
+        if let Err(refusal) =
+            self.host.identity().check(self.host.node_id(), cluster.as_deref(), to_node, to_store)
+        {
             if refusal.first {
                 tracing::error!(node = self.host.node_id(), "{}", refusal.message);
             } else {

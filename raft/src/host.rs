@@ -243,6 +243,9 @@ pub struct GroupStatus {
     /// Voters and learners (for a dormant group: at its last clean close; empty if unknown).
     pub voters: Vec<NodeId>,
     pub learners: Vec<NodeId>,
+    /// A membership change is in flight (joint consensus: `voters` is the union of the old
+    /// and the new voter sets until it commits). Never for a dormant group.
+    pub changing: bool,
     /// Last log index and applied index here (for a dormant group: its committed index at
     /// the last clean close).
     pub last_log_index: u64,
@@ -443,6 +446,12 @@ impl<S: StateMachine> RaftHost<S> {
         self.inner.liveness.set_peers(peers);
     }
 
+    /// These nodes left the cluster for good (removed): dead, so the groups they led fail over
+    /// (see `liveness`).
+    pub fn set_gone(&self, ids: &[NodeId]) {
+        self.inner.liveness.set_gone(ids);
+    }
+
     /// What this node believes of `node`'s liveness (itself: live).
     pub fn peer_status(&self, node: NodeId) -> PeerStatus {
         self.inner.liveness.status(node)
@@ -537,6 +546,7 @@ impl<S: StateMachine> RaftHost<S> {
                         leader: g.known_leader(),
                         voters,
                         learners,
+                        changing: g.membership_changing(),
                         last_log_index: g.last_log_index(),
                         applied_index: g.applied_index(),
                     }
@@ -547,6 +557,7 @@ impl<S: StateMachine> RaftHost<S> {
                     leader: d.leader,
                     voters: d.members.0.clone(),
                     learners: d.members.1.clone(),
+                    changing: false,
                     last_log_index: d.committed,
                     applied_index: d.committed,
                 },

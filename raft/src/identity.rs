@@ -37,6 +37,10 @@ pub const CLUSTER_HEADER: &str = "x-boxoffice-cluster";
 /// gRPC metadata entry: the store id the receiver is registered with, as the sender knows it
 /// (lower-case hex).
 pub const TO_STORE_HEADER: &str = "x-boxoffice-to-store";
+/// gRPC metadata entry: the node id the sender means to reach. A new node on a removed node's
+/// old address gets RPCs meant for the old one: those are refused as misaddressed, and say
+/// nothing about this node's own data.
+pub const TO_NODE_HEADER: &str = "x-boxoffice-to-node";
 
 const TREE: &str = "meta:identity";
 const STORE_KEY: &[u8] = b"store_id";
@@ -139,8 +143,15 @@ impl Identity {
         &self,
         node: NodeId,
         cluster: Option<&str>,
+        to_node: Option<NodeId>,
         to_store: Option<u64>,
     ) -> Result<(), Refusal> {
+        if let Some(meant) = to_node.filter(|n| *n != node) {
+            return Err(Refusal {
+                message: format!("this is node {node}, not node {meant}: the sender has an old address"),
+                first: false,
+            });
+        }
         // The store first: a node that was wiped and formed a cluster of its own is told so,
         // not merely that the sender is of another cluster.
         if let Some(expected) = to_store.filter(|e| *e != 0 && *e != self.store_id) {
@@ -214,15 +225,17 @@ mod tests {
         let (_dir, db) = db();
         let id = Identity::open(&db).unwrap();
         let me = id.store_id();
-        assert!(id.check(3, Some("c1"), Some(me)).is_ok(), "no cluster yet: anything goes");
+        assert!(id.check(3, Some("c1"), Some(3), Some(me)).is_ok(), "no cluster yet: anything goes");
         id.adopt_cluster("c1").unwrap();
-        assert!(id.check(3, Some("c1"), Some(me)).is_ok());
-        assert!(id.check(3, None, None).is_ok(), "no headers: not checked");
-        assert!(id.check(3, Some("c2"), None).is_err());
+        assert!(id.check(3, Some("c1"), Some(3), Some(me)).is_ok());
+        assert!(id.check(3, None, None, None).is_ok(), "no headers: not checked");
+        assert!(id.check(3, Some("c2"), None, None).is_err());
         assert!(id.refusal().is_none(), "another cluster is the sender's problem");
-        let wrong = id.check(3, Some("c1"), Some(me ^ 1)).err().unwrap();
+        assert!(id.check(3, Some("c1"), Some(2), Some(me ^ 1)).is_err(), "meant for node 2");
+        assert!(id.refusal().is_none(), "an RPC for another node says nothing of this one's data");
+        let wrong = id.check(3, Some("c1"), Some(3), Some(me ^ 1)).err().unwrap();
         assert!(wrong.first && wrong.message.contains("--join"), "{}", wrong.message);
-        assert!(!id.check(3, Some("c1"), Some(me ^ 1)).err().unwrap().first, "logged once");
+        assert!(!id.check(3, Some("c1"), None, Some(me ^ 1)).err().unwrap().first, "logged once");
         assert!(id.refusal().is_some());
     }
 }

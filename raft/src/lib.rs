@@ -140,6 +140,7 @@ pub use crate::host::RaftHost;
 pub use crate::host::Residency;
 pub use crate::identity::Identity;
 pub use crate::identity::CLUSTER_HEADER;
+pub use crate::identity::TO_NODE_HEADER;
 pub use crate::identity::TO_STORE_HEADER;
 pub use crate::liveness::PeerStatus;
 pub use crate::liveness::LIVENESS_INTERVAL_MS;

@@ -75,6 +75,11 @@ pub(crate) struct Liveness {
     me: NodeId,
     incarnation: u64,
     peers: RwLock<BTreeMap<NodeId, Peer>>,
+    /// Nodes that were peers and are no longer (removed from the cluster): dead for good, so
+    /// the groups they led fail over and their candidates' rivals get votes.
+    gone: RwLock<std::collections::BTreeSet<NodeId>>,
+    /// Gone nodes the next sweep reports dead (once).
+    newly_gone: RwLock<Vec<NodeId>>,
     /// `mono_ms` of the last [`Liveness::sweep`].
     last_sweep_ms: std::sync::atomic::AtomicU64,
 }
@@ -85,6 +90,8 @@ impl Liveness {
             me,
             incarnation,
             peers: RwLock::new(BTreeMap::new()),
+            gone: RwLock::new(std::collections::BTreeSet::new()),
+            newly_gone: RwLock::new(Vec::new()),
             last_sweep_ms: std::sync::atomic::AtomicU64::new(mono_ms()),
         }
     }
@@ -93,10 +100,23 @@ impl Liveness {
         self.incarnation
     }
 
-    /// Watch exactly `peers` (this node is left out); new ones start `Unknown`.
+    /// Watch exactly `peers` (this node is left out); new ones start `Unknown`. A peer that is
+    /// left out from now on is gone: [`PeerStatus::Dead`] for good (and reported once by the
+    /// next sweep), unless it is listed again.
     pub(crate) fn set_peers(&self, peers: BTreeMap<NodeId, NodeAddr>) {
         let now = mono_ms();
         let mut table = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        let left: Vec<NodeId> = table.keys().copied().filter(|id| !peers.contains_key(id)).collect();
+        if !left.is_empty() {
+            self.gone.write().unwrap_or_else(|p| p.into_inner()).extend(&left);
+            self.newly_gone.write().unwrap_or_else(|p| p.into_inner()).extend(&left);
+        }
+        {
+            let mut gone = self.gone.write().unwrap_or_else(|p| p.into_inner());
+            if !gone.is_empty() {
+                gone.retain(|id| !peers.contains_key(id));
+            }
+        }
         table.retain(|id, _| peers.contains_key(id));
         for (id, addr) in peers {
             if id == self.me {
@@ -111,6 +131,18 @@ impl Liveness {
                 reported: PeerStatus::Unknown,
             });
             entry.addr = addr;
+        }
+    }
+
+    /// These nodes left the cluster (even if this node never watched them, e.g. removed before
+    /// it started): dead for good; each newly named one is reported once by the next sweep.
+    pub(crate) fn set_gone(&self, ids: &[NodeId]) {
+        let mut gone = self.gone.write().unwrap_or_else(|p| p.into_inner());
+        let new: Vec<NodeId> =
+            ids.iter().copied().filter(|id| *id != self.me && !gone.contains(id)).collect();
+        if !new.is_empty() {
+            gone.extend(&new);
+            self.newly_gone.write().unwrap_or_else(|p| p.into_inner()).extend(new);
         }
     }
 
@@ -161,7 +193,11 @@ impl Liveness {
             return PeerStatus::Live;
         }
         let table = self.peers.read().unwrap_or_else(|p| p.into_inner());
-        table.get(&node).map_or(PeerStatus::Unknown, |p| Self::status_of(p, mono_ms()))
+        match table.get(&node) {
+            Some(p) => Self::status_of(p, mono_ms()),
+            None if self.gone.read().unwrap_or_else(|p| p.into_inner()).contains(&node) => PeerStatus::Dead,
+            None => PeerStatus::Unknown,
+        }
     }
 
     /// How long `node` has been silent (since its last answer, or since this node started to
@@ -200,7 +236,12 @@ impl Liveness {
                 peer.since_ms = (peer.since_ms + forgiven).min(now);
             }
         }
-        let mut changed = Vec::new();
+        let mut changed: Vec<(NodeId, PeerStatus)> =
+            std::mem::take(&mut *self.newly_gone.write().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .filter(|id| !table.contains_key(id))
+                .map(|id| (id, PeerStatus::Dead))
+                .collect();
         for (id, peer) in table.iter_mut() {
             let status = Self::status_of(peer, now);
             if status != peer.reported {
@@ -234,6 +275,28 @@ mod tests {
         }
         assert_eq!(l.status(2), PeerStatus::Dead);
         assert_eq!(l.sweep(), vec![(2, PeerStatus::Dead)]);
+    }
+
+    #[test]
+    fn a_peer_left_out_is_dead_for_good() {
+        let l = Liveness::new(1, 7);
+        l.set_peers(BTreeMap::from([(2, NodeAddr::default()), (3, NodeAddr::default())]));
+        l.heard(2, 5);
+        l.heard(3, 5);
+        assert_eq!(l.sweep().len(), 2);
+        // Node 2 is removed from the cluster while it still answers.
+        l.set_peers(BTreeMap::from([(3, NodeAddr::default())]));
+        assert_eq!(l.status(2), PeerStatus::Dead, "its groups must fail over");
+        assert_eq!(l.sweep(), vec![(2, PeerStatus::Dead)], "reported once");
+        assert!(l.sweep().is_empty());
+        assert_eq!(l.status(4), PeerStatus::Unknown, "a node never watched is not gone");
+        l.set_peers(BTreeMap::from([(2, NodeAddr::default()), (3, NodeAddr::default())]));
+        assert_eq!(l.status(2), PeerStatus::Unknown, "listed again: watched again");
+        l.set_gone(&[9]);
+        assert_eq!(l.status(9), PeerStatus::Dead, "removed before this node watched it");
+        assert_eq!(l.sweep(), vec![(9, PeerStatus::Dead)]);
+        l.set_gone(&[9]);
+        assert!(l.sweep().is_empty(), "reported once");
     }
 
     #[test]
