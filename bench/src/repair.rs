@@ -326,7 +326,8 @@ async fn placement(http: &reqwest::Client, base: &str) -> anyhow::Result<BTreeMa
 }
 
 /// Events whose group is not at its placement yet: some survivor still lists the lost node
-/// among its members, or none lists exactly the placed nodes.
+/// among its voters or has a membership change in flight, or none lists exactly the placed
+/// nodes as its voters.
 async fn groups_not_at(
     http: &reqwest::Client,
     survivors: &[String],
@@ -339,14 +340,15 @@ async fn groups_not_at(
         for g in view["groups"].as_array().into_iter().flatten() {
             let Some(id) = g["id"].as_str() else { continue };
             let Some(want) = placed.get(id) else { continue };
-            let mut members: Vec<u64> = g["members"]
+            let mut voters: Vec<u64> = g["voters"]
                 .as_array()
                 .map(|m| m.iter().filter_map(Value::as_u64).collect())
                 .unwrap_or_default();
-            members.sort_unstable();
+            voters.sort_unstable();
+            let settled = g["membership_changing"] == json!(false);
             let entry = seen.entry(id.to_string()).or_default();
-            entry.0 |= members.contains(&lost);
-            entry.1 |= members == *want;
+            entry.0 |= voters.contains(&lost) || !settled;
+            entry.1 |= settled && voters == *want;
         }
     }
     Ok(placed.keys().filter(|e| seen.get(*e).is_none_or(|(stale, exact)| *stale || !*exact)).count())

@@ -22,6 +22,9 @@ pub struct NodeView {
 pub struct GroupView {
     pub id: String,
     pub members: Vec<NodeId>,
+    pub voters: Vec<NodeId>,
+    /// A membership change is in flight (`voters` is then the old and new sets together).
+    pub changing: bool,
     pub leader: Option<NodeId>,
     pub last_log_index: u64,
     pub applied_index: u64,
@@ -139,6 +142,8 @@ impl Store {
             .into_iter()
             .map(|g| GroupView {
                 members: g.voters.iter().chain(&g.learners).copied().collect(),
+                voters: g.voters.clone(),
+                changing: g.changing,
                 state: if g.residency == raft::Residency::Awake { "awake" } else { "asleep" },
                 in_memory: g.residency != raft::Residency::Dormant,
                 id: g.id,

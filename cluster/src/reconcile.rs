@@ -98,7 +98,7 @@ pub(crate) async fn run(store: Store) {
 /// Steps 1 and 2 (see the module doc).
 async fn node_step(store: &Store) -> Result<()> {
     let catalog = store.catalog_group();
-    let (peers, registered, cluster_id) = store.catalog_read(|c| {
+    let (peers, registered, removed, cluster_id) = store.catalog_read(|c| {
         let peers: BTreeMap<u64, NodeAddr> = c
             .nodes
             .values()
@@ -106,9 +106,11 @@ async fn node_step(store: &Store) -> Result<()> {
             .map(|n| (n.id, NodeAddr { raft_addr: n.raft_addr.clone(), http_addr: n.http_addr.clone() }))
             .collect();
         let registered: BTreeMap<u64, u64> = c.nodes.values().map(|n| (n.id, n.store_id)).collect();
-        (peers, registered, c.cluster_id.clone())
+        let removed: Vec<u64> = c.nodes.values().filter(|n| n.removed).map(|n| n.id).collect();
+        (peers, registered, removed, c.cluster_id.clone())
     });
     store.host().set_peers(peers);
+    store.host().set_gone(&removed);
     let identity = store.host().identity();
     identity.set_registered(registered);
     if let Some(id) = &cluster_id {
@@ -411,6 +413,8 @@ fn same_nodes(voters: Option<Vec<u64>>, replicas: &[u64]) -> bool {
     voters.is_some_and(|v| v.into_iter().collect::<BTreeSet<_>>() == replicas.iter().copied().collect())
 }
 
+/// How often a move looks whether its new replica has caught up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(50);
 /// Tries of one replica move before it is left to the next pass.
 const MOVE_ATTEMPTS_MAX: u32 = 5;
 /// Pause between two tries of a replica move.
@@ -438,6 +442,17 @@ async fn move_replicas(
             .ok_or_else(|| Error::Internal(format!("replica {id} is not a registered node")))?;
         info!(event = %event.id, node = id, "adding a replica: learner first");
         group.add_learner(*id, addr, true, CATCH_UP_TIMEOUT).await?;
+    }
+    // openraft's blocking add_learner counts a learner within its replication lag threshold
+    // (thousands of entries) as caught up, even one that has not answered yet: wait for ours.
+    let started = std::time::Instant::now();
+    for id in desired.iter().filter(|id| !group.voters().contains(id)) {
+        while !group.caught_up(*id, CATCH_UP_LAG_MAX) {
+            if started.elapsed() > CATCH_UP_TIMEOUT {
+                return Err(Error::unavailable(format!("replica {id} of {} not caught up", event.id)));
+            }
+            tokio::time::sleep(CATCH_UP_POLL).await;
+        }
     }
     info!(event = %event.id, voters = ?desired, "changing the event group's voters");
     group.set_voters(desired, MEMBERSHIP_TIMEOUT).await?;

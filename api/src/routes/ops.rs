@@ -52,7 +52,12 @@ pub struct NodeOut {
 #[derive(Serialize, ToSchema)]
 pub struct GroupOut {
     pub id: String,
+    /// Voters and learners.
     pub members: Vec<u64>,
+    /// Voters only (while `membership_changing`, the old and the new voters together).
+    pub voters: Vec<u64>,
+    /// A membership change (joint consensus) is in flight in this node's view.
+    pub membership_changing: bool,
     pub leader: Option<u64>,
     pub last_log_index: u64,
     pub applied_index: u64,
@@ -98,6 +103,8 @@ pub async fn cluster(State(state): State<AppState>) -> Json<ClusterOut> {
             .map(|g| GroupOut {
                 id: g.id,
                 members: g.members,
+                voters: g.voters,
+                membership_changing: g.changing,
                 leader: g.leader,
                 last_log_index: g.last_log_index,
                 applied_index: g.applied_index,

@@ -664,6 +664,18 @@ pub fn members(group: &Value) -> Vec<u64> {
     ids
 }
 
+/// A group's voters, sorted, once no membership change is in flight (`None` while one is: the
+/// voters are then the old and the new sets together).
+pub fn settled_voters(group: &Value) -> Option<Vec<u64>> {
+    if group["membership_changing"] != json!(false) {
+        return None;
+    }
+    let mut ids: Vec<u64> =
+        group["voters"].as_array().map(|m| m.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+    ids.sort();
+    Some(ids)
+}
+
 /// The view's `placement`: event id → its replicas (sorted), in event-id order.
 pub fn placement(view: &Value) -> std::collections::BTreeMap<String, Vec<u64>> {
     view["placement"]
