@@ -50,7 +50,7 @@ pub const REMOVED_NOTICED_WAIT: Duration = Duration::from_secs(10);
 pub const JOIN_READY_WAIT: Duration = Duration::from_secs(45);
 /// How long, after the join, until every event is on three members again; past it the
 /// nemesis goes on and says so.
-pub const REPAIR_WAIT: Duration = Duration::from_secs(30);
+pub const REPAIR_WAIT: Duration = Duration::from_secs(15);
 /// The longest one action can take beyond its fault window.
 pub const ACTION_MAX: Duration = Duration::from_secs(
     REMOVE_WAIT.as_secs()
