@@ -1,7 +1,9 @@
 //! The short campaign of the test command: 3 nodes, one run per nemesis — partition,
 //! kill, pause, clock — about 60 s of workload each, each with another workload
 //! (contention, flash-sale, idempotent, expiry-edge), then 30 s of the queue workload under
-//! the combined schedule. Fixed seeds. Every run must come out valid.
+//! the combined schedule; and, as a test of its own (`-- membership`), 60 s of contention
+//! while nodes are replaced by fresh ones that join (the membership nemesis). Fixed seeds.
+//! Every run must come out valid. The tests take turns (one cluster at a time).
 //!
 //! As root the nodes run in network namespaces with iptables partitions and the clock
 //! nemesis runs under libfaketime (the harness installs `iproute2`, `iptables` and
@@ -14,6 +16,7 @@
 //! `$CARGO_TARGET_TMPDIR/jepsen-campaign/`.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use jepsen::harness::nemesis::NemesisKind;
@@ -45,7 +48,23 @@ fn boxoffice_binary() -> PathBuf {
     bin
 }
 
-fn campaign_run(name: &str, workload: &str, nemeses: &[NemesisKind], time_s: u64, seed: u64) {
+/// One cluster at a time: two at once would starve a 2-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Why the campaign is skipped here, if it is: scripts/test.sh sets this, with the reason,
+/// only when it could not provide a C compiler (not root); the skip is printed, never silent.
+fn skipped() -> bool {
+    match std::env::var("BOXOFFICE_SKIP_FAULT_CAMPAIGN") {
+        Ok(reason) => {
+            eprintln!("SKIPPED: the short fault campaign: {reason}");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Returns the run directory.
+fn campaign_run(name: &str, workload: &str, nemeses: &[NemesisKind], time_s: u64, seed: u64) -> PathBuf {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jepsen-campaign").join(name);
     let _ = std::fs::remove_dir_all(&out);
     let mut cfg = RunConfig::new(boxoffice_binary(), out.clone(), seed);
@@ -86,15 +105,14 @@ fn campaign_run(name: &str, workload: &str, nemeses: &[NemesisKind], time_s: u64
         assert!(nemesis_log.contains("\"start\""), "{name}: the nemesis acted:\n{nemesis_log}");
     }
     assert!(out.join("timeline.png").exists(), "{name}: timeline.png written");
+    out
 }
 
-// One test, runs in sequence: clusters at once would starve a 2-core machine.
+// Runs in sequence: clusters at once would starve a 2-core machine.
 #[test]
 fn short_campaign_partition_kill_pause_clock_is_valid() {
-    // scripts/test.sh sets this, with the reason, only when it could not provide a C
-    // compiler (not root); the skip is printed, never silent.
-    if let Ok(reason) = std::env::var("BOXOFFICE_SKIP_FAULT_CAMPAIGN") {
-        eprintln!("SKIPPED: the short fault campaign: {reason}");
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if skipped() {
         return;
     }
     use NemesisKind::*;
@@ -103,4 +121,28 @@ fn short_campaign_partition_kill_pause_clock_is_valid() {
     campaign_run("pause", "idempotent", &[Pause], 60, 202);
     campaign_run("clock", "expiry-edge", &[Clock], 60, 404);
     campaign_run("all-queue", "queue", &[Partition, Kill, Pause, Clock], 30, 505);
+}
+
+/// Nodes replaced while the clients run: kill -9 + wipe + remove + a fresh node joining on
+/// the same machine, or remove a live node + a fresh node joining on a new one. At least one
+/// join must have completed, and the cluster must end as many nodes as it began.
+///
+/// Ignored until the store makes lost replicas again for an event group that sleeps, or
+/// whose remembered leader was removed: with seed 606 an event kept the voters {1, 3} after
+/// node 2 was removed and two nodes joined, lost its quorum for good when node 1 was removed
+/// next, and the final reads could not be made (docs/fault-tests.md, "The membership nemesis
+/// (issue 13)"). Run it with `cargo test -p jepsen-tests --test campaign -- --ignored membership`.
+#[test]
+#[ignore = "store bug found by it: a sleeping event group is not repaired after a removal (docs/fault-tests.md)"]
+fn membership_nemesis_is_valid() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if skipped() {
+        return;
+    }
+    let out = campaign_run("membership", "contention", &[NemesisKind::Membership], 60, 606);
+    let log = std::fs::read_to_string(out.join("nemesis.jsonl")).unwrap();
+    let joins = log.lines().filter(|l| l.contains("\"end\"") && l.contains("joined on slot")).count();
+    assert!(joins >= 1, "membership: a fresh node joined at least once:\n{log}");
+    let summary = std::fs::read_to_string(out.join("summary.txt")).unwrap_or_default();
+    assert!(!summary.contains("nemesis error"), "membership: the nemesis did all it meant to:\n{summary}");
 }

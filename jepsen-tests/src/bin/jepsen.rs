@@ -5,7 +5,8 @@
 //!     --workload contention --time 300 --seed 42 [--out DIR] [--binary PATH] [--net auto]
 //! ```
 //! Workloads: contention, flash-sale, idempotent, expiry-edge, queue. Nemeses: kill, pause,
-//! partition, clock (libfaketime), or `all` (a random schedule of all four).
+//! partition, clock (libfaketime), membership (remove a node, join a fresh one), or `all`
+//! (a random schedule of all five).
 //! Prints its seed; the same seed replays the same nemesis schedule and client choices.
 //! Exit code 0 only if the run is valid (1 invalid / unknown, 2 the harness failed).
 
@@ -21,7 +22,8 @@ use jepsen::Validity;
 struct Args {
     #[arg(long, default_value_t = 3)]
     nodes: usize,
-    /// Comma-separated: kill, pause, partition, clock (clock needs libfaketime), or `all`.
+    /// Comma-separated: kill, pause, partition, clock (clock needs libfaketime), membership
+    /// (a node replaced by a fresh one that joins), or `all`.
     #[arg(long, default_value = "all")]
     nemesis: String,
     #[arg(long, default_value = "contention")]
@@ -118,18 +120,13 @@ fn main() {
     let mut nemeses = Vec::new();
     for n in args.nemesis.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if n == "all" {
-            nemeses.extend([
-                NemesisKind::Partition,
-                NemesisKind::Kill,
-                NemesisKind::Pause,
-                NemesisKind::Clock,
-            ]);
+            nemeses.extend(NemesisKind::ALL);
             continue;
         }
         match NemesisKind::parse(n) {
             Some(k) => nemeses.push(k),
             None => {
-                eprintln!("unknown nemesis {n:?} (kill, pause, partition, clock, all)");
+                eprintln!("unknown nemesis {n:?} (kill, pause, partition, clock, membership, all)");
                 std::process::exit(2);
             }
         }

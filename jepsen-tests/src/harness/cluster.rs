@@ -8,6 +8,17 @@
 //! under libfaketime with its own offset file ([`Cluster::set_clock_offset`]). Every
 //! process is killed (after a SIGCONT), every proxy closed and every namespace removed
 //! when the [`Cluster`] drops, also on panic.
+//!
+//! Membership can change during a run (the membership nemesis): a node is taken out
+//! ([`Cluster::retire`]) and a fresh process joins with `--join` and no id
+//! ([`Cluster::start_joiner`], [`Cluster::admit_joiner`]), becoming a member under the id
+//! the cluster gives it. So nodes are kept by id in a table that grows, and each process
+//! runs in a *slot*: a pair of addresses (and, in namespace mode, a namespace) made at the
+//! start. Slots `1..=n` hold the first nodes (slot k = node k); spare slots, one per join
+//! onto a new machine that the schedule holds, are made with them, so every node's
+//! connect shim and every link proxy exists from the start. A replacement runs on the
+//! slot of the node it replaces (the same machine, wiped). The clients learn of members
+//! through the shared [`Directory`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
@@ -15,11 +26,13 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
+use super::members::Directory;
 use super::netns::{self, Netns};
 use super::proxy::Proxy;
 use super::shim;
@@ -63,7 +76,7 @@ impl NetMode {
 
 enum Net {
     Proxy {
-        /// `(from, to, kind)` -> proxy.
+        /// `(from slot, to slot, kind)` -> proxy.
         proxies: BTreeMap<(u64, u64, &'static str), Proxy>,
         shim: PathBuf,
     },
@@ -75,12 +88,18 @@ enum Net {
 }
 
 pub struct NodeProc {
+    /// 0 while joining (until the cluster has named it).
     pub id: u64,
+    /// Where it runs (its addresses; its namespace in namespace mode).
+    pub slot: u64,
     /// `host:port` the node serves HTTP on, as the harness reaches it.
     pub http_addr: String,
     pub raft_addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// The member it joined through (`--join`, no `--node-id`); `None`: one of the first
+    /// nodes (`--node-id` and `--peers`). A restart passes the same flags.
+    join_via: Option<String>,
     child: Option<Child>,
     paused: bool,
 }
@@ -101,21 +120,73 @@ impl NodeProc {
 }
 
 impl NodeProc {
-    fn new(id: u64, http_addr: String, raft_addr: String, dir: &Path) -> NodeProc {
+    /// `name`: of its data directory and log in the run directory (`node-<id>` for the
+    /// first nodes, `node-join<k>` for the k-th joiner, whose id is not known yet).
+    fn new(id: u64, slot: &Slot, name: &str, dir: &Path, join_via: Option<String>) -> NodeProc {
         NodeProc {
             id,
-            http_addr,
-            raft_addr,
-            data_dir: dir.join(format!("node-{id}")),
-            log: dir.join(format!("node-{id}.log")),
+            slot: slot.number,
+            http_addr: slot.http_addr.clone(),
+            raft_addr: slot.raft_addr.clone(),
+            data_dir: dir.join(name),
+            log: dir.join(format!("{name}.log")),
+            join_via,
             child: None,
             paused: false,
         }
     }
+
+    /// Whether the process is still running (reaps it if it exited).
+    fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        let Some(child) = self.child.as_mut() else { return Ok(None) };
+        let st = child.try_wait()?;
+        if st.is_some() {
+            self.child = None;
+        }
+        Ok(st)
+    }
+
+    /// kill -9 (SIGCONT first if paused, so nothing stays stopped).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if self.paused {
+                let _ = signal(c.id(), "-CONT");
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.paused = false;
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// Where a node process can run: its addresses, the same for every process run there.
+#[derive(Clone, Debug)]
+struct Slot {
+    number: u64,
+    http_addr: String,
+    raft_addr: String,
+    /// A process has run here (spare slots are handed out once).
+    used: bool,
 }
 
 pub struct Cluster {
-    pub nodes: Vec<NodeProc>,
+    /// The members, by id (removed nodes move to `retired`).
+    nodes: BTreeMap<u64, NodeProc>,
+    /// Nodes taken out of the cluster (killed; kept for their logs).
+    retired: Vec<NodeProc>,
+    /// A fresh process joining, until it is ready and has an id.
+    joining: Option<NodeProc>,
+    /// Slot k at index k - 1.
+    slots: Vec<Slot>,
+    /// Joiners started so far (names their data directories).
+    joins: u64,
+    directory: Arc<Directory>,
     net: Net,
     binary: PathBuf,
     peers: String,
@@ -141,61 +212,74 @@ fn signal(pid: u32, sig: &str) -> Result<()> {
 }
 
 impl Cluster {
-    /// Start `n` nodes with data and logs in `dir`; does not wait for readiness.
+    /// Start `n` nodes with data and logs in `dir`; does not wait for readiness. `spare`:
+    /// slots to make beside them for nodes that join on new machines later.
     /// `faketime`: run every node under libfaketime (for the clock nemesis).
     pub async fn start(
         n: usize,
+        spare: usize,
         binary: &Path,
         dir: &Path,
         mode: NetMode,
         faketime: Option<PathBuf>,
     ) -> Result<Cluster> {
-        let (net, nodes) = match mode {
+        let total = n + spare;
+        let (net, slots) = match mode {
             NetMode::Proxy => {
                 let shim = shim::build(dir)?;
-                let ports = free_ports(2 * n)?;
-                let nodes: Vec<NodeProc> = (0..n)
-                    .map(|i| {
-                        NodeProc::new(
-                            i as u64 + 1,
-                            format!("127.0.0.1:{}", ports[i]),
-                            format!("127.0.0.1:{}", ports[n + i]),
-                            dir,
-                        )
+                let ports = free_ports(2 * total)?;
+                let slots: Vec<Slot> = (0..total)
+                    .map(|i| Slot {
+                        number: i as u64 + 1,
+                        http_addr: format!("127.0.0.1:{}", ports[i]),
+                        raft_addr: format!("127.0.0.1:{}", ports[total + i]),
+                        used: false,
                     })
                     .collect();
                 let mut proxies = BTreeMap::new();
-                for a in &nodes {
-                    for b in &nodes {
-                        if a.id == b.id {
+                for a in &slots {
+                    for b in &slots {
+                        if a.number == b.number {
                             continue;
                         }
                         for (kind, addr) in [("raft", &b.raft_addr), ("http", &b.http_addr)] {
                             let target: SocketAddr = addr.parse()?;
-                            proxies.insert((a.id, b.id, kind), Proxy::start(a.id, b.id, kind, target).await?);
+                            let (from, to) = (a.number, b.number);
+                            proxies.insert((from, to, kind), Proxy::start(from, to, kind, target).await?);
                         }
                     }
                 }
-                (Net::Proxy { proxies, shim }, nodes)
+                (Net::Proxy { proxies, shim }, slots)
             }
             NetMode::Netns => {
-                let ns = Netns::create(n)?;
-                let nodes = (1..=n as u64)
-                    .map(|id| {
-                        NodeProc::new(
-                            id,
-                            format!("{}:{}", ns.ip(id), netns::HTTP_PORT),
-                            format!("{}:{}", ns.ip(id), netns::RAFT_PORT),
-                            dir,
-                        )
+                let ns = Netns::create(total)?;
+                let slots = (1..=total as u64)
+                    .map(|k| Slot {
+                        number: k,
+                        http_addr: format!("{}:{}", ns.ip(k), netns::HTTP_PORT),
+                        raft_addr: format!("{}:{}", ns.ip(k), netns::RAFT_PORT),
+                        used: false,
                     })
                     .collect();
-                (Net::Netns { ns, dropped: Default::default() }, nodes)
+                (Net::Netns { ns, dropped: Default::default() }, slots)
             }
         };
-        let peers = nodes.iter().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
+        let mut slots = slots;
+        let mut nodes = BTreeMap::new();
+        for slot in &mut slots[..n] {
+            slot.used = true;
+            let id = slot.number;
+            nodes.insert(id, NodeProc::new(id, slot, &format!("node-{id}"), dir, None));
+        }
+        let peers = nodes.values().map(|n| format!("{}={}", n.id, n.raft_addr)).collect::<Vec<_>>().join(",");
+        let directory = Arc::new(Directory::new(nodes.values().map(|n| (n.id, n.base()))));
         let mut cluster = Cluster {
             nodes,
+            retired: Vec::new(),
+            joining: None,
+            slots,
+            joins: 0,
+            directory,
             net,
             binary: binary.to_path_buf(),
             peers,
@@ -212,6 +296,11 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The members as the clients see them (kept up to date as membership changes).
+    pub fn directory(&self) -> Arc<Directory> {
+        self.directory.clone()
+    }
+
     pub fn mode(&self) -> NetMode {
         match self.net {
             Net::Proxy { .. } => NetMode::Proxy,
@@ -219,8 +308,9 @@ impl Cluster {
         }
     }
 
-    fn clock_file(&self, id: u64) -> PathBuf {
-        self.dir.join(format!("node-{id}.faketime"))
+    /// Per slot: a process on it keeps the slot's clock.
+    fn clock_file(&self, slot: u64) -> PathBuf {
+        self.dir.join(format!("node-{slot}.faketime"))
     }
 
     /// Set node `id`'s wall clock to real time + `offset_s` (libfaketime re-reads the file
@@ -230,37 +320,45 @@ impl Cluster {
             bail!("the cluster was not started under libfaketime");
         }
         let text = if offset_s >= 0 { format!("+{offset_s}s\n") } else { format!("{offset_s}s\n") };
-        let path = self.clock_file(id);
+        let path = self.clock_file(self.node(id).slot);
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &path)?;
         Ok(())
     }
 
+    /// The members' ids, ascending.
     pub fn ids(&self) -> Vec<u64> {
-        self.nodes.iter().map(|n| n.id).collect()
+        self.nodes.keys().copied().collect()
     }
 
     pub fn node(&self, id: u64) -> &NodeProc {
-        &self.nodes[id as usize - 1]
+        self.nodes.get(&id).unwrap_or_else(|| panic!("node {id} is not a member"))
     }
 
     fn node_mut(&mut self, id: u64) -> &mut NodeProc {
-        &mut self.nodes[id as usize - 1]
+        self.nodes.get_mut(&id).unwrap_or_else(|| panic!("node {id} is not a member"))
     }
 
-    /// Nodes running and not paused.
+    /// Members running and not paused.
     pub fn live(&self) -> Vec<u64> {
-        self.nodes.iter().filter(|n| n.is_running() && !n.paused).map(|n| n.id).collect()
+        self.nodes.values().filter(|n| n.is_running() && !n.paused).map(|n| n.id).collect()
     }
 
-    fn spawn(&mut self, id: u64) -> Result<()> {
+    /// Nodes taken out of the cluster so far.
+    pub fn retired_ids(&self) -> Vec<u64> {
+        self.retired.iter().map(|n| n.id).collect()
+    }
+
+    /// The command that runs a node on `slot`: through its namespace or with the connect
+    /// shim of its links, under libfaketime when the clock nemesis is on.
+    fn command(&self, slot: u64) -> Command {
         let mut preload: Vec<String> = Vec::new();
         let mut cmd = match &self.net {
             Net::Proxy { proxies, shim } => {
                 let map: Vec<(u16, u16)> = proxies
                     .iter()
-                    .filter(|((from, _, _), _)| *from == id)
+                    .filter(|((from, _, _), _)| *from == slot)
                     .map(|(_, p)| (p.target.port(), p.listen_port))
                     .collect();
                 preload.push(shim.display().to_string());
@@ -270,63 +368,230 @@ impl Cluster {
             }
             Net::Netns { ns, .. } => {
                 let mut cmd = Command::new("ip");
-                cmd.args(["netns", "exec", &ns.ns(id)]).arg(&self.binary);
+                cmd.args(["netns", "exec", &ns.ns(slot)]).arg(&self.binary);
                 cmd
             }
         };
         if let Some(lib) = &self.faketime {
             preload.push(lib.display().to_string());
-            cmd.env("FAKETIME_TIMESTAMP_FILE", self.clock_file(id))
+            cmd.env("FAKETIME_TIMESTAMP_FILE", self.clock_file(slot))
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
                 .env("FAKETIME_CACHE_DURATION", "1");
         }
         if !preload.is_empty() {
             cmd.env("LD_PRELOAD", preload.join(":"));
         }
+        cmd
+    }
+
+    fn spawn(&mut self, id: u64) -> Result<()> {
+        let cmd = self.command(self.node(id).slot);
         let (binary, peers) = (self.binary.clone(), self.peers.clone());
-        let node = self.node_mut(id);
-        if node.child.is_some() {
-            bail!("node {id} already running");
+        launch(cmd, self.node_mut(id), &binary, &peers)
+    }
+
+    /// Start a fresh process on `slot` with an empty data directory, `--join` the HTTP
+    /// address of member `via` and no `--node-id`: the cluster gives it its id. Wait for
+    /// it with [`Cluster::admit_joiner`]. `slot`: the slot of the node it replaces (the same
+    /// machine) or a spare one ([`Cluster::spare_slot`]).
+    pub fn start_joiner(&mut self, slot: u64, via: u64) -> Result<()> {
+        if self.joining.is_some() {
+            bail!("a node is already joining");
         }
-        std::fs::create_dir_all(&node.data_dir)?;
-        let mut log = OpenOptions::new().create(true).append(true).open(&node.log)?;
-        writeln!(log, "---- jepsen harness: starting node {id} ----")?;
-        let child = cmd
-            .arg("serve")
-            .args(["--node-id", &id.to_string()])
-            .args(["--http", &node.http_addr])
-            .args(["--raft", &node.raft_addr])
-            .arg("--data-dir")
-            .arg(&node.data_dir)
-            .args(["--peers", &peers, "--cluster-secret", CLUSTER_SECRET])
-            .env("BOXOFFICE_AUTH_SECRET", AUTH_SECRET)
-            .env("NO_COLOR", "1")
-            .env("RUST_LIB_BACKTRACE", "0")
-            .env(
-                "RUST_LOG",
-                std::env::var("JEPSEN_NODE_LOG").unwrap_or_else(|_| "info,openraft=warn,sled=warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .with_context(|| format!("spawn {}", binary.display()))?;
-        node.child = Some(child);
-        node.paused = false;
+        if let Some(m) = self.nodes.values().find(|n| n.slot == slot && n.is_running()) {
+            bail!("slot {slot} is taken by node {}", m.id);
+        }
+        self.joins += 1;
+        let via_addr = self.node(via).http_addr.clone();
+        let s = self.slots.get_mut(slot as usize - 1).ok_or_else(|| anyhow!("no slot {slot}"))?;
+        s.used = true;
+        let mut node = NodeProc::new(0, s, &format!("node-join{}", self.joins), &self.dir, Some(via_addr));
+        if node.data_dir.exists() {
+            bail!("{} exists: a joiner starts empty", node.data_dir.display());
+        }
+        if self.faketime.is_some() {
+            // A fresh machine's clock is right (a skew in force is healed when its fault ends).
+            let path = self.clock_file(slot);
+            std::fs::write(&path, "+0s\n")?;
+        }
+        let cmd = self.command(slot);
+        launch(cmd, &mut node, &self.binary, &self.peers)?;
+        self.joining = Some(node);
         Ok(())
     }
 
+    /// Wait until the joiner answers `/readyz` 200 and says its id (`GET /v1/cluster`
+    /// `node_id`, which must match the `node_id` file it kept); from then on it is a member
+    /// under that id, and the clients may pick it. On a timeout or exit it is killed; if it
+    /// had been given an id (its `node_id` file) it still becomes a member — the cluster
+    /// knows it, and the final restart and reads must account for it — and the error says so.
+    pub async fn admit_joiner(&mut self, timeout: Duration) -> Result<u64> {
+        let mut node = self.joining.take().ok_or_else(|| anyhow!("no node is joining"))?;
+        let ready = wait_proc_ready(&self.http, &mut node, timeout).await;
+        let kept = std::fs::read_to_string(node.data_dir.join("node_id"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        let said = match &ready {
+            Ok(_) => get_json(&self.http, &node.base(), "/v1/cluster", POLL_REQUEST_TIMEOUT)
+                .await
+                .ok()
+                .and_then(|(s, v)| (s == 200).then(|| v["node_id"].as_u64()).flatten()),
+            Err(_) => None,
+        };
+        match (ready, kept) {
+            (Ok(_), Some(id)) if said == Some(id) => {
+                self.admit(id, node);
+                Ok(id)
+            }
+            (Ok(_), kept) => {
+                node.kill();
+                let err = anyhow!(
+                    "the joiner in {} is ready but names itself {said:?}, its node_id file {kept:?}",
+                    node.data_dir.display()
+                );
+                if let Some(id) = kept {
+                    self.admit(id, node);
+                } else {
+                    self.retired.push(node);
+                }
+                Err(err)
+            }
+            (Err(e), Some(id)) => {
+                node.kill();
+                self.admit(id, node);
+                Err(e.context(format!("the joiner got id {id} but was not ready (killed; a member still)")))
+            }
+            (Err(e), None) => {
+                node.kill();
+                self.retired.push(node);
+                Err(e.context("the joiner got no id (killed)"))
+            }
+        }
+    }
+
+    fn admit(&mut self, id: u64, mut node: NodeProc) {
+        node.id = id;
+        let mut log = OpenOptions::new().append(true).open(&node.log).ok();
+        if let Some(log) = log.as_mut() {
+            let _ = writeln!(log, "---- jepsen harness: this node joined as node {id} ----");
+        }
+        assert!(!self.nodes.contains_key(&id), "node {id} joined twice");
+        assert!(!self.retired_ids().contains(&id), "node {id} was removed; its id came back");
+        self.directory.admit(id, node.base());
+        self.nodes.insert(id, node);
+    }
+
+    /// A slot no process has run on, if one is left.
+    pub fn spare_slot(&self) -> Option<u64> {
+        let used: BTreeSet<u64> = self.nodes.values().map(|n| n.slot).collect();
+        self.slots.iter().find(|s| !s.used && !used.contains(&s.number)).map(|s| s.number)
+    }
+
+    /// Clients stop picking node `id` (before it is taken out).
+    pub fn withdraw(&self, id: u64) {
+        self.directory.withdraw(id);
+    }
+
+    /// Node `id` is out of the cluster: killed, no longer a member (its log stays).
+    pub fn retire(&mut self, id: u64) {
+        self.directory.withdraw(id);
+        if let Some(mut node) = self.nodes.remove(&id) {
+            node.kill();
+            self.retired.push(node);
+        }
+    }
+
+    /// Delete a killed node's data directory (what a lost disk looks like).
+    pub fn wipe(&mut self, id: u64) -> Result<()> {
+        let node = self.node(id);
+        if node.is_running() {
+            bail!("node {id} is running: kill it before wiping its data");
+        }
+        std::fs::remove_dir_all(&node.data_dir)
+            .with_context(|| format!("remove {}", node.data_dir.display()))?;
+        Ok(())
+    }
+
+    /// The slot node `id` runs on.
+    pub fn slot_of(&self, id: u64) -> u64 {
+        self.node(id).slot
+    }
+}
+
+/// Run `cmd serve` for `node` with its flags: `--node-id` and `--peers` for the first
+/// nodes, `--join` (no id) for a node that joined.
+fn launch(mut cmd: Command, node: &mut NodeProc, binary: &Path, peers: &str) -> Result<()> {
+    let id = node.id;
+    if node.child.is_some() {
+        bail!("node {id} already running");
+    }
+    std::fs::create_dir_all(&node.data_dir)?;
+    let mut log = OpenOptions::new().create(true).append(true).open(&node.log)?;
+    let membership: Vec<String> = match &node.join_via {
+        None => vec!["--node-id".into(), id.to_string(), "--peers".into(), peers.into()],
+        Some(via) => vec!["--join".into(), via.clone()],
+    };
+    writeln!(log, "---- jepsen harness: starting node {id} (slot {}) {membership:?} ----", node.slot)?;
+    let child = cmd
+        .arg("serve")
+        .args(&membership)
+        .args(["--http", &node.http_addr])
+        .args(["--raft", &node.raft_addr])
+        .arg("--data-dir")
+        .arg(&node.data_dir)
+        .args(["--cluster-secret", CLUSTER_SECRET])
+        .env("BOXOFFICE_AUTH_SECRET", AUTH_SECRET)
+        .env("NO_COLOR", "1")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .env(
+            "RUST_LOG",
+            std::env::var("JEPSEN_NODE_LOG").unwrap_or_else(|_| "info,openraft=warn,sled=warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .with_context(|| format!("spawn {}", binary.display()))?;
+    node.child = Some(child);
+    node.paused = false;
+    Ok(())
+}
+
+async fn get_json(http: &reqwest::Client, base: &str, path: &str, timeout: Duration) -> Result<(u16, Value)> {
+    let resp = http.get(format!("{base}{path}")).timeout(timeout).send().await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+}
+
+/// Wait until `node` answers `/readyz` 200; error with its log tail on exit/timeout.
+async fn wait_proc_ready(http: &reqwest::Client, node: &mut NodeProc, timeout: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    let name = if node.id == 0 {
+        format!("joiner {}", node.data_dir.display())
+    } else {
+        format!("node {}", node.id)
+    };
+    loop {
+        if let Some(st) = node.exited()? {
+            bail!("{name} exited ({st}) before ready; log tail:\n{}", node.log_tail(40));
+        }
+        let last = match get_json(http, &node.base(), "/readyz", POLL_REQUEST_TIMEOUT).await {
+            Ok((200, _)) => return Ok(start.elapsed()),
+            Ok((s, b)) => format!("{s} {b}"),
+            Err(e) => e.to_string(),
+        };
+        if start.elapsed() > timeout {
+            bail!("{name} not ready in {timeout:?} (last: {last}); log tail:\n{}", node.log_tail(40));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+impl Cluster {
     /// kill -9 (SIGCONT first if paused, so nothing stays stopped).
     pub fn kill(&mut self, id: u64) {
-        let node = self.node_mut(id);
-        if let Some(mut c) = node.child.take() {
-            if node.paused {
-                let _ = signal(c.id(), "-CONT");
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        node.paused = false;
+        self.node_mut(id).kill();
     }
 
     /// Start a killed node again (same ports, data and flags).
@@ -373,6 +638,7 @@ impl Cluster {
     /// one-way cut: `to` still sends to `from`). Proxies: `from` cannot open connections to
     /// `to`, and its open ones close (connections `to` opens still carry both directions).
     pub fn cut_one_way(&self, from: u64, to: u64) -> Result<()> {
+        let (from, to) = (self.node(from).slot, self.node(to).slot);
         match &self.net {
             Net::Proxy { proxies, .. } => {
                 for ((f, t, _), p) in proxies {
@@ -418,14 +684,16 @@ impl Cluster {
         Ok(())
     }
 
-    /// Directed cuts in force, `(from, to)`.
+    /// Directed cuts in force, `(from, to)`, between members (by id).
     pub fn cut_links(&self) -> BTreeSet<(u64, u64)> {
-        match &self.net {
+        let slots = match &self.net {
             Net::Proxy { proxies, .. } => {
                 proxies.iter().filter(|(_, p)| p.is_cut()).map(|((f, t, _), _)| (*f, *t)).collect()
             }
             Net::Netns { ns, .. } => ns.cuts(),
-        }
+        };
+        let id_of: BTreeMap<u64, u64> = self.nodes.values().map(|n| (n.slot, n.id)).collect();
+        slots.into_iter().filter_map(|(f, t)| Some((*id_of.get(&f)?, *id_of.get(&t)?))).collect()
     }
 
     /// Heal everything: network, paused and killed nodes.
@@ -446,7 +714,20 @@ impl Cluster {
     }
 
     pub async fn get_json(&self, id: u64, path: &str, timeout: Duration) -> Result<(u16, Value)> {
-        let resp = self.http.get(format!("{}{path}", self.node(id).base())).timeout(timeout).send().await?;
+        get_json(&self.http, &self.node(id).base(), path, timeout).await
+    }
+
+    /// A request to member `id` with a bearer token (the membership nemesis's admin calls).
+    pub async fn send(
+        &self,
+        id: u64,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.node(id).base());
+        let resp = self.http.request(method, url).bearer_auth(token).timeout(timeout).send().await?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
@@ -454,27 +735,8 @@ impl Cluster {
 
     /// Wait until node `id` answers `/readyz` 200; error with its log tail on exit/timeout.
     pub async fn wait_ready(&mut self, id: u64, timeout: Duration) -> Result<Duration> {
-        let start = Instant::now();
-        loop {
-            if let Some(child) = self.node_mut(id).child.as_mut() {
-                if let Some(st) = child.try_wait()? {
-                    self.node_mut(id).child = None;
-                    bail!("node {id} exited ({st}) before ready; log tail:\n{}", self.log_tail(id, 40));
-                }
-            }
-            let last = match self.get_json(id, "/readyz", POLL_REQUEST_TIMEOUT).await {
-                Ok((200, _)) => return Ok(start.elapsed()),
-                Ok((s, b)) => format!("{s} {b}"),
-                Err(e) => e.to_string(),
-            };
-            if start.elapsed() > timeout {
-                bail!(
-                    "node {id} not ready in {timeout:?} (last: {last}); log tail:\n{}",
-                    self.log_tail(id, 40)
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let node = self.nodes.get_mut(&id).ok_or_else(|| anyhow!("node {id} is not a member"))?;
+        wait_proc_ready(&self.http, node, timeout).await
     }
 
     pub async fn wait_all_ready(&mut self, timeout: Duration) -> Result<()> {
@@ -484,7 +746,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// The leader of `group` as the live nodes report it (the most named one), if any.
+    /// The leader of `group` as the live nodes report it (the most named one), if any. A
+    /// node that is no longer a member (a stale view after the membership nemesis) is not
+    /// counted.
     pub async fn leader_of(&self, group: &str) -> Option<u64> {
         let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
         for id in self.live() {
@@ -495,11 +759,26 @@ impl Cluster {
                 .as_array()
                 .and_then(|gs| gs.iter().find(|g| g["id"] == group))
                 .and_then(|g| g["leader"].as_u64());
-            if let Some(l) = leader {
+            if let Some(l) = leader.filter(|l| self.nodes.contains_key(l)) {
                 *votes.entry(l).or_default() += 1;
             }
         }
         votes.into_iter().max_by_key(|(_, v)| *v).map(|(l, _)| l)
+    }
+
+    /// What each live member says of `group`: `(leader, state)` (`state`: `awake` or
+    /// `asleep`), or nothing when it does not host it or did not answer.
+    pub async fn group_reports(&self, group: &str) -> BTreeMap<u64, (Option<u64>, String)> {
+        let mut out = BTreeMap::new();
+        for id in self.live() {
+            let Ok((200, view)) = self.get_json(id, "/v1/cluster", POLL_REQUEST_TIMEOUT).await else {
+                continue;
+            };
+            if let Some(g) = view["groups"].as_array().and_then(|gs| gs.iter().find(|g| g["id"] == group)) {
+                out.insert(id, (g["leader"].as_u64(), g["state"].as_str().unwrap_or("?").to_string()));
+            }
+        }
+        out
     }
 
     /// Wait until a live node names a leader of `group` that itself agrees.
@@ -525,16 +804,14 @@ impl Cluster {
     }
 
     pub fn log_tail(&self, id: u64, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.node(id).log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        self.node(id).log_tail(lines)
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for id in self.ids() {
-            self.kill(id);
+        for node in self.nodes.values_mut().chain(&mut self.retired).chain(&mut self.joining) {
+            node.kill();
         }
         // Then the network: proxies close, namespaces and the bridge are removed.
         if let Net::Proxy { proxies, .. } = &mut self.net {

@@ -1,11 +1,13 @@
 //! The harness: real `boxoffice serve` processes — each in its own network namespace with
 //! iptables partitions when root ([`netns`]), else on loopback behind per-link proxies
 //! ([`proxy`], [`shim`]) — the nemeses (partitions, kill, pause, clock skew through
-//! libfaketime), the workloads, and a run that writes its directory (history, logs,
-//! results, summary, timeline). Not used by the checkers (they stay pure); the checkers
-//! are what a run calls at its end.
+//! libfaketime, nodes replaced: [`membership`]), the workloads, and a run that writes its
+//! directory (history, logs, results, summary, timeline). Not used by the checkers (they
+//! stay pure); the checkers are what a run calls at its end.
 
 pub mod cluster;
+pub mod members;
+pub mod membership;
 pub mod nemesis;
 pub mod netns;
 pub mod progress;

@@ -3,6 +3,13 @@
 //! leader up when they start (falling back to the drawn node). Fault windows alternate
 //! with quiet windows; every fault is healed when its window ends and before the final
 //! reads. Every action is logged (`nemesis.jsonl`).
+//!
+//! The schedule names nodes by position (1..=n): the k-th member in id order when the
+//! fault starts. Without membership changes that is node k; after the membership nemesis
+//! replaced a node, the position names its successor, so the cluster stays n nodes and
+//! every fault still aims at a member. The membership nemesis's actions may outlast their
+//! window (a join waits for the new node); a fault whose time has come when the run is
+//! over is skipped and logged as such.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::cluster::Cluster;
+use super::membership::{self, MembershipAction};
 use super::workload::now_ms;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,15 +31,27 @@ pub enum NemesisKind {
     Pause,
     Partition,
     Clock,
+    /// A node leaves and a fresh one joins ([`super::membership`]).
+    Membership,
 }
 
 impl NemesisKind {
+    /// Every kind, what `--nemesis all` draws from.
+    pub const ALL: [NemesisKind; 5] = [
+        NemesisKind::Partition,
+        NemesisKind::Kill,
+        NemesisKind::Pause,
+        NemesisKind::Clock,
+        NemesisKind::Membership,
+    ];
+
     pub fn parse(s: &str) -> Option<NemesisKind> {
         match s {
             "kill" => Some(NemesisKind::Kill),
             "pause" => Some(NemesisKind::Pause),
             "partition" => Some(NemesisKind::Partition),
             "clock" => Some(NemesisKind::Clock),
+            "membership" => Some(NemesisKind::Membership),
             _ => None,
         }
     }
@@ -69,6 +89,9 @@ pub struct Fault {
     /// Clock: aim at the tested event's leader (else at `node`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub at_leader: bool,
+    /// Membership: what happens to `node`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<MembershipAction>,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -125,10 +148,23 @@ pub fn schedule(
         } else {
             (0, false)
         };
-        out.push(Fault { start_ms: t, duration_ms, kind, node, shape, order, offset_s, at_leader });
+        // Drawn only for this kind, so the other kinds' schedules are what they were.
+        let action = (kind == NemesisKind::Membership).then(|| {
+            if rng.random_bool(0.5) {
+                MembershipAction::Replace
+            } else {
+                MembershipAction::RemoveJoin
+            }
+        });
+        out.push(Fault { start_ms: t, duration_ms, kind, node, shape, order, offset_s, at_leader, action });
         t += duration_ms + rng.random_range(quiet.0..=quiet.1);
     }
     out
+}
+
+/// Spare slots (machines) a schedule needs: one per join onto a new machine.
+pub fn spare_slots(faults: &[Fault]) -> usize {
+    faults.iter().filter(|f| f.action == Some(MembershipAction::RemoveJoin)).count()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -136,7 +172,8 @@ pub struct NemesisEvent {
     pub time_ms: u64,
     /// Since the workload started.
     pub offset_ms: u64,
-    /// `start`, `end` or `skip`.
+    /// `start`, `end` or `skip`; `step` within a membership action (between its start
+    /// and its end).
     pub phase: String,
     pub kind: NemesisKind,
     pub detail: String,
@@ -171,24 +208,35 @@ impl NemesisLog {
     pub fn active(&self) -> Option<String> {
         let evs = self.events.lock().unwrap();
         let last = evs.last()?;
-        (last.phase == "start").then(|| format!("{:?} {}", last.kind, last.detail))
+        (last.phase == "start" || last.phase == "step").then(|| format!("{:?} {}", last.kind, last.detail))
     }
 }
 
 /// Run the schedule against the cluster. `group` gives the event group to aim at
-/// (by offset since start). Heals each fault at the end of its window.
+/// (by offset since start). Heals each fault at the end of its window. A fault whose start
+/// comes after `until` (an earlier membership action ran long) is skipped.
 pub async fn run(
     cluster: Arc<AsyncMutex<Cluster>>,
     faults: Vec<Fault>,
     started: Instant,
+    until: Instant,
     group_at: impl Fn(Duration) -> String,
     log: Arc<NemesisLog>,
 ) -> Result<()> {
-    for f in faults {
+    for mut f in faults {
         let start = started + Duration::from_millis(f.start_ms);
         tokio::time::sleep_until(start.into()).await;
+        if Instant::now() >= until {
+            log.log(started, "skip", f.kind, "the run is over (an earlier action ran long)".into(), vec![]);
+            continue;
+        }
         let group = group_at(started.elapsed());
-        let n = cluster.lock().await.ids().len() as u64;
+        // Positions -> the members now (node k while membership has not changed).
+        let members = cluster.lock().await.ids();
+        let at = |k: u64| members[(k as usize + members.len() - 1) % members.len()];
+        f.node = at(f.node);
+        f.order = f.order.iter().map(|k| at(*k)).collect();
+        let all = members.clone();
         match f.kind {
             NemesisKind::Kill => {
                 cluster.lock().await.kill(f.node);
@@ -196,6 +244,10 @@ pub async fn run(
                 tokio::time::sleep(Duration::from_millis(f.duration_ms)).await;
                 cluster.lock().await.restart(f.node)?;
                 log.log(started, "end", f.kind, "restarted".into(), vec![f.node]);
+            }
+            NemesisKind::Membership => {
+                let action = f.action.unwrap_or(MembershipAction::Replace);
+                change_membership(&cluster, &f, action, started, &log).await?;
             }
             NemesisKind::Pause => {
                 let leader = cluster.lock().await.leader_of(&group).await;
@@ -211,24 +263,24 @@ pub async fn run(
                 let shape = f.shape.unwrap_or(PartitionShape::IsolateOne);
                 let (detail, sides, one_way): (String, Vec<Vec<u64>>, bool) = match shape {
                     PartitionShape::IsolateOne => {
-                        let rest = (1..=n).filter(|i| *i != f.node).collect();
+                        let rest = all.iter().copied().filter(|i| *i != f.node).collect();
                         ("isolate one node".into(), vec![vec![f.node], rest], false)
                     }
                     PartitionShape::IsolateLeader => {
                         let leader = cluster.lock().await.leader_of(&group).await;
                         let target = leader.unwrap_or(f.node);
-                        let rest = (1..=n).filter(|i| *i != target).collect();
+                        let rest = all.iter().copied().filter(|i| *i != target).collect();
                         let who = if leader.is_some() { "" } else { " (unknown: drawn node)" };
                         (format!("isolate the leader of {group}{who}"), vec![vec![target], rest], false)
                     }
                     PartitionShape::Halves => {
-                        let k = (n / 2) as usize;
+                        let k = all.len() / 2;
                         let minority = f.order[..k].to_vec();
                         let majority = f.order[k..].to_vec();
                         ("majority/minority halves".into(), vec![minority, majority], false)
                     }
                     PartitionShape::OneWay => {
-                        let rest = (1..=n).filter(|i| *i != f.node).collect();
+                        let rest = all.iter().copied().filter(|i| *i != f.node).collect();
                         (
                             "one way: the node's packets to the others dropped".into(),
                             vec![vec![f.node], rest],
@@ -280,13 +332,74 @@ pub async fn run(
     Ok(())
 }
 
+/// One membership action on `f.node` (see [`super::membership`]): a removal paired with a
+/// join, so the cluster keeps its size. Skipped when taking the node out would leave a
+/// majority of the members down.
+async fn change_membership(
+    cluster: &AsyncMutex<Cluster>,
+    f: &Fault,
+    action: MembershipAction,
+    started: Instant,
+    log: &NemesisLog,
+) -> Result<()> {
+    let (target, kind) = (f.node, f.kind);
+    {
+        let c = cluster.lock().await;
+        let (n, live) = (c.ids().len(), c.live().len());
+        // Counting the node about to go: at most a minority of the members down.
+        let down = n - live + usize::from(c.live().contains(&target));
+        if down > (n - 1) / 2 {
+            let why = format!("{action:?}: {down} of {n} members would be down");
+            log.log(started, "skip", kind, why, vec![target]);
+            return Ok(());
+        }
+    }
+    let slot = match action {
+        MembershipAction::Replace => {
+            let slot = {
+                let mut c = cluster.lock().await;
+                c.withdraw(target);
+                c.kill(target);
+                c.wipe(target)?;
+                c.slot_of(target)
+            };
+            log.log(started, "start", kind, "replace: kill -9, data directory deleted".into(), vec![target]);
+            let removed = membership::remove(cluster, target).await?;
+            cluster.lock().await.retire(target);
+            log.log(started, "step", kind, removed, vec![target]);
+            slot
+        }
+        MembershipAction::RemoveJoin => {
+            cluster.lock().await.withdraw(target);
+            log.log(started, "start", kind, "remove+join: remove a live node".into(), vec![target]);
+            let removed = membership::remove(cluster, target).await?;
+            let noticed = membership::removed_noticed(cluster, target).await;
+            let mut c = cluster.lock().await;
+            let old = c.slot_of(target);
+            c.retire(target);
+            let said = if noticed { "it said so" } else { "it did not say so in time" };
+            log.log(started, "step", kind, format!("{removed}; {said}; killed"), vec![target]);
+            c.spare_slot().unwrap_or(old)
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(f.duration_ms)).await;
+    let (id, took) = membership::join(cluster, slot).await?;
+    let repaired = membership::wait_repaired(cluster).await;
+    let detail = format!(
+        "node {id} joined on slot {slot} in {} ms, replacing node {target}; {repaired}",
+        took.as_millis()
+    );
+    log.log(started, "end", kind, detail, vec![id]);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_seed_fixes_the_schedule_and_faults_end_before_the_run() {
-        let kinds = [NemesisKind::Kill, NemesisKind::Pause, NemesisKind::Partition, NemesisKind::Clock];
+        let kinds = NemesisKind::ALL;
         let a = schedule(42, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000), 60);
         let b = schedule(42, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000), 60);
         let c = schedule(43, &kinds, 3, 60_000, (5_000, 10_000), (5_000, 10_000), 60);

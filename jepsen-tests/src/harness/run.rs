@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::cluster::{Cluster, NetMode, AUTH_SECRET};
+use super::membership;
 use super::nemesis::{self, NemesisKind, NemesisLog};
 use super::progress::Progress;
 use super::timeline;
@@ -87,6 +88,13 @@ pub struct RunOutcome {
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long after the workload the run waits for the nemesis to finish its last fault
+/// (it ends before the deadline; a membership action may take [`membership::ACTION_MAX`]
+/// more). Past it the nemesis is stopped and the run says so.
+const NEMESIS_FINISH_WAIT: Duration = Duration::from_secs(30);
+/// How long after the final restart an event's group may take to name a leader before the
+/// run wakes it with a read (and notes it); then 30 s more.
+const FINAL_LEADER_WAIT: Duration = Duration::from_secs(15);
 /// Events created, or checked for readiness, at once.
 const SETUP_PARALLEL: usize = 4;
 const TOKEN_TTL_S: u64 = 24 * 3600;
@@ -167,8 +175,20 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&cfg)?)?;
+    // The schedule first: the cluster makes a spare machine for each join onto a new one.
+    let faults = nemesis::schedule(
+        cfg.seed,
+        &cfg.nemeses,
+        cfg.nodes,
+        cfg.time_s * 1000,
+        cfg.quiet_ms,
+        cfg.fault_ms,
+        cfg.clock_max_s,
+    );
+    std::fs::write(dir.join("schedule.json"), serde_json::to_string_pretty(&faults)?)?;
     let t0 = Instant::now();
-    let mut cluster = Cluster::start(cfg.nodes, &cfg.binary, &dir, mode, faketime).await?;
+    let spare = nemesis::spare_slots(&faults);
+    let mut cluster = Cluster::start(cfg.nodes, spare, &cfg.binary, &dir, mode, faketime).await?;
     cluster.wait_all_ready(READY_TIMEOUT).await?;
     eprintln!("cluster of {} nodes ready in {:?}", cfg.nodes, t0.elapsed());
 
@@ -251,7 +271,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         kind,
         events: events.clone(),
         event_seconds: cfg.event_seconds,
-        bases: cluster.ids().iter().map(|i| cluster.node(*i).base()).collect(),
+        nodes: cluster.directory(),
         clients: cfg.clients,
         hold_ms: cfg.hold_seconds * 1000,
         op_timeout: Duration::from_millis(cfg.op_timeout_ms),
@@ -269,16 +289,6 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         let seed = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(c as u64 + 1);
         tasks.spawn(workload::run_client(w.clone(), c, user.clone(), token, seed));
     }
-    let faults = nemesis::schedule(
-        cfg.seed,
-        &cfg.nemeses,
-        cfg.nodes,
-        cfg.time_s * 1000,
-        cfg.quiet_ms,
-        cfg.fault_ms,
-        cfg.clock_max_s,
-    );
-    std::fs::write(dir.join("schedule.json"), serde_json::to_string_pretty(&faults)?)?;
     let cluster = Arc::new(AsyncMutex::new(cluster));
     let nlog = Arc::new(NemesisLog::default());
     let w2 = w.clone();
@@ -286,6 +296,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         cluster.clone(),
         faults,
         started,
+        started + Duration::from_secs(cfg.time_s),
         move |elapsed| w2.events[w2.event_index_at(elapsed)].id.clone(),
         nlog.clone(),
     ));
@@ -312,7 +323,23 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         r.context("client task panicked")?;
     }
     // Wait for the nemesis (its last fault ends before the deadline), then heal everything.
-    let nemesis_result = tokio::time::timeout(Duration::from_secs(30), nemesis_task).await;
+    let mut finish = NEMESIS_FINISH_WAIT;
+    if cfg.nemeses.contains(&NemesisKind::Membership) {
+        finish += membership::ACTION_MAX;
+    }
+    let abort = nemesis_task.abort_handle();
+    let nemesis_result = tokio::time::timeout(finish, nemesis_task).await;
+    if nemesis_result.is_err() {
+        // Stopped where it was (it holds the cluster only while it acts); heal_all below
+        // restarts what it left down.
+        abort.abort();
+        for _ in 0..100 {
+            if Arc::strong_count(&cluster) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     progress.abort();
     bar.finish("workload done");
     let mut cluster = Arc::try_unwrap(cluster).ok().context("cluster still shared")?.into_inner();
@@ -323,6 +350,10 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         Err(_) => notes.push("nemesis did not finish in time".into()),
     }
     let workload_ms = started.elapsed().as_millis() as u64;
+    let retired = cluster.retired_ids();
+    if !retired.is_empty() {
+        notes.push(format!("membership: nodes removed {retired:?}; members at the end {:?}", cluster.ids()));
+    }
     cluster.heal_all()?;
     if cfg.final_restart {
         eprintln!("final: kill -9 and restart of every node");
@@ -338,7 +369,27 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     // ---- final reads ----
     let mut reads = Vec::new();
     for ev in &events {
-        let leader = cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?;
+        let leader = match cluster.wait_leader(&ev.id, FINAL_LEADER_WAIT).await {
+            Ok(l) => l,
+            Err(_) => {
+                // A sleeping group wakes on a request, not on `GET /v1/cluster`: one whose
+                // remembered leader is gone (removed by the membership nemesis) may wait for
+                // one. Say so, read its seat map on every member, and wait again.
+                let seen = cluster.group_reports(&ev.id).await;
+                for id in cluster.ids() {
+                    let url = format!("{}/v1/events/{}/tickets", cluster.node(id).base(), ev.id);
+                    let _ = get(&http, url, None).await;
+                }
+                let note = format!(
+                    "final: no member led {} within {FINAL_LEADER_WAIT:?} of the restart (members' (leader, state): \
+                     {seen:?}); woken by a seat-map read on every member",
+                    ev.id
+                );
+                eprintln!("{note}");
+                notes.push(note);
+                cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?
+            }
+        };
         let base = cluster.node(leader).base();
         let map = retry("final seat map", Duration::from_secs(30), || async {
             match get(&http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
@@ -369,7 +420,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
                 Some(c) => format!("?limit=100&cursor={c}"),
                 None => "?limit=100".into(),
             };
-            let url = format!("{}/v1/me/bookings{q}", cluster.node(1).base());
+            let url = format!("{}/v1/me/bookings{q}", cluster.node(cluster.ids()[0]).base());
             let page = retry("final bookings", Duration::from_secs(30), || async {
                 match get(&http, url.clone(), Some(&token)).await {
                     Ok((200, b)) => Ok(b),
@@ -411,7 +462,8 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     if kind == Kind::Queue {
         for (event, user) in w.queue.still_queued() {
             let token = keys.mint(&user, false, TOKEN_TTL_S);
-            let node = 1 + (queue_final_pick(&event, &user) % cfg.nodes as u64);
+            let ids = cluster.ids();
+            let node = ids[(queue_final_pick(&event, &user) % ids.len() as u64) as usize];
             let base = cluster.node(node).base();
             queue_call(
                 &http,

@@ -163,6 +163,7 @@ fn kind_name(k: NemesisKind) -> &'static str {
         NemesisKind::Pause => "pause",
         NemesisKind::Partition => "partition",
         NemesisKind::Clock => "clock",
+        NemesisKind::Membership => "membership",
     }
 }
 
@@ -172,6 +173,7 @@ fn kind_color(k: NemesisKind) -> RGBColor {
         NemesisKind::Pause => RGBColor(200, 160, 0),
         NemesisKind::Partition => RGBColor(140, 60, 200),
         NemesisKind::Clock => RGBColor(0, 150, 170),
+        NemesisKind::Membership => RGBColor(90, 90, 90),
     }
 }
 

@@ -32,6 +32,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::members::Directory;
 use crate::history::{Op, OpFn, OpKind, OpValue, TicketStatus};
 use queue::QueueRecorder;
 
@@ -136,8 +137,8 @@ pub struct Workload {
     pub kind: Kind,
     pub events: Vec<EventUnderTest>,
     pub event_seconds: u64,
-    /// Node id -> base URL (index id-1).
-    pub bases: Vec<String>,
+    /// The members clients send to, and every node's base URL (membership may change).
+    pub nodes: Arc<Directory>,
     pub clients: usize,
     pub hold_ms: u64,
     pub op_timeout: Duration,
@@ -318,9 +319,9 @@ impl Client {
         }
     }
 
-    /// A random node, 1-based.
+    /// A random member's id.
     pub fn pick_node(&mut self) -> u64 {
-        self.rng.random_range(0..self.w.bases.len()) as u64 + 1
+        self.w.nodes.pick(&mut self.rng)
     }
 
     /// Mostly (70 %) "this client's" seat, else any: most reserves succeed, some collide.
@@ -346,7 +347,7 @@ impl Client {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> Reply {
-        let url = format!("{}{path}", self.w.bases[node as usize - 1]);
+        let url = format!("{}{path}", self.w.nodes.base(node));
         let mut req = self.http.request(method, url).bearer_auth(&self.token).timeout(self.w.op_timeout);
         if let Some(b) = body {
             req = req.json(b);

@@ -118,7 +118,7 @@ pub async fn queue_call(
 impl Client {
     async fn queue(&mut self, node: u64, event: &str, f: QueueFn) -> QueueCall {
         let w = self.w.clone();
-        let base = &w.bases[node as usize - 1];
+        let base = &w.nodes.base(node);
         let c = queue_call(
             &self.http,
             &w.queue,
