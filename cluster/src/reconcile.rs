@@ -59,6 +59,7 @@ enum Why {
 pub(crate) async fn run(store: Store) {
     let mut shutdown = store.inner.shutdown.subscribe();
     let mut changes = store.catalog_group().read_local(|m| m.subscribe_catalog_changes());
+    let mut leaderships = store.host().subscribe_leaderships();
     let mut full_pass = tokio::time::interval(FULL_PASS_INTERVAL);
     full_pass.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -88,6 +89,17 @@ pub(crate) async fn run(store: Store) {
                     debug!(missed = n, "catalog changes lagged; looking at every event");
                     pass(&store, Why::Changed).await;
                 }
+                Err(RecvError::Closed) => return,
+            },
+            // A group that takes leadership here reconciles at once: its old leader may have
+            // left a replica move unfinished (a removed or dead node), and nobody else acts.
+            led = leaderships.recv() => match led {
+                Ok(gid) => {
+                    if let Some(event) = store.catalog_read(|c| c.events.get(&gid).cloned()) {
+                        event_step_logged(&store, &event, Why::Changed).await;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => pass(&store, Why::Pass).await,
                 Err(RecvError::Closed) => return,
             },
             _ = shutdown.changed() => {}

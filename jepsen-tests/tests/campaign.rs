@@ -127,13 +127,11 @@ fn short_campaign_partition_kill_pause_clock_is_valid() {
 /// the same machine, or remove a live node + a fresh node joining on a new one. At least one
 /// join must have completed, and the cluster must end as many nodes as it began.
 ///
-/// Ignored until the store makes lost replicas again for an event group that sleeps, or
-/// whose remembered leader was removed: with seed 606 an event kept the voters {1, 3} after
-/// node 2 was removed and two nodes joined, lost its quorum for good when node 1 was removed
-/// next, and the final reads could not be made (docs/fault-tests.md, "The membership nemesis
-/// (issue 13)"). Run it with `cargo test -p jepsen-tests --test campaign -- --ignored membership`.
+/// It found two store bugs before it first passed (docs/fault-tests.md, "The membership
+/// nemesis (issue 13)"): a sleeping group whose remembered leader was removed never failed
+/// over, and a new node on a removed node's address took RPCs meant for the old one as proof
+/// that it was wiped.
 #[test]
-#[ignore = "store bug found by it: a sleeping event group is not repaired after a removal (docs/fault-tests.md)"]
 fn membership_nemesis_is_valid() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if skipped() {

@@ -127,15 +127,23 @@ pub(crate) fn took_leadership(previous: u8, now: u8) -> bool {
 pub(crate) struct LeaderWatch {
     last_state: AtomicU8,
     leader_changes: Arc<AtomicU64>,
+    /// The group's id, sent on `became_leader` each time it takes leadership here.
+    group: String,
+    became_leader: tokio::sync::broadcast::Sender<String>,
 }
 
 impl LeaderWatch {
     /// A watch on a group that leads here already (`leading`: a leader restored at load, which
     /// is no change) or not. The baseline is given rather than taken from the first report: a
     /// new group's first election can finish before openraft first reports to the watch.
-    pub(crate) fn new(leader_changes: Arc<AtomicU64>, leading: bool) -> LeaderWatch {
+    pub(crate) fn new(
+        leader_changes: Arc<AtomicU64>,
+        leading: bool,
+        group: String,
+        became_leader: tokio::sync::broadcast::Sender<String>,
+    ) -> LeaderWatch {
         let state = if leading { STATE_LEADER } else { STATE_NOT_LEADER };
-        LeaderWatch { last_state: AtomicU8::new(state), leader_changes }
+        LeaderWatch { last_state: AtomicU8::new(state), leader_changes, group, became_leader }
     }
 }
 
@@ -144,6 +152,8 @@ impl MetricsRecorder for LeaderWatch {
         let previous = self.last_state.swap(state, Ordering::Relaxed);
         if took_leadership(previous, state) {
             self.leader_changes.fetch_add(1, Ordering::Relaxed);
+            // No receiver (nobody subscribed) is fine.
+            let _ = self.became_leader.send(self.group.clone());
         }
     }
 
@@ -275,14 +285,18 @@ mod tests {
         assert!(!took_leadership(STATE_LEADER, follower));
 
         let changes = Arc::new(AtomicU64::new(0));
-        let watch = LeaderWatch::new(changes.clone(), false);
+        let (tx, mut rx) = tokio::sync::broadcast::channel(8);
+        let watch = LeaderWatch::new(changes.clone(), false, "g1".into(), tx.clone());
         for state in [STATE_LEADER, STATE_LEADER, follower, candidate, STATE_LEADER] {
             watch.set_server_state(state);
         }
         assert_eq!(changes.load(Ordering::Relaxed), 2);
+        assert_eq!((rx.try_recv().unwrap(), rx.try_recv().unwrap()), ("g1".to_string(), "g1".to_string()));
+        assert!(rx.try_recv().is_err(), "announced once per leadership taken");
 
-        let restored = LeaderWatch::new(changes.clone(), true);
+        let restored = LeaderWatch::new(changes.clone(), true, "g2".into(), tx);
         restored.set_server_state(STATE_LEADER);
         assert_eq!(changes.load(Ordering::Relaxed), 2, "a leader restored at load is no change");
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -320,9 +320,14 @@ pub(crate) struct HostInner<S: StateMachine> {
     pub(crate) groups: RwLock<BTreeMap<GroupId, Entry<S>>>,
     pub(crate) liveness: Liveness,
     pub(crate) identity: Arc<Identity>,
+    /// Each group that takes leadership here, as it does (see [`RaftHost::subscribe_leaderships`]).
+    became_leader: tokio::sync::broadcast::Sender<GroupId>,
     shut_down: AtomicBool,
     pub(crate) stats: Counters,
 }
+
+/// Leaderships buffered for a slow [`RaftHost::subscribe_leaderships`] subscriber.
+pub const LEADERSHIPS_BUFFERED: usize = 4_096;
 
 /// What a peer answered to [`RaftHost::identify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -392,6 +397,7 @@ impl<S: StateMachine> RaftHost<S> {
             inner: Arc::new(HostInner {
                 liveness: Liveness::new(config.node_id, incarnation()),
                 identity: Identity::open(&db)?,
+                became_leader: tokio::sync::broadcast::channel(LEADERSHIPS_BUFFERED).0,
                 config,
                 raft_config,
                 db,
@@ -422,6 +428,12 @@ impl<S: StateMachine> RaftHost<S> {
     /// How many `db.flush()` calls (fsyncs) the host has made, over all groups.
     pub fn flush_count(&self) -> u64 {
         self.inner.flusher.flush_count()
+    }
+
+    /// The ids of the groups that take leadership on this node, as they do (a subscriber that
+    /// falls more than [`LEADERSHIPS_BUFFERED`] behind is told it lagged).
+    pub fn subscribe_leaderships(&self) -> tokio::sync::broadcast::Receiver<GroupId> {
+        self.inner.became_leader.subscribe()
     }
 
     /// Whose data this is, and what this node knows of its peers' (see [`Identity`]).
@@ -832,7 +844,12 @@ impl<S: StateMachine> HostInner<S> {
         // Counts leadership taken here, from the group's own core (no task; `figures`). Its
         // baseline is the state the group started in: a leader restored at load is no change.
         let leading = raft.metrics().borrow_watched().state == openraft::ServerState::Leader;
-        let watch = Arc::new(figures::LeaderWatch::new(self.stats.leader_changes.clone(), leading));
+        let watch = Arc::new(figures::LeaderWatch::new(
+            self.stats.leader_changes.clone(),
+            leading,
+            gid.to_string(),
+            self.became_leader.clone(),
+        ));
         if let Err(e) = raft.set_metrics_recorder(Some(watch)).await {
             tracing::warn!(group = gid, error = %e, "leader changes of this group go uncounted");
         }
