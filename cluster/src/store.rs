@@ -287,6 +287,21 @@ impl Store {
         self.inner.out_of_service.store(out, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// `(live, members)`: how many of the cluster's nodes (not removed) this node reaches,
+    /// itself included, by its own liveness view.
+    pub fn reachable(&self) -> (usize, usize) {
+        let me = self.node_id();
+        let host = self.host();
+        self.catalog_read(|c| {
+            let members: Vec<u64> = c.nodes.values().filter(|n| !n.removed).map(|n| n.id).collect();
+            let live = members
+                .iter()
+                .filter(|id| **id == me || host.peer_status(**id) == raft::PeerStatus::Live)
+                .count();
+            (live, members.len())
+        })
+    }
+
     /// Part of a formed cluster: the catalog has a leader and this node is registered.
     pub fn is_ready(&self) -> bool {
         self.inner.catalog.leader().is_some()

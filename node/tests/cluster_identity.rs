@@ -9,7 +9,9 @@
 //!    (kept across restarts), a join with a taken id or a wrong secret exits;
 //! 4. a wiped node with a wrong `--peers` list cannot take the cluster over;
 //! 5. a node that never arrives does not count in the quorum and can be removed;
-//! 6. a removed node knows it and stops serving.
+//! 6. a removed node knows it and stops serving;
+//!
+//! and honest health: a node that reaches no majority is not ready.
 
 mod common;
 
@@ -286,4 +288,34 @@ async fn a_removed_node_stops_serving_and_says_why() {
     let ready = c3.get("/readyz", None).await;
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert!(ready.body["detail"].as_str().is_some_and(|d| d.contains("removed")), "{}", ready.body);
+}
+
+/// Honest health: a node that reaches no majority of the cluster says so on `/readyz`, and is
+/// ready again once it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_majority_is_not_ready() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.kill(2);
+    let c1 = cluster.client(1);
+    assert_eq!(c1.get("/readyz", None).await.status, 200, "two of three: a majority");
+    cluster.kill(3);
+    let probe = c1.clone();
+    eventually("node 1 says it reaches no majority", SETTLE_WAIT, || {
+        let c1 = probe.clone();
+        async move {
+            match c1.try_send("GET", "/readyz", None, None, POLL_REQUEST_TIMEOUT).await {
+                Ok(a)
+                    if a.status == 503
+                        && a.body["detail"].as_str().is_some_and(|d| d.contains("1 of the cluster's 3")) =>
+                {
+                    Ok(())
+                }
+                Ok(a) => Err(format!("{} {}", a.status, a.body)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    cluster.restart(2);
+    cluster.wait_ready(1, READY_TIMEOUT).await;
 }

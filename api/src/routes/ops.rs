@@ -23,8 +23,15 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
+    let (live, members) = state.store.reachable();
     if let Some(reason) = state.store.out_of_service() {
         Err(ApiError::from(cluster::Error::Refused(reason)))
+    } else if state.store.is_ready() && live * 2 <= members {
+        // No group can commit a write with this node's help alone: its events are not served
+        // from here within any bound (reads of a group led here would be stale).
+        Err(ApiError::from(cluster::Error::unavailable(format!(
+            "this node reaches {live} of the cluster's {members} nodes: no majority"
+        ))))
     } else if state.store.is_ready() {
         Ok("ready\n")
     } else {
