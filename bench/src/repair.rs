@@ -97,6 +97,7 @@ pub async fn run(nodes: &mut Nodes, keys: &api::AuthKeys, opts: &Options) -> any
     );
     let mut marked_dead = None;
     let mut placed_at = None;
+    let mut last_unmoved: Vec<String> = Vec::new();
     let survivors: Vec<String> = nodes.bases[..lost].to_vec();
     let repaired = loop {
         let view = cluster_view(&http, &base).await.unwrap_or(Value::Null);
@@ -114,13 +115,16 @@ pub async fn run(nodes: &mut Nodes, keys: &api::AuthKeys, opts: &Options) -> any
             placed_at = Some(killed.elapsed());
         }
         if placed_at.is_some() {
-            let unmoved = groups_not_at(&http, &survivors, &placed, lost as u64 + 1).await?;
+            let (unmoved, described) = groups_not_at(&http, &survivors, &placed, lost as u64 + 1).await?;
+            last_unmoved = described;
             if unmoved == 0 {
                 break killed.elapsed();
             }
         }
         if killed.elapsed() > Duration::from_secs(opts.dead_after_s) + REPAIR_GIVE_UP {
-            bail!("not repaired {REPAIR_GIVE_UP:?} past the dead time: {under:?} under-replicated, {on_lost} placed on the lost node");
+            bail!(
+                "not repaired {REPAIR_GIVE_UP:?} past the dead time: {under:?} under-replicated, {on_lost} placed on the lost node; groups not moved: {last_unmoved:#?}"
+            );
         }
         tokio::time::sleep(POLL).await;
     };
@@ -325,21 +329,23 @@ async fn placement(http: &reqwest::Client, base: &str) -> anyhow::Result<BTreeMa
     Ok(placement_of(&cluster_view(http, base).await?))
 }
 
-/// Events whose group is not at its placement yet: some survivor still lists the lost node
+/// Events whose group is not at its placement yet: some placed node still lists the lost node
 /// among its voters or has a membership change in flight, or none lists exactly the placed
-/// nodes as its voters.
+/// nodes as its voters. (A node an event moved away from — by the repair or by rebalancing —
+/// keeps a stale copy of its group on disk: not looked at.) Up to five of them, described.
 async fn groups_not_at(
     http: &reqwest::Client,
     survivors: &[String],
     placed: &BTreeMap<String, Vec<u64>>,
     lost: u64,
-) -> anyhow::Result<usize> {
-    let mut seen: BTreeMap<String, (bool, bool)> = BTreeMap::new();
-    for base in survivors {
+) -> anyhow::Result<(usize, Vec<String>)> {
+    let mut seen: BTreeMap<String, (bool, bool, Vec<String>)> = BTreeMap::new();
+    for (i, base) in survivors.iter().enumerate() {
+        let node = i as u64 + 1;
         let view = cluster_view(http, base).await?;
         for g in view["groups"].as_array().into_iter().flatten() {
             let Some(id) = g["id"].as_str() else { continue };
-            let Some(want) = placed.get(id) else { continue };
+            let Some(want) = placed.get(id).filter(|w| w.contains(&node)) else { continue };
             let mut voters: Vec<u64> = g["voters"]
                 .as_array()
                 .map(|m| m.iter().filter_map(Value::as_u64).collect())
@@ -349,9 +355,19 @@ async fn groups_not_at(
             let entry = seen.entry(id.to_string()).or_default();
             entry.0 |= voters.contains(&lost) || !settled;
             entry.1 |= settled && voters == *want;
+            entry
+                .2
+                .push(format!("node {node}: voters {voters:?} changing {} leader {}", !settled, g["leader"]));
         }
     }
-    Ok(placed.keys().filter(|e| seen.get(*e).is_none_or(|(stale, exact)| *stale || !*exact)).count())
+    let bad: Vec<&String> =
+        placed.keys().filter(|e| seen.get(*e).is_none_or(|(stale, exact, _)| *stale || !*exact)).collect();
+    let described = bad
+        .iter()
+        .take(5)
+        .map(|e| format!("{e} placed on {:?}: {:?}", placed[*e], seen.get(*e).map(|s| &s.2)))
+        .collect();
+    Ok((bad.len(), described))
 }
 
 fn placement_of(view: &Value) -> BTreeMap<String, Vec<u64>> {
