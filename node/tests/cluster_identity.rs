@@ -45,6 +45,22 @@ fn node_raft_addr(view: &Value, id: u64) -> Option<String> {
         .map(String::from)
 }
 
+/// `Ok` when `method path` answers 503 with `needle` in its problem's `detail`.
+async fn answers_503_saying(
+    client: &Client,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    needle: &str,
+) -> Result<(), String> {
+    match client.try_send(method, path, token, body, POLL_REQUEST_TIMEOUT).await {
+        Ok(a) if a.status == 503 && a.body["detail"].as_str().is_some_and(|d| d.contains(needle)) => Ok(()),
+        Ok(a) => Err(format!("{} {}", a.status, a.body)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Reserve one GA ticket of `event` through `client` until it answers 201 (a group may be
 /// changing hands); panics with the last answer after `timeout`.
 async fn reserve_until_201(client: &Client, user: &str, event: &str, timeout: Duration) -> Value {
@@ -180,19 +196,9 @@ async fn a_wiped_node_with_a_wrong_peers_list_cannot_take_the_cluster_over() {
     cluster.restart_with(3, vec!["--peers".into(), own]);
 
     let c3 = cluster.client(3);
+    let c3 = &c3;
     eventually("node 3 says it is not the node 3 its peers know", SETTLE_WAIT, || {
-        let c3 = c3.clone();
-        async move {
-            match c3.try_send("GET", "/readyz", None, None, POLL_REQUEST_TIMEOUT).await {
-                Ok(a)
-                    if a.status == 503 && a.body["detail"].as_str().is_some_and(|d| d.contains("wiped")) =>
-                {
-                    Ok(())
-                }
-                Ok(a) => Err(format!("{} {}", a.status, a.body)),
-                Err(e) => Err(e.to_string()),
-            }
-        }
+        answers_503_saying(c3, "GET", "/readyz", None, None, "wiped")
     })
     .await;
     // Give a takeover time to happen, then check it did not.
@@ -264,25 +270,11 @@ async fn a_removed_node_stops_serving_and_says_why() {
     assert_eq!(removed.status, 202, "{}", removed.body);
     let c3 = cluster.client(3);
     let ev = event.as_str();
+    let user = token("fan", false);
+    let (c3, user) = (&c3, user.as_str());
     eventually("node 3 refuses a reserve because it was removed", SETTLE_WAIT, || {
-        let c3 = c3.clone();
-        async move {
-            let body = json!({"event_id": ev, "section": "GA", "quantity": 1});
-            let user = token("fan", false);
-            match c3
-                .try_send("POST", "/v1/booking/reserve", Some(&user), Some(body), POLL_REQUEST_TIMEOUT)
-                .await
-            {
-                Ok(a)
-                    if a.status == 503
-                        && a.body["detail"].as_str().is_some_and(|d| d.contains("removed")) =>
-                {
-                    Ok(())
-                }
-                Ok(a) => Err(format!("{} {}", a.status, a.body)),
-                Err(e) => Err(e.to_string()),
-            }
-        }
+        let body = json!({"event_id": ev, "section": "GA", "quantity": 1});
+        answers_503_saying(c3, "POST", "/v1/booking/reserve", Some(user), Some(body), "removed")
     })
     .await;
     let ready = c3.get("/readyz", None).await;
@@ -300,20 +292,9 @@ async fn a_node_cut_off_from_the_majority_is_not_ready() {
     assert_eq!(c1.get("/readyz", None).await.status, 200, "two of three: a majority");
     cluster.kill(3);
     let probe = c1.clone();
+    let probe = &probe;
     eventually("node 1 says it reaches no majority", SETTLE_WAIT, || {
-        let c1 = probe.clone();
-        async move {
-            match c1.try_send("GET", "/readyz", None, None, POLL_REQUEST_TIMEOUT).await {
-                Ok(a)
-                    if a.status == 503
-                        && a.body["detail"].as_str().is_some_and(|d| d.contains("1 of the cluster's 3")) =>
-                {
-                    Ok(())
-                }
-                Ok(a) => Err(format!("{} {}", a.status, a.body)),
-                Err(e) => Err(e.to_string()),
-            }
-        }
+        answers_503_saying(probe, "GET", "/readyz", None, None, "1 of the cluster's 3")
     })
     .await;
     cluster.restart(2);

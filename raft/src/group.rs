@@ -1090,15 +1090,7 @@ impl<S: StateMachine> Group<S> {
         voters: std::collections::BTreeSet<NodeId>,
         timeout: Duration,
     ) -> Result<(), WriteError> {
-        self.touch();
-        let gid = &self.inner.id;
-        match tokio::time::timeout(timeout, self.inner.raft.change_membership(voters, false)).await {
-            Err(_) => Err(WriteError::Unavailable(format!(
-                "group {gid}: membership change not committed within {timeout:?}"
-            ))),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(self.membership_error(e)),
-        }
+        self.change_membership(openraft::ChangeMembers::ReplaceAllVoters(voters), timeout).await
     }
 
     /// Leader only: take the learners `ids` out of the membership. Bounded by `timeout`.
@@ -1107,9 +1099,17 @@ impl<S: StateMachine> Group<S> {
         ids: std::collections::BTreeSet<NodeId>,
         timeout: Duration,
     ) -> Result<(), WriteError> {
+        self.change_membership(openraft::ChangeMembers::RemoveNodes(ids), timeout).await
+    }
+
+    /// One membership change, committed within `timeout`.
+    async fn change_membership(
+        &self,
+        change: openraft::ChangeMembers<NodeId, NodeAddr>,
+        timeout: Duration,
+    ) -> Result<(), WriteError> {
         self.touch();
         let gid = &self.inner.id;
-        let change = openraft::ChangeMembers::RemoveNodes(ids);
         match tokio::time::timeout(timeout, self.inner.raft.change_membership(change, false)).await {
             Err(_) => Err(WriteError::Unavailable(format!(
                 "group {gid}: membership change not committed within {timeout:?}"
