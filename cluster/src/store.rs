@@ -258,7 +258,9 @@ impl Store {
 
     /// Why this node does not serve requests, if it does not: its data directory is not the
     /// one the cluster registered under its id (wiped or replaced: its peers' RPCs are refused,
-    /// see `raft::Identity`), or it was removed from the cluster. `None` while it serves or is
+    /// see `raft::Identity`), its storage failed (a full disk: `RaftHost::storage_failure`;
+    /// the binary restarts in place once the disk takes writes), or it was removed from the
+    /// cluster. `None` while it serves or is
     /// still forming ([`Store::is_ready`] says which).
     pub fn out_of_service(&self) -> Option<String> {
         if let Some(reason) = self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -266,6 +268,11 @@ impl Store {
         }
         if let Some(reason) = self.host().identity().refusal() {
             return Some(reason);
+        }
+        if let Some(e) = self.host().storage_failure() {
+            return Some(format!(
+                "this node's storage failed ({e}); it takes no writes until it restarts on a disk with room"
+            ));
         }
         let me = self.node_id();
         self.catalog_read(|c| c.nodes.get(&me).is_some_and(|n| n.removed)).then(|| {

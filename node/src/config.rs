@@ -260,6 +260,10 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     let mut f = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
+    // And its name: a power cut must not take the secret that signed live tokens.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

@@ -128,7 +128,7 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding Raft on {}", config.raft))?;
     let raft_addr = raft_listener.local_addr()?.to_string();
     let auth = api::AuthKeys::new(secret.as_bytes());
-    let store_id = raft::Identity::open(&db).context("reading the data directory's identity")?.store_id();
+    let store_id = raft::Identity::open(&db, Some(&config.data_dir.join("db"))).context("reading the data directory's identity")?.store_id();
     let node_id = node_identity(&config, store_id, &auth, &raft_addr, &http_addr).await?;
     let options = cluster::StoreOptions {
         node_id,
@@ -142,7 +142,11 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         ..Default::default()
     };
     let options = cluster::StoreOptions {
-        raft: raft::HostConfig { snapshot_logs_since_last: config.snapshot_every, ..options.raft.clone() },
+        raft: raft::HostConfig {
+            snapshot_logs_since_last: config.snapshot_every,
+            sled_dir: Some(config.data_dir.join("db")),
+            ..options.raft.clone()
+        },
         ..options
     };
     let index = search::SearchIndex::open(&config.data_dir.join("search"), search::SearchOptions::default())
@@ -171,6 +175,7 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
             }
         });
     }
+    tokio::spawn(restart_when_storage_recovers(store.clone(), config.data_dir.clone()));
     let http = reqwest::Client::builder().build().context("http client")?;
     let state = api::AppState { store: store.clone(), auth, metrics, http, streams: Default::default() };
     info!(node = node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
@@ -180,6 +185,56 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     store.shutdown().await;
     db.flush().context("final flush")?;
     Ok(())
+}
+
+/// How often a node whose storage failed tries its disk again.
+const STORAGE_PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A node whose storage failed (a full disk, a failed fsync) answers 503 to every request
+/// (`Store::out_of_service`) and cannot recover in place: sled refuses writes after an IO
+/// error, and after a failed fsync the page cache cannot be trusted (a retried fsync may
+/// succeed with the data gone). So once a probe write + fsync in the data directory works
+/// again, the process replaces itself with a fresh copy (`exec`, same pid, arguments and
+/// environment), which recovers from what is on disk like any restart. It never acknowledged
+/// what it could not make durable, so nothing acknowledged is lost.
+async fn restart_when_storage_recovers(store: cluster::Store, data_dir: std::path::PathBuf) {
+    loop {
+        tokio::time::sleep(STORAGE_PROBE_EVERY).await;
+        let Some(failure) = store.host().storage_failure() else { continue };
+        let dir = data_dir.clone();
+        let probe = tokio::task::spawn_blocking(move || probe_disk(&dir)).await;
+        match probe {
+            Ok(Ok(())) => {
+                tracing::warn!(%failure, "the disk takes writes again: restarting in place");
+                restart_in_place();
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "the disk still refuses writes"),
+            Err(e) => tracing::debug!(error = %e, "disk probe task failed"),
+        }
+    }
+}
+
+/// Write, fsync and delete a 64 KiB file in `dir`.
+fn probe_disk(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(".disk-probe");
+    let result = std::fs::File::create(&path).and_then(|mut f| {
+        f.write_all(&[0u8; 64 * 1024])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// Replace this process with a fresh run of the same command line; exits if that fails.
+fn restart_in_place() -> ! {
+    use std::os::unix::process::CommandExt;
+    let err = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec(),
+        Err(e) => e,
+    };
+    tracing::error!(error = %err, "restart in place failed: exiting (a supervisor must restart the node)");
+    std::process::exit(75);
 }
 
 /// The file in the data directory that keeps the node's id: a data directory belongs to one

@@ -1,15 +1,23 @@
 //! Group commit: one thread per host turns many "make my writes durable" requests into one fsync.
 //!
-//! sled's `flush` is database-wide (it flushes the shared page cache and fsyncs), so flushing
-//! once per append would cost one fsync per group per append. Instead every writer first writes
-//! into sled (memory), then queues a [`Waiter`] here. The flusher thread blocks for the first
-//! waiter, drains everything else already queued (at most [`FLUSH_BATCH_WAITERS_MAX`]), calls
-//! `db.flush()` once and then completes all drained waiters in queue order. Writes made before a
-//! waiter was queued are covered by that flush, and waiters complete in the order they were
-//! queued, which keeps openraft's "IO completes in submission order" rule.
+//! sled's `flush` is database-wide (it writes out the shared IO buffers), so flushing once per
+//! append would cost one flush per group per append. Instead every writer first writes into
+//! sled (memory), then queues a [`Waiter`] here. The flusher thread blocks for the first
+//! waiter, drains everything else already queued (at most [`FLUSH_BATCH_WAITERS_MAX`]), makes
+//! the database durable once and then completes all drained waiters in queue order. Writes made
+//! before a waiter was queued are covered by that flush, and waiters complete in the order they
+//! were queued, which keeps openraft's "IO completes in submission order" rule.
+//!
+//! "Durable" is `db.flush()` **and** an `fdatasync` of sled's log file and an `fsync` of its
+//! directory ([`SledFiles`]): sled 0.34's flush ends in `sync_file_range`, which commits
+//! neither the file's size nor the disk's write cache — it survives kill -9, not a power cut
+//! (only sled's background thread, every 500 ms, calls `fsync`). The power nemesis found it
+//! (docs/fault-tests.md).
 //!
 //! The flush runs on its own OS thread, never on the tokio runtime.
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -57,19 +65,96 @@ enum Msg {
 pub(crate) struct Flusher {
     tx: mpsc::Sender<Msg>,
     flushes: Arc<AtomicU64>,
+    /// The first flush error, kept: after a failed flush or fsync nothing later can be
+    /// trusted (sled stops taking writes; Linux may forget a failed fsync's error, so a
+    /// retried fsync that "succeeds" proves nothing). The node stops serving (see
+    /// [`crate::RaftHost::storage_failure`]).
+    failed: Arc<Mutex<Option<String>>>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
+/// What `fsync` must reach beyond sled's own flush: its log file and its directories.
+struct SledFiles {
+    log: File,
+    /// sled's directory and its `blobs` directory.
+    dirs: [PathBuf; 2],
+    /// The entries of `dirs` when they were last fsynced: sled creates, renames and removes
+    /// snapshot and blob files there without ever fsyncing them, and an unchanged directory
+    /// needs no fsync (which costs a disk cache flush: ~0.2 ms a write at one client).
+    synced_names: Vec<std::ffi::OsString>,
+}
+
+impl SledFiles {
+    /// sled keeps its log in `<dir>/db`, large values in `<dir>/blobs/`.
+    fn open(dir: &Path) -> std::io::Result<SledFiles> {
+        Ok(SledFiles {
+            log: File::open(dir.join("db"))?,
+            dirs: [dir.to_path_buf(), dir.join("blobs")],
+            synced_names: Vec::new(),
+        })
+    }
+
+    /// Every entry of the directories, in order (a missing `blobs` has none).
+    fn names(&self) -> std::io::Result<Vec<std::ffi::OsString>> {
+        let mut names = Vec::new();
+        for (k, dir) in self.dirs.iter().enumerate() {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if k > 0 && e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let mut name = std::ffi::OsString::from(if k == 0 { "/" } else { "blobs/" });
+                name.push(entry?.file_name());
+                names.push(name);
+            }
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.log.sync_data()?;
+        if crate::planted::planted(crate::planted::Bug::SkipDirFsync) {
+            return Ok(());
+        }
+        // Names read before the fsync: a change after the read is either covered by this
+        // fsync or seen (as a different list) by the next one.
+        let names = self.names()?;
+        if names != self.synced_names {
+            for dir in &self.dirs {
+                match File::open(dir) {
+                    Ok(d) => d.sync_all()?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.synced_names = names;
+        }
+        Ok(())
+    }
+}
+
+/// Make what sled's own `flush` wrote durable, outside the flusher (rare writes that must be
+/// on disk before they are relied on: a node's identity).
+pub(crate) fn sync_sled_files(dir: &Path) -> std::io::Result<()> {
+    SledFiles::open(dir)?.sync()
+}
+
 impl Flusher {
-    /// Start the flusher thread for `db`.
-    pub(crate) fn start(db: sled::Db, node_id: crate::NodeId) -> std::io::Result<Flusher> {
+    /// Start the flusher thread for `db`. `sled_dir`: the database's directory, whose log file
+    /// and directory every flush also fsyncs (see the module doc); `None` for throwaway
+    /// databases (tests), which then survive a crash but not a power cut.
+    pub(crate) fn start(db: sled::Db, node_id: crate::NodeId, sled_dir: Option<&Path>) -> std::io::Result<Flusher> {
+        let files = sled_dir.map(SledFiles::open).transpose()?;
         let (tx, rx) = mpsc::channel::<Msg>();
         let flushes = Arc::new(AtomicU64::new(0));
-        let counter = flushes.clone();
+        let failed = Arc::new(Mutex::new(None));
+        let (counter, failure) = (flushes.clone(), failed.clone());
         let thread = std::thread::Builder::new()
             .name(format!("raft-flush-{node_id}"))
-            .spawn(move || run(db, rx, counter))?;
-        Ok(Flusher { tx, flushes, thread: Arc::new(Mutex::new(Some(thread))) })
+            .spawn(move || run(db, files, rx, counter, failure))?;
+        Ok(Flusher { tx, flushes, failed, thread: Arc::new(Mutex::new(Some(thread))) })
     }
 
     /// Queue `waiter` to be completed after the next flush. If the flusher has stopped the
@@ -90,6 +175,11 @@ impl Flusher {
         }
     }
 
+    /// The first flush that failed, if one has: its error.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// How many `db.flush()` calls the flusher has made (for tests and metrics).
     pub(crate) fn flush_count(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
@@ -107,7 +197,25 @@ impl Flusher {
     }
 }
 
-fn run(db: sled::Db, rx: mpsc::Receiver<Msg>, flushes: Arc<AtomicU64>) {
+/// Make everything written to `db` so far durable.
+fn make_durable(db: &sled::Db, files: Option<&mut SledFiles>) -> Result<(), String> {
+    if crate::planted::planted(crate::planted::Bug::AckBeforeFsync) {
+        return Ok(());
+    }
+    db.flush().map_err(|e| e.to_string())?;
+    if let Some(files) = files {
+        files.sync().map_err(|e| format!("fsync of sled's files: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run(
+    db: sled::Db,
+    mut files: Option<SledFiles>,
+    rx: mpsc::Receiver<Msg>,
+    flushes: Arc<AtomicU64>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
     let mut batch: Vec<Waiter> = Vec::new();
     let mut stopping = false;
     while !stopping {
@@ -127,7 +235,15 @@ fn run(db: sled::Db, rx: mpsc::Receiver<Msg>, flushes: Arc<AtomicU64>) {
             continue;
         }
         let started = std::time::Instant::now();
-        let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+        // Once a flush failed, every later one fails the same way (see `Flusher::failed`).
+        let earlier = failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let result = match earlier {
+            Some(e) => Err(format!("storage failed earlier: {e}")),
+            None => make_durable(&db, files.as_mut()),
+        };
+        if let Err(e) = &result {
+            failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.clone());
+        }
         flushes.fetch_add(1, Ordering::Relaxed);
         let took = started.elapsed().as_millis();
         if took > FLUSH_SLOW_MS {
@@ -163,7 +279,7 @@ mod tests {
     async fn queued_waiters_share_flushes_and_complete_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let flusher = Flusher::start(db.clone(), 0).unwrap();
+        let flusher = Flusher::start(db.clone(), 0, None).unwrap();
         let mut receivers = Vec::new();
         for i in 0..WAITERS {
             db.insert(i.to_be_bytes(), &[1]).unwrap();

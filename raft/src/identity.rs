@@ -50,6 +50,8 @@ const CLUSTER_KEY: &[u8] = b"cluster_id";
 pub struct Identity {
     store_id: u64,
     tree: sled::Tree,
+    /// sled's directory, fsynced after every write here; `None` for throwaway databases.
+    sled_dir: Option<std::path::PathBuf>,
     cluster: RwLock<Option<String>>,
     /// The store id each node is registered with, from the application's replicated state.
     registered: RwLock<BTreeMap<NodeId, u64>>,
@@ -66,10 +68,20 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// fsync sled's files when the database has a directory worth keeping.
+fn sync(sled_dir: Option<&std::path::Path>) -> Result<(), RaftError> {
+    match sled_dir {
+        Some(dir) => crate::flusher::sync_sled_files(dir)
+            .map_err(|e| RaftError::Storage(format!("fsync of {}: {e}", dir.display()))),
+        None => Ok(()),
+    }
+}
+
 impl Identity {
     /// Read this data directory's identity, making (and durably keeping) a store id the first
-    /// time.
-    pub fn open(db: &sled::Db) -> Result<Arc<Identity>, RaftError> {
+    /// time. `sled_dir`: the database's directory, fsynced after each write here (sled's own
+    /// flush does not survive a power cut; see `flusher`).
+    pub fn open(db: &sled::Db, sled_dir: Option<&std::path::Path>) -> Result<Arc<Identity>, RaftError> {
         let tree = db.open_tree(TREE)?;
         let store_id = match tree.get(STORE_KEY)? {
             Some(bytes) => u64::from_be_bytes(
@@ -80,6 +92,7 @@ impl Identity {
                 let id = rand::random::<u64>().max(1);
                 tree.insert(STORE_KEY, &id.to_be_bytes())?;
                 tree.flush()?;
+                sync(sled_dir)?;
                 id
             }
         };
@@ -87,6 +100,7 @@ impl Identity {
         Ok(Arc::new(Identity {
             store_id,
             tree,
+            sled_dir: sled_dir.map(std::path::Path::to_path_buf),
             cluster: RwLock::new(cluster),
             registered: RwLock::new(BTreeMap::new()),
             refused: Mutex::new(None),
@@ -115,6 +129,7 @@ impl Identity {
             None => {
                 self.tree.insert(CLUSTER_KEY, id.as_bytes())?;
                 self.tree.flush()?;
+                sync(self.sled_dir.as_deref())?;
                 *cluster = Some(id.to_string());
                 Ok(())
             }
@@ -202,28 +217,28 @@ mod tests {
     #[test]
     fn the_store_id_is_made_once_and_kept() {
         let (_dir, db) = db();
-        let first = Identity::open(&db).unwrap().store_id();
+        let first = Identity::open(&db, None).unwrap().store_id();
         assert_ne!(first, 0);
-        assert_eq!(Identity::open(&db).unwrap().store_id(), first);
+        assert_eq!(Identity::open(&db, None).unwrap().store_id(), first);
         let (_other_dir, other) = self::db();
-        assert_ne!(Identity::open(&other).unwrap().store_id(), first, "a new directory, a new store");
+        assert_ne!(Identity::open(&other, None).unwrap().store_id(), first, "a new directory, a new store");
     }
 
     #[test]
     fn a_node_adopts_one_cluster_only() {
         let (_dir, db) = db();
-        let id = Identity::open(&db).unwrap();
+        let id = Identity::open(&db, None).unwrap();
         assert_eq!(id.cluster(), None);
         id.adopt_cluster("c1").unwrap();
         id.adopt_cluster("c1").unwrap();
         assert!(id.adopt_cluster("c2").is_err());
-        assert_eq!(Identity::open(&db).unwrap().cluster().as_deref(), Some("c1"), "kept across restarts");
+        assert_eq!(Identity::open(&db, None).unwrap().cluster().as_deref(), Some("c1"), "kept across restarts");
     }
 
     #[test]
     fn rpcs_for_another_cluster_or_store_are_refused() {
         let (_dir, db) = db();
-        let id = Identity::open(&db).unwrap();
+        let id = Identity::open(&db, None).unwrap();
         let me = id.store_id();
         assert!(id.check(3, Some("c1"), Some(3), Some(me)).is_ok(), "no cluster yet: anything goes");
         id.adopt_cluster("c1").unwrap();

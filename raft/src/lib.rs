@@ -108,6 +108,7 @@ mod host;
 mod identity;
 mod liveness;
 mod network;
+mod planted;
 mod proposer;
 mod quiesce;
 mod store;

@@ -63,7 +63,7 @@ impl StoreBuilder<TypeConfig, LogStore, SmStore<Sum>, Guard> for Builder {
     async fn build(&self) -> Result<(Guard, LogStore, SmStore<Sum>), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = sled::Config::new().path(dir.path()).cache_capacity(8 << 20).open().expect("open sled");
-        let flusher = Flusher::start(db.clone(), 0).expect("start flusher");
+        let flusher = Flusher::start(db.clone(), 0, None).expect("start flusher");
         let trees = GroupTrees::open(&db, "conformance").expect("open trees");
         let gid: Arc<str> = Arc::from("conformance");
         let log = LogStore::new(gid.clone(), trees.clone(), flusher.clone());
