@@ -597,6 +597,14 @@ fn a_stale_mount_is_refused_then_cleaned_up() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    // Even if an assertion fails below, leave no stale mount behind.
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = LazyFs::cleanup_stale(self.0);
+        }
+    }
+    let _unmount = Unmount(dir.path());
     let mut child = spawn_child("stale", dir.path());
     wait_for_line(&mut child, "MOUNTED");
     child.kill().unwrap(); // SIGKILL: no unmount
@@ -657,4 +665,10 @@ fn perf_4k_write_fdatasync() {
         n as f64 / start.elapsed().as_secs_f64()
     };
     println!("4 KiB write+fdatasync: direct {plain:.0}/s, through LazyFS {lazy:.0}/s; LazyFS writes alone {nosync:.0}/s");
+}
+
+#[test]
+fn lazyfs_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LazyFs>();
 }
