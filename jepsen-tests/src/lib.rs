@@ -33,6 +33,8 @@
 //! - [`checker::queue`]: the waiting queue's checks (first come first served, no skipping,
 //!   no lost places) over `queue.jsonl`.
 //! - [`results`]: [`results::Results`], everything above as `results.json` and a summary.
+//! - [`lazyfs`]: LazyFS, a FUSE pass-through mounted over a node's data directory that
+//!   loses what was not fsynced on command (a power cut), for the harness's faults.
 //!
 //! ## The model
 //!
@@ -79,6 +81,7 @@
 pub mod checker;
 pub mod harness;
 pub mod history;
+pub mod lazyfs;
 pub mod results;
 
 pub use checker::direct::{FinalRead, FinalState};
