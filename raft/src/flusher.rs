@@ -145,7 +145,11 @@ impl Flusher {
     /// Start the flusher thread for `db`. `sled_dir`: the database's directory, whose log file
     /// and directory every flush also fsyncs (see the module doc); `None` for throwaway
     /// databases (tests), which then survive a crash but not a power cut.
-    pub(crate) fn start(db: sled::Db, node_id: crate::NodeId, sled_dir: Option<&Path>) -> std::io::Result<Flusher> {
+    pub(crate) fn start(
+        db: sled::Db,
+        node_id: crate::NodeId,
+        sled_dir: Option<&Path>,
+    ) -> std::io::Result<Flusher> {
         let files = sled_dir.map(SledFiles::open).transpose()?;
         let (tx, rx) = mpsc::channel::<Msg>();
         let flushes = Arc::new(AtomicU64::new(0));
@@ -173,6 +177,12 @@ impl Flusher {
             Ok(result) => result.map_err(std::io::Error::other),
             Err(_) => Err(std::io::Error::other("flusher stopped")),
         }
+    }
+
+    /// Record a storage failure seen outside the flusher (a sled write that failed): every
+    /// later flush fails, and [`Flusher::failure`] names the first failure.
+    pub(crate) fn fail(&self, error: &str) {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| error.to_string());
     }
 
     /// The first flush that failed, if one has: its error.

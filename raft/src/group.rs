@@ -181,10 +181,15 @@ pub(crate) struct GroupParts<S: StateMachine> {
     pub(crate) leader_hint: Option<NodeId>,
 }
 
-/// Map a fatal openraft error: a stopped raft is a shutdown (retry elsewhere), the rest is fatal.
+/// Map a fatal openraft error: a stopped raft is a shutdown (retry elsewhere); a storage
+/// failure (a full disk) may have come after the entry went to the followers, so the command
+/// may still commit there: its outcome is unknown; the rest is fatal.
 fn fatal_to_write(gid: &str, fatal: &Fatal<TypeConfig>) -> WriteError {
     match fatal {
         Fatal::Stopped => WriteError::Unavailable(format!("group {gid}: raft stopped")),
+        Fatal::StorageError(e) => WriteError::Unknown(format!(
+            "group {gid}: this node's storage failed ({e}); the command may still commit on other replicas"
+        )),
         other => WriteError::Fatal(format!("group {gid}: {other}")),
     }
 }

@@ -80,8 +80,8 @@ use crate::StateMachine;
 use crate::GROUP_ID_BYTES_MAX;
 
 /// Open the node's sled database at `path` with a page cache of `cache_capacity_bytes`, and
-/// make its files' names durable: sled never fsyncs a directory, so `path` and its parent are
-/// fsynced here (else a power cut soon after the first start could lose the database file's
+/// make its files and their names durable: sled never fsyncs a directory nor its `conf` file,
+/// so `conf`, `path` and its parent are fsynced here (else a power cut soon after the first start could lose the database file's
 /// very name). Give the same `path` as [`HostConfig::sled_dir`], so the flusher fsyncs what
 /// sled's own flush leaves unsynced.
 ///
@@ -98,6 +98,9 @@ pub fn open_db(path: impl AsRef<std::path::Path>, cache_capacity_bytes: u64) -> 
     let db = config.open()?;
     if !crate::planted::planted(crate::planted::Bug::SkipDirFsync) {
         let sync = |dir: &std::path::Path| std::fs::File::open(dir).and_then(|d| d.sync_all());
+        // sled writes its `conf` without an fsync: a torn one fails every later open.
+        let conf = path.join("conf");
+        sync(&conf).map_err(|e| RaftError::Storage(format!("fsync {}: {e}", conf.display())))?;
         sync(path).map_err(|e| RaftError::Storage(format!("fsync {}: {e}", path.display())))?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync(parent).map_err(|e| RaftError::Storage(format!("fsync {}: {e}", parent.display())))?;

@@ -232,7 +232,11 @@ mod tests {
         id.adopt_cluster("c1").unwrap();
         id.adopt_cluster("c1").unwrap();
         assert!(id.adopt_cluster("c2").is_err());
-        assert_eq!(Identity::open(&db, None).unwrap().cluster().as_deref(), Some("c1"), "kept across restarts");
+        assert_eq!(
+            Identity::open(&db, None).unwrap().cluster().as_deref(),
+            Some("c1"),
+            "kept across restarts"
+        );
     }
 
     #[test]

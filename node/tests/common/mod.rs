@@ -56,6 +56,11 @@ impl Node {
         Self::start_with(data_dir, &[])
     }
 
+    /// Start a node serving HTTP on `http` (a fixed address: a restart in place binds it again).
+    pub fn start_on(data_dir: &Path, http: &str) -> Node {
+        Self::spawn(data_dir, Vec::new(), http)
+    }
+
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Node {
         let extra: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Self::spawn(data_dir, extra, "127.0.0.1:0")

@@ -51,6 +51,14 @@ pub(crate) struct LogStore {
 }
 
 impl LogStore {
+    /// A write to sled failed (a full disk): the node's storage is no longer trusted (see
+    /// `Flusher::fail`); the error goes on to openraft, which stops the group.
+    fn failed(&self, e: sled::Error) -> io::Error {
+        let e = io_err(e);
+        self.flusher.fail(&format!("sled write: {e}"));
+        e
+    }
+
     pub(crate) fn new(gid: Arc<str>, trees: GroupTrees, flusher: Flusher) -> LogStore {
         LogStore { gid, trees, flusher }
     }
@@ -140,14 +148,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
-        self.trees.meta.insert(KEY_VOTE, encode_io(vote)?).map_err(io_err)?;
+        self.trees.meta.insert(KEY_VOTE, encode_io(vote)?).map_err(|e| self.failed(e))?;
         self.flusher.sync().await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         match committed {
-            Some(log_id) => self.trees.meta.insert(KEY_COMMITTED, encode_io(&log_id)?).map_err(io_err)?,
-            None => self.trees.meta.remove(KEY_COMMITTED).map_err(io_err)?,
+            Some(log_id) => {
+                self.trees.meta.insert(KEY_COMMITTED, encode_io(&log_id)?).map_err(|e| self.failed(e))?
+            }
+            None => self.trees.meta.remove(KEY_COMMITTED).map_err(|e| self.failed(e))?,
         };
         Ok(())
     }
@@ -167,7 +177,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.insert(&index_key(entry.log_id.index), encode_io(&entry)?);
             count += 1;
         }
-        self.trees.log.apply_batch(batch).map_err(io_err)?;
+        self.trees.log.apply_batch(batch).map_err(|e| self.failed(e))?;
         tracing::trace!(group = %self.gid, entries = count, "appended, waiting for flush");
         self.flusher.enqueue(Waiter::Io(callback));
         Ok(())
@@ -187,7 +197,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if count == 0 {
             return Ok(());
         }
-        self.trees.log.apply_batch(batch).map_err(io_err)?;
+        self.trees.log.apply_batch(batch).map_err(|e| self.failed(e))?;
         tracing::debug!(group = %self.gid, from, entries = count, "truncated log tail");
         self.flusher.sync().await
     }
@@ -198,7 +208,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             None => true,
         };
         if advanced {
-            self.trees.meta.insert(KEY_LAST_PURGED, encode_io(&log_id)?).map_err(io_err)?;
+            self.trees.meta.insert(KEY_LAST_PURGED, encode_io(&log_id)?).map_err(|e| self.failed(e))?;
             // `last_purged` must be durable before any entry disappears.
             self.flusher.sync().await?;
         }
@@ -210,7 +220,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.remove(&item.map_err(io_err)?.0);
             count += 1;
         }
-        self.trees.log.apply_batch(batch).map_err(io_err)?;
+        self.trees.log.apply_batch(batch).map_err(|e| self.failed(e))?;
         tracing::debug!(group = %self.gid, upto = log_id.index, entries = count, "purged log head");
         Ok(())
     }
