@@ -101,7 +101,7 @@ fn init_tracing() {
 }
 
 async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
+    raft::create_dir_durably(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let secret = config::auth_secret(config.auth_secret.as_deref(), &config.data_dir, true)?;
     if config.cluster_secret.is_none() && (!config.peers.is_empty() || config.join.is_some()) {
@@ -128,7 +128,9 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding Raft on {}", config.raft))?;
     let raft_addr = raft_listener.local_addr()?.to_string();
     let auth = api::AuthKeys::new(secret.as_bytes());
-    let store_id = raft::Identity::open(&db, Some(&config.data_dir.join("db"))).context("reading the data directory's identity")?.store_id();
+    let store_id = raft::Identity::open(&db, Some(&config.data_dir.join("db")))
+        .context("reading the data directory's identity")?
+        .store_id();
     let node_id = node_identity(&config, store_id, &auth, &raft_addr, &http_addr).await?;
     let options = cluster::StoreOptions {
         node_id,

@@ -97,13 +97,15 @@ pub fn open_db(path: impl AsRef<std::path::Path>, cache_capacity_bytes: u64) -> 
     }
     let db = config.open()?;
     if !crate::planted::planted(crate::planted::Bug::SkipDirFsync) {
-        let sync = |dir: &std::path::Path| std::fs::File::open(dir).and_then(|d| d.sync_all());
+        let fsync = |p: &std::path::Path, r: std::io::Result<()>| {
+            r.map_err(|e| RaftError::Storage(format!("fsync {}: {e}", p.display())))
+        };
         // sled writes its `conf` without an fsync: a torn one fails every later open.
         let conf = path.join("conf");
-        sync(&conf).map_err(|e| RaftError::Storage(format!("fsync {}: {e}", conf.display())))?;
-        sync(path).map_err(|e| RaftError::Storage(format!("fsync {}: {e}", path.display())))?;
+        fsync(&conf, std::fs::File::open(&conf).and_then(|f| f.sync_all()))?;
+        fsync(path, crate::durable::sync_dir(path))?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync(parent).map_err(|e| RaftError::Storage(format!("fsync {}: {e}", parent.display())))?;
+            fsync(parent, crate::durable::sync_dir(parent))?;
         }
     }
     Ok(db)
@@ -406,7 +408,7 @@ impl<S: StateMachine> RaftHost<S> {
         make_machine: MachineFactory<S>,
     ) -> Result<Self, RaftError> {
         let raft_config = config.raft_config()?;
-        std::fs::create_dir_all(&snapshot_dir)
+        crate::durable::create_dir_durably(&snapshot_dir)
             .map_err(|e| RaftError::Storage(format!("snapshot directory {}: {e}", snapshot_dir.display())))?;
         let stored = GroupTrees::stored(&db)?;
         let flusher = Flusher::start(db.clone(), config.node_id, config.sled_dir.as_deref())

@@ -99,6 +99,7 @@
 //! - `stamp` uses the leader's wall clock as is: a leader whose clock is wrong stamps wrong
 //!   times (bounded only by the machine's `max(previous, stamped)`).
 
+mod durable;
 mod errors;
 mod figures;
 mod flusher;
@@ -118,6 +119,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
 
+pub use crate::durable::{create_dir_durably, sync_dir};
 pub use crate::errors::RaftError;
 pub use crate::errors::WriteError;
 pub use crate::figures::RaftFigures;

@@ -5,8 +5,11 @@
 //!     --workload contention --time 300 --seed 42 [--out DIR] [--binary PATH] [--net auto]
 //! ```
 //! Workloads: contention, flash-sale, idempotent, expiry-edge, queue. Nemeses: kill, pause,
-//! partition, clock (libfaketime), membership (remove a node, join a fresh one), or `all`
-//! (a random schedule of all five).
+//! partition, clock (libfaketime), membership (remove a node, join a fresh one), power
+//! (kill -9 and lose what was not fsynced: one node, a minority or all), disk-full (a node's
+//! writes answer ENOSPC), or `all` (a random schedule of the first five). power and
+//! disk-full put every node's data on a lazy disk (FUSE, as root; `--disks` does it for
+//! any run, making the final restart a power cut of every node).
 //! Prints its seed; the same seed replays the same nemesis schedule and client choices.
 //! Exit code 0 only if the run is valid (1 invalid / unknown, 2 the harness failed).
 
@@ -23,7 +26,8 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     nodes: usize,
     /// Comma-separated: kill, pause, partition, clock (clock needs libfaketime), membership
-    /// (a node replaced by a fresh one that joins), or `all`.
+    /// (a node replaced by a fresh one that joins), power, disk-full (both need FUSE), or
+    /// `all` (the first five).
     #[arg(long, default_value = "all")]
     nemesis: String,
     #[arg(long, default_value = "contention")]
@@ -78,6 +82,10 @@ struct Args {
     /// No progress bar (a plain line every 10 s).
     #[arg(long)]
     quiet: bool,
+    /// Every node's data on a lazy disk (FUSE): the final restart becomes a power cut of
+    /// every node. Implied by the power and disk-full nemeses.
+    #[arg(long)]
+    disks: bool,
     /// Run nothing: check a finished run's directory again and print the verdict.
     #[arg(long, value_name = "RUN_DIR")]
     recheck: Option<PathBuf>,
@@ -126,7 +134,9 @@ fn main() {
         match NemesisKind::parse(n) {
             Some(k) => nemeses.push(k),
             None => {
-                eprintln!("unknown nemesis {n:?} (kill, pause, partition, clock, membership, all)");
+                eprintln!(
+                    "unknown nemesis {n:?} (kill, pause, partition, clock, membership, power, disk-full, all)"
+                );
                 std::process::exit(2);
             }
         }
@@ -168,12 +178,24 @@ fn main() {
     cfg.net = args.net.clone();
     cfg.clock_max_s = args.clock_max_s;
     cfg.quiet = args.quiet;
+    cfg.disks = args.disks;
     println!("run directory: {}", cfg.out.display());
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let result = rt.block_on(run(cfg));
+    // Ctrl-C drops the run like an error does, so the nodes are killed and the lazy disks
+    // unmounted (a mount whose server died leaves "transport endpoint is not connected").
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = run(cfg) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
     // Drop the runtime before exiting: tasks still holding the cluster (after an error)
     // drop it, which kills every node and closes every proxy. `exit` runs no destructors.
     drop(rt);
+    let Some(result) = result else {
+        eprintln!("interrupted: every node killed, every disk unmounted");
+        std::process::exit(130);
+    };
     match result {
         Ok(outcome) => {
             println!(

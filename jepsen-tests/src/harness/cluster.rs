@@ -19,6 +19,12 @@
 //! connect shim and every link proxy exists from the start. A replacement runs on the
 //! slot of the node it replaces (the same machine, wiped). The clients learn of members
 //! through the shared [`Directory`].
+//!
+//! With disks on ([`Cluster::start`]'s `disks`), every node's data directory is a
+//! [`LazyFs`] mount (the real files in `<data dir>.disk`), so a node can lose power
+//! ([`Cluster::power_cut`]: kill -9, then everything not fsynced is gone) or find its disk
+//! full ([`Cluster::set_disk_full`]). The mounts are served by this process and unmounted
+//! when the [`Cluster`] drops, after its processes are killed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
@@ -37,6 +43,7 @@ use super::netns::{self, Netns};
 use super::proxy::Proxy;
 use super::shim;
 use super::tools;
+use crate::lazyfs::{CrashReport, LazyFs};
 
 pub const AUTH_SECRET: &str = "jepsen-auth-secret-0123456789abcdef";
 pub const CLUSTER_SECRET: &str = "jepsen-cluster-secret-0123456789abcdef";
@@ -192,8 +199,24 @@ pub struct Cluster {
     peers: String,
     /// libfaketime's library when the clock nemesis is on; offset files in `dir`.
     faketime: Option<PathBuf>,
+    /// The lazy disks, by data directory (mounted before a process first runs on it), when
+    /// the cluster has them.
+    disks: Option<BTreeMap<PathBuf, LazyFs>>,
+    /// More flags for every `serve` (e.g. `--snapshot-every`).
+    node_args: Vec<String>,
     dir: PathBuf,
     http: reqwest::Client,
+}
+
+/// What started a cluster beyond its size and network.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// libfaketime's library: run every node under it (the clock nemesis).
+    pub faketime: Option<PathBuf>,
+    /// Every node's data directory on a [`LazyFs`] (the power and disk nemeses).
+    pub disks: bool,
+    /// More flags for every `serve`.
+    pub node_args: Vec<String>,
 }
 
 /// `count` distinct free loopback ports (all held until all are picked).
@@ -214,15 +237,15 @@ fn signal(pid: u32, sig: &str) -> Result<()> {
 impl Cluster {
     /// Start `n` nodes with data and logs in `dir`; does not wait for readiness. `spare`:
     /// slots to make beside them for nodes that join on new machines later.
-    /// `faketime`: run every node under libfaketime (for the clock nemesis).
     pub async fn start(
         n: usize,
         spare: usize,
         binary: &Path,
         dir: &Path,
         mode: NetMode,
-        faketime: Option<PathBuf>,
+        options: StartOptions,
     ) -> Result<Cluster> {
+        let StartOptions { faketime, disks, node_args } = options;
         let total = n + spare;
         let (net, slots) = match mode {
             NetMode::Proxy => {
@@ -284,6 +307,8 @@ impl Cluster {
             binary: binary.to_path_buf(),
             peers,
             faketime,
+            disks: disks.then(BTreeMap::new),
+            node_args,
             dir: dir.to_path_buf(),
             http: reqwest::Client::builder().pool_max_idle_per_host(0).build()?,
         };
@@ -385,9 +410,54 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u64) -> Result<()> {
+        let data_dir = self.node(id).data_dir.clone();
+        self.mount_disk(&data_dir)?;
         let cmd = self.command(self.node(id).slot);
-        let (binary, peers) = (self.binary.clone(), self.peers.clone());
-        launch(cmd, self.node_mut(id), &binary, &peers)
+        let (binary, peers, extra) = (self.binary.clone(), self.peers.clone(), self.node_args.clone());
+        launch(cmd, self.node_mut(id), &binary, &peers, &extra)
+    }
+
+    /// Mount the lazy disk of `data_dir` if the cluster has disks and it is not mounted.
+    fn mount_disk(&mut self, data_dir: &Path) -> Result<()> {
+        let Some(disks) = self.disks.as_mut() else { return Ok(()) };
+        if !disks.contains_key(data_dir) {
+            let disk = LazyFs::mount(&disk_backing(data_dir), data_dir)
+                .with_context(|| format!("mount a lazy disk on {}", data_dir.display()))?;
+            disks.insert(data_dir.to_path_buf(), disk);
+        }
+        Ok(())
+    }
+
+    /// Whether the nodes' data directories are lazy disks.
+    pub fn has_disks(&self) -> bool {
+        self.disks.is_some()
+    }
+
+    fn disk(&self, id: u64) -> Result<&LazyFs> {
+        let dir = &self.node(id).data_dir;
+        let disks =
+            self.disks.as_ref().ok_or_else(|| anyhow!("the cluster was started without lazy disks"))?;
+        disks.get(dir).ok_or_else(|| anyhow!("node {id} has no disk mounted on {}", dir.display()))
+    }
+
+    /// Power loss of `ids` at one instant: each is killed (kill -9), then each disk loses
+    /// everything its node had not made durable (`torn`: the last unsynced write of a file
+    /// may survive in part). The nodes stay down ([`Cluster::restart`] them).
+    pub fn power_cut(&mut self, ids: &[u64], torn: bool, seed: u64) -> Result<Vec<(u64, CrashReport)>> {
+        for id in ids {
+            self.kill(*id);
+        }
+        let mut out = Vec::new();
+        for (k, id) in ids.iter().enumerate() {
+            out.push((*id, self.disk(*id)?.crash(torn, seed.wrapping_add(k as u64))));
+        }
+        Ok(out)
+    }
+
+    /// Node `id`'s disk answers `ENOSPC` to every write while `full`.
+    pub fn set_disk_full(&self, id: u64, full: bool) -> Result<()> {
+        self.disk(id)?.set_full(full);
+        Ok(())
     }
 
     /// Start a fresh process on `slot` with an empty data directory, `--join` the HTTP
@@ -414,8 +484,9 @@ impl Cluster {
             let path = self.clock_file(slot);
             std::fs::write(&path, "+0s\n")?;
         }
+        self.mount_disk(&node.data_dir.clone())?;
         let cmd = self.command(slot);
-        launch(cmd, &mut node, &self.binary, &self.peers)?;
+        launch(cmd, &mut node, &self.binary, &self.peers, &self.node_args)?;
         self.joining = Some(node);
         Ok(())
     }
@@ -507,8 +578,14 @@ impl Cluster {
         if node.is_running() {
             bail!("node {id} is running: kill it before wiping its data");
         }
-        std::fs::remove_dir_all(&node.data_dir)
-            .with_context(|| format!("remove {}", node.data_dir.display()))?;
+        let data_dir = node.data_dir.clone();
+        // A lazy disk goes with its contents: unmounted, its backing files deleted.
+        if let Some(disk) = self.disks.as_mut().and_then(|d| d.remove(&data_dir)) {
+            drop(disk);
+            let backing = disk_backing(&data_dir);
+            std::fs::remove_dir_all(&backing).with_context(|| format!("remove {}", backing.display()))?;
+        }
+        std::fs::remove_dir_all(&data_dir).with_context(|| format!("remove {}", data_dir.display()))?;
         Ok(())
     }
 
@@ -518,9 +595,16 @@ impl Cluster {
     }
 }
 
+/// Where a lazy disk mounted on `data_dir` keeps its real files.
+fn disk_backing(data_dir: &Path) -> PathBuf {
+    let mut name = data_dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".disk");
+    data_dir.with_file_name(name)
+}
+
 /// Run `cmd serve` for `node` with its flags: `--node-id` and `--peers` for the first
-/// nodes, `--join` (no id) for a node that joined.
-fn launch(mut cmd: Command, node: &mut NodeProc, binary: &Path, peers: &str) -> Result<()> {
+/// nodes, `--join` (no id) for a node that joined; then `extra`.
+fn launch(mut cmd: Command, node: &mut NodeProc, binary: &Path, peers: &str, extra: &[String]) -> Result<()> {
     let id = node.id;
     if node.child.is_some() {
         bail!("node {id} already running");
@@ -540,6 +624,7 @@ fn launch(mut cmd: Command, node: &mut NodeProc, binary: &Path, peers: &str) -> 
         .arg("--data-dir")
         .arg(&node.data_dir)
         .args(["--cluster-secret", CLUSTER_SECRET])
+        .args(extra)
         .env("BOXOFFICE_AUTH_SECRET", AUTH_SECRET)
         .env("NO_COLOR", "1")
         .env("RUST_LIB_BACKTRACE", "0")
@@ -592,6 +677,11 @@ impl Cluster {
     /// kill -9 (SIGCONT first if paused, so nothing stays stopped).
     pub fn kill(&mut self, id: u64) {
         self.node_mut(id).kill();
+    }
+
+    /// Whether node `id`'s process has exited by itself (reaped): its status, if so.
+    pub fn exited(&mut self, id: u64) -> Result<Option<std::process::ExitStatus>> {
+        self.node_mut(id).exited()
     }
 
     /// Start a killed node again (same ports, data and flags).

@@ -23,6 +23,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use super::cluster::Cluster;
 use super::membership::{self, MembershipAction};
 use super::workload::now_ms;
+use crate::lazyfs::CrashReport;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,10 +34,21 @@ pub enum NemesisKind {
     Clock,
     /// A node leaves and a fresh one joins ([`super::membership`]).
     Membership,
+    /// Power loss: kill -9 of one node, a minority or every node at once, and their
+    /// disks lose what was not fsynced ([`crate::lazyfs`]); restarted when the window ends.
+    Power,
+    /// A node's disk answers `ENOSPC` to every write for the window.
+    DiskFull,
 }
 
 impl NemesisKind {
-    /// Every kind, what `--nemesis all` draws from.
+    /// Whether the nodes' data directories must be lazy disks for it.
+    pub fn needs_disks(self) -> bool {
+        matches!(self, NemesisKind::Power | NemesisKind::DiskFull)
+    }
+
+    /// Every kind `--nemesis all` draws from (the disk faults are asked for by name: they
+    /// need FUSE).
     pub const ALL: [NemesisKind; 5] = [
         NemesisKind::Partition,
         NemesisKind::Kill,
@@ -52,6 +64,8 @@ impl NemesisKind {
             "partition" => Some(NemesisKind::Partition),
             "clock" => Some(NemesisKind::Clock),
             "membership" => Some(NemesisKind::Membership),
+            "power" => Some(NemesisKind::Power),
+            "disk-full" => Some(NemesisKind::DiskFull),
             _ => None,
         }
     }
@@ -92,6 +106,28 @@ pub struct Fault {
     /// Membership: what happens to `node`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<MembershipAction>,
+    /// Power: which nodes lose power, and whether a last write may survive torn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<PowerCut>,
+}
+
+/// Which nodes a power fault cuts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerScope {
+    /// The drawn node.
+    One,
+    /// The first `(n - 1) / 2` of the shuffled order: the cluster keeps a majority.
+    Minority,
+    /// Every node at once: only what was fsynced survives anywhere.
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerCut {
+    pub scope: PowerScope,
+    /// The last unsynced write of a file may survive in part.
+    pub torn: bool,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -156,7 +192,27 @@ pub fn schedule(
                 MembershipAction::RemoveJoin
             }
         });
-        out.push(Fault { start_ms: t, duration_ms, kind, node, shape, order, offset_s, at_leader, action });
+        // Every other power cut takes every node: the test of fsync discipline.
+        let power = (kind == NemesisKind::Power).then(|| {
+            let scope = match rng.random_range(0..4) {
+                0 => PowerScope::One,
+                1 => PowerScope::Minority,
+                _ => PowerScope::All,
+            };
+            PowerCut { scope, torn: rng.random_bool(0.5) }
+        });
+        out.push(Fault {
+            start_ms: t,
+            duration_ms,
+            kind,
+            node,
+            shape,
+            order,
+            offset_s,
+            at_leader,
+            action,
+            power,
+        });
         t += duration_ms + rng.random_range(quiet.0..=quiet.1);
     }
     out
@@ -178,6 +234,9 @@ pub struct NemesisEvent {
     pub kind: NemesisKind,
     pub detail: String,
     pub nodes: Vec<u64>,
+    /// Power: what the cut threw away, over its nodes' disks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<CrashReport>,
 }
 
 #[derive(Default)]
@@ -187,6 +246,18 @@ pub struct NemesisLog {
 
 impl NemesisLog {
     fn log(&self, started: Instant, phase: &str, kind: NemesisKind, detail: String, nodes: Vec<u64>) {
+        self.log_dropped(started, phase, kind, detail, nodes, None)
+    }
+
+    fn log_dropped(
+        &self,
+        started: Instant,
+        phase: &str,
+        kind: NemesisKind,
+        detail: String,
+        nodes: Vec<u64>,
+        dropped: Option<CrashReport>,
+    ) {
         let ev = NemesisEvent {
             time_ms: now_ms(),
             offset_ms: started.elapsed().as_millis() as u64,
@@ -194,6 +265,7 @@ impl NemesisLog {
             kind,
             detail,
             nodes,
+            dropped,
         };
         eprintln!(
             "[nemesis +{:>6} ms] {} {:?}: {} {:?}",
@@ -244,6 +316,52 @@ pub async fn run(
                 tokio::time::sleep(Duration::from_millis(f.duration_ms)).await;
                 cluster.lock().await.restart(f.node)?;
                 log.log(started, "end", f.kind, "restarted".into(), vec![f.node]);
+            }
+            NemesisKind::Power => {
+                let cut = f.power.unwrap_or(PowerCut { scope: PowerScope::One, torn: false });
+                let targets = match cut.scope {
+                    PowerScope::One => vec![f.node],
+                    PowerScope::Minority => f.order[..((all.len() - 1) / 2).max(1)].to_vec(),
+                    PowerScope::All => all.clone(),
+                };
+                let seed = f.start_ms ^ 0x706f_7765_72;
+                let reports = cluster.lock().await.power_cut(&targets, cut.torn, seed)?;
+                let total = sum_reports(reports.iter().map(|(_, r)| r));
+                let each: Vec<String> = reports
+                    .iter()
+                    .map(|(id, r)| {
+                        format!("node {id}: {} B, {} entries", r.bytes_dropped, r.entries_reverted)
+                    })
+                    .collect();
+                let torn = if cut.torn { ", torn writes" } else { "" };
+                let detail =
+                    format!("power cut ({:?}{torn}): not durable, dropped: {}", cut.scope, each.join(", "));
+                log.log_dropped(started, "start", f.kind, detail, targets.clone(), Some(total));
+                tokio::time::sleep(Duration::from_millis(f.duration_ms)).await;
+                let mut c = cluster.lock().await;
+                for id in &targets {
+                    c.restart(*id)?;
+                }
+                log.log(started, "end", f.kind, "power back: restarted".into(), targets);
+            }
+            NemesisKind::DiskFull => {
+                cluster.lock().await.set_disk_full(f.node, true)?;
+                log.log(
+                    started,
+                    "start",
+                    f.kind,
+                    "disk full: every write answers ENOSPC".into(),
+                    vec![f.node],
+                );
+                tokio::time::sleep(Duration::from_millis(f.duration_ms)).await;
+                let mut c = cluster.lock().await;
+                c.set_disk_full(f.node, false)?;
+                // The node must refuse writes, not die: say so if it did (heal_all restarts it).
+                let detail = match c.exited(f.node)? {
+                    None => "disk has room again".to_string(),
+                    Some(st) => format!("disk has room again; the node EXITED while it was full ({st})"),
+                };
+                log.log(started, "end", f.kind, detail, vec![f.node]);
             }
             NemesisKind::Membership => {
                 let action = f.action.unwrap_or(MembershipAction::Replace);
@@ -332,6 +450,16 @@ pub async fn run(
     Ok(())
 }
 
+/// The sum of power-cut reports.
+pub fn sum_reports<'a>(reports: impl IntoIterator<Item = &'a CrashReport>) -> CrashReport {
+    reports.into_iter().fold(CrashReport::default(), |a, r| CrashReport {
+        bytes_dropped: a.bytes_dropped + r.bytes_dropped,
+        files_reverted: a.files_reverted + r.files_reverted,
+        entries_reverted: a.entries_reverted + r.entries_reverted,
+        torn_bytes_kept: a.torn_bytes_kept + r.torn_bytes_kept,
+    })
+}
+
 /// One membership action on `f.node` (see [`super::membership`]): a removal paired with a
 /// join, so the cluster keeps its size. Skipped when taking the node out would leave a
 /// majority of the members down.
@@ -415,6 +543,23 @@ mod tests {
             assert!(f.offset_s.unsigned_abs() <= 60, "clock offsets within the bound: {f:?}");
             assert_eq!(f.kind == NemesisKind::Clock, f.offset_s != 0, "only clock faults move clocks: {f:?}");
         }
+    }
+
+    #[test]
+    fn power_cuts_take_one_node_a_minority_or_all_and_other_kinds_none() {
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            for f in schedule(seed, &NemesisKind::ALL, 3, 60_000, (3_000, 6_000), (2_000, 4_000), 60) {
+                assert!(f.power.is_none(), "only power faults draw a cut: {f:?}");
+            }
+            for f in schedule(seed, &[NemesisKind::Power], 5, 60_000, (3_000, 6_000), (2_000, 4_000), 60) {
+                seen.insert(format!("{:?}", f.power.expect("a power fault has its cut").scope));
+            }
+        }
+        assert_eq!(seen.len(), 3, "every scope drawn: {seen:?}");
+        // The seed of the short campaign's power run cuts every node at least once.
+        let run = schedule(707, &[NemesisKind::Power], 3, 60_000, (3_000, 6_000), (2_000, 4_000), 60);
+        assert!(run.iter().any(|f| f.power.unwrap().scope == PowerScope::All), "{run:?}");
     }
 
     #[test]

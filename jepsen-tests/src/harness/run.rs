@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::cluster::{Cluster, NetMode, AUTH_SECRET};
+use super::cluster::{Cluster, NetMode, StartOptions, AUTH_SECRET};
 use super::membership;
 use super::nemesis::{self, NemesisKind, NemesisLog};
 use super::progress::Progress;
@@ -51,6 +51,10 @@ pub struct RunConfig {
     pub clock_max_s: u64,
     /// No progress bar (plain lines every 10 s instead).
     pub quiet: bool,
+    /// Every node's data directory on a lazy disk ([`crate::lazyfs`]), and the final
+    /// restart a power cut of every node (only fsynced data survives it). On by itself
+    /// for the power and disk-full nemeses.
+    pub disks: bool,
 }
 
 impl RunConfig {
@@ -77,6 +81,7 @@ impl RunConfig {
             net: "auto".into(),
             clock_max_s: 60,
             quiet: false,
+            disks: false,
         }
     }
 }
@@ -158,6 +163,20 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     } else {
         None
     };
+    if cfg.nemeses.iter().any(|k| k.needs_disks()) {
+        cfg.disks = true;
+    }
+    if cfg.disks {
+        if let Err(why) = crate::lazyfs::LazyFs::available() {
+            let dropped: Vec<NemesisKind> = cfg.nemeses.iter().copied().filter(|k| k.needs_disks()).collect();
+            let why =
+                format!("lazy disks skipped: FUSE is unavailable here ({why}); nemeses dropped: {dropped:?}");
+            eprintln!("{why}");
+            notes.push(why);
+            cfg.nemeses.retain(|k| !k.needs_disks());
+            cfg.disks = false;
+        }
+    }
     if faketime.is_some() {
         // The checker's clock-skew bound must cover every offset the nemesis applies.
         let bound_ms = nemesis::clock_bound_s(cfg.clock_max_s) * 1000 + 1000;
@@ -188,7 +207,14 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     std::fs::write(dir.join("schedule.json"), serde_json::to_string_pretty(&faults)?)?;
     let t0 = Instant::now();
     let spare = nemesis::spare_slots(&faults);
-    let mut cluster = Cluster::start(cfg.nodes, spare, &cfg.binary, &dir, mode, faketime).await?;
+    let options = StartOptions {
+        faketime,
+        disks: cfg.disks,
+        // Snapshots every 100 entries: a power cut then often lands near a snapshot being
+        // written, renamed and its directory fsynced.
+        node_args: if cfg.disks { vec!["--snapshot-every".into(), "100".into()] } else { vec![] },
+    };
+    let mut cluster = Cluster::start(cfg.nodes, spare, &cfg.binary, &dir, mode, options).await?;
     cluster.wait_all_ready(READY_TIMEOUT).await?;
     eprintln!("cluster of {} nodes ready in {:?}", cfg.nodes, t0.elapsed());
 
@@ -355,7 +381,18 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         notes.push(format!("membership: nodes removed {retired:?}; members at the end {:?}", cluster.ids()));
     }
     cluster.heal_all()?;
-    if cfg.final_restart {
+    let mut final_cut = None;
+    if cfg.final_restart && cluster.has_disks() {
+        eprintln!("final: power cut of every node, and restart");
+        let ids = cluster.ids();
+        let reports = cluster.power_cut(&ids, false, cfg.seed)?;
+        let total = nemesis::sum_reports(reports.iter().map(|(_, r)| r));
+        notes.push(format!("final: power cut of every node: {total:?}"));
+        final_cut = Some(total);
+        for id in ids {
+            cluster.restart(id)?;
+        }
+    } else if cfg.final_restart {
         eprintln!("final: kill -9 and restart of every node");
         for id in cluster.ids() {
             cluster.kill(id);
@@ -492,6 +529,23 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         _ => {}
     }
     notes.push(format!("proof the network faults acted on real traffic: {proof:?}"));
+    // Power cuts that threw nothing away tested nothing (like partitions that drop nothing).
+    let cuts: Vec<_> = nlog
+        .snapshot()
+        .into_iter()
+        .filter(|e| e.kind == NemesisKind::Power && e.phase == "start")
+        .filter_map(|e| e.dropped)
+        .collect();
+    if !cuts.is_empty() {
+        let total = nemesis::sum_reports(&cuts);
+        if total.bytes_dropped == 0 && total.entries_reverted == 0 {
+            bail!("the {} power cuts dropped no unsynced data: they tested nothing", cuts.len());
+        }
+        notes.push(format!("power: {} cuts during the run dropped {total:?}", cuts.len()));
+    }
+    if let Some(total) = final_cut {
+        notes.push(format!("power: the final cut of every node dropped {} bytes", total.bytes_dropped));
+    }
     let fin = FinalState { capacity: Some(events.len() as u64 * cfg.seats as u64), reads, counts: None };
     drop(cluster); // every node killed, every proxy closed
 

@@ -164,6 +164,8 @@ fn kind_name(k: NemesisKind) -> &'static str {
         NemesisKind::Partition => "partition",
         NemesisKind::Clock => "clock",
         NemesisKind::Membership => "membership",
+        NemesisKind::Power => "power",
+        NemesisKind::DiskFull => "disk full",
     }
 }
 
@@ -174,6 +176,8 @@ fn kind_color(k: NemesisKind) -> RGBColor {
         NemesisKind::Partition => RGBColor(140, 60, 200),
         NemesisKind::Clock => RGBColor(0, 150, 170),
         NemesisKind::Membership => RGBColor(90, 90, 90),
+        NemesisKind::Power => RGBColor(0, 0, 0),
+        NemesisKind::DiskFull => RGBColor(160, 90, 40),
     }
 }
 
@@ -508,6 +512,7 @@ mod tests {
             kind,
             detail: String::new(),
             nodes,
+            dropped: None,
         }
     }
 

@@ -36,13 +36,7 @@ fn file(root: &Path, gid: &str, name: &str) -> PathBuf {
     group_dir(root, gid).join(format!("{name}.snap"))
 }
 
-/// fsync a directory, so entries created or renamed in it are durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    if crate::planted::planted(crate::planted::Bug::SkipDirFsync) {
-        return Ok(());
-    }
-    fs::File::open(dir)?.sync_all()
-}
+use crate::durable::sync_dir;
 
 /// Write snapshot `name` of group `gid` durably (see the module doc); returns the CRC.
 pub(crate) fn write(root: &Path, gid: &str, name: &str, data: &[u8]) -> io::Result<u32> {
