@@ -18,16 +18,18 @@ if ! command -v "${CC:-cc}" >/dev/null 2>&1; then
   fi
 fi
 
-# The fault campaign runs its nodes in network namespaces with iptables partitions, and
-# skews clocks with libfaketime, when root: install what is missing (else it falls back to
-# loopback proxies and skips the clock nemesis, and says so).
+# The fault campaign runs its nodes in network namespaces with iptables partitions, skews
+# clocks with libfaketime, and cuts power on lazy disks (FUSE: fuse3's fusermount3), when
+# root: install what is missing (else it falls back to loopback proxies and skips the clock
+# and power nemeses and the disk tests, and says so).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=""
   command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
   command -v iptables >/dev/null 2>&1 || missing="$missing iptables"
   command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+  command -v fusermount3 >/dev/null 2>&1 || missing="$missing fuse3"
   if [ -n "$missing" ]; then
-    echo "== installing$missing for the fault campaign (namespaces, partitions, clock skew)"
+    echo "== installing$missing for the fault campaign (namespaces, partitions, clock skew, lazy disks)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null 2>&1 \
       || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null; }
   fi

@@ -171,6 +171,7 @@ fn power_nemesis_is_valid() {
     if skipped() {
         return;
     }
+    jepsen::harness::tools::ensure_installed();
     if let Err(why) = jepsen::lazyfs::LazyFs::available() {
         eprintln!("SKIPPED: the power nemesis: FUSE is unavailable here: {why}");
         return;

@@ -25,7 +25,11 @@
 //!
 //! - `types`: the openraft type configuration (entries are batches of bincode commands) and
 //!   the codec.
-//! - `flusher`: the per-host group-commit thread: one `fsync` for every queued append/vote.
+//! - `flusher`: the per-host group-commit thread: one sled flush + `fdatasync` for every queued
+//!   append/vote; it keeps the first storage failure ([`RaftHost::storage_failure`]).
+//! - `durable`: directories created and fsynced into their parents ([`create_dir_durably`]).
+//! - `planted`: deliberate durability bugs for the fault campaign's self-test (feature
+//!   `planted-bugs` only).
 //! - `store::log`: `RaftLogStorage` + `RaftLogReader` on the `{gid}:log` / `{gid}:meta` trees.
 //! - `store::state`: `RaftStateMachine` + `RaftSnapshotBuilder`, in-memory machine, batched
 //!   apply; `store::snapshot`: snapshot files, fsynced apart from the log.

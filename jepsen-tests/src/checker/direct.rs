@@ -38,6 +38,10 @@ pub enum CheckName {
     QueueFifo,
     QueueNoSkip,
     QueueDurable,
+    /// Every node starts again on what its disk kept after the faults (power cuts): a node
+    /// that finds its data gone or unreadable forgot writes it had acknowledged to its
+    /// peers. Judged by the harness, not from the history.
+    NodesRecover,
 }
 
 impl CheckName {
@@ -64,6 +68,7 @@ impl CheckName {
             CheckName::QueueFifo => "queue_fifo",
             CheckName::QueueNoSkip => "queue_no_skip",
             CheckName::QueueDurable => "queue_durable",
+            CheckName::NodesRecover => "nodes_recover",
         }
     }
 }

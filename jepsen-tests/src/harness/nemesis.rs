@@ -324,7 +324,7 @@ pub async fn run(
                     PowerScope::Minority => f.order[..((all.len() - 1) / 2).max(1)].to_vec(),
                     PowerScope::All => all.clone(),
                 };
-                let seed = f.start_ms ^ 0x706f_7765_72;
+                let seed = f.start_ms ^ 0x0070_6f77_6572;
                 let reports = cluster.lock().await.power_cut(&targets, cut.torn, seed)?;
                 let total = sum_reports(reports.iter().map(|(_, r)| r));
                 let each: Vec<String> = reports

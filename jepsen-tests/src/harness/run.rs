@@ -167,6 +167,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         cfg.disks = true;
     }
     if cfg.disks {
+        tools::ensure_installed();
         if let Err(why) = crate::lazyfs::LazyFs::available() {
             let dropped: Vec<NemesisKind> = cfg.nemeses.iter().copied().filter(|k| k.needs_disks()).collect();
             let why =
@@ -401,7 +402,16 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
             cluster.restart(id)?;
         }
     }
-    cluster.wait_all_ready(READY_TIMEOUT).await?;
+    if let Err(e) = cluster.wait_all_ready(READY_TIMEOUT).await {
+        if !cluster.has_disks() {
+            return Err(e);
+        }
+        // After power cuts, a node that cannot start on what its disk kept is a finding, not
+        // a harness failure: the run is invalid, checked without final reads.
+        let ops = w.history.snapshot();
+        drop(cluster);
+        return unrecovered(&cfg, &dir, &ops, &nlog.snapshot(), format!("{e:#}"), notes);
+    }
 
     // ---- final reads ----
     let mut reads = Vec::new();
@@ -424,7 +434,17 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
                 );
                 eprintln!("{note}");
                 notes.push(note);
-                cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?
+                match cluster.wait_leader(&ev.id, Duration::from_secs(30)).await {
+                    Ok(l) => l,
+                    // On lazy disks an event nobody leads after power cuts is an event whose
+                    // replicas lost it: invalid, not a harness failure.
+                    Err(e) if cluster.has_disks() => {
+                        let ops = w.history.snapshot();
+                        drop(cluster);
+                        return unrecovered(&cfg, &dir, &ops, &nlog.snapshot(), format!("{e:#}"), notes);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         let base = cluster.node(leader).base();
@@ -435,7 +455,16 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
                 Err(e) => Err(e.to_string()),
             }
         })
-        .await?;
+        .await;
+        let map = match map {
+            Ok(map) => map,
+            Err(e) if cluster.has_disks() => {
+                let ops = w.history.snapshot();
+                drop(cluster);
+                return unrecovered(&cfg, &dir, &ops, &nlog.snapshot(), format!("{e:#}"), notes);
+            }
+            Err(e) => return Err(e),
+        };
         for t in map["tickets"].as_array().cloned().unwrap_or_default() {
             let status = match t["status"].as_str() {
                 Some("available") => TicketStatus::Available,
@@ -634,6 +663,55 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         eprintln!("run directory: {}", dir.display());
     }
     Ok(RunOutcome { results, dir, notes })
+}
+
+/// A run whose nodes did not all start again on their disks after the faults, or whose
+/// events no node could serve: `invalid` (`nodes_recover`), with the history checked as far
+/// as it goes without final reads.
+fn unrecovered(
+    cfg: &RunConfig,
+    dir: &Path,
+    ops: &[crate::Op],
+    nevents: &[nemesis::NemesisEvent],
+    why: String,
+    mut notes: Vec<String>,
+) -> Result<RunOutcome> {
+    use crate::checker::direct::{CheckName, CheckResult, Violation};
+    let fin = FinalState { capacity: None, reads: Vec::new(), counts: None };
+    let config = LinearConfig {
+        model: ModelConfig { skew_ms: cfg.skew_ms },
+        budget: Budget { time_max_ms: 30_000, ..Budget::default() },
+        total_time_max_ms: cfg.check_time_max_ms,
+        hold_ms: Some(cfg.hold_seconds * 1000),
+    };
+    let mut results = Results::compute(ops, &fin, &config).context("history malformed (harness bug)")?;
+    let message = format!("a node did not start again on what its disk kept: {why}");
+    results.add_checks(vec![CheckResult {
+        check: CheckName::NodesRecover,
+        ran: true,
+        violations: vec![Violation { check: CheckName::NodesRecover, ticket: None, ops: vec![], message }],
+    }]);
+    save_jsonl(ops, std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?))?;
+    let mut nj = String::new();
+    for e in nevents {
+        nj.push_str(&serde_json::to_string(e)?);
+        nj.push('\n');
+    }
+    std::fs::write(dir.join("nemesis.jsonl"), nj)?;
+    std::fs::write(dir.join("results.json"), results.to_json())?;
+    notes.push("no final reads: a node did not come back (see nodes_recover)".into());
+    let mut summary = format!(
+        "boxoffice jepsen run: seed {} nodes {} nemesis {:?} workload {} time {} s\n",
+        cfg.seed, cfg.nodes, cfg.nemeses, cfg.workload, cfg.time_s
+    );
+    summary.push_str(&results.summary());
+    for n in &notes {
+        summary.push_str(&format!("note: {n}\n"));
+    }
+    std::fs::write(dir.join("summary.txt"), &summary)?;
+    eprint!("{summary}");
+    eprintln!("run directory: {}", dir.display());
+    Ok(RunOutcome { results, dir: dir.to_path_buf(), notes })
 }
 
 /// Every checker over one run's records: the ticket checkers, and the queue's for the

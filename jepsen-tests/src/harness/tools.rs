@@ -1,5 +1,5 @@
-//! The system tools the harness may use — `ip` and `iptables` (the namespace mode), and
-//! libfaketime (the clock nemesis) — found on the machine, or installed with apt when the
+//! The system tools the harness may use — `ip` and `iptables` (the namespace mode),
+//! libfaketime (the clock nemesis) and `fusermount3` (the lazy disks) — found on the machine, or installed with apt when the
 //! harness runs as root and they are missing (once per process). Everything here says
 //! *why* a tool is unavailable, so a skipped mode or nemesis is printed with its reason.
 
@@ -27,19 +27,23 @@ pub fn libfaketime() -> Option<PathBuf> {
     candidates.iter().map(PathBuf::from).find(|p| p.exists())
 }
 
-/// Install `ip`, `iptables` and libfaketime with apt if any is missing and we are root.
+/// Install `ip`, `iptables`, libfaketime and `fusermount3` with apt if any is missing and we are root.
 /// Returns what it did (or why it did nothing), for the run's log.
 pub fn ensure_installed() -> &'static str {
     static DONE: OnceLock<String> = OnceLock::new();
     DONE.get_or_init(|| {
-        let missing: Vec<&str> =
-            [("iproute2", have("ip")), ("iptables", have("iptables")), ("faketime", libfaketime().is_some())]
-                .iter()
-                .filter(|(_, ok)| !ok)
-                .map(|(p, _)| *p)
-                .collect();
+        let missing: Vec<&str> = [
+            ("iproute2", have("ip")),
+            ("iptables", have("iptables")),
+            ("faketime", libfaketime().is_some()),
+            ("fuse3", have("fusermount3")),
+        ]
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(p, _)| *p)
+        .collect();
         if missing.is_empty() {
-            return "iproute2, iptables and libfaketime present".into();
+            return "iproute2, iptables, libfaketime and fuse3 present".into();
         }
         if !is_root() {
             return format!("missing {missing:?}; not root, so not installed");
