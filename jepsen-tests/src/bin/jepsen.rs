@@ -7,7 +7,8 @@
 //! Workloads: contention, flash-sale, idempotent, expiry-edge, queue. Nemeses: kill, pause,
 //! partition, clock (libfaketime), membership (remove a node, join a fresh one), power
 //! (kill -9 and lose what was not fsynced: one node, a minority or all), disk-full (a node's
-//! writes answer ENOSPC), or `all` (a random schedule of the first five). power and
+//! writes answer ENOSPC), corrupt (bits flipped in a stopped node's files; a node that
+//! refuses them is replaced), or `all` (a random schedule of the first five). power and
 //! disk-full put every node's data on a lazy disk (FUSE, as root; `--disks` does it for
 //! any run, making the final restart a power cut of every node).
 //! Prints its seed; the same seed replays the same nemesis schedule and client choices.
@@ -26,8 +27,8 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     nodes: usize,
     /// Comma-separated: kill, pause, partition, clock (clock needs libfaketime), membership
-    /// (a node replaced by a fresh one that joins), power, disk-full (both need FUSE), or
-    /// `all` (the first five).
+    /// (a node replaced by a fresh one that joins), power, disk-full (both need FUSE),
+    /// corrupt, or `all` (the first five).
     #[arg(long, default_value = "all")]
     nemesis: String,
     #[arg(long, default_value = "contention")]
@@ -135,7 +136,7 @@ fn main() {
             Some(k) => nemeses.push(k),
             None => {
                 eprintln!(
-                    "unknown nemesis {n:?} (kill, pause, partition, clock, membership, power, disk-full, all)"
+                    "unknown nemesis {n:?} (kill, pause, partition, clock, membership, power, disk-full, corrupt, all)"
                 );
                 std::process::exit(2);
             }

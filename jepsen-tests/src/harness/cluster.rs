@@ -454,6 +454,61 @@ impl Cluster {
         Ok(out)
     }
 
+    /// Flip bytes in one file of stopped node `id`'s data, chosen from `seed`: sled's log
+    /// (`db/db`), a snapshot file, or a search index file, each a third of the time when it
+    /// exists. The bytes are written and fsynced (through the lazy disk, if any: durable
+    /// corruption). Returns what was done.
+    pub fn corrupt(&self, id: u64, seed: u64) -> Result<String> {
+        use rand::{Rng, SeedableRng};
+        use std::io::{Read, Seek, SeekFrom};
+        let node = self.node(id);
+        if node.is_running() {
+            bail!("node {id} is running: stop it before corrupting its files");
+        }
+        let mut files: [Vec<PathBuf>; 3] = Default::default();
+        let mut stack = vec![node.data_dir.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
+                let path = entry?.path();
+                let rel = path.strip_prefix(&node.data_dir).unwrap_or(&path).to_string_lossy().into_owned();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+                    match () {
+                        _ if rel == "db/db" => files[0].push(path),
+                        _ if rel.starts_with("snapshots/") && rel.ends_with(".snap") => files[1].push(path),
+                        _ if rel.starts_with("search/") => files[2].push(path),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let kinds: Vec<usize> = (0..3).filter(|k| !files[*k].is_empty()).collect();
+        if kinds.is_empty() {
+            bail!("node {id} has no file to corrupt in {}", node.data_dir.display());
+        }
+        let kind = kinds[rng.random_range(0..kinds.len())];
+        let file = files[kind][rng.random_range(0..files[kind].len())].clone();
+        let mut f = OpenOptions::new().read(true).write(true).open(&file)?;
+        let len = f.metadata()?.len();
+        let count = rng.random_range(1..=8u64);
+        let mut offsets = Vec::new();
+        for _ in 0..count {
+            let at = rng.random_range(0..len);
+            let mut byte = [0u8; 1];
+            f.seek(SeekFrom::Start(at))?;
+            f.read_exact(&mut byte)?;
+            byte[0] ^= 1 << rng.random_range(0..8);
+            f.seek(SeekFrom::Start(at))?;
+            f.write_all(&byte)?;
+            offsets.push(at);
+        }
+        f.sync_all()?;
+        let rel = file.strip_prefix(&node.data_dir).unwrap_or(&file).display().to_string();
+        Ok(format!("flipped a bit in {count} bytes of {rel} ({len} B) at {offsets:?}"))
+    }
+
     /// Node `id`'s disk answers `ENOSPC` to every write while `full`.
     pub fn set_disk_full(&self, id: u64, full: bool) -> Result<()> {
         self.disk(id)?.set_full(full);

@@ -39,6 +39,10 @@ pub enum NemesisKind {
     Power,
     /// A node's disk answers `ENOSPC` to every write for the window.
     DiskFull,
+    /// A node is stopped, bits are flipped in one of its files (sled's log, a snapshot, the
+    /// search index) and it is restarted: it must refuse the data (then it is replaced, as
+    /// an operator would: wiped, removed, a fresh node joins) or serve only right answers.
+    Corrupt,
 }
 
 impl NemesisKind {
@@ -66,6 +70,7 @@ impl NemesisKind {
             "membership" => Some(NemesisKind::Membership),
             "power" => Some(NemesisKind::Power),
             "disk-full" => Some(NemesisKind::DiskFull),
+            "corrupt" => Some(NemesisKind::Corrupt),
             _ => None,
         }
     }
@@ -362,6 +367,46 @@ pub async fn run(
                     Some(st) => format!("disk has room again; the node EXITED while it was full ({st})"),
                 };
                 log.log(started, "end", f.kind, detail, vec![f.node]);
+            }
+            NemesisKind::Corrupt => {
+                let c0 = {
+                    let c = cluster.lock().await;
+                    (c.ids().len(), c.live().len(), c.live().contains(&f.node))
+                };
+                let (n, live, target_live) = c0;
+                if n - live + usize::from(target_live) > (n - 1) / 2 {
+                    log.log(started, "skip", f.kind, "a majority would be down".into(), vec![f.node]);
+                    continue;
+                }
+                let done = {
+                    let mut c = cluster.lock().await;
+                    c.kill(f.node);
+                    let done = c.corrupt(f.node, f.start_ms ^ 0x00c0_7272_7570);
+                    c.restart(f.node)?;
+                    done?
+                };
+                log.log(started, "start", f.kind, format!("stopped; {done}; restarted"), vec![f.node]);
+                tokio::time::sleep(Duration::from_millis(f.duration_ms)).await;
+                let exited = cluster.lock().await.exited(f.node)?;
+                match exited {
+                    None => log.log(
+                        started,
+                        "end",
+                        f.kind,
+                        "the node runs on the corrupted data".into(),
+                        vec![f.node],
+                    ),
+                    Some(st) => {
+                        let why = cluster.lock().await.log_tail(f.node, 3).replace('\n', " | ");
+                        let detail =
+                            format!("the node refused the corrupted data ({st}): {why}; replacing it");
+                        log.log(started, "step", f.kind, detail, vec![f.node]);
+                        let mut repair = f.clone();
+                        repair.duration_ms = 1_000;
+                        change_membership(&cluster, &repair, MembershipAction::Replace, started, &log)
+                            .await?;
+                    }
+                }
             }
             NemesisKind::Membership => {
                 let action = f.action.unwrap_or(MembershipAction::Replace);

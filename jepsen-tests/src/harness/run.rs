@@ -351,7 +351,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     }
     // Wait for the nemesis (its last fault ends before the deadline), then heal everything.
     let mut finish = NEMESIS_FINISH_WAIT;
-    if cfg.nemeses.contains(&NemesisKind::Membership) {
+    if cfg.nemeses.contains(&NemesisKind::Membership) || cfg.nemeses.contains(&NemesisKind::Corrupt) {
         finish += membership::ACTION_MAX;
     }
     let abort = nemesis_task.abort_handle();

@@ -166,6 +166,7 @@ fn kind_name(k: NemesisKind) -> &'static str {
         NemesisKind::Membership => "membership",
         NemesisKind::Power => "power",
         NemesisKind::DiskFull => "disk full",
+        NemesisKind::Corrupt => "corrupt",
     }
 }
 
@@ -178,6 +179,7 @@ fn kind_color(k: NemesisKind) -> RGBColor {
         NemesisKind::Membership => RGBColor(90, 90, 90),
         NemesisKind::Power => RGBColor(0, 0, 0),
         NemesisKind::DiskFull => RGBColor(160, 90, 40),
+        NemesisKind::Corrupt => RGBColor(200, 0, 120),
     }
 }
 
