@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 use openraft::storage::IOFlushed;
 
 use crate::types::TypeConfig;
+use crate::watermark::Watermark;
 
 /// Most waiters completed by one flush. More stay queued for the next flush, so one flush never
 /// holds back an unbounded number of callbacks.
@@ -150,7 +151,13 @@ impl Flusher {
         node_id: crate::NodeId,
         sled_dir: Option<&Path>,
     ) -> std::io::Result<Flusher> {
-        let files = sled_dir.map(SledFiles::open).transpose()?;
+        let files = match sled_dir {
+            Some(dir) => {
+                let watermark = Watermark::open(&db, dir).map_err(std::io::Error::other)?;
+                Some((SledFiles::open(dir)?, watermark))
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::channel::<Msg>();
         let flushes = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(Mutex::new(None));
@@ -208,20 +215,26 @@ impl Flusher {
 }
 
 /// Make everything written to `db` so far durable.
-fn make_durable(db: &sled::Db, files: Option<&mut SledFiles>) -> Result<(), String> {
+fn make_durable(db: &sled::Db, files: Option<&mut (SledFiles, Watermark)>) -> Result<(), String> {
     if crate::planted::planted(crate::planted::Bug::AckBeforeFsync) {
         return Ok(());
     }
+    let Some((files, watermark)) = files else {
+        db.flush().map_err(|e| e.to_string())?;
+        return Ok(());
+    };
+    let staged = watermark.stage()?;
     db.flush().map_err(|e| e.to_string())?;
-    if let Some(files) = files {
-        files.sync().map_err(|e| format!("fsync of sled's files: {e}"))?;
+    files.sync().map_err(|e| format!("fsync of sled's files: {e}"))?;
+    if let Some(seq) = staged {
+        watermark.record(seq).map_err(|e| format!("durable watermark: {e}"))?;
     }
     Ok(())
 }
 
 fn run(
     db: sled::Db,
-    mut files: Option<SledFiles>,
+    mut files: Option<(SledFiles, Watermark)>,
     rx: mpsc::Receiver<Msg>,
     flushes: Arc<AtomicU64>,
     failed: Arc<Mutex<Option<String>>>,

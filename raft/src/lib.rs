@@ -28,6 +28,8 @@
 //! - `flusher`: the per-host group-commit thread: one sled flush + `fdatasync` for every queued
 //!   append/vote; it keeps the first storage failure ([`RaftHost::storage_failure`]).
 //! - `durable`: directories created and fsynced into their parents ([`create_dir_durably`]).
+//! - `watermark`: a durable sequence in sled and in a file beside it: a node whose sled
+//!   recovered less than it had made durable (a corrupt, truncated log) refuses to start.
 //! - `planted`: deliberate durability bugs for the fault campaign's self-test (feature
 //!   `planted-bugs` only).
 //! - `store::log`: `RaftLogStorage` + `RaftLogReader` on the `{gid}:log` / `{gid}:meta` trees.
@@ -118,6 +120,7 @@ mod proposer;
 mod quiesce;
 mod store;
 mod types;
+mod watermark;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
