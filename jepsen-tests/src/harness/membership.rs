@@ -163,9 +163,9 @@ pub async fn join(cluster: &AsyncMutex<Cluster>, slot: u64) -> Result<(u64, Dura
 }
 
 /// Wait until every event is placed on `min(3, members)` members (none removed), as a
-/// live member's catalog says, and every member hosting an event's group reports that
-/// group's members (voters and learners) as exactly those replicas — what an operator
-/// checks before taking the next node out. Up to [`REPAIR_WAIT`]. Returns a description for
+/// live member's catalog says, and the group's settled voters are exactly those replicas,
+/// as its leader reports them (or, without a leader's word, every replica) — what an
+/// operator checks before taking the next node out. Up to [`REPAIR_WAIT`]. Returns a description for
 /// the log either way (a slow repair is availability, not safety: the run goes on).
 pub async fn wait_repaired(cluster: &AsyncMutex<Cluster>) -> String {
     let start = Instant::now();
@@ -205,23 +205,38 @@ async fn repair_state(cluster: &AsyncMutex<Cluster>) -> Result<usize, String> {
         if ids.len() != want || !ids.iter().all(|i| members.contains(i)) {
             return Err(format!("{event} placed on {ids:?}, members {members:?}"));
         }
-        // Only the replicas: a node the event moved away from may keep a stale copy.
+        // Only the replicas: a node the event moved away from may keep a stale copy. The
+        // group's voters, settled (no joint configuration in flight), must be the placed
+        // replicas: in the group leader's own view, or else in every replica's. Learners are
+        // not counted (a removed node may linger as one until the leader drops it).
+        let mut placed = ids.clone();
+        placed.sort_unstable();
+        let mut mismatch = None;
+        let mut leader_agrees = false;
         for (id, view) in views.iter().filter(|(id, _)| ids.contains(id)) {
-            let group = view["groups"].as_array().and_then(|gs| gs.iter().find(|g| g["id"] == *event));
-            let hosted: Option<Vec<u64>> = group
-                .and_then(|g| g["members"].as_array())
-                .map(|m| m.iter().filter_map(|x| x.as_u64()).collect());
-            match hosted {
-                Some(mut m) => {
-                    m.sort_unstable();
-                    let mut placed = ids.clone();
-                    placed.sort_unstable();
-                    if m != placed {
-                        return Err(format!("{event}: node {id} has members {m:?}, placed on {placed:?}"));
-                    }
-                }
-                None => return Err(format!("{event}: node {id} does not host it yet")),
+            let Some(group) = view["groups"].as_array().and_then(|gs| gs.iter().find(|g| g["id"] == *event))
+            else {
+                return Err(format!("{event}: node {id} does not host it yet"));
+            };
+            let mut voters: Vec<u64> = group["voters"]
+                .as_array()
+                .map(|m| m.iter().filter_map(|x| x.as_u64()).collect())
+                .unwrap_or_default();
+            voters.sort_unstable();
+            let changing = group["membership_changing"].as_bool().unwrap_or(true);
+            let settled = !changing && voters == placed;
+            if settled && group["leader"].as_u64() == Some(*id) {
+                leader_agrees = true;
             }
+            if !settled && mismatch.is_none() {
+                mismatch = Some(format!(
+                    "{event}: node {id} has voters {voters:?}{}, placed on {placed:?}",
+                    if changing { " (changing)" } else { "" }
+                ));
+            }
+        }
+        if let (false, Some(m)) = (leader_agrees, mismatch) {
+            return Err(m);
         }
     }
     Ok(placement.len())
