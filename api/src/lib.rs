@@ -85,8 +85,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A node that must not serve (removed from the cluster, or its data is not what the cluster
-/// registered) answers 503 with the reason to everything but the operations routes, instead of
+/// A node that must not serve (removed from the cluster, its data is not what the cluster
+/// registered, or its storage failed) answers 503 `unavailable` with the reason to everything but the operations routes, instead of
 /// serving from state that no longer counts.
 async fn out_of_service(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();

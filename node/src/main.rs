@@ -107,7 +107,9 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     if config.cluster_secret.is_none() && (!config.peers.is_empty() || config.join.is_some()) {
         tracing::warn!("no --cluster-secret: Raft RPCs between nodes are not authenticated");
     }
-    let db = raft::open_db(config.data_dir.join("db"), config.cache_capacity_mb * 1024 * 1024)
+    // sled's directory: opened here, fsynced by the flusher after every flush (HostConfig::sled_dir).
+    let sled_dir = config.data_dir.join("db");
+    let db = raft::open_db(&sled_dir, config.cache_capacity_mb * 1024 * 1024)
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
     let payments: Arc<dyn cluster::payment::PaymentProvider> = match &config.payment {
         PaymentChoice::Test => Arc::new(cluster::payment::TestProvider::default()),
@@ -128,7 +130,7 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("binding Raft on {}", config.raft))?;
     let raft_addr = raft_listener.local_addr()?.to_string();
     let auth = api::AuthKeys::new(secret.as_bytes());
-    let store_id = raft::Identity::open(&db, Some(&config.data_dir.join("db")))
+    let store_id = raft::Identity::open(&db, Some(&sled_dir))
         .context("reading the data directory's identity")?
         .store_id();
     let node_id = node_identity(&config, store_id, &auth, &raft_addr, &http_addr).await?;
@@ -146,7 +148,7 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     let options = cluster::StoreOptions {
         raft: raft::HostConfig {
             snapshot_logs_since_last: config.snapshot_every,
-            sled_dir: Some(config.data_dir.join("db")),
+            sled_dir: Some(sled_dir.clone()),
             ..options.raft.clone()
         },
         ..options

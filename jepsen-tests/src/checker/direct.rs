@@ -38,9 +38,9 @@ pub enum CheckName {
     QueueFifo,
     QueueNoSkip,
     QueueDurable,
-    /// Every node starts again on what its disk kept after the faults (power cuts): a node
-    /// that finds its data gone or unreadable forgot writes it had acknowledged to its
-    /// peers. Judged by the harness, not from the history.
+    /// Every node starts again on what its disk kept after the faults (power cuts), and
+    /// every event has a node to serve it: a node that finds its data gone or unreadable
+    /// forgot writes it had acknowledged. Judged by the harness, not from the history.
     NodesRecover,
 }
 

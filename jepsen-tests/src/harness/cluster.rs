@@ -474,11 +474,17 @@ impl Cluster {
                 if path.is_dir() {
                     stack.push(path);
                 } else if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
-                    match () {
-                        _ if rel == "db/db" => files[0].push(path),
-                        _ if rel.starts_with("snapshots/") && rel.ends_with(".snap") => files[1].push(path),
-                        _ if rel.starts_with("search/") => files[2].push(path),
-                        _ => {}
+                    let kind = if rel == "db/db" {
+                        Some(0)
+                    } else if rel.starts_with("snapshots/") && rel.ends_with(".snap") {
+                        Some(1)
+                    } else if rel.starts_with("search/") {
+                        Some(2)
+                    } else {
+                        None
+                    };
+                    if let Some(k) = kind {
+                        files[k].push(path);
                     }
                 }
             }
