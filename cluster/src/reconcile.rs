@@ -6,10 +6,11 @@
 //!    liveness of every node it lists;
 //! 2. on the catalog leader: live nodes become catalog learners, then voters up to
 //!    [`CATALOG_VOTERS_MAX`]; removed nodes leave the membership;
-//! 3. for every event placed here: create its group (its initializer, and only it,
-//!    initializes it while pristine);
-//! 4. on each event group's leader: propose `Setup`, propagate a cancellation, and move the
-//!    group's voters to the catalog's `replicas` (add learner, catch up, change membership).
+//! 3. for every event placed here: store its group — seeded on the replicas placed at
+//!    creation (`Store::seed_event_group`: set up and with a leader, with no Raft round;
+//!    nothing runs until it is used), empty on a replica placed later;
+//! 4. on each event group's leader: propagate a cancellation, and move the group's voters
+//!    to the catalog's `replicas` (add learner, catch up, change membership).
 //!
 //! **Work follows changes.** Steps 1–2 run every [`NODE_TICK`] (they touch a handful of
 //! nodes). Steps 3–4 run for the event a catalog change names, when it is applied; a change to
@@ -353,40 +354,32 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
     }
     let group = match host.group(&event.id) {
         Some(g) => g,
-        // Not here yet: create it (and initialize it if this node is the initializer).
-        None if !host.is_stored(&event.id) => match store.open_event_group(event).await? {
-            Some(g) => g,
-            None => return Ok(()),
-        },
-        // Out of memory: it was reconciled when it ran; only a change may need it again, and
-        // only on its leader — or, on the safety-net pass, a replica move that did not finish
-        // before the group left memory (its stored voters are not the catalog's replicas).
+        // Not here yet: store it seeded (nothing runs until it is used), or, on a replica
+        // placed after the creation, open it empty for its leader to fill.
+        None if !host.is_stored(&event.id) => {
+            if store.seed_event_group(event).await? {
+                return Ok(());
+            }
+            match store.open_event_group(event).await? {
+                Some(g) => g,
+                None => return Ok(()),
+            }
+        }
+        // Out of memory: it was reconciled when it ran; only a change that gives its leader
+        // work loads it again — a cancellation, or replicas that moved (also found by the
+        // safety-net pass: a move that did not finish before the group left memory). Any
+        // other change (a new event's own, a renaming) leaves it on disk.
         None if host.known_leader(&event.id) == Some(me)
-            && (why == Why::Changed || !same_nodes(host.stored_voters(&event.id), &event.replicas)) =>
+            && ((why == Why::Changed && event.cancelled)
+                || !same_nodes(host.stored_voters(&event.id), &event.replicas)) =>
         {
             host.load(&event.id).await?
         }
         None => return Ok(()),
     };
-    let set_up = group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up()));
-    if !set_up && event.initial_replicas.first() == Some(&me) {
-        // The initializer sets the inventory up once the new group has a leader; in its own
-        // task, so a burst of new events does not queue behind each one's election.
-        if store.inner.reconciling.lock().expect("reconciling lock").insert(event.id.clone()) {
-            let (store, event, group) = (store.clone(), event.clone(), group.clone());
-            tokio::spawn(async move {
-                if let Err(e) = store.set_up_event(&group, &event).await {
-                    debug!(event = %event.id, error = %e, "inventory not set up yet; will retry");
-                }
-                store.inner.reconciling.lock().expect("reconciling lock").remove(&event.id);
-            });
-        }
-        return Ok(());
-    }
     if group.leader() != Some(me) {
         return Ok(());
     }
-    store.set_up_event(&group, event).await?;
     let cancelled = group.read_local(|m| m.as_inventory().is_some_and(|i| i.cancelled()));
     if event.cancelled && !cancelled {
         store.write_inventory(&group, InventoryCommand::Cancel).await?;

@@ -11,7 +11,7 @@
 //! and initializing event groups, moving replicas — is the reconciler's, so a crash at any
 //! point heals.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -334,48 +334,47 @@ impl Store {
     /// The event's group here if it is placed here: loaded if stored, created if not; the
     /// event's initializer initializes it while pristine. Idempotent.
     pub(crate) async fn open_event_group(&self, event: &Event) -> Result<Option<Group<GroupMachine>>> {
-        let me = self.node_id();
-        if !event.replicas.contains(&me) {
+        if !event.replicas.contains(&self.node_id()) {
             return Ok(None);
         }
         let host = &self.inner.host;
-        let group = if host.is_stored(&event.id) {
-            host.load(&event.id).await?
-        } else {
-            host.open_group(&event.id).await?
-        };
-        if event.initial_replicas.first() == Some(&me) && !group.is_initialized().await {
-            let members = self.catalog_read(|c| {
-                event
-                    .initial_replicas
-                    .iter()
-                    .map(|id| {
-                        let node = c.nodes.get(id);
-                        let addr = NodeAddr {
-                            raft_addr: node.map(|n| n.raft_addr.clone()).unwrap_or_default(),
-                            http_addr: node.map(|n| n.http_addr.clone()).unwrap_or_default(),
-                        };
-                        (*id, addr)
-                    })
-                    .collect::<BTreeMap<_, _>>()
-            });
-            info!(event = %event.id, ?members, "initializing the event group");
-            group.initialize(members).await?;
+        if !host.is_stored(&event.id) && !self.seed_event_group(event).await? {
+            // A replica placed after the creation: an empty group that its leader fills.
+            return Ok(Some(host.open_group(&event.id).await?));
         }
-        Ok(Some(group))
+        Ok(Some(host.load(&event.id).await?))
     }
 
-    /// Propose `Setup` if this replica has not applied one yet (from any replica: the write
-    /// goes to the group's leader; a second `Setup` is refused by the rules, harmlessly).
-    pub(crate) async fn set_up_event(&self, group: &Group<GroupMachine>, event: &Event) -> Result<()> {
-        if group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
-            return Ok(());
+    /// Whether this node stores the event's group seeded: it was placed on it at creation
+    /// and the event's replicas never moved. (After a move the group may have run for a
+    /// while; a replica then starts empty and its leader fills it.)
+    pub(crate) fn seeds_here(&self, event: &Event) -> bool {
+        let me = self.node_id();
+        let same = |a: &[NodeId], b: &[NodeId]| a.iter().collect::<BTreeSet<_>>() == b.iter().collect();
+        event.initial_replicas.contains(&me) && same(&event.replicas, &event.initial_replicas)
+    }
+
+    /// Store the event's group here as a seeded group (`raft::RaftHost::create_seeded`) if this
+    /// node [seeds it](Store::seeds_here) and has not yet: voters the creation's replicas, and
+    /// the inventory's `Setup` as its first command, stamped with the creation time — so the
+    /// event is set up on every replica and has a leader without any Raft round. Every
+    /// replica derives both from the catalog's record of the event, which is the same on every
+    /// node, and the parts of it they use never change: the venue, the prices, the limits, the
+    /// hold time, the on-sale time and the queue (an update changes only names, performers
+    /// and the start time). `true` if the group is stored here now (seeded now or before).
+    pub(crate) async fn seed_event_group(&self, event: &Event) -> Result<bool> {
+        let host = &self.inner.host;
+        if host.is_stored(&event.id) {
+            return Ok(true);
+        }
+        if !self.seeds_here(event) {
+            return Ok(false);
         }
         let setup = self.catalog_read(|c| setup_for(c, event))?;
-        match self.write_inventory(group, InventoryCommand::Setup(setup)).await {
-            Ok(_) | Err(Error::Rejected(Rejection::Invalid { .. })) => Ok(()),
-            Err(e) => Err(e),
-        }
+        let voters: BTreeSet<NodeId> = event.initial_replicas.iter().copied().collect();
+        let seed = [GroupCommand::Inventory(InventoryCommand::Setup(setup))];
+        host.create_seeded(&event.id, &voters, event.created_at, &seed).await?;
+        Ok(true)
     }
 
     /// HTTP addresses of the live nodes hosting `event`, the group's leader first if known.
@@ -422,8 +421,8 @@ impl Store {
                 .ok_or_else(|| Error::unavailable("event group not open"))?,
         };
         if !group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
-            // This replica has not applied the event's Setup yet (it was just created):
-            // another replica, the leader first, can answer.
+            // This replica has not applied the event's Setup yet (a replica placed after the
+            // creation, not filled yet): another replica, the leader first, can answer.
             let http_addrs = self.replica_addrs(&event()?, group.leader());
             return Err(if http_addrs.is_empty() {
                 Error::unavailable("the event's inventory is not set up yet")
@@ -561,8 +560,11 @@ impl Store {
         }
     }
 
-    /// Create the event in the catalog, then its inventory group. The answer normally
-    /// comes once the group is set up, so a reserve right after it works. If the group is
+    /// Create the event in the catalog, then its inventory group, seeded (see
+    /// [`Store::seed_event_group`]): no openraft instance, election or entry until the event
+    /// is first used. The answer comes once this node stores the group (or, on a
+    /// node that does not host the event, once a replica serves it), so a reserve right
+    /// after it works. If the group is
     /// not ready within [`EVENT_READY_WAIT`] the event still exists (the catalog write
     /// committed), so the answer is still the event: an error here would hide its id and
     /// invite a retry that creates a second one. Booking calls before the group is ready
@@ -583,17 +585,16 @@ impl Store {
         Ok(event)
     }
 
-    /// Wait (bounded) until the new event's inventory is set up on its leader, here or on
-    /// another node, so that a reserve right after the creation answer works.
+    /// Wait (bounded) until the new event's group is stored here, or serves on another node,
+    /// so that a reserve right after the creation answer works.
     async fn await_event_ready(&self, event: &Event) -> Result<()> {
         let deadline = tokio::time::Instant::now() + EVENT_READY_WAIT;
         loop {
             if event.replicas.contains(&self.node_id()) {
-                if let Some(group) = self.open_event_group(event).await? {
-                    // Done once the leader has applied a Setup (this one, or another's).
-                    if self.set_up_event(&group, event).await.is_ok() {
-                        return Ok(());
-                    }
+                // Seeded here: set up, with a leader. (A replica placed after the creation has
+                // nothing to wait for either: the leader fills it.)
+                if self.seed_event_group(event).await? || self.open_event_group(event).await?.is_some() {
+                    return Ok(());
                 }
             } else {
                 for addr in self.replica_addrs(event, None) {

@@ -172,10 +172,13 @@ impl MetricsRecorder for LeaderWatch {
     fn increment_append(&self) {}
 }
 
-/// The host's transport, counting the snapshots a peer received and answered.
+/// The host's transport, counting the snapshots a peer received and answered, and sending an
+/// RPC addressed without an address (the members of a seeded group, see
+/// [`crate::RaftHost::create_seeded`]) to the address the cluster records for its target.
 pub(crate) struct SnapshotCounting {
     pub(crate) inner: Arc<dyn Transport>,
     pub(crate) sent: Arc<AtomicU64>,
+    pub(crate) liveness: Arc<crate::liveness::Liveness>,
 }
 
 impl Transport for SnapshotCounting {
@@ -187,6 +190,17 @@ impl Transport for SnapshotCounting {
         rpc: RpcRequest,
     ) -> BoxFuture<'a, Result<RpcResponse, TransportError>> {
         let snapshot = matches!(rpc, RpcRequest::InstallSnapshot { .. });
+        if addr.raft_addr.is_empty() {
+            if let Some(known) = self.liveness.addr_of(target) {
+                return Box::pin(async move {
+                    let answer = self.inner.send(target, &known, group, rpc).await;
+                    if snapshot && matches!(answer, Ok(RpcResponse::InstallSnapshot(_))) {
+                        self.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    answer
+                });
+            }
+        }
         let sent = self.inner.send(target, addr, group, rpc);
         if !snapshot {
             return sent;

@@ -347,7 +347,7 @@ pub(crate) struct HostInner<S: StateMachine> {
     pub(crate) transport: Arc<dyn Transport>,
     make_machine: MachineFactory<S>,
     pub(crate) groups: RwLock<BTreeMap<GroupId, Entry<S>>>,
-    pub(crate) liveness: Liveness,
+    pub(crate) liveness: Arc<Liveness>,
     pub(crate) identity: Arc<Identity>,
     /// Each group that takes leadership here, as it does (see [`RaftHost::subscribe_leaderships`]).
     became_leader: tokio::sync::broadcast::Sender<GroupId>,
@@ -376,6 +376,8 @@ pub(crate) struct Counters {
     pub(crate) sleeps: AtomicU64,
     pub(crate) evictions: AtomicU64,
     pub(crate) loads: AtomicU64,
+    /// Groups created seeded ([`RaftHost::create_seeded`]).
+    pub(crate) seeded: AtomicU64,
     pub(crate) failover_wakes: AtomicU64,
     pub(crate) leader_changes: Arc<AtomicU64>,
     pub(crate) snapshots_sent: Arc<AtomicU64>,
@@ -420,11 +422,15 @@ impl<S: StateMachine> RaftHost<S> {
         }
         tracing::info!(node = config.node_id, stored = groups.len(), ?config, "raft host started");
         let stats = Counters::default();
-        let network: Arc<dyn Transport> =
-            Arc::new(SnapshotCounting { inner: network, sent: stats.snapshots_sent.clone() });
+        let liveness = Arc::new(Liveness::new(config.node_id, incarnation()));
+        let network: Arc<dyn Transport> = Arc::new(SnapshotCounting {
+            inner: network,
+            sent: stats.snapshots_sent.clone(),
+            liveness: liveness.clone(),
+        });
         let host = RaftHost {
             inner: Arc::new(HostInner {
-                liveness: Liveness::new(config.node_id, incarnation()),
+                liveness,
                 identity: Identity::open(&db, config.sled_dir.as_deref())?,
                 became_leader: tokio::sync::broadcast::channel(LEADERSHIPS_BUFFERED).0,
                 config,
@@ -531,6 +537,130 @@ impl<S: StateMachine> RaftHost<S> {
         let group = self.inner.load(gid, &lock, false).await?;
         group.touch();
         Ok(group)
+    }
+
+    /// Create group `gid` as a **seeded** group, dormant, without starting it. Every voter
+    /// writes the same state, as if an election and two entries had already happened:
+    ///
+    /// - a committed vote for term 1 and the voter [`quiesce::elector`] picks by a hash of
+    ///   `gid` (first leaders spread over the nodes: the *named leader*);
+    /// - the log: a membership of `voters` at index 0 and `commands` as one batch stamped
+    ///   `now_ms` at index 1, both as the named leader's entries of term 1;
+    /// - those two entries committed (applied when the group first loads), and the
+    ///   clean-close marker, so the named leader loads the group as its leader (openraft's
+    ///   leader restore) with no election and no blank entry.
+    ///
+    /// `false` if the group was already stored here.
+    ///
+    /// **Why this is Raft.** The caller gives every voter the same arguments (derived from
+    /// replicated state), so the seeded state is the outcome of a run every voter agrees on:
+    /// term 1 has exactly one leader (every voter's vote is for it, so none can grant term 1
+    /// to anyone else; a voter that has not seeded yet does not store the group and answers
+    /// nothing), and it appended the seed; the seed entries are identical wherever they
+    /// exist, so no leader can ever hold a conflicting entry at 0 or 1, and they are never
+    /// truncated — which is why treating them as committed before any quorum round is safe; nothing was ever
+    /// acknowledged before the seed, so the restored leader cannot serve a stale read (the
+    /// hazard leader restore has after a crash). A later replica gets the seed from a leader
+    /// like any other entry, or in a snapshot. A voter whose node is dead is replaced by the
+    /// ordinary failover (its groups elect a leader for term 2 or later).
+    ///
+    /// It saves what creating a group used to cost — an openraft instance started on every
+    /// voter, an election, a blank entry and the set-up entry, each replicated and fsynced —
+    /// for a group that may never be used: creating one is a few sled writes and a share of a
+    /// group-committed fsync. Members are stored without addresses; the transport sends to
+    /// the address the cluster records (`set_peers`).
+    pub async fn create_seeded(
+        &self,
+        gid: &str,
+        voters: &std::collections::BTreeSet<NodeId>,
+        now_ms: u64,
+        commands: &[S::Command],
+    ) -> Result<bool, RaftError> {
+        validate_group_id(gid)?;
+        let Some(leader) = quiesce::elector(gid, voters, 0, |_| true) else {
+            return Err(RaftError::Raft(format!("group {gid}: a seeded group needs voters")));
+        };
+        let lock = {
+            let mut table = self.inner.groups.write().unwrap_or_else(|p| p.into_inner());
+            if table.contains_key(gid) {
+                return Ok(false);
+            }
+            let lock: Arc<tokio::sync::Mutex<()>> = Arc::default();
+            let dormant = Dormant {
+                leader: Some(leader),
+                members: (voters.iter().copied().collect(), Vec::new()),
+                committed: SEED_COMMITTED,
+            };
+            table.insert(gid.to_string(), Entry { lock: lock.clone(), slot: Slot::Dormant(dormant) });
+            lock
+        };
+        let _guard = lock.lock().await;
+        let written = self.write_seed(gid, voters, leader, now_ms, commands);
+        let synced = match written {
+            Ok(()) => self.inner.flusher.sync().await.map_err(|e| RaftError::Storage(e.to_string())),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = synced {
+            // Not stored after all: a later call tries again.
+            self.inner.groups.write().unwrap_or_else(|p| p.into_inner()).remove(gid);
+            let _ = GroupTrees::delete(&self.inner.db, gid);
+            return Err(e);
+        }
+        self.inner.stats.seeded.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// The storage of a seeded group (see [`RaftHost::create_seeded`]), not yet synced.
+    fn write_seed(
+        &self,
+        gid: &str,
+        voters: &std::collections::BTreeSet<NodeId>,
+        leader: NodeId,
+        now_ms: u64,
+        commands: &[S::Command],
+    ) -> Result<(), RaftError> {
+        use openraft::entry::RaftEntry;
+        use openraft::vote::RaftLeaderId;
+        use openraft::vote::RaftVote;
+        type LeaderId = openraft::alias::LeaderIdOf<crate::types::TypeConfig>;
+        let bad = |e: String| RaftError::Storage(format!("group {gid}: seed: {e}"));
+        let commands = commands
+            .iter()
+            .map(|c| encode(c).map(crate::types::CommandBytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(bad)?;
+        let batch = encode(&crate::types::Batch { now_ms, commands }).map_err(bad)?;
+        // The entries are the named leader's in term 1, like the vote: its restore then
+        // finds its own entries and appends no blank one (a first use costs one entry, the
+        // write's).
+        let term1 = LeaderId::new(1, leader).to_committed();
+        let membership = openraft::Membership::new_with_defaults(vec![voters.clone()], Vec::<NodeId>::new());
+        let entries = [
+            crate::types::Entry::new(
+                crate::types::LogId::new(term1, 0),
+                openraft::EntryPayload::Membership(membership),
+            ),
+            crate::types::Entry::new(
+                crate::types::LogId::new(term1, SEED_COMMITTED),
+                openraft::EntryPayload::Normal(crate::types::CommandBytes(batch)),
+            ),
+        ];
+        let vote = crate::types::Vote::from_leader_id(LeaderId::new(1, leader), true);
+        let committed = encode(&entries[1].log_id).map_err(bad)?;
+        let trees = GroupTrees::open(&self.inner.db, gid)?;
+        let mut log = trees.log.batch();
+        for entry in &entries {
+            log.insert(&crate::store::index_key(entry.log_id.index), encode(entry).map_err(bad)?);
+        }
+        trees.log.apply_batch(log)?;
+        let members: (Vec<NodeId>, Vec<NodeId>) = (voters.iter().copied().collect(), Vec::new());
+        let mut meta = trees.meta.batch();
+        meta.insert(KEY_MEMBERS, encode(&members).map_err(bad)?);
+        meta.insert(KEY_VOTE, encode(&vote).map_err(bad)?);
+        meta.insert(KEY_COMMITTED, committed.clone());
+        meta.insert(KEY_CLEAN, committed);
+        trees.meta.apply_batch(meta)?;
+        Ok(())
     }
 
     /// The group `gid` if it is resident.
@@ -863,15 +993,20 @@ impl<S: StateMachine> HostInner<S> {
             }
             None => None,
         };
+        let has_log = trees.log.last()?.is_some();
         let raft = openraft::Raft::new(self.config.node_id, config, network, log_store, sm_store)
             .await
             .map_err(|e| RaftError::Raft(format!("group {gid}: start failed: {e}")))?;
         // The core starts in the background: wait until its metrics show the stored state, so
-        // callers see the group's leader and membership at once.
-        if let Some(vote) = stored_vote {
+        // callers see the group's leader and membership at once (a seeded group that never
+        // ran has a log but no vote).
+        if stored_vote.is_some() || has_log {
             let started = raft
                 .wait(Some(LOAD_METRICS_WAIT))
-                .metrics(|m| m.vote >= vote, "metrics of the stored vote")
+                .metrics(
+                    |m| stored_vote.is_none_or(|v| m.vote >= v) && (!has_log || m.last_log_index.is_some()),
+                    "metrics of the stored vote and log",
+                )
                 .await;
             if let Err(e) = started {
                 tracing::warn!(group = gid, error = %e, "group loaded, its metrics are late");
@@ -988,6 +1123,9 @@ fn group_view<S: StateMachine>(group: &Group<S>) -> GroupView {
         voters: m.membership_config.membership().voter_ids().collect(),
     }
 }
+
+/// The last index of a seeded group's seed (see [`RaftHost::create_seeded`]).
+const SEED_COMMITTED: u64 = 1;
 
 /// What is remembered in memory of the stored group `gid` while it is dormant: the leader of
 /// its stored vote, and the members and committed index of its last clean close.

@@ -146,6 +146,11 @@ impl Liveness {
         }
     }
 
+    /// The address of peer `id` as the cluster records it (see [`crate::RaftHost::set_peers`]).
+    pub(crate) fn addr_of(&self, id: NodeId) -> Option<NodeAddr> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).get(&id).map(|p| p.addr.clone())
+    }
+
     /// The peers and their addresses, to ping.
     pub(crate) fn targets(&self) -> Vec<(NodeId, NodeAddr)> {
         self.peers

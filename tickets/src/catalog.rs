@@ -123,11 +123,12 @@ pub struct Event {
     pub updated_at: Millis,
     /// The nodes that host the event's group now (sorted).
     pub replicas: Vec<NodeId>,
-    /// The nodes placed at creation; never changes. Its first node, and only it, initializes
-    /// the group (only while pristine) and so becomes its first leader. The order is the
-    /// sorted replicas rotated by the number of events created before, so first leaders
-    /// spread over the nodes: with every group led by one node, killing that node made every
-    /// group fail over at once (977 of 1,000 in `boxoffice-bench --mode idle --kill-leader`).
+    /// The nodes placed at creation; never changes. They store the group *seeded*
+    /// (`raft::RaftHost::create_seeded`: set up, with a first leader picked by a hash of the
+    /// event id, so first leaders spread over the nodes — with every group led by one node,
+    /// killing that node made every group fail over at once). The order is the sorted
+    /// replicas rotated by the number of events created before (it once chose the
+    /// initializer; kept so the catalog's format and placement stay as they were).
     pub initial_replicas: Vec<NodeId>,
 }
 
