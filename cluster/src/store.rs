@@ -331,8 +331,9 @@ impl Store {
 
     // ---- groups -------------------------------------------------------------------------
 
-    /// The event's group here if it is placed here: loaded if stored, created if not; the
-    /// event's initializer initializes it while pristine. Idempotent.
+    /// The event's group here if it is placed here: loaded if stored, created if not
+    /// (seeded, see [`Store::seed_event_group`], or empty on a replica placed after the
+    /// creation). Idempotent.
     pub(crate) async fn open_event_group(&self, event: &Event) -> Result<Option<Group<GroupMachine>>> {
         if !event.replicas.contains(&self.node_id()) {
             return Ok(None);

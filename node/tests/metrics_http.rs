@@ -97,10 +97,11 @@ async fn metrics_are_described_typed_and_cover_raft_and_the_process() {
     }
     assert!(scrape.has_series_starting("boxoffice_http_request_seconds_count{"));
 
-    // Raft figures: this one node leads the catalog and the event's group, both elected here.
+    // Raft figures: this one node leads the catalog (elected here) and the event's group
+    // (seeded: led from its creation, with no election, so no leader change).
     let raft = |name: &str| scrape.value(name).unwrap_or_else(|| panic!("no {name}:\n{text}"));
     assert!(raft("boxoffice_raft_groups_leading") >= 2.0);
-    assert!(raft("boxoffice_raft_leader_changes_total") >= 2.0);
+    assert!(raft("boxoffice_raft_leader_changes_total") >= 1.0);
     assert_eq!(raft("boxoffice_raft_groups_leaderless"), 0.0);
     assert_eq!(raft("boxoffice_raft_groups_under_replicated"), 0.0, "one node wants one voter");
     assert!(raft("boxoffice_raft_catalog_term") >= 1.0);
