@@ -273,10 +273,12 @@ async fn fail_over(
         serde_json::from_str(&text)?
     };
     let mut led: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut leader_of: BTreeMap<String, u64> = BTreeMap::new();
     for g in view["groups"].as_array().cloned().unwrap_or_default() {
-        if g["id"].as_str().is_some_and(|id| id.starts_with("evt_")) {
+        if let Some(id) = g["id"].as_str().filter(|id| id.starts_with("evt_")) {
             if let Some(l) = g["leader"].as_u64() {
                 *led.entry(l).or_default() += 1;
+                leader_of.insert(id.to_string(), l);
             }
         }
     }
@@ -297,7 +299,8 @@ async fn fail_over(
         last_failure: BTreeMap<usize, String>,
         /// The first answer seen of each kind of failure.
         samples: BTreeMap<String, String>,
-        served: Vec<Duration>,
+        /// When each served event was served (event index, time since the kill).
+        served: Vec<(usize, Duration)>,
     }
     let queue = Arc::new(tokio::sync::Mutex::new(Queue {
         due: (0..events.len()).map(|i| (i, killed)).collect(),
@@ -340,7 +343,7 @@ async fn fail_over(
                 .await;
                 let mut q = queue.lock().await;
                 if matches!(r, Ok((201, _))) {
-                    q.served.push(killed.elapsed());
+                    q.served.push((i, killed.elapsed()));
                 } else {
                     let why = outcome_name(&r);
                     let sample = match &r {
@@ -360,10 +363,23 @@ async fn fail_over(
     let Queue { due: pending, failures, last_failure, samples, served: times } =
         Arc::try_unwrap(queue).map_err(|_| anyhow::anyhow!("failover clients still running"))?.into_inner();
     let mut served = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    // Split by whether the dead node led the event's group (a new leader is elected) or not
+    // (the group is loaded on the survivors with its leader).
+    let mut by_kind = [Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?, served.clone()];
     let mut late = 0usize;
-    for at in times {
+    for (i, at) in times {
         late += usize::from(at > FAILOVER_TARGET);
         served.saturating_record(at.as_micros() as u64);
+        let orphaned = leader_of.get(&events[i]) == Some(&victim);
+        by_kind[usize::from(!orphaned)].saturating_record(at.as_micros() as u64);
+    }
+    for (kind, h) in ["led by the dead node", "led by a survivor"].iter().zip(&by_kind) {
+        eprintln!(
+            "served, {kind}: {} events, p50 {:.0} ms, max {:.0} ms",
+            h.len(),
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.max() as f64 / 1000.0
+        );
     }
     let failed = pending.len();
     // The survivors' groups sleep again, with the dead node still down.
