@@ -558,11 +558,12 @@ impl<S: StateMachine> RaftHost<S> {
     /// to anyone else; a voter that has not seeded yet does not store the group and answers
     /// nothing), and it appended the seed; the seed entries are identical wherever they
     /// exist, so no leader can ever hold a conflicting entry at 0 or 1, and they are never
-    /// truncated — which is why treating them as committed before any quorum round is safe; nothing was ever
-    /// acknowledged before the seed, so the restored leader cannot serve a stale read (the
-    /// hazard leader restore has after a crash). A later replica gets the seed from a leader
-    /// like any other entry, or in a snapshot. A voter whose node is dead is replaced by the
-    /// ordinary failover (its groups elect a leader for term 2 or later).
+    /// truncated — which is why treating them as committed before any quorum round is
+    /// safe; nothing was ever acknowledged before the seed, so the restored leader cannot
+    /// serve a stale read (the hazard leader restore has after a crash). A later replica
+    /// gets the seed from a leader like any other entry, or in a snapshot. A voter whose node
+    /// is dead is replaced by the ordinary failover (its groups elect a leader for term 2 or
+    /// later).
     ///
     /// It saves what creating a group used to cost — an openraft instance started on every
     /// voter, an election, a blank entry and the set-up entry, each replicated and fsynced —
@@ -580,21 +581,22 @@ impl<S: StateMachine> RaftHost<S> {
         let Some(leader) = quiesce::elector(gid, voters, 0, |_| true) else {
             return Err(RaftError::Raft(format!("group {gid}: a seeded group needs voters")));
         };
-        let lock = {
+        // The entry's lock is taken before the entry is visible, so nothing loads the group
+        // before its seed is written.
+        let lock: Arc<tokio::sync::Mutex<()>> = Arc::default();
+        let _guard = lock.clone().try_lock_owned().expect("a new lock is free");
+        {
             let mut table = self.inner.groups.write().unwrap_or_else(|p| p.into_inner());
             if table.contains_key(gid) {
                 return Ok(false);
             }
-            let lock: Arc<tokio::sync::Mutex<()>> = Arc::default();
             let dormant = Dormant {
                 leader: Some(leader),
                 members: (voters.iter().copied().collect(), Vec::new()),
                 committed: SEED_COMMITTED,
             };
-            table.insert(gid.to_string(), Entry { lock: lock.clone(), slot: Slot::Dormant(dormant) });
-            lock
-        };
-        let _guard = lock.lock().await;
+            table.insert(gid.to_string(), Entry { lock, slot: Slot::Dormant(dormant) });
+        }
         let written = self.write_seed(gid, voters, leader, now_ms, commands);
         let synced = match written {
             Ok(()) => self.inner.flusher.sync().await.map_err(|e| RaftError::Storage(e.to_string())),
