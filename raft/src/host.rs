@@ -1000,8 +1000,8 @@ impl<S: StateMachine> HostInner<S> {
             .await
             .map_err(|e| RaftError::Raft(format!("group {gid}: start failed: {e}")))?;
         // The core starts in the background: wait until its metrics show the stored state, so
-        // callers see the group's leader and membership at once (a seeded group that never
-        // ran has a log but no vote).
+        // callers see the group's leader and membership at once (the membership comes from
+        // the log: a seeded group that never ran has only its seed).
         if stored_vote.is_some() || has_log {
             let started = raft
                 .wait(Some(LOAD_METRICS_WAIT))
