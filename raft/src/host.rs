@@ -376,8 +376,6 @@ pub(crate) struct Counters {
     pub(crate) sleeps: AtomicU64,
     pub(crate) evictions: AtomicU64,
     pub(crate) loads: AtomicU64,
-    /// Groups created seeded ([`RaftHost::create_seeded`]).
-    pub(crate) seeded: AtomicU64,
     pub(crate) failover_wakes: AtomicU64,
     pub(crate) leader_changes: Arc<AtomicU64>,
     pub(crate) snapshots_sent: Arc<AtomicU64>,
@@ -608,7 +606,6 @@ impl<S: StateMachine> RaftHost<S> {
             let _ = GroupTrees::delete(&self.inner.db, gid);
             return Err(e);
         }
-        self.inner.stats.seeded.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }
 

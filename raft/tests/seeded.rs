@@ -92,9 +92,7 @@ async fn a_seeded_group_is_set_up_everywhere_and_led_without_an_election() {
             .await;
             assert_eq!(g.read_local(|m| m.commands), 2, "the seed, then the write, once each");
         }
-        for h in hosts.values() {
-            h.shutdown().await;
-        }
+        shutdown_all(hosts.values()).await;
     })
     .await
     .expect("test timed out");
@@ -109,9 +107,7 @@ async fn a_seed_survives_a_restart_and_reaches_a_replica_added_later() {
         for host in hosts1.values() {
             host.create_seeded(GID, &voters(), 1_000, &[add("x", 5)]).await.unwrap();
         }
-        for h in hosts1.values() {
-            h.shutdown().await;
-        }
+        shutdown_all(hosts1.values()).await;
         drop(hosts1);
 
         // Restarted: the group is stored, dormant; its named leader leads it as before.
@@ -134,9 +130,7 @@ async fn a_seed_survives_a_restart_and_reaches_a_replica_added_later() {
         })
         .await;
         assert_eq!(learner.read_local(|m| m.commands), 2);
-        for h in hosts.values() {
-            h.shutdown().await;
-        }
+        shutdown_all(hosts.values()).await;
     })
     .await
     .expect("test timed out");
@@ -160,9 +154,7 @@ async fn without_its_named_leader_a_seeded_group_elects_another() {
         let leader = group.leader().unwrap();
         let led = hosts[&leader].load(GID).await.unwrap();
         assert_eq!(led.write(add("x", 1)).await.unwrap(), 6);
-        for h in hosts.values() {
-            h.shutdown().await;
-        }
+        shutdown_all(hosts.values()).await;
     })
     .await
     .expect("test timed out");

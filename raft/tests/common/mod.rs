@@ -133,3 +133,10 @@ pub async fn wait_leader(group: &Group<Counters>, timeout: Duration) -> NodeId {
 pub fn add(key: &str, n: i64) -> Cmd {
     Cmd::Add { key: key.to_string(), n }
 }
+
+/// Shut every host down.
+pub async fn shutdown_all<'a>(hosts: impl IntoIterator<Item = &'a RaftHost<Counters>>) {
+    for host in hosts {
+        host.shutdown().await;
+    }
+}
