@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 /// Events created (each its own Raft group).
 const EVENTS: usize = 40;
-/// How long all groups may take to fall asleep after the last creation (sleep after 2 s).
+/// How long all groups may take to fall asleep after the last creation (sleep after 0.5 s).
 const SLEEP_WAIT: Duration = Duration::from_secs(60);
 /// Every event must serve a reserve through a survivor within this long of the kill. The
 /// target is 3 s (measured in release by the bench); a debug build on a shared machine gets
