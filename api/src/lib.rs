@@ -9,7 +9,8 @@
 //! [`router`] is a plain function (tested with `oneshot`, no socket); [`serve`] takes a
 //! listener and a shutdown future. Modules: [`routes`] (one file per endpoint group),
 //! [`dto`] (JSON shapes), [`error`], [`auth`], [`body`], [`openapi`], [`state`],
-//! [`metrics_catalog`] (every metric with its `# HELP`, and the recorder).
+//! [`metrics_catalog`] (every metric with its `# HELP`, and the recorder), [`web`] (the
+//! browser pages and their embedded assets).
 //!
 //! Must not depend on `raft` or `sled` directly.
 
@@ -23,6 +24,7 @@ pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod streams;
+pub mod web;
 
 use std::future::Future;
 use std::time::Instant;
@@ -39,7 +41,7 @@ pub use state::AppState;
 use crate::error::ApiError;
 use crate::routes::{booking, browse, catalog, live, ops, search};
 
-/// The whole API as a router.
+/// The whole API, and the web pages that use it, as a router.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/venues", post(catalog::create_venue))
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cluster/nodes", post(ops::add_node))
         .route("/v1/cluster/nodes/{id}", axum::routing::delete(ops::remove_node))
         .route("/openapi.json", get(ops::openapi))
+        .merge(web::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
