@@ -278,9 +278,11 @@ export function drawMap(sections, status, opts = {}) {
     const widest = Math.max(1, ...sec.rows.map(r => r.seats.length));
     return { w: S.label + widest * S.pitch + 2 * S.pad, h: S.head + sec.rows.length * S.pitch + 2 * S.pad };
   });
-  // Lines of sections no wider than about a 4:3 picture of their total area.
+  // Lines of sections about as wide as a 4:3 picture of their total area, and room for
+  // at least two of the widest side by side.
   const area = boxes.reduce((a, b) => a + (b.w + S.gap) * (b.h + S.gap), 0);
-  const lineMax = Math.max(...boxes.map(b => b.w), 1, Math.sqrt(area * 4 / 3));
+  const widest = Math.max(1, ...boxes.map(b => b.w));
+  const lineMax = Math.max(2 * widest + S.gap, Math.sqrt(area * 4 / 3));
   let x = 0, y = 0, lineH = 0, width = 0;
   for (const b of boxes) {
     if (x > 0 && x + b.w > lineMax) { x = 0; y += lineH + S.gap; lineH = 0; }

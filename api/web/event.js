@@ -151,6 +151,8 @@ function buildMap(layout, statuses) {
   svg.setAttribute('viewBox', `0 0 ${drawn.width} ${drawn.height}`);
   svg.setAttribute('width', drawn.width);
   svg.setAttribute('height', drawn.height);
+  // Fill the width it has, up to 1.6 times its own size (small halls are not postage stamps).
+  svg.style.width = `min(100%, ${Math.round(drawn.width * 1.6)}px)`;
   svg.innerHTML = drawn.svg;
   M.rows = drawn.rows;
   M.rowOf = new Int32Array(n).fill(-1);
