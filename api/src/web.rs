@@ -7,7 +7,8 @@
 //!
 //! A page is the shared shell `api/web/page.html` with the page's `<main>` (its own
 //! `api/web/<page>.html`), title and script put in. Each body is assembled once, on first
-//! use, with its strong `ETag` (the first 20 hex digits of the SHA-256 of the bytes);
+//! use, raw and gzipped (sent gzipped when `Accept-Encoding` allows it, with `Vary`),
+//! with its strong `ETag` (the first 20 hex digits of the SHA-256 of the bytes);
 //! `If-None-Match` with it gets `304`. Pages are `Cache-Control: no-cache` (always
 //! revalidated, so a new build shows at once); assets `public, max-age=300`.
 //!
@@ -27,6 +28,7 @@ use axum::Router;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::seat_cache::Encoded;
 
 /// `Cache-Control` of the pages: revalidate every time (the `ETag` makes that a `304`).
 pub const PAGE_CACHE_CONTROL: &str = "no-cache";
@@ -60,10 +62,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("ops.js", JS, include_str!("../web/ops.js")),
 ];
 
-/// One servable body with its headers' values, made once.
+/// One servable body, raw and gzipped, with its headers' values, made once.
 struct Served {
-    body: String,
-    etag: HeaderValue,
+    body: Encoded,
     content_type: &'static str,
     cache_control: &'static str,
 }
@@ -71,22 +72,18 @@ struct Served {
 impl Served {
     fn new(body: String, content_type: &'static str, cache_control: &'static str) -> Self {
         let digest = hex::encode(Sha256::digest(body.as_bytes()));
-        let etag = HeaderValue::from_str(&format!("\"w{}\"", &digest[..20])).expect("hex is a valid header");
-        Served { body, etag, content_type, cache_control }
+        // One tag for both encodings: ranges are not served, so it names the content.
+        let etag = format!("\"w{}\"", &digest[..20]);
+        Served { body: Encoded::new(body.into_bytes(), etag, 0, None), content_type, cache_control }
     }
 
-    /// The body, or `304` when the request already has these bytes.
+    /// The body (gzipped when the request accepts it), or `304` when the request already
+    /// has these bytes.
     fn respond(&'static self, headers: &HeaderMap) -> Response {
-        let fresh = headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|inm| inm.split(',').map(str::trim).any(|t| t == "*" || t.as_bytes() == self.etag.as_bytes()));
-        let mut response =
-            if fresh { StatusCode::NOT_MODIFIED.into_response() } else { self.body.as_str().into_response() };
+        let mut response = self.body.respond(headers, self.cache_control);
+        let ok = response.status() == StatusCode::OK;
         let h = response.headers_mut();
-        h.insert(header::ETAG, self.etag.clone());
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(self.cache_control));
-        if !fresh {
+        if ok {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         }
         h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -155,7 +152,7 @@ mod tests {
     #[test]
     fn every_page_assembles_with_its_script() {
         for (name, _, _) in PAGES {
-            let body = &page(name).body;
+            let body = String::from_utf8(page(name).body.raw.to_vec()).unwrap();
             assert!(body.contains(&format!("src=\"/assets/{name}.js\"")), "{name} loads its script");
             assert!(ASSETS.iter().any(|(f, _, _)| *f == format!("{name}.js")), "{name}.js is an asset");
         }

@@ -192,3 +192,22 @@ async fn the_same_bytes_keep_the_same_etag() {
     let home = get("/", None).await;
     assert_ne!(header(&home, header::ETAG), header(&a, header::ETAG), "pages differ, so do their tags");
 }
+
+#[tokio::test]
+async fn pages_and_assets_are_gzipped_when_the_browser_accepts_it() {
+    use std::io::Read;
+    for path in ["/", "/events/evt_x", "/assets/event.js", "/assets/app.css"] {
+        let plain = get(path, None).await;
+        let req = Request::get(path).header(header::ACCEPT_ENCODING, "gzip, deflate, br").body(Body::empty()).unwrap();
+        let res = app().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()[header::CONTENT_ENCODING], "gzip", "{path}");
+        assert_eq!(res.headers()[header::VARY], "accept-encoding", "{path}");
+        assert_eq!(res.headers()[header::ETAG], header(&plain, header::ETAG), "{path}: one tag for both encodings");
+        let zipped = to_bytes(res.into_body(), 1 << 22).await.unwrap();
+        assert!(zipped.len() < plain.body.len(), "{path}: gzip is smaller");
+        let mut unzipped = String::new();
+        flate2::read::GzDecoder::new(&zipped[..]).read_to_string(&mut unzipped).unwrap();
+        assert_eq!(unzipped, plain.body, "{path}: the same bytes");
+    }
+}

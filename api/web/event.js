@@ -170,6 +170,21 @@ function buildMap(layout, statuses) {
     o.textContent = `${s.name} (${s.kind === 'general' ? 'standing' : 'seated'}, ${money(s.price ?? M.event.prices?.[s.name] ?? 0, M.currency)})`;
     return o;
   }));
+  // Prices in the venue's order (the event lists them by name).
+  $('#prices').replaceChildren(...layout.sections.map(s => {
+    const li = document.createElement('li');
+    li.textContent = `${s.name}: ${money(s.price ?? M.event.prices?.[s.name] ?? 0, M.currency)}`;
+    return li;
+  }));
+  const zoom = $('#zoom');
+  zoom.hidden = false;
+  zoom.onclick = () => {
+    const natural = zoom.getAttribute('aria-pressed') !== 'true';
+    zoom.setAttribute('aria-pressed', String(natural));
+    zoom.textContent = natural ? 'Fit to width' : 'Zoom in';
+    svg.style.width = natural ? `${Math.round(drawn.width * 1.6)}px` : `min(100%, ${Math.round(drawn.width * 1.6)}px)`;
+    svg.style.maxWidth = natural ? 'none' : '';
+  };
   renderCounts();
   const ms = performance.now() - t0;
   svg.dataset.renderMs = ms.toFixed(1);
