@@ -93,7 +93,7 @@ async function saveVenue(e) {
   try {
     const v = await post('/v1/venues', body);
     clearError();
-    $('#venue-created').textContent = `Created venue ${v.id}`;
+    $('#venue-created').textContent = v.id;
     venues.set(v.id, v);
     const sel = $('#event-venue');
     sel.append(el('option', { value: v.id }, `${v.name} (${v.city}) — ${v.id}`));
@@ -111,7 +111,7 @@ async function savePerformer(e) {
   try {
     const p = await post('/v1/performers', { name: f.elements.name.value.trim(), genre: f.elements.genre.value.trim() });
     clearError();
-    $('#performer-created').textContent = `Created performer ${p.id}`;
+    $('#performer-created').textContent = p.id;
     $('#event-performers-select').append(el('option', { value: p.id }, `${p.name} (${p.genre})`));
     f.reset();
   } catch (err) {
@@ -205,8 +205,8 @@ async function saveEvent(e) {
   try {
     const ev = await post('/v1/events', body);
     clearError();
-    const out = $('#event-created');
-    out.replaceChildren(`Created event ${ev.id} `, el('a', { href: `/events/${encodeURIComponent(ev.id)}` }, 'open its page'));
+    $('#event-created').textContent = ev.id;
+    $('#event-created-link').href = `/events/${encodeURIComponent(ev.id)}`;
     loadEvents(false);
   } catch (err) {
     report(err);

@@ -59,5 +59,6 @@ async function refresh() {
   $('#ops-updated').textContent = `Updated ${new Date().toLocaleTimeString()}.`;
 }
 
-refresh();
+// A second scrape soon after the first, so the rates show without waiting a full period.
+refresh().then(() => setTimeout(refresh, 1000));
 setInterval(refresh, REFRESH_MS);
