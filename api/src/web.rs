@@ -106,14 +106,18 @@ fn assemble(name: &str, title: &str, main: &str) -> String {
 static SERVED_PAGES: LazyLock<Vec<(&'static str, Served)>> = LazyLock::new(|| {
     PAGES
         .iter()
-        .map(|(name, title, main)| (*name, Served::new(assemble(name, title, main), HTML, PAGE_CACHE_CONTROL)))
+        .map(|(name, title, main)| {
+            (*name, Served::new(assemble(name, title, main), HTML, PAGE_CACHE_CONTROL))
+        })
         .collect()
 });
 
 static SERVED_ASSETS: LazyLock<Vec<(&'static str, Served)>> = LazyLock::new(|| {
     ASSETS
         .iter()
-        .map(|(file, content_type, body)| (*file, Served::new(body.to_string(), content_type, ASSET_CACHE_CONTROL)))
+        .map(|(file, content_type, body)| {
+            (*file, Served::new(body.to_string(), content_type, ASSET_CACHE_CONTROL))
+        })
         .collect()
 });
 

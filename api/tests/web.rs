@@ -29,13 +29,23 @@ async fn get(path: &str, if_none_match: Option<&str>) -> Got {
     Got { status: parts.status, headers: parts.headers, body }
 }
 
-fn header<'a>(g: &'a Got, name: header::HeaderName) -> &'a str {
+fn header(g: &Got, name: header::HeaderName) -> &str {
     g.headers.get(&name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no {name} header"))
 }
 
 /// Every page, and the selectors of the contract (`docs/web.md`) it must contain.
 const PAGES: &[(&str, &[&str])] = &[
-    ("/", &["id=\"search\"", "name=\"term\"", "name=\"location\"", "name=\"date_from\"", "name=\"date_to\"", "id=\"events\""]),
+    (
+        "/",
+        &[
+            "id=\"search\"",
+            "name=\"term\"",
+            "name=\"location\"",
+            "name=\"date_from\"",
+            "name=\"date_to\"",
+            "id=\"events\"",
+        ],
+    ),
     (
         "/events/evt_anything",
         &[
@@ -144,7 +154,9 @@ async fn every_page_is_html_with_the_contract_ids_and_revalidates_with_its_etag(
 
 #[tokio::test]
 async fn each_page_loads_the_shared_script_and_its_own() {
-    for (path, script) in [("/", "home"), ("/events/x", "event"), ("/me", "me"), ("/admin", "admin"), ("/ops", "ops")] {
+    for (path, script) in
+        [("/", "home"), ("/events/x", "event"), ("/me", "me"), ("/admin", "admin"), ("/ops", "ops")]
+    {
         let g = get(path, None).await;
         assert!(g.body.contains(&format!("src=\"/assets/{script}.js\"")), "{path} loads {script}.js");
         let js = get(&format!("/assets/{script}.js"), None).await;
@@ -162,7 +174,8 @@ async fn assets_answer_with_type_etag_and_cache_control() {
         let path = format!("/assets/{name}");
         let g = get(&path, None).await;
         assert_eq!(g.status, StatusCode::OK, "{path}");
-        let want = if name.ends_with(".css") { "text/css; charset=utf-8" } else { "text/javascript; charset=utf-8" };
+        let want =
+            if name.ends_with(".css") { "text/css; charset=utf-8" } else { "text/javascript; charset=utf-8" };
         assert_eq!(header(&g, header::CONTENT_TYPE), want, "{path}");
         assert_eq!(header(&g, header::CACHE_CONTROL), "public, max-age=300", "{path}");
         assert!(!g.body.is_empty(), "{path} has bytes");
@@ -198,12 +211,19 @@ async fn pages_and_assets_are_gzipped_when_the_browser_accepts_it() {
     use std::io::Read;
     for path in ["/", "/events/evt_x", "/assets/event.js", "/assets/app.css"] {
         let plain = get(path, None).await;
-        let req = Request::get(path).header(header::ACCEPT_ENCODING, "gzip, deflate, br").body(Body::empty()).unwrap();
+        let req = Request::get(path)
+            .header(header::ACCEPT_ENCODING, "gzip, deflate, br")
+            .body(Body::empty())
+            .unwrap();
         let res = app().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
         assert_eq!(res.headers()[header::CONTENT_ENCODING], "gzip", "{path}");
         assert_eq!(res.headers()[header::VARY], "accept-encoding", "{path}");
-        assert_eq!(res.headers()[header::ETAG], header(&plain, header::ETAG), "{path}: one tag for both encodings");
+        assert_eq!(
+            res.headers()[header::ETAG],
+            header(&plain, header::ETAG),
+            "{path}: one tag for both encodings"
+        );
         let zipped = to_bytes(res.into_body(), 1 << 22).await.unwrap();
         assert!(zipped.len() < plain.body.len(), "{path}: gzip is smaller");
         let mut unzipped = String::new();
