@@ -45,6 +45,8 @@ const BIG_MAP_SEATS: usize = 20_000;
 /// What every scenario gets: the node, a client of its API, the browser.
 struct Ctx {
     node: Node,
+    /// The node's data directory, removed at the end.
+    _dir: tempfile::TempDir,
     api: Client,
     keys: api::AuthKeys,
     admin: String,
@@ -114,8 +116,8 @@ async fn the_box_office_in_a_browser() {
 
 impl Ctx {
     async fn start(exe: &std::path::Path) -> Ctx {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        let node = Node::start_with(&dir, &[("BOXOFFICE_DEV_LOGIN", "true")]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = Node::start_with(dir.path(), &[("BOXOFFICE_DEV_LOGIN", "true")]);
         let api = node.client();
         let dev_login =
             api.send("POST", "/v1/dev/token", None, Some(json!({"user": "probe"})), &[]).await.status == 200;
@@ -125,7 +127,7 @@ impl Ctx {
         let keys = api::AuthKeys::new(common::SECRET.as_bytes());
         let admin = keys.mint("admin", true, 3_600);
         let chrome = Chrome::launch(exe).await;
-        Ctx { node, api, keys, admin, chrome, dev_login }
+        Ctx { node, _dir: dir, api, keys, admin, chrome, dev_login }
     }
 
     async fn tab(&self) -> Tab {
