@@ -9,7 +9,8 @@
 //! [`router`] is a plain function (tested with `oneshot`, no socket); [`serve`] takes a
 //! listener and a shutdown future. Modules: [`routes`] (one file per endpoint group),
 //! [`dto`] (JSON shapes), [`error`], [`auth`], [`body`], [`openapi`], [`state`],
-//! [`metrics_catalog`] (every metric with its `# HELP`, and the recorder).
+//! [`metrics_catalog`] (every metric with its `# HELP`, and the recorder), [`seat_cache`]
+//! (the seat map's bodies, built once per version, raw and gzipped).
 //!
 //! Must not depend on `raft` or `sled` directly.
 
@@ -21,6 +22,7 @@ pub mod forward;
 pub mod metrics_catalog;
 pub mod openapi;
 pub mod routes;
+pub mod seat_cache;
 pub mod state;
 pub mod streams;
 
@@ -37,19 +39,21 @@ pub use auth::AuthKeys;
 pub use state::AppState;
 
 use crate::error::ApiError;
-use crate::routes::{booking, browse, catalog, live, ops, search};
+use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
 
 /// The whole API as a router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/venues", post(catalog::create_venue))
+        .route("/v1/venues", post(catalog::create_venue).get(catalog::list_venues))
         .route("/v1/venues/{id}", get(catalog::get_venue))
-        .route("/v1/performers", post(catalog::create_performer))
+        .route("/v1/performers", post(catalog::create_performer).get(catalog::list_performers))
         .route("/v1/performers/{id}", get(catalog::get_performer))
-        .route("/v1/events", post(catalog::create_event))
+        .route("/v1/events", post(catalog::create_event).get(catalog::list_events))
         .route("/v1/events/{id}", get(browse::event_page).patch(catalog::update_event))
         .route("/v1/events/{id}/cancel", post(catalog::cancel_event))
         .route("/v1/events/{id}/tickets", get(browse::tickets))
+        .route("/v1/events/{id}/layout", get(seats::layout))
+        .route("/v1/events/{id}/seats", get(seats::seats))
         .route("/v1/events/{id}/tickets/stream", get(live::ticket_stream))
         .route("/v1/events/{id}/queue", post(live::queue_join))
         .route("/v1/events/{id}/queue/me", get(live::queue_me).delete(live::queue_leave))
@@ -62,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/holds/{hold_id}/extend", post(booking::extend))
         .route("/v1/bookings/{booking_id}", get(booking::get_booking))
         .route("/v1/me/bookings", get(booking::my_bookings))
+        .route("/v1/dev/token", post(dev::token))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

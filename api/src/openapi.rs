@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::Problem;
-use crate::routes::{booking, browse, catalog, live, ops, search};
+use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,9 @@ use crate::routes::{booking, browse, catalog, live, ops, search};
     paths(
         catalog::create_venue, catalog::get_venue, catalog::create_performer, catalog::get_performer,
         catalog::create_event, catalog::update_event, catalog::cancel_event,
-        browse::event_page, browse::tickets, live::ticket_stream, search::search,
+        catalog::list_events, catalog::list_venues, catalog::list_performers,
+        browse::event_page, browse::tickets, seats::layout, seats::seats, live::ticket_stream, search::search,
+        dev::token,
         live::queue_join, live::queue_me, live::queue_leave, live::queue_stream,
         booking::reserve, booking::confirm, booking::release, booking::get_hold, booking::extend,
         booking::get_booking, booking::my_bookings,
@@ -26,6 +28,9 @@ use crate::routes::{booking, browse, catalog, live, ops, search};
         Payment, ConfirmRequest, ReleaseRequest, BookingOut, HoldStatusOut, ExtendOut, BookingsPage,
         ops::ClusterOut, ops::NodeOut, ops::GroupOut, ops::NodeAdd,
         live::QueueOut, live::ChangeOut, live::TicketChangeOut,
+        seats::LayoutOut, seats::LayoutSectionOut, seats::LayoutRowOut, seats::SeatsOut,
+        catalog::EventsPage, catalog::VenuesPage, catalog::PerformersPage,
+        dev::DevTokenRequest, dev::DevTokenOut,
         search::SearchOut, search::SearchResultOut, search::SearchVenueOut, search::SearchPerformerOut,
     )),
     modifiers(&BearerAuth),

@@ -14,4 +14,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Bounds on open SSE streams.
     pub streams: std::sync::Arc<crate::streams::StreamLimits>,
+    /// `serve --dev-login`: `POST /v1/dev/token` mints tokens (404 when false).
+    pub dev_login: bool,
+    /// The seat map's bodies, built once per version (`seat_cache`).
+    pub seat_caches: std::sync::Arc<crate::seat_cache::SeatCaches>,
 }

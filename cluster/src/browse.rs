@@ -28,6 +28,84 @@ pub struct EventPage {
 pub struct SeatMap {
     pub version: u64,
     pub tickets: Vec<(TicketSpec, TicketStatus)>,
+    /// When a hold of this version lapses and the map reads differently without a new
+    /// entry (`Inventory::next_lapse_after`); `None`: not before the next entry.
+    pub valid_until: Option<tickets::Millis>,
+}
+
+/// An event's ticket statuses in layout order (no specs), with the version they reflect.
+#[derive(Clone, Debug)]
+pub struct SeatStatuses {
+    pub version: u64,
+    pub statuses: Vec<TicketStatus>,
+    /// As [`SeatMap::valid_until`].
+    pub valid_until: Option<tickets::Millis>,
+}
+
+/// One page of a catalog listing, in id order.
+#[derive(Clone, Debug)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    /// The id to continue after; `None` when the listing is done.
+    pub next: Option<String>,
+}
+
+/// Most catalog entries one listing page looks at: a filter that matches little answers a
+/// short (even empty) page with a cursor instead of walking the whole catalog.
+pub const LISTING_SCAN_MAX: usize = 10_000;
+
+/// Which events a listing keeps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventFilter {
+    /// `Some(true)`: only cancelled; `Some(false)`: only scheduled.
+    pub cancelled: Option<bool>,
+    /// `starts_at` at or after this.
+    pub from_ms: Option<tickets::Millis>,
+    /// `starts_at` at or before this.
+    pub to_ms: Option<tickets::Millis>,
+}
+
+impl EventFilter {
+    fn keeps(&self, e: &Event) -> bool {
+        self.cancelled.is_none_or(|c| c == e.cancelled)
+            && self.from_ms.is_none_or(|t| e.spec.starts_at >= t)
+            && self.to_ms.is_none_or(|t| e.spec.starts_at <= t)
+    }
+}
+
+/// Up to `limit` values of `map` after the key `after` that `keep` accepts, looking at no
+/// more than [`LISTING_SCAN_MAX`] entries.
+fn list_page<V: Clone>(
+    map: &std::collections::BTreeMap<String, V>,
+    after: Option<&str>,
+    limit: usize,
+    keep: impl Fn(&V) -> bool,
+) -> Listing<V> {
+    use std::ops::Bound;
+    let start = match after {
+        Some(a) => Bound::Excluded(a),
+        None => Bound::Unbounded,
+    };
+    let mut items = Vec::with_capacity(limit.min(128));
+    let mut range = map.range::<str, _>((start, Bound::Unbounded));
+    let mut scanned = 0;
+    let mut last: Option<&String> = None;
+    for (id, value) in range.by_ref() {
+        scanned += 1;
+        last = Some(id);
+        if keep(value) {
+            items.push(value.clone());
+            if items.len() == limit {
+                break;
+            }
+        }
+        if scanned == LISTING_SCAN_MAX {
+            break;
+        }
+    }
+    // More after the last entry looked at? Then the client continues from there.
+    let more = range.next().is_some();
+    Listing { items, next: if more { last.cloned() } else { None } }
 }
 
 /// The seat map of an inventory machine as of `now` (lazy expiry applied).
@@ -41,7 +119,11 @@ fn seat_map(m: &crate::machine::GroupMachine, now: tickets::Millis) -> SeatMap {
                 .collect()
         })
         .unwrap_or_default();
-    SeatMap { version: m.version(), tickets }
+    SeatMap { version: m.version(), tickets, valid_until: next_lapse(m, now) }
+}
+
+fn next_lapse(m: &crate::machine::GroupMachine, now: tickets::Millis) -> Option<tickets::Millis> {
+    m.as_inventory().and_then(|i| i.next_lapse_after(now.max(i.now())))
 }
 
 impl Store {
@@ -52,6 +134,21 @@ impl Store {
     pub fn performer(&self, id: &str) -> Result<Performer> {
         self.catalog_read(|c| c.performers.get(id).cloned())
             .ok_or_else(|| Rejection::not_found("performer").into())
+    }
+
+    /// Venues in id order after `after`.
+    pub fn list_venues(&self, after: Option<&str>, limit: usize) -> Listing<Venue> {
+        self.catalog_read(|c| list_page(&c.venues, after, limit, |_| true))
+    }
+
+    /// Performers in id order after `after`.
+    pub fn list_performers(&self, after: Option<&str>, limit: usize) -> Listing<Performer> {
+        self.catalog_read(|c| list_page(&c.performers, after, limit, |_| true))
+    }
+
+    /// Events in id order after `after` that `filter` keeps.
+    pub fn list_events(&self, after: Option<&str>, limit: usize, filter: EventFilter) -> Listing<Event> {
+        self.catalog_read(|c| list_page(&c.events, after, limit, |e| filter.keeps(e)))
     }
 
     pub async fn event_page(&self, id: &str) -> Result<EventPage> {
@@ -84,6 +181,30 @@ impl Store {
         let group = self.event_group(id).await?;
         let now = wall_ms();
         Ok(group.read_local(|m| seat_map(m, now)))
+    }
+
+    /// The event's inventory version (applied log index) here, without reading its seats.
+    pub async fn seat_version(&self, id: &str) -> Result<u64> {
+        let group = self.event_group(id).await?;
+        Ok(group.read_local(|m| m.version()))
+    }
+
+    /// The event's ticket layout (sections, rows, prices), fixed when the event was made.
+    pub async fn seat_layout(&self, id: &str) -> Result<tickets::layout::Layout> {
+        let group = self.event_group(id).await?;
+        Ok(group.read_local(|m| m.as_inventory().map(|i| i.layout().clone()).unwrap_or_default()))
+    }
+
+    /// The event's ticket statuses in layout order as of now (lazy expiry applied, as in
+    /// [`Store::seat_map`]), without the specs.
+    pub async fn seat_statuses(&self, id: &str) -> Result<SeatStatuses> {
+        let group = self.event_group(id).await?;
+        let now = wall_ms();
+        Ok(group.read_local(|m| SeatStatuses {
+            version: m.version(),
+            statuses: m.as_inventory().map(|i| i.statuses(now.max(i.now()))).unwrap_or_default(),
+            valid_until: next_lapse(m, now),
+        }))
     }
 
     /// Wait until the event's inventory version passes `since`, at most `limit`; returns

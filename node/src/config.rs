@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub cache_capacity_mb: Option<u64>,
     pub snapshot_every: Option<u64>,
     pub dead_after: Option<String>,
+    pub dev_login: Option<bool>,
 }
 
 impl FileConfig {
@@ -66,6 +67,8 @@ pub struct ServeConfig {
     pub peers: BTreeMap<u64, String>,
     /// HTTP address of a running node to join through.
     pub join: Option<String>,
+    /// `POST /v1/dev/token` mints tokens for any user (admin too): for trying things out only.
+    pub dev_login: bool,
 }
 
 /// Flags (clap fills them from the command line or the environment).
@@ -116,6 +119,10 @@ pub struct ServeFlags {
     /// [default: 5m]: 90s, 10m, 1h. At least 10s.
     #[arg(long, env = "BOXOFFICE_DEAD_AFTER")]
     pub dead_after: Option<String>,
+    /// Let `POST /v1/dev/token {user}` mint tokens for anyone, admin included (the web pages'
+    /// "sign in as"): for trying things out, never for a node others can reach [default: off].
+    #[arg(long, env = "BOXOFFICE_DEV_LOGIN", num_args = 0..=1, default_missing_value = "true")]
+    pub dev_login: Option<bool>,
 }
 
 impl ServeFlags {
@@ -201,6 +208,7 @@ impl ServeFlags {
             snapshot_every,
             peers,
             join,
+            dev_login: self.dev_login.or(file.dev_login).unwrap_or(false),
         })
     }
 }
@@ -343,6 +351,19 @@ mod tests {
         assert!(ServeFlags { payment: Some("cash".into()), ..Default::default() }.resolve().is_err());
         assert!(ServeFlags { payment: Some("stripe".into()), ..Default::default() }.resolve().is_err());
         assert!(ServeFlags { snapshot_every: Some(10), ..Default::default() }.resolve().is_err());
+    }
+
+    #[test]
+    fn dev_login_is_off_unless_asked() {
+        assert!(!ServeFlags::default().resolve().unwrap().dev_login);
+        assert!(ServeFlags { dev_login: Some(true), ..Default::default() }.resolve().unwrap().dev_login);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "dev_login = true\n").unwrap();
+        let from_file = ServeFlags { config: Some(path.clone()), ..Default::default() };
+        assert!(from_file.resolve().unwrap().dev_login);
+        let flag_wins = ServeFlags { config: Some(path), dev_login: Some(false), ..Default::default() };
+        assert!(!flag_wins.resolve().unwrap().dev_login);
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //! | cluster secret (peers) | `<data-dir>/cluster-secret` |
 //! | the layout (N, base port) | `<data-dir>/dev-layout` |
 //!
+//! Every node runs with `--dev-login`, so the web pages' "sign in as NAME" form works
+//! (`POST /v1/dev/token`).
+//!
 //! Both secrets are made once (mode 0600) and reused, and the layout is checked on reuse:
 //! a cluster's Raft addresses are in its stored membership, so the same data directory
 //! with another N or base port would not form.
@@ -96,6 +99,8 @@ impl DevNode {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--peers", peers])
+            // The web pages' "sign in as NAME" (POST /v1/dev/token): a dev cluster is for trying.
+            .arg("--dev-login")
             // Secrets go in the environment, not the arguments, so `ps` does not show them.
             .env("BOXOFFICE_AUTH_SECRET", auth_secret)
             .env("BOXOFFICE_CLUSTER_SECRET", cluster_secret)

@@ -181,7 +181,18 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     }
     tokio::spawn(restart_when_storage_recovers(store.clone(), config.data_dir.clone()));
     let http = reqwest::Client::builder().build().context("http client")?;
-    let state = api::AppState { store: store.clone(), auth, metrics, http, streams: Default::default() };
+    if config.dev_login {
+        warn!("--dev-login: POST /v1/dev/token mints a token for anyone who asks, admin included");
+    }
+    let state = api::AppState {
+        store: store.clone(),
+        auth,
+        metrics,
+        http,
+        streams: Default::default(),
+        dev_login: config.dev_login,
+        seat_caches: Default::default(),
+    };
     info!(node = node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
     println!("boxoffice listening on http://{http_addr}");
     api::serve(listener, state, shutdown_signal()).await?;

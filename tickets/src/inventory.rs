@@ -535,6 +535,14 @@ impl Inventory {
         self.derived.by_expiry.first().map(|(expires_at, _)| *expires_at)
     }
 
+    /// The first time after `now` at which a read's statuses change without a new entry:
+    /// the earliest `expires_at` later than `now` among `Active` holds (a hold past its
+    /// expiry already reads as available, see [`Inventory::statuses`]). `None`: no such time,
+    /// so the statuses at `now` hold until the next entry.
+    pub fn next_lapse_after(&self, now: Millis) -> Option<Millis> {
+        self.derived.by_expiry.range((now.saturating_add(1), 0)..).next().map(|(expires_at, _)| *expires_at)
+    }
+
     /// Holds in `Confirming`: payments a new leader must finish.
     pub fn confirming(&self) -> Vec<Hold> {
         self.derived.confirming.iter().map(|no| self.view(&self.core.holds[no])).collect()

@@ -1,6 +1,7 @@
 //! Browse (no token): the event page and the seat map, served from the local replica with
 //! their version, an ETag and Cache-Control so a CDN can cache them. The seat map also
 //! long-polls: `?since=<version>&wait=<seconds ≤ 60>` answers once the version passes `since`.
+//! The seat map's body is built once per version and gzipped when asked (`routes::seats`).
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::dto::{AvailabilityOut, EventOut, EventPageOut, PerformerOut, TicketOut, TicketsOut, VenueOut};
+use crate::dto::{AvailabilityOut, EventOut, EventPageOut, PerformerOut, TicketsOut, VenueOut};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
@@ -52,7 +53,8 @@ pub struct TicketsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/events/{id}/tickets", tag = "browse", params(TicketsQuery),
-    responses((status = 200, body = TicketsOut), (status = 304), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = TicketsOut, description = "weak `ETag` `W/\"t<version>\"`; `Cache-Control: public, max-age=1`; gzip with `Accept-Encoding: gzip` (`Vary: Accept-Encoding`)"),
+        (status = 304), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn tickets(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -69,16 +71,8 @@ pub async fn tickets(
     } else if query.wait.is_some() {
         return Err(ApiError::invalid("since", "wait needs since"));
     }
-    let map = state.store.seat_map(&id).await?;
-    let etag = format!("W/\"t{}\"", map.version);
-    if let Some(not_modified) = not_modified(&headers, &etag) {
-        return Ok(not_modified);
-    }
-    let body = TicketsOut {
-        version: map.version,
-        tickets: map.tickets.iter().map(|(spec, status)| TicketOut::new(spec, *status)).collect(),
-    };
-    Ok(cached(Json(body), &etag))
+    // Built once per version and shared by every reader, raw and gzipped (`seats`).
+    crate::routes::seats::tickets_body(&state, &id, &headers).await
 }
 
 fn not_modified(headers: &HeaderMap, etag: &str) -> Option<Response> {

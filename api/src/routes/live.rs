@@ -1,18 +1,19 @@
 //! Live seats and the waiting queue: the seat stream (SSE) of an event, and the queue's
 //! join / status / stream / leave for a user. Streams are bounded (see `streams`) and
-//! served by any replica of the event's group; other nodes relay them (`forward`).
+//! served by any replica of the event's group; other nodes relay them (`forward`). The seat
+//! stream resumes after `Last-Event-ID` or, for a browser's first connect, `?since=`.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::stream::{self, Stream, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 
@@ -21,7 +22,7 @@ use tickets::queue::{QueueStatus, QueueView};
 
 use crate::auth::User;
 use crate::dto::{rfc3339, status_str, TicketOut, TicketsOut};
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
 /// How often an idle stream sends a comment, so proxies keep it open.
@@ -69,19 +70,45 @@ fn change_event(set: &ChangeSet) -> Event {
     Event::default().event("change").id(set.version.to_string()).json_data(body).expect("serializable")
 }
 
+/// `?since=<version>`: where to resume, for clients that cannot send `Last-Event-ID` on
+/// their first connect (a browser's `EventSource`). Other parameters are ignored (a cache
+/// buster must not break a stream).
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    pub since: Option<String>,
+}
+
+/// The version to resume after: `Last-Event-ID` if sent (it wins), else `?since=`.
+fn resume_version(headers: &HeaderMap, query: &StreamQuery) -> Result<Option<u64>, ApiError> {
+    if let Some(v) =
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+    {
+        return Ok(Some(v));
+    }
+    match query.since.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid("since", "must be a version (a whole number)")),
+    }
+}
+
 #[utoipa::path(get, path = "/v1/events/{id}/tickets/stream", tag = "browse",
-    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this version")),
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this version"),
+        ("since" = Option<u64>, Query, description = "resume after this version (as Last-Event-ID, which wins when both are sent): no `snapshot` when the node's window of recent changes still covers it")),
     responses((status = 200, content_type = "text/event-stream", description = "`snapshot` then `change` events; `id:` = version"),
         (status = 404, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn ticket_stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> ApiResult<Response> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let last_seen = resume_version(&headers, &query)?;
     let permit = state.streams.acquire(client_ip(&headers, peer))?;
-    let last_seen =
-        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let watch = state.store.watch_seats(&id, last_seen).await?;
     let mut first: Vec<Event> = Vec::new();
     if let Some(map) = &watch.snapshot {

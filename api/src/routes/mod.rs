@@ -3,6 +3,8 @@
 pub mod booking;
 pub mod browse;
 pub mod catalog;
+pub mod dev;
 pub mod live;
 pub mod ops;
 pub mod search;
+pub mod seats;

@@ -72,7 +72,7 @@ pub struct SearchOut {
 }
 
 /// A day or a time as ms; a day's end is its last millisecond.
-fn parse_bound(field: &str, value: &str, end_of_day: bool) -> Result<u64, ApiError> {
+pub(crate) fn parse_bound(field: &str, value: &str, end_of_day: bool) -> Result<u64, ApiError> {
     if let Ok(t) = time::OffsetDateTime::parse(value, &Rfc3339) {
         return u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
             .map_err(|_| ApiError::invalid(field, "before 1970"));
