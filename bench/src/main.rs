@@ -18,12 +18,13 @@
 //! $B --mode sse --watchers 1000 --changes 20             # seat-change fan-out
 //! $B --mode queue --users 100000 --clients 64            # waiting-queue joins
 //! $B --mode idle --nodes 3 --events 10000 --clients 8    # what 10,000 idle events cost
+//! $B --mode seatmap --seats 20000 --clients 64           # an on-sale's viewers loading the seat map
 //! ```
 //!
 //! Modules, each owning one thing: [`cluster`] (local nodes, killed on exit), [`client`]
 //! (HTTP requests, error names), [`driver`] (the client loop), [`workloads`] (boxoffice's
 //! workloads and checks), [`peers`] (etcd, PostgreSQL, Redis), [`compare`], [`fsync_probe`],
-//! [`report`], [`progress`], [`live`] (SSE fan-out and queue).
+//! [`report`], [`progress`], [`live`] (SSE fan-out and queue), [`seatmap`] (seat-map page loads).
 //!
 //! Everything this tool starts — nodes, and peers through `scripts/peers.sh` — is stopped
 //! when the run ends, fails, or gets Ctrl-C / SIGTERM.
@@ -44,6 +45,7 @@ mod peers;
 mod progress;
 mod repair;
 mod report;
+mod seatmap;
 mod workloads;
 
 use crate::cluster::Nodes;
@@ -57,8 +59,8 @@ use crate::workloads::Workload;
 struct Args {
     /// What to run: workloads `hold`, `hold-confirm`, `contention`, `flash-sale`,
     /// `many-events`, `ga`, `best-available` (several separated by commas run one after the
-    /// other on the same nodes); or `compare`, `peer`, `sse`, `queue`, `idle`, `repair`. (`holds` is
-    /// `hold`.)
+    /// other on the same nodes); or `compare`, `peer`, `sse`, `queue`, `idle`, `repair`,
+    /// `seatmap`. (`holds` is `hold`.)
     #[arg(long, default_value = "hold")]
     mode: String,
     /// Concurrent clients; `compare` takes a list (`1,64`).
@@ -84,7 +86,7 @@ struct Args {
     #[arg(long)]
     binary: Option<PathBuf>,
     /// Tickets per event [default: hold 100000, contention 16, flash-sale 1000, many-events
-    /// 2000, ga and best-available 150000].
+    /// 2000, ga and best-available 150000, seatmap 20000].
     #[arg(long)]
     seats: Option<u32>,
     /// Events to spread `hold` and `hold-confirm` over; `idle`: events to create (10,000 by default).
@@ -254,6 +256,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 dead_after_s: args.dead_after_seconds,
             };
             repair::run(&mut nodes, &keys, &opts).await
+        }
+        "seatmap" => {
+            let opts = seatmap::Options {
+                seats: args.seats.unwrap_or(20_000),
+                clients: args.one_client_count()?,
+                budget: args.budget(),
+                progress,
+            };
+            let nodes = args.nodes(1).await?;
+            let reports = seatmap::run(&nodes.bases[0], nodes.bases.len(), &keys, &opts).await?;
+            print_reports(&reports, args.json)
         }
         "queue" => {
             let clients = args.one_client_count()?;
