@@ -343,7 +343,7 @@ fn home_lists_a_new_event(cx: &Ctx) -> BoxFuture<'_, ()> {
 
         // The search box: the tag finds this event and not the other.
         tab.fill("form#search [name=term]", &tag).await;
-        tab.click("form#search [type=submit]").await;
+        tab.click("form#search [type=submit], form#search button:not([type=button])").await;
         tab.wait_for(
             "a search for the event's tag lists it alone",
             &format!(
@@ -628,21 +628,46 @@ fn admin_creates_then_buyer_books(cx: &Ctx) -> BoxFuture<'_, ()> {
         tab.goto("/admin").await;
         wait_signed_in(&tab, "admin").await;
 
-        // A venue: one seated section F of 2 rows x 5 seats.
+        // A venue of seated sections of 2 rows x 5 seats: F, the one "add section" adds, and
+        // G, H, ... for any the form starts with.
         tab.fill("form#venue-form [name=name]", &venue_name).await;
         tab.fill("form#venue-form [name=city]", "Shelbyville").await;
         tab.fill("form#venue-form [name=country]", "US").await;
         tab.fill("form#venue-form [name=lat]", "39.5").await;
         tab.fill("form#venue-form [name=lon]", "-85.7").await;
+        let rows_before = tab.eval("document.querySelectorAll('form#venue-form .section-row').length").await;
         tab.click("button#add-section").await;
-        let row = "form#venue-form .section-row:last-of-type";
-        tab.fill(&format!("{row} input.section-name"), "F").await;
-        tab.fill(&format!("{row} select.section-kind"), "seated").await;
-        tab.fill(&format!("{row} input.section-rows"), "2").await;
-        tab.fill(&format!("{row} input.section-seats"), "5").await;
+        let rows = tab
+            .wait_for(
+                "add-section adds a section row",
+                &format!(
+                    "(() => {{ const rows = document.querySelectorAll('form#venue-form .section-row'); \
+                       rows.forEach((r, i) => r.dataset.testRow = String(i)); \
+                       return rows.length > {rows_before} && rows.length; }})()"
+                ),
+                Duration::from_secs(2),
+            )
+            .await
+            .as_u64()
+            .unwrap();
+        let mut sections = Vec::new();
+        for i in 0..rows {
+            // The added row (the last) is F; rows the form started with are G, H, ...
+            let name = if i + 1 == rows { "F".to_string() } else { ((b'G' + i as u8) as char).to_string() };
+            let row = format!("form#venue-form .section-row[data-test-row=\"{i}\"]");
+            tab.fill(&format!("{row} input.section-name"), &name).await;
+            tab.fill(&format!("{row} select.section-kind"), "seated").await;
+            tab.fill(&format!("{row} input.section-rows"), "2").await;
+            tab.fill(&format!("{row} input.section-seats"), "5").await;
+            sections.push(name);
+        }
+        let seats = 10 * sections.len();
         tab.wait_for(
-            "the venue preview draws the 10 seats",
-            "document.querySelectorAll('svg#venue-preview .seat, svg#venue-preview rect, svg#venue-preview circle').length >= 10",
+            &format!("the venue preview draws the {seats} seats"),
+            &format!(
+                "document.querySelectorAll('svg#venue-preview .seat, svg#venue-preview rect, \
+                 svg#venue-preview circle').length >= {seats}"
+            ),
             Duration::from_secs(3),
         )
         .await;
@@ -673,7 +698,9 @@ fn admin_creates_then_buyer_books(cx: &Ctx) -> BoxFuture<'_, ()> {
         tab.fill("form#event-form [name=starts_at]", "2030-06-01T20:00").await;
         tab.fill("form#event-form [name=hold_seconds]", "600").await;
         tab.fill("form#event-form [name=per_user_limit]", "4").await;
-        tab.fill("form#event-form .price-input[data-section=\"F\"]", "4200").await;
+        for name in &sections {
+            tab.fill(&format!("form#event-form .price-input[data-section=\"{name}\"]"), "4200").await;
+        }
         tab.click("#event-save").await;
         let created = tab
             .wait_for(
@@ -687,14 +714,14 @@ fn admin_creates_then_buyer_books(cx: &Ctx) -> BoxFuture<'_, ()> {
         let a = cx.api.get(&format!("/v1/events/{event}"), None).await;
         assert_eq!(a.status, 200, "#event-created holds the event id ({created:?}): {}", a.body);
         assert_eq!(a.body["event"]["name"], json!(event_name), "{}", a.body);
-        assert_eq!(a.body["availability"]["available"], json!(10), "{}", a.body);
+        assert_eq!(a.body["availability"]["available"], json!(seats), "{}", a.body);
 
         // A buyer books seat F-2-3 of it.
         let buyer = "admin-made-buyer";
         let token = cx.user(buyer);
         let shop = cx.tab().await;
         shop.sign_in(&token).await;
-        open_event(&shop, &event, 10).await;
+        open_event(&shop, &event, seats).await;
         wait_signed_in(&shop, buyer).await;
         select_and_reserve(&shop, "F-2-3").await;
         shop.fill("select#card", "tok_visa").await;
