@@ -505,3 +505,46 @@ async fn admin_listings_page_by_id_filter_and_check_their_input() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_without_a_replica_relays_layout_and_seats_gzipped() {
+    let cluster = common::Cluster::start(4).await;
+    let event = common::small_event(&cluster.client(1), 600, 8).await;
+    let view = cluster.view(1).await;
+    let replicas = common::placement(&view)[&event].clone();
+    let outsider =
+        cluster.ids().into_iter().find(|id| !replicas.contains(id)).expect("a node without a replica");
+    let (inside, outside) = (cluster.client(replicas[0]), cluster.client(outsider));
+    let hold = inside
+        .post(
+            "/v1/booking/reserve",
+            &token("carol", false),
+            json!({"event_id": event, "ticket_ids": ["GA-2"]}),
+        )
+        .await;
+    assert_eq!(hold.status, 201, "{}", hold.body);
+    for path in ["layout", "seats", "tickets"] {
+        let path = format!("/v1/events/{event}/{path}");
+        // The replica may apply the reserve a moment after it answered: wait for the same body.
+        let (status, h, from_inside) = get_raw(&inside, &path, &[]).await;
+        assert_eq!(status, 200, "{path}");
+        let etag = header(&h, "etag").to_string();
+        let relayed = common::eventually(&path, Duration::from_secs(10), || {
+            let (outside, path, etag) = (outside.clone(), path.clone(), etag.clone());
+            async move {
+                let (status, h, gz) = get_raw(&outside, &path, &[("accept-encoding", "gzip")]).await;
+                let seen = format!("{status} {}", header(&h, "etag"));
+                (status == 200 && header(&h, "etag") == etag).then_some((h, gz)).ok_or(seen)
+            }
+        })
+        .await;
+        assert_eq!(header(&relayed.0, "content-encoding"), "gzip", "{path}: the relay keeps the encoding");
+        assert_eq!(gunzip(&relayed.1), from_inside, "{path}");
+        let (status, _, _) = get_raw(&outside, &path, &[("if-none-match", etag.as_str())]).await;
+        assert_eq!(status, 304, "{path} relayed");
+    }
+    let seats: Value =
+        serde_json::from_slice(&get_raw(&outside, &format!("/v1/events/{event}/seats"), &[]).await.2)
+            .unwrap();
+    assert_eq!(seats["statuses"].as_str().unwrap().as_bytes()[21], b'h', "GA-2 is the 22nd ticket");
+}
