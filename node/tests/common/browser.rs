@@ -276,6 +276,12 @@ impl Tab {
 
     /// The value of the JavaScript expression `expr` (promises awaited); `null` for undefined.
     pub async fn eval(&self, expr: &str) -> Value {
+        self.try_eval(expr).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tab::eval`], with a failed evaluation (an exception, or a page between two
+    /// documents: "Cannot find context with specified id") as an `Err`.
+    pub async fn try_eval(&self, expr: &str) -> Result<Value, String> {
         let params = EvaluateParams::builder()
             .expression(expr)
             .await_promise(true)
@@ -283,27 +289,30 @@ impl Tab {
             .build()
             .expect("evaluate params");
         let short: String = expr.chars().take(200).collect();
-        let result =
-            within(&format!("evaluate `{short}`"), async { self.page.evaluate_expression(params).await })
-                .await;
-        result.value().cloned().unwrap_or(Value::Null)
+        match tokio::time::timeout(COMMAND_TIMEOUT, self.page.evaluate_expression(params)).await {
+            Ok(Ok(result)) => Ok(result.value().cloned().unwrap_or(Value::Null)),
+            Ok(Err(e)) => Err(format!("evaluate `{short}`: {e}")),
+            Err(_) => Err(format!("evaluate `{short}`: no answer from chromium within {COMMAND_TIMEOUT:?}")),
+        }
     }
 
     /// Wait until the expression `expr` is truthy (not null, false, "", 0) and return its
     /// value; after `timeout`, panic naming `what`, with the last value, the page's `#error`
-    /// and its uncaught script errors. An exception in `expr` counts as "not yet".
+    /// and its uncaught script errors. An exception in `expr`, or a page in the middle of a
+    /// navigation, counts as "not yet".
     pub async fn wait_for(&self, what: &str, expr: &str, timeout: Duration) -> Value {
         let guarded = format!(
             "(() => {{ try {{ return ({expr}); }} catch (e) {{ return {{__error: String(e)}}; }} }})()"
         );
         let started = Instant::now();
         loop {
-            let v = self.eval(&guarded).await;
-            if truthy(&v) {
-                return v;
-            }
+            let last = match self.try_eval(&guarded).await {
+                Ok(v) if truthy(&v) => return v,
+                Ok(v) => v.to_string(),
+                Err(e) => e,
+            };
             if started.elapsed() >= timeout {
-                panic!("{what}: not true within {timeout:?}; last: {v}; {}", self.state().await);
+                panic!("{what}: not true within {timeout:?}; last: {last}; {}", self.state().await);
             }
             tokio::time::sleep(POLL).await;
         }
@@ -312,12 +321,15 @@ impl Tab {
     /// What a failure message should show of the page: its URL, `#error`, uncaught errors.
     pub async fn state(&self) -> String {
         let v = self
-            .eval(
+            .try_eval(
                 "({url: location.href, error: (document.querySelector('#error') || {}).textContent || '', \
                   uncaught: window.__errors || []})",
             )
             .await;
-        format!("page: {v}")
+        match v {
+            Ok(v) => format!("page: {v}"),
+            Err(e) => format!("page: unreadable ({e})"),
+        }
     }
 
     /// The trimmed text of the first element matching `selector`, if any.
