@@ -858,7 +858,9 @@ async fn make_screenshots(cx: &Ctx, out: &std::path::Path) {
         }
     }
 
+    // Signed in, as most visitors who buy are (the sign-in box then folds away).
     let tab = cx.tab().await;
+    tab.sign_in(&cx.user("alice")).await;
     tab.goto("/").await;
     tab.wait_for(
         "the home page lists events",
@@ -929,6 +931,7 @@ async fn make_screenshots(cx: &Ctx, out: &std::path::Path) {
     shot(&admin, out, "admin.png").await;
 
     let ops = cx.tab().await;
+    ops.sign_in(&cx.admin).await;
     ops.goto("/ops").await;
     ops.wait_for(
         "the console lists the node",

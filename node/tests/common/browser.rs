@@ -397,7 +397,19 @@ impl Tab {
     pub async fn sign_in(&self, token: &str) {
         // Any page of the node's origin will do; /healthz is the cheapest.
         self.goto("/healthz").await;
-        self.eval(&format!("localStorage.setItem('boxoffice.token', {})", js(token))).await;
+        // Until the navigation has committed, an evaluation may still land in about:blank:
+        // set it on the node's origin, and read it back.
+        self.wait_for(
+            "the token is stored on the node's origin",
+            &format!(
+                "location.origin === {origin} && (localStorage.setItem('boxoffice.token', {tok}), \
+                 localStorage.getItem('boxoffice.token') === {tok})",
+                origin = js(&self.base),
+                tok = js(token)
+            ),
+            Duration::from_secs(5),
+        )
+        .await;
     }
 
     /// Resize the viewport (CSS pixels); `mobile` emulates a phone (touch, mobile viewport).
