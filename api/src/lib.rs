@@ -10,7 +10,8 @@
 //! listener and a shutdown future. Modules: [`routes`] (one file per endpoint group),
 //! [`dto`] (JSON shapes), [`error`], [`auth`], [`body`], [`openapi`], [`state`],
 //! [`metrics_catalog`] (every metric with its `# HELP`, and the recorder), [`seat_cache`]
-//! (the seat map's bodies, built once per version, raw and gzipped).
+//! (the seat map's bodies, built once per version, raw and gzipped), [`web`] (the browser
+//! pages and their embedded assets).
 //!
 //! Must not depend on `raft` or `sled` directly.
 
@@ -25,6 +26,7 @@ pub mod routes;
 pub mod seat_cache;
 pub mod state;
 pub mod streams;
+pub mod web;
 
 use std::future::Future;
 use std::time::Instant;
@@ -41,7 +43,7 @@ pub use state::AppState;
 use crate::error::ApiError;
 use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
 
-/// The whole API as a router.
+/// The whole API, and the web pages that use it, as a router.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/venues", post(catalog::create_venue).get(catalog::list_venues))
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cluster/nodes", post(ops::add_node))
         .route("/v1/cluster/nodes/{id}", axum::routing::delete(ops::remove_node))
         .route("/openapi.json", get(ops::openapi))
+        .merge(web::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
