@@ -37,6 +37,19 @@ else
   echo "== not root: the fault campaign runs on loopback proxies and skips the clock nemesis"
 fi
 
+# The web pages' tests (node/tests/browser.rs) drive Debian's chromium, headless, over the
+# DevTools protocol: install it when root (else those tests print why and pass; under CI=true
+# as root a missing chromium fails them).
+if [ -x /usr/bin/chromium ]; then
+  :
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing chromium for the browser tests (node/tests/browser.rs)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+else
+  echo "== no /usr/bin/chromium and not root to install it: the browser tests (node/tests/browser.rs) are skipped"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
