@@ -47,7 +47,7 @@ use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/venues", post(catalog::create_venue).get(catalog::list_venues))
-        .route("/v1/venues/{id}", get(catalog::get_venue))
+        .route("/v1/venues/{id}", get(catalog::get_venue).put(catalog::update_venue))
         .route("/v1/performers", post(catalog::create_performer).get(catalog::list_performers))
         .route("/v1/performers/{id}", get(catalog::get_performer))
         .route("/v1/events", post(catalog::create_event).get(catalog::list_events))

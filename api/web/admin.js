@@ -82,6 +82,43 @@ function preview() {
   });
 }
 
+/// Put venue `v` into the venue form (to edit it), or empty the form for a new one. The
+/// editor draws a seated section as rows × seats per row; a section whose rows differ is
+/// loaded with its longest row (the summary says so).
+function loadVenueForm(v) {
+  const f = $('#venue-form');
+  $('#sections').replaceChildren();
+  sectionCount = 0;
+  $('#venue-created').textContent = '';
+  if (!v) {
+    f.reset();
+    $('#venue-save').textContent = 'Create venue';
+    addSection();
+    return;
+  }
+  f.elements.name.value = v.name;
+  f.elements.city.value = v.city;
+  f.elements.country.value = v.country;
+  f.elements.lat.value = v.location.lat;
+  f.elements.lon.value = v.location.lon;
+  for (const s of v.sections) {
+    const row = addSection(s.kind === 'general' ? 'general' : 'seated');
+    row.querySelector('.section-name').value = s.name;
+    if (s.kind === 'general') {
+      row.querySelector('.section-capacity').value = s.capacity;
+    } else {
+      row.querySelector('.section-rows').value = s.rows.length;
+      row.querySelector('.section-seats').value = Math.max(1, ...s.rows.map(r => r.seats));
+    }
+  }
+  $('#venue-save').textContent = 'Save venue';
+  preview();
+}
+
+function venueOption(v) {
+  return el('option', { value: v.id }, `${v.name} (${v.city}) — ${v.id}`);
+}
+
 async function saveVenue(e) {
   e.preventDefault();
   const f = e.target;
@@ -90,16 +127,25 @@ async function saveVenue(e) {
     location: { lat: Number(f.elements.lat.value), lon: Number(f.elements.lon.value) },
     sections: sectionsSpec(),
   };
+  const editing = $('#venue-edit').value;
   try {
-    const v = await post('/v1/venues', body);
+    const v = editing
+      ? await api('PUT', `/v1/venues/${encodeURIComponent(editing)}`, body)
+      : await post('/v1/venues', body);
     clearError();
+    $('#venue-created-label').textContent = editing ? 'Saved venue' : 'Created venue';
     $('#venue-created').textContent = v.id;
     venues.set(v.id, v);
+    for (const sel of [$('#event-venue'), $('#venue-edit')]) {
+      const old = sel.querySelector(`option[value="${CSS.escape(v.id)}"]`);
+      if (old) old.replaceWith(venueOption(v)); else sel.append(venueOption(v));
+    }
+    $('#venue-edit').value = editing;
     const sel = $('#event-venue');
-    sel.append(el('option', { value: v.id }, `${v.name} (${v.city}) — ${v.id}`));
-    if (!sel.value) { sel.value = v.id; renderPrices(); }
+    if (!sel.value) sel.value = v.id;
+    if (sel.value === v.id) renderPrices();
   } catch (err) {
-    report(err);
+    report(err, { conflict: 'This venue has an event on it, so it can no longer change (the event’s tickets were made from it). Create a new venue instead.' });
   }
 }
 
@@ -143,7 +189,9 @@ async function loadPickers() {
     const chosen = sel.value;
     for (const v of vs) {
       venues.set(v.id, v);
-      if (!sel.querySelector(`option[value="${CSS.escape(v.id)}"]`)) sel.append(el('option', { value: v.id }, `${v.name} (${v.city}) — ${v.id}`));
+      if (!sel.querySelector(`option[value="${CSS.escape(v.id)}"]`)) sel.append(venueOption(v));
+      const edit = $('#venue-edit');
+      if (!edit.querySelector(`option[value="${CSS.escape(v.id)}"]`)) edit.append(venueOption(v));
     }
     if (chosen) sel.value = chosen;
     const psel = $('#event-performers-select');
@@ -310,6 +358,7 @@ $('#sections').addEventListener('change', e => {
 });
 $('#sections').addEventListener('input', preview);
 $('#venue-form').addEventListener('submit', saveVenue);
+$('#venue-edit').addEventListener('change', e => loadVenueForm(venues.get(e.target.value)));
 $('#performer-form').addEventListener('submit', savePerformer);
 $('#event-form').addEventListener('submit', saveEvent);
 $('#event-venue').addEventListener('change', renderPrices);

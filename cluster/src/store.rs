@@ -553,6 +553,15 @@ impl Store {
         }
     }
 
+    /// Replace venue `id`'s spec; refused (`Conflict`) once an event is on it.
+    pub async fn update_venue(&self, id: &str, spec: VenueSpec) -> Result<Venue> {
+        spec.validate()?;
+        match self.write_catalog(CatalogCommand::UpdateVenue { id: id.to_string(), spec }).await? {
+            CatalogChange::Venue(v) => Ok(v),
+            other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+        }
+    }
+
     pub async fn create_performer(&self, spec: PerformerSpec) -> Result<Performer> {
         spec.validate()?;
         match self.write_catalog(CatalogCommand::CreatePerformer { id: ids::performer_id(), spec }).await? {

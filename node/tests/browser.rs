@@ -687,6 +687,37 @@ fn admin_creates_then_buyer_books(cx: &Ctx) -> BoxFuture<'_, ()> {
         assert_eq!(a.status, 200, "#venue-created holds the venue id ({venue:?}): {}", a.body);
         assert_eq!(a.body["name"], json!(venue_name), "{}", a.body);
 
+        // Edit it (no event on it yet): pick it, change the city, save.
+        tab.wait_for(
+            "the venue editor offers the new venue",
+            &format!("!!document.querySelector('select#venue-edit option[value=\"{venue_id}\"]')"),
+            PAGE_WITHIN,
+        )
+        .await;
+        tab.fill("select#venue-edit", &venue_id).await;
+        tab.wait_for(
+            "the venue form is loaded with the venue",
+            &format!(
+                "document.querySelector('form#venue-form [name=name]').value === {} && \
+                 document.querySelectorAll('form#venue-form .section-row').length === {}",
+                json!(venue_name),
+                sections.len()
+            ),
+            PAGE_WITHIN,
+        )
+        .await;
+        tab.fill("form#venue-form [name=city]", "Capital City").await;
+        tab.click("#venue-save").await;
+        tab.wait_for(
+            "the venue is saved",
+            "document.querySelector('#venue-created-label')?.textContent === 'Saved venue'",
+            PAGE_WITHIN,
+        )
+        .await;
+        let a = cx.api.get(&format!("/v1/venues/{venue_id}"), None).await;
+        assert_eq!(a.body["city"], json!("Capital City"), "the edit reached the API: {}", a.body);
+        assert_eq!(a.body["sections"].as_array().map(Vec::len), Some(sections.len()), "{}", a.body);
+
         // An event there.
         tab.wait_for(
             "the event form offers the new venue",
@@ -717,6 +748,15 @@ fn admin_creates_then_buyer_books(cx: &Ctx) -> BoxFuture<'_, ()> {
         assert_eq!(a.status, 200, "#event-created holds the event id ({created:?}): {}", a.body);
         assert_eq!(a.body["event"]["name"], json!(event_name), "{}", a.body);
         assert_eq!(a.body["availability"]["available"], json!(seats), "{}", a.body);
+
+        // The venue has an event now: saving it again is refused, in words.
+        tab.click("#venue-save").await;
+        tab.wait_for(
+            "a venue in use cannot change",
+            "(document.querySelector('#error')?.textContent || '').includes('can no longer change')",
+            PAGE_WITHIN,
+        )
+        .await;
 
         // A buyer books seat F-2-3 of it.
         let buyer = "admin-made-buyer";

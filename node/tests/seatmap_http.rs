@@ -548,3 +548,50 @@ async fn a_node_without_a_replica_relays_layout_and_seats_gzipped() {
             .unwrap();
     assert_eq!(seats["statuses"].as_str().unwrap().as_bytes()[21], b'h', "GA-2 is the 22nd ticket");
 }
+
+/// `PUT /v1/venues/{id}` (the organizer's venue editor): replaces the venue while no event is
+/// on it; then 409, and the venue stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_venue_is_edited_until_an_event_is_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let c = node.client();
+    let admin = token("admin", true);
+    let id = venue(&c, &admin, 10).await;
+    let path = format!("/v1/venues/{id}");
+    let edited = json!({
+        "name": "Bigger Hall", "city": "Shelbyville", "country": "US", "location": {"lat": 41.0, "lon": -75.5},
+        "sections": [
+            {"name": "A", "kind": "seated", "rows": [{"name": "1", "seats": 12}]},
+            {"name": "GA", "kind": "general", "capacity": 30}
+        ]
+    });
+    let user = token("alice", false);
+    assert_eq!(c.send("PUT", &path, None, Some(edited.clone()), &[]).await.status, 401);
+    assert_eq!(c.send("PUT", &path, Some(&user), Some(edited.clone()), &[]).await.status, 403);
+    let missing = c.send("PUT", "/v1/venues/ven_missing", Some(&admin), Some(edited.clone()), &[]).await;
+    assert_eq!((missing.status, missing.body["code"].as_str()), (404, Some("not_found")), "{}", missing.body);
+    let mut bad = edited.clone();
+    bad["sections"] = json!([]);
+    let bad = c.send("PUT", &path, Some(&admin), Some(bad), &[]).await;
+    assert_eq!((bad.status, bad.body["code"].as_str()), (400, Some("invalid_request")), "{}", bad.body);
+
+    let ok = c.send("PUT", &path, Some(&admin), Some(edited.clone()), &[]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let read = c.get(&path, None).await;
+    assert_eq!(
+        (read.body["name"].as_str(), read.body["city"].as_str()),
+        (Some("Bigger Hall"), Some("Shelbyville"))
+    );
+    assert_eq!(read.body["sections"][0]["rows"][0]["seats"], 12, "{}", read.body);
+
+    // An event on it: its 12 + 30 tickets were made from the venue; the venue is fixed now.
+    let event = event_at(&c, &admin, &id, "On the edited venue", 4).await;
+    let tickets = c.get(&format!("/v1/events/{event}/tickets"), None).await;
+    assert_eq!(tickets.body["tickets"].as_array().map(Vec::len), Some(42), "{}", tickets.body);
+    let mut again = edited.clone();
+    again["name"] = json!("Renamed once more");
+    let refused = c.send("PUT", &path, Some(&admin), Some(again), &[]).await;
+    assert_eq!((refused.status, refused.body["code"].as_str()), (409, Some("conflict")), "{}", refused.body);
+    assert_eq!(c.get(&path, None).await.body["name"], "Bigger Hall");
+}

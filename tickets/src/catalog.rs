@@ -211,6 +211,14 @@ pub enum CatalogCommand {
     RemoveNode {
         id: NodeId,
     },
+    /// Replace a venue's spec (name, place, sections). Only while no event is on it: an
+    /// event's tickets, prices and seat map were made from the venue when it was created,
+    /// so a venue in use is fixed (`Conflict`) — make a new venue for a new layout. (Last
+    /// variant: the log's encoding of the earlier ones does not change.)
+    UpdateVenue {
+        id: VenueId,
+        spec: VenueSpec,
+    },
 }
 
 /// What a catalog command changed, for the reply and for projections (search index).
@@ -281,6 +289,24 @@ impl Catalog {
                 let venue = Venue { id: id.clone(), spec, created_at: now };
                 self.venues.insert(id, venue.clone());
                 Ok(CatalogChange::Venue(venue))
+            }
+            CatalogCommand::UpdateVenue { id, spec } => {
+                if !self.venues.contains_key(&id) {
+                    return Err(Rejection::not_found("venue"));
+                }
+                spec.validate()?;
+                if let Some(event) = self.events.values().find(|e| e.spec.venue_id == id) {
+                    return Err(Rejection::Conflict {
+                        detail: format!(
+                            "venue {id} is in use by event {}: its tickets were made from it; \
+                             create a new venue for a new layout",
+                            event.id
+                        ),
+                    });
+                }
+                let venue = self.venues.get_mut(&id).expect("checked above");
+                venue.spec = spec;
+                Ok(CatalogChange::Venue(venue.clone()))
             }
             CatalogCommand::CreatePerformer { id, spec } => {
                 spec.validate()?;

@@ -272,6 +272,38 @@ fn update_and_cancel() {
 }
 
 #[test]
+fn a_venue_can_be_edited_until_an_event_is_on_it() {
+    let mut c = catalog();
+    let mut spec = venue();
+    spec.name = "Arena Two".into();
+    spec.sections.push(SectionSpec { name: "B".into(), kind: SectionKind::General { capacity: 10 } });
+    let CatalogChange::Venue(v) =
+        c.apply(CatalogCommand::UpdateVenue { id: "v1".into(), spec: spec.clone() }, 250).unwrap()
+    else {
+        panic!("expected a venue")
+    };
+    assert_eq!((v.spec.clone(), v.created_at), (spec.clone(), 100), "replaced; created_at kept");
+    assert_eq!(c.venues["v1"], v);
+    // A bad spec changes nothing.
+    let mut bad = spec.clone();
+    bad.sections.clear();
+    assert!(c.apply(CatalogCommand::UpdateVenue { id: "v1".into(), spec: bad }, 260).is_err());
+    assert_eq!(c.venues["v1"], v);
+    // Unknown venue.
+    assert_eq!(
+        c.apply(CatalogCommand::UpdateVenue { id: "v9".into(), spec: venue() }, 260),
+        Err(Rejection::not_found("venue"))
+    );
+    // Once an event is on it, the venue is fixed: the event's tickets were made from it.
+    let mut e = event();
+    e.prices.insert("B".into(), 1_000);
+    c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: e }, 300).unwrap();
+    let refused = c.apply(CatalogCommand::UpdateVenue { id: "v1".into(), spec: venue() }, 400);
+    assert!(matches!(&refused, Err(Rejection::Conflict { detail }) if detail.contains("e1")), "{refused:?}");
+    assert_eq!(c.venues["v1"], v);
+}
+
+#[test]
 fn catalog_json_round_trip() {
     let mut c = catalog();
     c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 300).unwrap();

@@ -35,6 +35,24 @@ pub async fn get_venue(State(state): State<AppState>, Path(id): Path<String>) ->
     Ok(Json(VenueOut::from(&state.store.venue(&id)?)))
 }
 
+/// Replace a venue (the same body as creating one). Only while no event is on it: an event's
+/// tickets and seat map were made from its venue, so a venue in use answers 409 `conflict`.
+#[utoipa::path(put, path = "/v1/venues/{id}", tag = "catalog", request_body = VenueCreate,
+    security(("bearer" = [])),
+    responses((status = 200, body = VenueOut), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "an event is on the venue: it is fixed")))]
+pub async fn update_venue(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    body: JsonBody<VenueCreate>,
+) -> ApiResult<Json<VenueOut>> {
+    let spec = body.value.into_spec()?;
+    let venue = state.store.update_venue(&id, spec).await?;
+    Ok(Json(VenueOut::from(&venue)))
+}
+
 #[utoipa::path(post, path = "/v1/performers", tag = "catalog", request_body = PerformerCreate,
     security(("bearer" = [])),
     responses((status = 201, body = PerformerOut), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
