@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/venues", post(catalog::create_venue).get(catalog::list_venues))
         .route("/v1/venues/{id}", get(catalog::get_venue).put(catalog::update_venue))
         .route("/v1/performers", post(catalog::create_performer).get(catalog::list_performers))
-        .route("/v1/performers/{id}", get(catalog::get_performer))
+        .route("/v1/performers/{id}", get(catalog::get_performer).put(catalog::update_performer))
         .route("/v1/events", post(catalog::create_event).get(catalog::list_events))
         .route("/v1/events/{id}", get(browse::event_page).patch(catalog::update_event))
         .route("/v1/events/{id}/cancel", post(catalog::cancel_event))

@@ -12,7 +12,7 @@ use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
 #[openapi(
     info(title = "boxoffice", description = "Self-hosted ticket store: browse, reserve, confirm. See API.md."),
     paths(
-        catalog::create_venue, catalog::get_venue, catalog::update_venue, catalog::create_performer, catalog::get_performer,
+        catalog::create_venue, catalog::get_venue, catalog::update_venue, catalog::create_performer, catalog::get_performer, catalog::update_performer,
         catalog::create_event, catalog::update_event, catalog::cancel_event,
         catalog::list_events, catalog::list_venues, catalog::list_performers,
         browse::event_page, browse::tickets, seats::layout, seats::seats, live::ticket_stream, search::search,

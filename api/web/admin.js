@@ -151,15 +151,40 @@ async function saveVenue(e) {
 
 // ---- performers ----------------------------------------------------------------------------
 
+const performers = new Map(); // id -> performer
+
+function performerOption(p) {
+  return el('option', { value: p.id }, `${p.name} (${p.genre})`);
+}
+
+/// Put performer `p` into the performer form (to edit it), or empty it for a new one.
+function loadPerformerForm(p) {
+  const f = $('#performer-form');
+  $('#performer-created').textContent = '';
+  f.elements.name.value = p ? p.name : '';
+  f.elements.genre.value = p ? p.genre : '';
+  $('#performer-save').textContent = p ? 'Save performer' : 'Create performer';
+}
+
 async function savePerformer(e) {
   e.preventDefault();
   const f = e.target;
+  const body = { name: f.elements.name.value.trim(), genre: f.elements.genre.value.trim() };
+  const editing = $('#performer-edit').value;
   try {
-    const p = await post('/v1/performers', { name: f.elements.name.value.trim(), genre: f.elements.genre.value.trim() });
+    const p = editing
+      ? await api('PUT', `/v1/performers/${encodeURIComponent(editing)}`, body)
+      : await post('/v1/performers', body);
     clearError();
+    $('#performer-created-label').textContent = editing ? 'Saved performer' : 'Created performer';
     $('#performer-created').textContent = p.id;
-    $('#event-performers-select').append(el('option', { value: p.id }, `${p.name} (${p.genre})`));
-    f.reset();
+    performers.set(p.id, p);
+    for (const sel of [$('#event-performers-select'), $('#performer-edit')]) {
+      const old = sel.querySelector(`option[value="${CSS.escape(p.id)}"]`);
+      if (old) old.replaceWith(performerOption(p)); else sel.append(performerOption(p));
+    }
+    $('#performer-edit').value = editing;
+    if (!editing) f.reset();
   } catch (err) {
     report(err);
   }
@@ -196,7 +221,10 @@ async function loadPickers() {
     if (chosen) sel.value = chosen;
     const psel = $('#event-performers-select');
     for (const p of ps) {
-      if (!psel.querySelector(`option[value="${CSS.escape(p.id)}"]`)) psel.append(el('option', { value: p.id }, `${p.name} (${p.genre})`));
+      performers.set(p.id, p);
+      if (!psel.querySelector(`option[value="${CSS.escape(p.id)}"]`)) psel.append(performerOption(p));
+      const edit = $('#performer-edit');
+      if (!edit.querySelector(`option[value="${CSS.escape(p.id)}"]`)) edit.append(performerOption(p));
     }
   } catch (err) {
     report(err, { unauthorized: 'Sign in with an organizer (admin) token to use these pages.', forbidden: 'This sign-in is not an organizer: sign in with an admin token.' });
@@ -360,6 +388,7 @@ $('#sections').addEventListener('input', preview);
 $('#venue-form').addEventListener('submit', saveVenue);
 $('#venue-edit').addEventListener('change', e => loadVenueForm(venues.get(e.target.value)));
 $('#performer-form').addEventListener('submit', savePerformer);
+$('#performer-edit').addEventListener('change', e => loadPerformerForm(performers.get(e.target.value)));
 $('#event-form').addEventListener('submit', saveEvent);
 $('#event-venue').addEventListener('change', renderPrices);
 $('#events-filter').addEventListener('submit', e => {

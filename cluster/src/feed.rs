@@ -115,11 +115,28 @@ pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
             continue;
         }
         let docs: Vec<EventDoc> = store.catalog_read(|c| {
+            // An event's document carries its venue's and performers' names too: an edited
+            // venue or performer re-indexes the events that name it (an admin's rare edit;
+            // walking the events then is fine).
             let mut ids: Vec<&str> = batch
                 .iter()
-                .filter_map(|(_, change)| match change {
-                    CatalogChange::Event(e) => Some(e.id.as_str()),
-                    _ => None,
+                .flat_map(|(_, change)| -> Vec<&str> {
+                    match change {
+                        CatalogChange::Event(e) => vec![e.id.as_str()],
+                        CatalogChange::Venue(v) => c
+                            .events
+                            .values()
+                            .filter(|e| e.spec.venue_id == v.id)
+                            .map(|e| e.id.as_str())
+                            .collect(),
+                        CatalogChange::Performer(p) => c
+                            .events
+                            .values()
+                            .filter(|e| e.spec.performer_ids.contains(&p.id))
+                            .map(|e| e.id.as_str())
+                            .collect(),
+                        _ => Vec::new(),
+                    }
                 })
                 .collect();
             ids.sort_unstable();

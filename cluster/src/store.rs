@@ -562,6 +562,15 @@ impl Store {
         }
     }
 
+    /// Replace performer `id`'s name and genre.
+    pub async fn update_performer(&self, id: &str, spec: PerformerSpec) -> Result<Performer> {
+        spec.validate()?;
+        match self.write_catalog(CatalogCommand::UpdatePerformer { id: id.to_string(), spec }).await? {
+            CatalogChange::Performer(p) => Ok(p),
+            other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+        }
+    }
+
     pub async fn create_performer(&self, spec: PerformerSpec) -> Result<Performer> {
         spec.validate()?;
         match self.write_catalog(CatalogCommand::CreatePerformer { id: ids::performer_id(), spec }).await? {

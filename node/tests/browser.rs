@@ -718,6 +718,42 @@ fn admin_creates_then_buyer_books(cx: &Ctx) -> BoxFuture<'_, ()> {
         assert_eq!(a.body["city"], json!("Capital City"), "the edit reached the API: {}", a.body);
         assert_eq!(a.body["sections"].as_array().map(Vec::len), Some(sections.len()), "{}", a.body);
 
+        // A performer, then an edit of it through the same form.
+        tab.fill("form#performer-form [name=name]", &format!("{venue_name} Band")).await;
+        tab.fill("form#performer-form [name=genre]", "rock").await;
+        tab.click("#performer-save").await;
+        let performer = tab
+            .wait_for(
+                "the created performer's id is shown",
+                "document.querySelector('#performer-created')?.textContent?.trim()",
+                PAGE_WITHIN,
+            )
+            .await;
+        let performer = performer.as_str().unwrap().to_string();
+        tab.wait_for(
+            "the performer editor offers the new performer",
+            &format!("!!document.querySelector('select#performer-edit option[value=\"{performer}\"]')"),
+            PAGE_WITHIN,
+        )
+        .await;
+        tab.fill("select#performer-edit", &performer).await;
+        tab.wait_for(
+            "the performer form is loaded with the performer",
+            "document.querySelector('form#performer-form [name=genre]').value === 'rock'",
+            PAGE_WITHIN,
+        )
+        .await;
+        tab.fill("form#performer-form [name=genre]", "jazz").await;
+        tab.click("#performer-save").await;
+        tab.wait_for(
+            "the performer is saved",
+            "document.querySelector('#performer-created-label')?.textContent === 'Saved performer'",
+            PAGE_WITHIN,
+        )
+        .await;
+        let a = cx.api.get(&format!("/v1/performers/{performer}"), None).await;
+        assert_eq!(a.body["genre"], json!("jazz"), "the performer's edit reached the API: {}", a.body);
+
         // An event there.
         tab.wait_for(
             "the event form offers the new venue",

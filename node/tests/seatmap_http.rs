@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{event_at, token, venue, Client, Node};
+use common::{event_at, eventually, token, venue, Client, Node};
 use serde_json::{json, Value};
 
 /// A raw GET: status, headers and the body's bytes as sent (reqwest here does not decompress).
@@ -594,4 +594,58 @@ async fn a_venue_is_edited_until_an_event_is_on_it() {
     let refused = c.send("PUT", &path, Some(&admin), Some(again), &[]).await;
     assert_eq!((refused.status, refused.body["code"].as_str()), (409, Some("conflict")), "{}", refused.body);
     assert_eq!(c.get(&path, None).await.body["name"], "Bigger Hall");
+}
+
+/// `PUT /v1/performers/{id}`: the new name shows on the events that name the performer, and
+/// search finds them by it (the feed re-indexes them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_performer_is_edited_and_search_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let c = node.client();
+    let admin = token("admin", true);
+    let venue_id = venue(&c, &admin, 10).await;
+    let p = c.post("/v1/performers", &admin, json!({"name": "Quietband", "genre": "folk"})).await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    let pid = p.body["id"].as_str().unwrap().to_string();
+    let e = c
+        .post(
+            "/v1/events",
+            &admin,
+            json!({
+                "name": "An evening", "type": "concert", "venue_id": venue_id, "performer_ids": [pid],
+                "starts_at": "2030-01-01T20:00:00Z", "prices": {"A": 5000, "GA": 2500}
+            }),
+        )
+        .await;
+    assert_eq!(e.status, 201, "{}", e.body);
+    let event = e.body["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/performers/{pid}");
+    let body = json!({"name": "Loudhorns", "genre": "brass"});
+    assert_eq!(c.send("PUT", &path, Some(&token("alice", false)), Some(body.clone()), &[]).await.status, 403);
+    let missing = c.send("PUT", "/v1/performers/prf_missing", Some(&admin), Some(body.clone()), &[]).await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let bad = c.send("PUT", &path, Some(&admin), Some(json!({"name": "", "genre": "x"})), &[]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let ok = c.send("PUT", &path, Some(&admin), Some(body), &[]).await;
+    assert_eq!((ok.status, ok.body["name"].as_str()), (200, Some("Loudhorns")), "{}", ok.body);
+    let page = c.get(&format!("/v1/events/{event}"), None).await;
+    assert_eq!(page.body["performers"][0]["name"], "Loudhorns", "{}", page.body);
+    eventually("search finds the event by the performer's new name", Duration::from_secs(10), || {
+        let c = c.clone();
+        let event = event.clone();
+        async move {
+            let found = c.get("/v1/search?term=Loudhorns", None).await;
+            let ids: Vec<String> = found.body["results"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|x| x["id"].as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            if ids.contains(&event) {
+                Ok(())
+            } else {
+                Err(found.body.to_string())
+            }
+        }
+    })
+    .await;
 }

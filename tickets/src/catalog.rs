@@ -219,6 +219,12 @@ pub enum CatalogCommand {
         id: VenueId,
         spec: VenueSpec,
     },
+    /// Replace a performer's name and genre (the events that name it show the new ones; the
+    /// search feed re-indexes them).
+    UpdatePerformer {
+        id: PerformerId,
+        spec: PerformerSpec,
+    },
 }
 
 /// What a catalog command changed, for the reply and for projections (search index).
@@ -307,6 +313,14 @@ impl Catalog {
                 let venue = self.venues.get_mut(&id).expect("checked above");
                 venue.spec = spec;
                 Ok(CatalogChange::Venue(venue.clone()))
+            }
+            CatalogCommand::UpdatePerformer { id, spec } => {
+                let Some(performer) = self.performers.get_mut(&id) else {
+                    return Err(Rejection::not_found("performer"));
+                };
+                spec.validate()?;
+                performer.spec = spec;
+                Ok(CatalogChange::Performer(performer.clone()))
             }
             CatalogCommand::CreatePerformer { id, spec } => {
                 spec.validate()?;

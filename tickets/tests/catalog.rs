@@ -304,6 +304,25 @@ fn a_venue_can_be_edited_until_an_event_is_on_it() {
 }
 
 #[test]
+fn a_performer_can_be_edited() {
+    let mut c = catalog();
+    let spec = PerformerSpec { name: "The Band (reunited)".into(), genre: "indie".into() };
+    let CatalogChange::Performer(p) =
+        c.apply(CatalogCommand::UpdatePerformer { id: "p1".into(), spec: spec.clone() }, 300).unwrap()
+    else {
+        panic!("expected a performer")
+    };
+    assert_eq!((p.spec.clone(), p.created_at), (spec.clone(), 200));
+    let bad = PerformerSpec { name: String::new(), genre: "x".into() };
+    assert!(c.apply(CatalogCommand::UpdatePerformer { id: "p1".into(), spec: bad }, 310).is_err());
+    assert_eq!(c.performers["p1"], p, "a bad spec changes nothing");
+    assert_eq!(
+        c.apply(CatalogCommand::UpdatePerformer { id: "p9".into(), spec }, 320),
+        Err(Rejection::not_found("performer"))
+    );
+}
+
+#[test]
 fn catalog_json_round_trip() {
     let mut c = catalog();
     c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 300).unwrap();

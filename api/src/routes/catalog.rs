@@ -65,6 +65,23 @@ pub async fn create_performer(
     Ok((StatusCode::CREATED, Json(PerformerOut::from(&performer))))
 }
 
+/// Replace a performer's name and genre (the same body as creating one); the events that
+/// name the performer show (and are found by) the new name.
+#[utoipa::path(put, path = "/v1/performers/{id}", tag = "catalog", request_body = PerformerCreate,
+    security(("bearer" = [])),
+    responses((status = 200, body = PerformerOut), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn update_performer(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    body: JsonBody<PerformerCreate>,
+) -> ApiResult<Json<PerformerOut>> {
+    let spec = body.value.into_spec();
+    let performer = state.store.update_performer(&id, spec).await?;
+    Ok(Json(PerformerOut::from(&performer)))
+}
+
 #[utoipa::path(get, path = "/v1/performers/{id}", tag = "catalog",
     responses((status = 200, body = PerformerOut), (status = 404, body = Problem)))]
 pub async fn get_performer(
