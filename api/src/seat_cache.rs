@@ -77,28 +77,37 @@ impl Encoded {
     /// The answer to a GET with `headers`: `304` when `If-None-Match` names this ETag,
     /// else the body (gzipped when the client accepts gzip) as `application/json`.
     pub fn respond(&self, headers: &HeaderMap, cache_control: &'static str) -> Response {
-        let mut response = if if_none_match(headers, &self.etag) {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::NOT_MODIFIED;
-            r
-        } else {
-            let gzip = accepts_gzip(headers);
-            let mut r = Response::new(Body::from(if gzip { self.gzip.clone() } else { self.raw.clone() }));
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            if gzip {
-                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            r
-        };
-        let h = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&self.etag) {
-            h.insert(header::ETAG, v);
+        if if_none_match(headers, &self.etag) {
+            return not_modified(&self.etag, cache_control);
         }
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
-        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        response
+        let gzip = accepts_gzip(headers);
+        let mut r = Response::new(Body::from(if gzip { self.gzip.clone() } else { self.raw.clone() }));
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if gzip {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        set_cache_headers(&mut r, &self.etag, cache_control);
+        r
     }
+}
+
+/// `304 Not Modified` for `etag`, with the headers its `200` would carry.
+pub fn not_modified(etag: &str, cache_control: &'static str) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NOT_MODIFIED;
+    set_cache_headers(&mut r, etag, cache_control);
+    r
+}
+
+/// `ETag`, `Cache-Control` and `Vary: Accept-Encoding` (every cached body here may be gzipped).
+pub fn set_cache_headers(r: &mut Response, etag: &str, cache_control: &'static str) {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
 }
 
 /// Whether `If-None-Match` lists `etag` (weak comparison, as RFC 9110 asks for it) or `*`.

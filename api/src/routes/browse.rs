@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -76,23 +76,12 @@ pub async fn tickets(
 }
 
 fn not_modified(headers: &HeaderMap, etag: &str) -> Option<Response> {
-    let inm = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
-    inm.split(',').any(|t| t.trim() == etag || t.trim() == "*").then(|| {
-        let mut r = StatusCode::NOT_MODIFIED.into_response();
-        set_cache_headers(&mut r, etag);
-        r
-    })
+    crate::seat_cache::if_none_match(headers, etag)
+        .then(|| crate::seat_cache::not_modified(etag, BROWSE_CACHE_CONTROL))
 }
 
 fn cached(body: impl IntoResponse, etag: &str) -> Response {
     let mut r = body.into_response();
-    set_cache_headers(&mut r, etag);
+    crate::seat_cache::set_cache_headers(&mut r, etag, BROWSE_CACHE_CONTROL);
     r
-}
-
-fn set_cache_headers(r: &mut Response, etag: &str) {
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        r.headers_mut().insert(header::ETAG, v);
-    }
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(BROWSE_CACHE_CONTROL));
 }

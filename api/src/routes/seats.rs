@@ -156,64 +156,63 @@ pub async fn seats(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let version = state.store.seat_version(&id).await?;
-    let etag = format!("W/\"s{version}\"");
-    if crate::seat_cache::if_none_match(&headers, &etag) {
-        return Ok(not_modified(&etag, SEATS_CACHE_CONTROL));
-    }
     let store = state.store.clone();
-    let now = cluster::store::wall_ms();
-    let body = state
-        .seat_caches
-        .statuses
-        .get_or_build(&id, version, now, || async {
-            let seats = store.seat_statuses(&id).await?;
-            let statuses: Vec<u8> = seats.statuses.iter().map(|s| status_char(*s)).collect();
-            // Only ASCII letters: a valid string.
-            let statuses = String::from_utf8(statuses).expect("ascii");
+    let build_id = id.clone();
+    per_version(&state, &state.seat_caches.statuses, &id, 's', SEATS_CACHE_CONTROL, &headers, || async move {
+        let seats = store.seat_statuses(&build_id).await?;
+        let statuses: Vec<u8> = seats.statuses.iter().map(|s| status_char(*s)).collect();
+        // Only ASCII letters: a valid string.
+        let statuses = String::from_utf8(statuses).expect("ascii");
+        blocking(move || {
             let raw = to_json(&SeatsOut { version: seats.version, statuses })?;
             Ok(Encoded::new(raw, format!("W/\"s{}\"", seats.version), seats.version, seats.valid_until))
         })
-        .await?;
-    Ok(body.respond(&headers, SEATS_CACHE_CONTROL))
+        .await
+    })
+    .await
 }
 
 /// `/tickets`' body for the event's current version, built once (same JSON as before).
 pub(crate) async fn tickets_body(state: &AppState, id: &str, headers: &HeaderMap) -> ApiResult<Response> {
-    let version = state.store.seat_version(id).await?;
-    let etag = format!("W/\"t{version}\"");
-    if crate::seat_cache::if_none_match(headers, &etag) {
-        return Ok(not_modified(&etag, crate::routes::browse::BROWSE_CACHE_CONTROL));
-    }
     let store = state.store.clone();
-    let now = cluster::store::wall_ms();
-    let body = state
-        .seat_caches
-        .tickets
-        .get_or_build(id, version, now, || async {
-            let map = store.seat_map(id).await?;
-            blocking(move || {
-                let body = TicketsOut {
-                    version: map.version,
-                    tickets: map.tickets.iter().map(|(spec, status)| TicketOut::new(spec, *status)).collect(),
-                };
-                let raw = to_json(&body)?;
-                Ok(Encoded::new(raw, format!("W/\"t{}\"", map.version), map.version, map.valid_until))
-            })
-            .await
+    let build_id = id.to_string();
+    let cache_control = crate::routes::browse::BROWSE_CACHE_CONTROL;
+    per_version(state, &state.seat_caches.tickets, id, 't', cache_control, headers, || async move {
+        let map = store.seat_map(&build_id).await?;
+        blocking(move || {
+            let body = TicketsOut {
+                version: map.version,
+                tickets: map.tickets.iter().map(|(spec, status)| TicketOut::new(spec, *status)).collect(),
+            };
+            let raw = to_json(&body)?;
+            Ok(Encoded::new(raw, format!("W/\"t{}\"", map.version), map.version, map.valid_until))
         })
-        .await?;
-    Ok(body.respond(headers, crate::routes::browse::BROWSE_CACHE_CONTROL))
+        .await
+    })
+    .await
 }
 
-fn not_modified(etag: &str, cache_control: &'static str) -> Response {
-    use axum::http::{header, HeaderValue, StatusCode};
-    let mut r = Response::new(axum::body::Body::empty());
-    *r.status_mut() = StatusCode::NOT_MODIFIED;
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        r.headers_mut().insert(header::ETAG, v);
+/// A body that follows the event's version (`W/"<tag><version>"`): `304` at once when the
+/// client has this version (the version is read without reading any seat), else the body
+/// built once for this version by `build` and shared from `cache`.
+async fn per_version<F, Fut>(
+    state: &AppState,
+    cache: &crate::seat_cache::BodyCache,
+    id: &str,
+    tag: char,
+    cache_control: &'static str,
+    headers: &HeaderMap,
+    build: F,
+) -> ApiResult<Response>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Encoded, ApiError>>,
+{
+    let version = state.store.seat_version(id).await?;
+    let etag = format!("W/\"{tag}{version}\"");
+    if crate::seat_cache::if_none_match(headers, &etag) {
+        return Ok(crate::seat_cache::not_modified(&etag, cache_control));
     }
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
-    r.headers_mut().insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    r
+    let body = cache.get_or_build(id, version, cluster::store::wall_ms(), build).await?;
+    Ok(body.respond(headers, cache_control))
 }
