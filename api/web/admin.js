@@ -119,6 +119,31 @@ function venueOption(v) {
   return el('option', { value: v.id }, `${v.name} (${v.city}) — ${v.id}`);
 }
 
+/// Put `option` into `sel`, replacing the option of the same value (and keeping whether it
+/// was selected) if there is one.
+function upsertOption(sel, option) {
+  const old = sel.querySelector(`option[value="${CSS.escape(option.value)}"]`);
+  if (!old) { sel.append(option); return; }
+  option.selected = old.selected;
+  old.replaceWith(option);
+}
+
+/// Create (`POST /v1/<kind>s`) or, when `#<kind>-edit` names one, replace (`PUT`) a venue or
+/// a performer; show its id, and put it into `pickers` and the editor's picker.
+async function saveEntry(kind, body, optionOf, pickers) {
+  const edit = $(`#${kind}-edit`);
+  const editing = edit.value;
+  const saved = editing
+    ? await api('PUT', `/v1/${kind}s/${encodeURIComponent(editing)}`, body)
+    : await post(`/v1/${kind}s`, body);
+  clearError();
+  $(`#${kind}-created-label`).textContent = `${editing ? 'Saved' : 'Created'} ${kind}`;
+  $(`#${kind}-created`).textContent = saved.id;
+  for (const sel of [...pickers, edit]) upsertOption(sel, optionOf(saved));
+  edit.value = editing;
+  return { saved, editing };
+}
+
 async function saveVenue(e) {
   e.preventDefault();
   const f = e.target;
@@ -127,22 +152,12 @@ async function saveVenue(e) {
     location: { lat: Number(f.elements.lat.value), lon: Number(f.elements.lon.value) },
     sections: sectionsSpec(),
   };
-  const editing = $('#venue-edit').value;
+  const sel = $('#event-venue');
+  const chosen = sel.value;
   try {
-    const v = editing
-      ? await api('PUT', `/v1/venues/${encodeURIComponent(editing)}`, body)
-      : await post('/v1/venues', body);
-    clearError();
-    $('#venue-created-label').textContent = editing ? 'Saved venue' : 'Created venue';
-    $('#venue-created').textContent = v.id;
+    const { saved: v } = await saveEntry('venue', body, venueOption, [sel]);
     venues.set(v.id, v);
-    for (const sel of [$('#event-venue'), $('#venue-edit')]) {
-      const old = sel.querySelector(`option[value="${CSS.escape(v.id)}"]`);
-      if (old) old.replaceWith(venueOption(v)); else sel.append(venueOption(v));
-    }
-    $('#venue-edit').value = editing;
-    const sel = $('#event-venue');
-    if (!sel.value) sel.value = v.id;
+    sel.value = chosen || v.id;
     if (sel.value === v.id) renderPrices();
   } catch (err) {
     report(err, { conflict: 'This venue has an event on it, so it can no longer change (the event’s tickets were made from it). Create a new venue instead.' });
@@ -170,20 +185,9 @@ async function savePerformer(e) {
   e.preventDefault();
   const f = e.target;
   const body = { name: f.elements.name.value.trim(), genre: f.elements.genre.value.trim() };
-  const editing = $('#performer-edit').value;
   try {
-    const p = editing
-      ? await api('PUT', `/v1/performers/${encodeURIComponent(editing)}`, body)
-      : await post('/v1/performers', body);
-    clearError();
-    $('#performer-created-label').textContent = editing ? 'Saved performer' : 'Created performer';
-    $('#performer-created').textContent = p.id;
+    const { saved: p, editing } = await saveEntry('performer', body, performerOption, [$('#event-performers-select')]);
     performers.set(p.id, p);
-    for (const sel of [$('#event-performers-select'), $('#performer-edit')]) {
-      const old = sel.querySelector(`option[value="${CSS.escape(p.id)}"]`);
-      if (old) old.replaceWith(performerOption(p)); else sel.append(performerOption(p));
-    }
-    $('#performer-edit').value = editing;
     if (!editing) f.reset();
   } catch (err) {
     report(err);
