@@ -241,6 +241,22 @@ fn run(
             "{}",
             ctx
         );
+        // `next_lapse_after` (the seat-map cache keeps a body until then): the statuses read
+        // the same until just before it, and differ at it; with `None`, at any later time.
+        let reads = |t: Millis| -> Vec<TicketStatus> { inv.statuses(t) };
+        match inv.next_lapse_after(now) {
+            Some(lapse) => {
+                prop_assert!(lapse > now, "{}: lapse {} not after {}", ctx, lapse, now);
+                prop_assert_eq!(&reads(lapse - 1), &statuses, "{}: changed before the lapse {}", ctx, lapse);
+                prop_assert_ne!(&reads(lapse), &statuses, "{}: nothing lapsed at {}", ctx, lapse);
+            }
+            None => prop_assert_eq!(
+                &reads(now.saturating_add(86_400_000)),
+                &statuses,
+                "{}: a lapse unreported",
+                ctx
+            ),
+        }
         // Never sold twice, and a sold ticket stays sold to the same booking.
         let mut sold = BTreeSet::new();
         for b in inv.bookings() {
