@@ -50,14 +50,7 @@ pub struct ErrorParts {
     pub hold_id: Option<String>,
     pub booking_id: Option<String>,
     pub retry_after_s: Option<u64>,
-    /// Set when another node serves this request: the forwarding layer replays it there.
-    pub forward_to: Option<Vec<String>>,
 }
-
-/// Marks a response that the forwarding layer should replace by the answer of one of
-/// these nodes (HTTP addresses, best first).
-#[derive(Clone, Debug)]
-pub struct ForwardTo(pub Vec<String>);
 
 impl ApiError {
     pub fn new(
@@ -76,7 +69,6 @@ impl ApiError {
             hold_id: None,
             booking_id: None,
             retry_after_s: None,
-            forward_to: None,
         }))
     }
 
@@ -179,7 +171,8 @@ impl From<StoreError> for ApiError {
                 e.0.booking_id = booking_id;
                 e
             }
-            StoreError::Elsewhere { http_addrs } => {
+            // The store's front asks the peers itself; this only escapes it as a bug.
+            StoreError::Elsewhere { .. } => {
                 let mut e = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -187,7 +180,6 @@ impl From<StoreError> for ApiError {
                     "the node that serves this could not be reached",
                 );
                 e.0.retry_after_s = Some(1);
-                e.0.forward_to = Some(http_addrs);
                 e
             }
             StoreError::Refused(reason) => {
@@ -229,9 +221,6 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(s) = parts.retry_after_s {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        if let Some(targets) = parts.forward_to {
-            response.extensions_mut().insert(ForwardTo(targets));
         }
         response
     }

@@ -19,7 +19,6 @@ pub mod auth;
 pub mod body;
 pub mod dto;
 pub mod error;
-pub mod forward;
 pub mod metrics_catalog;
 pub mod openapi;
 pub mod routes;
@@ -87,7 +86,6 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body::BODY_BYTES_MAX))
-        .layer(middleware::from_fn_with_state(state.clone(), forward::forward))
         .layer(middleware::from_fn_with_state(state.clone(), out_of_service))
         .layer(middleware::from_fn(track))
         .with_state(state)

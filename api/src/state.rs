@@ -10,8 +10,6 @@ pub struct AppState {
     pub auth: AuthKeys,
     /// Renders `/metrics`; `None` when no recorder is installed (e.g. in some tests).
     pub metrics: Option<PrometheusHandle>,
-    /// Client for forwarding requests to other nodes.
-    pub http: reqwest::Client,
     /// Bounds on open SSE streams.
     pub streams: std::sync::Arc<crate::streams::StreamLimits>,
     /// `serve --dev-login`: `POST /v1/dev/token` mints tokens (404 when false).

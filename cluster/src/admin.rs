@@ -7,6 +7,7 @@ use tickets::catalog::{CatalogChange, CatalogCommand, NodeInfo};
 use tickets::{EventId, NodeId, Rejection};
 
 use crate::error::{Error, Result};
+use crate::store::askable;
 use crate::store::Store;
 
 #[derive(Clone, Debug)]
@@ -53,7 +54,7 @@ impl Store {
     /// node by hand) — and answer the node as recorded. The reconciler then makes it a catalog
     /// learner, and a voter (up to five) only once it has caught up; events are placed on it
     /// once its own process has registered. A taken id is a [`Rejection::Conflict`].
-    pub async fn add_node(
+    pub(crate) async fn local_add_node(
         &self,
         id: NodeId,
         raft_addr: String,
@@ -64,10 +65,10 @@ impl Store {
         match catalog.leader() {
             Some(l) if l == self.node_id() => {}
             Some(l) => {
-                let addr = self.catalog_read(|c| c.nodes.get(&l).map(|n| n.http_addr.clone()));
-                return Err(match addr {
-                    Some(a) if !a.is_empty() => Error::Elsewhere { http_addrs: vec![a] },
-                    _ => Error::unavailable("the catalog leader's address is not known yet"),
+                return Err(if self.catalog_read(|c| askable(c, l)) {
+                    Error::Elsewhere { nodes: vec![l] }
+                } else {
+                    Error::unavailable("the catalog leader's address is not known yet")
                 });
             }
             None => return Err(Error::unavailable("the catalog group has no leader")),
@@ -155,15 +156,11 @@ impl Store {
         ClusterView { node_id: me, nodes, groups, placement, under_replicated }
     }
 
-    /// HTTP addresses of the other live nodes (for fan-out reads).
-    pub fn peer_http_addrs(&self) -> Vec<String> {
+    /// The other members that can be asked (for fan-out reads).
+    pub fn peer_nodes(&self) -> Vec<NodeId> {
         let me = self.node_id();
         self.catalog_read(|c| {
-            c.nodes
-                .values()
-                .filter(|n| !n.removed && n.id != me && !n.http_addr.is_empty())
-                .map(|n| n.http_addr.clone())
-                .collect()
+            c.nodes.values().filter(|n| n.id != me && askable(c, n.id)).map(|n| n.id).collect()
         })
     }
 }

@@ -21,23 +21,24 @@ pub const CONFIRM_WAIT: Duration = Duration::from_secs(15);
 pub const CHARGE_ATTEMPTS_MAX: u32 = 5;
 
 impl Store {
-    pub async fn reserve(
+    /// `hold_id` is chosen before proposing (by the node the client asked), so an answer whose
+    /// outcome is unknown can name it.
+    pub(crate) async fn local_reserve(
         &self,
         user: &str,
         event_id: &str,
+        hold_id: &str,
         selection: Selection,
         idempotency: Option<Idempotency>,
     ) -> Result<Hold> {
         let group = self.write_group(event_id).await?;
-        // The id is chosen before proposing, so an answer whose outcome is unknown can name it.
-        let hold_id = ids::hold_id(event_id);
         let command = InventoryCommand::Reserve {
-            hold_id: hold_id.clone(),
+            hold_id: hold_id.to_string(),
             user: user.to_string(),
             selection,
             idempotency,
         };
-        match self.write_booking(&group, command).await.map_err(|e| e.with_hold(&hold_id))? {
+        match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
         }
@@ -60,7 +61,7 @@ impl Store {
 
     /// Begin the payment, charge, and commit the outcome. A retry of a confirm that is
     /// already paying waits for that payment instead of charging again.
-    pub async fn confirm(
+    pub(crate) async fn local_confirm(
         &self,
         user: &str,
         hold_id: &str,
@@ -211,7 +212,7 @@ impl Store {
         self.unclaim_payment(&hold.id, true);
     }
 
-    pub async fn release(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub(crate) async fn local_release(&self, user: &str, hold_id: &str) -> Result<Hold> {
         let group = self.hold_write_group(hold_id).await?;
         let command = InventoryCommand::Release { hold_id: hold_id.to_string(), user: user.to_string() };
         match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
@@ -220,7 +221,7 @@ impl Store {
         }
     }
 
-    pub async fn extend(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub(crate) async fn local_extend(&self, user: &str, hold_id: &str) -> Result<Hold> {
         let group = self.hold_write_group(hold_id).await?;
         let command = InventoryCommand::Extend { hold_id: hold_id.to_string(), user: user.to_string() };
         match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
@@ -230,7 +231,7 @@ impl Store {
     }
 
     /// The hold as of now, with lazy expiry applied; only its holder sees it.
-    pub async fn hold(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub(crate) async fn local_hold(&self, user: &str, hold_id: &str) -> Result<Hold> {
         let group = self.hold_group(hold_id).await?;
         self.read_hold(&group, user, hold_id).await
     }
@@ -251,7 +252,7 @@ impl Store {
         }
     }
 
-    pub async fn booking(&self, user: &str, booking_id: &str) -> Result<Booking> {
+    pub(crate) async fn local_booking(&self, user: &str, booking_id: &str) -> Result<Booking> {
         let event_id = ids::event_of(booking_id).ok_or_else(|| Rejection::not_found("booking"))?;
         let group = self.event_group(&event_id).await.map_err(|e| not_found_as(e, "booking"))?;
         let booking = group.read_linearizable(|m| m.as_inventory()?.booking(booking_id)).await?;
@@ -263,7 +264,7 @@ impl Store {
 
     /// The user's bookings over every event hosted here, newest first (from the node's
     /// index: no event group is read).
-    pub fn my_bookings(&self, user: &str) -> Vec<Booking> {
+    pub(crate) fn bookings_here(&self, user: &str) -> Vec<Booking> {
         self.inner.bookings.of_user(user)
     }
 
@@ -303,7 +304,7 @@ fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
 }
 
 /// A user's place in a queue.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct QueuePlace {
     pub view: tickets::queue::QueueView,
     pub settings: QueueSettings,
@@ -313,7 +314,11 @@ pub struct QueuePlace {
 
 /// The waiting queue: join, leave, and the user's place.
 impl Store {
-    pub async fn queue_join(&self, user: &str, event_id: &str) -> Result<tickets::queue::QueueView> {
+    pub(crate) async fn local_queue_join(
+        &self,
+        user: &str,
+        event_id: &str,
+    ) -> Result<tickets::queue::QueueView> {
         let group = self.write_group(event_id).await?;
         match self.write_booking(&group, InventoryCommand::QueueJoin { user: user.to_string() }).await? {
             Outcome::Queue(view) => Ok(view),
@@ -321,7 +326,7 @@ impl Store {
         }
     }
 
-    pub async fn queue_leave(&self, user: &str, event_id: &str) -> Result<()> {
+    pub(crate) async fn local_queue_leave(&self, user: &str, event_id: &str) -> Result<()> {
         let group = self.write_group(event_id).await?;
         self.write_booking(&group, InventoryCommand::QueueLeave { user: user.to_string() }).await?;
         Ok(())
@@ -329,7 +334,12 @@ impl Store {
 
     /// The user's place, with what the wait estimate needs. Linearizable, or from the
     /// local replica (for streams, which re-read on every change).
-    pub async fn queue_view(&self, user: &str, event_id: &str, linearizable: bool) -> Result<QueuePlace> {
+    pub(crate) async fn local_queue_view(
+        &self,
+        user: &str,
+        event_id: &str,
+        linearizable: bool,
+    ) -> Result<QueuePlace> {
         let group = self.event_group(event_id).await?;
         let now = crate::store::wall_ms();
         let read = |m: &GroupMachine| {

@@ -8,11 +8,16 @@ use tickets::inventory::{Availability, TicketStatus};
 use tickets::layout::TicketSpec;
 use tickets::Rejection;
 
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
 use crate::error::Result;
+use crate::machine::ChangeSet;
 use crate::store::{wall_ms, Store};
 
 /// An event page: the event with its venue, performers and ticket counts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EventPage {
     pub event: Event,
     pub venue: Venue,
@@ -24,7 +29,7 @@ pub struct EventPage {
     pub catalog_version: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeatMap {
     pub version: u64,
     pub tickets: Vec<(TicketSpec, TicketStatus)>,
@@ -34,7 +39,7 @@ pub struct SeatMap {
 }
 
 /// An event's ticket statuses in layout order (no specs), with the version they reflect.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeatStatuses {
     pub version: u64,
     pub statuses: Vec<TicketStatus>,
@@ -151,7 +156,7 @@ impl Store {
         self.catalog_read(|c| list_page(&c.events, after, limit, |e| filter.keeps(e)))
     }
 
-    pub async fn event_page(&self, id: &str) -> Result<EventPage> {
+    pub(crate) async fn local_event_page(&self, id: &str) -> Result<EventPage> {
         let (event, venue, performers) = self
             .catalog_read(|c| {
                 let event = c.events.get(id)?.clone();
@@ -177,27 +182,27 @@ impl Store {
         })
     }
 
-    pub async fn seat_map(&self, id: &str) -> Result<SeatMap> {
+    pub(crate) async fn local_seat_map(&self, id: &str) -> Result<SeatMap> {
         let group = self.event_group(id).await?;
         let now = wall_ms();
         Ok(group.read_local(|m| seat_map(m, now)))
     }
 
     /// The event's inventory version (applied log index) here, without reading its seats.
-    pub async fn seat_version(&self, id: &str) -> Result<u64> {
+    pub(crate) async fn local_seat_version(&self, id: &str) -> Result<u64> {
         let group = self.event_group(id).await?;
         Ok(group.read_local(|m| m.version()))
     }
 
     /// The event's ticket layout (sections, rows, prices), fixed when the event was made.
-    pub async fn seat_layout(&self, id: &str) -> Result<tickets::layout::Layout> {
+    pub(crate) async fn local_seat_layout(&self, id: &str) -> Result<tickets::layout::Layout> {
         let group = self.event_group(id).await?;
         Ok(group.read_local(|m| m.as_inventory().map(|i| i.layout().clone()).unwrap_or_default()))
     }
 
     /// The event's ticket statuses in layout order as of now (lazy expiry applied, as in
     /// [`Store::seat_map`]), without the specs.
-    pub async fn seat_statuses(&self, id: &str) -> Result<SeatStatuses> {
+    pub(crate) async fn local_seat_statuses(&self, id: &str) -> Result<SeatStatuses> {
         let group = self.event_group(id).await?;
         let now = wall_ms();
         Ok(group.read_local(|m| SeatStatuses {
@@ -209,7 +214,7 @@ impl Store {
 
     /// Wait until the event's inventory version passes `since`, at most `limit`; returns
     /// the version then (unchanged if the wait timed out).
-    pub async fn wait_version(&self, id: &str, since: u64, limit: Duration) -> Result<u64> {
+    pub(crate) async fn local_wait_version(&self, id: &str, since: u64, limit: Duration) -> Result<u64> {
         let group = self.event_group(id).await?;
         let mut version = group.read_local(|m| m.subscribe_version());
         let _ = tokio::time::timeout(limit, version.wait_for(|v| *v > since)).await;
@@ -225,18 +230,40 @@ pub struct SeatWatch {
     pub missed: Vec<crate::machine::ChangeSet>,
     /// The version the client is at once `snapshot` / `missed` are sent.
     pub version: u64,
-    pub live: tokio::sync::broadcast::Receiver<crate::machine::ChangeSet>,
+    /// The changes after `version`, in order. It ends when the watcher falls too far behind
+    /// or the group goes away (the client then resumes with `Last-Event-ID`).
+    pub live: ChangeFeed,
+}
+
+/// The live changes of a [`SeatWatch`].
+pub type ChangeFeed = BoxStream<'static, ChangeSet>;
+
+/// A group's change broadcast as a feed of the changes after `after`.
+pub(crate) fn change_feed(rx: tokio::sync::broadcast::Receiver<ChangeSet>, after: u64) -> ChangeFeed {
+    futures::stream::unfold((rx, after), |(mut rx, last)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(set) if set.version > last => {
+                    let version = set.version;
+                    return Some((set, (rx, version)));
+                }
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    })
+    .boxed()
 }
 
 impl Store {
     /// Start watching an event's seats, resuming after `last_seen` when the recent-change
     /// window still covers it (else a fresh snapshot).
-    pub async fn watch_seats(&self, id: &str, last_seen: Option<u64>) -> Result<SeatWatch> {
+    pub(crate) async fn local_watch_seats(&self, id: &str, last_seen: Option<u64>) -> Result<SeatWatch> {
         let group = self.event_group(id).await?;
         let now = wall_ms();
         Ok(group.read_local(|m| {
-            let live = m.subscribe_changes();
             let version = m.version();
+            let live = change_feed(m.subscribe_changes(), version);
             if let Some(missed) = last_seen.filter(|v| *v <= version).and_then(|v| m.changes_since(v)) {
                 return SeatWatch { snapshot: None, missed, version, live };
             }
@@ -245,7 +272,7 @@ impl Store {
     }
 
     /// The applied-version feed of an event's group (wakes queue streams).
-    pub async fn watch_version(&self, id: &str) -> Result<tokio::sync::watch::Receiver<u64>> {
+    pub(crate) async fn local_watch_version(&self, id: &str) -> Result<tokio::sync::watch::Receiver<u64>> {
         let group = self.event_group(id).await?;
         Ok(group.read_local(|m| m.subscribe_version()))
     }

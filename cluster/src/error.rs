@@ -1,8 +1,11 @@
 //! The one error type of this crate, named by what the caller must do.
 
-use tickets::Rejection;
+use serde::{Deserialize, Serialize};
+use tickets::{NodeId, Rejection};
 
-#[derive(Debug, thiserror::Error)]
+/// Also the answer's error on the peer plane ([`crate::peer`]), so a peer's refusal reaches
+/// the client as if this node had made it.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum Error {
     /// A rule said no. Deterministic; show it to the client.
     #[error(transparent)]
@@ -20,10 +23,11 @@ pub enum Error {
     /// `Idempotency-Key`.
     #[error("outcome unknown: {reason}")]
     OutcomeUnknown { reason: String, hold_id: Option<String>, booking_id: Option<String> },
-    /// This node does not host what the request needs: ask one of these nodes (HTTP
-    /// addresses, best first). The API forwards the request there.
+    /// This node does not serve what the request needs: one of these peers does (best
+    /// first; see [`crate::route`]). The facade ([`crate::routed`]) asks them; a peer that
+    /// answers this to a peer request did not serve it either, and the next one is asked.
     #[error("served by another node")]
-    Elsewhere { http_addrs: Vec<String> },
+    Elsewhere { nodes: Vec<NodeId> },
     /// This node must not take part in the cluster as configured (an operator's mistake: a
     /// wiped node under its old id, a second cluster on the same nodes, a taken id). The
     /// message says what happened and what to do.

@@ -32,7 +32,10 @@ pub mod ids;
 pub mod join;
 pub mod machine;
 pub mod payment;
+pub mod peer;
 pub mod reconcile;
+pub mod route;
+pub mod routed;
 pub mod schedule;
 pub mod store;
 

@@ -61,7 +61,7 @@ pub enum MachineSnapshot {
 }
 
 /// One applied entry's ticket changes, tagged with its log index.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChangeSet {
     pub version: u64,
     pub changes: Vec<TicketChange>,

@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::ids;
 use crate::machine::{GroupCommand, GroupMachine, GroupReply, NodeHooks};
 use crate::payment::PaymentProvider;
+use crate::route::{route, EventView, Need, Route};
 use crate::schedule::Scheduler;
 
 /// The catalog group's id.
@@ -45,7 +46,7 @@ pub struct StoreOptions {
     pub node_id: NodeId,
     /// This node's Raft (gRPC) address as peers reach it.
     pub raft_addr: String,
-    /// This node's HTTP address as peers and forwarded requests reach it.
+    /// This node's HTTP address as clients reach it (recorded in the catalog).
     pub http_addr: String,
     /// Static formation: every node's Raft address, this node's included. Empty (and no
     /// `join`) means a one-node cluster.
@@ -125,8 +126,8 @@ pub(crate) struct Inner {
     pub bookings: Arc<BookingIndex>,
     /// Event groups whose membership change is running (one at a time per group).
     pub reconciling: Mutex<HashSet<String>>,
-    /// For the join request and for waiting on other nodes.
-    pub http: reqwest::Client,
+    /// The gRPC transport to the peers: Raft RPCs and the peer plane ([`crate::peer`]).
+    pub transport: Arc<raft::GrpcTransport>,
     /// This node's search index, fed from the catalog.
     pub search: Option<Arc<search::SearchIndex>>,
     /// Why this node must not serve (its data is not what the cluster registered), once known.
@@ -166,14 +167,16 @@ impl Store {
         let host = RaftHost::new(host_config, db, options.snapshot_dir.clone(), transport.clone(), factory)?;
         transport.set_identity(host.identity().clone());
         let (shutdown, _) = watch::channel(false);
+        let peer = crate::peer::Handler::default();
         {
             let (host, secret, mut stop) =
                 (host.clone(), options.cluster_secret.clone(), shutdown.subscribe());
+            let handler: Arc<dyn raft::PeerHandler> = Arc::new(peer.clone());
             tokio::spawn(async move {
                 let stopped = async move {
                     let _ = stop.wait_for(|s| *s).await;
                 };
-                if let Err(e) = raft::serve_grpc(host, raft_listener, secret, stopped).await {
+                if let Err(e) = raft::serve_node(host, raft_listener, secret, Some(handler), stopped).await {
                     tracing::error!(error = %e, "raft server stopped");
                 }
             });
@@ -228,16 +231,14 @@ impl Store {
                 scheduler,
                 bookings,
                 reconciling: Mutex::new(HashSet::new()),
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .expect("http client"),
+                transport,
                 search: search.clone(),
                 refused: Mutex::new(None),
                 moves: tokio::sync::Semaphore::new(MOVES_CONCURRENT_MAX),
                 out_of_service: std::sync::atomic::AtomicBool::new(false),
             }),
         };
+        peer.bind(store.clone());
         if let Some(index) = search {
             tokio::spawn(crate::feed::run(store.clone(), index));
         }
@@ -378,24 +379,8 @@ impl Store {
         Ok(true)
     }
 
-    /// HTTP addresses of the live nodes hosting `event`, the group's leader first if known.
-    pub(crate) fn replica_addrs(&self, event: &Event, leader: Option<NodeId>) -> Vec<String> {
-        self.catalog_read(|c| {
-            let mut ids = event.replicas.clone();
-            if let Some(l) = leader.filter(|l| ids.contains(l)) {
-                ids.retain(|i| *i != l);
-                ids.insert(0, l);
-            }
-            ids.iter()
-                .filter(|id| **id != self.node_id())
-                .filter_map(|id| c.nodes.get(id))
-                .filter(|n| !n.removed && !n.http_addr.is_empty())
-                .map(|n| n.http_addr.clone())
-                .collect()
-        })
-    }
-
-    /// The event's group if it runs here and is set up; otherwise where to go instead.
+    /// The event's group if it runs here and is set up; otherwise [`Error::Elsewhere`] with
+    /// the peers that serve it (decided by [`crate::route::route`]), or 503.
     pub(crate) async fn event_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
         let me = self.node_id();
         // The hot path reads one flag of the catalog's event, not a copy of it.
@@ -406,58 +391,56 @@ impl Store {
             self.catalog_read(|c| c.events.get(event_id).cloned())
                 .ok_or_else(|| Error::from(Rejection::not_found("event")))
         };
-        if !placed_here {
-            let http_addrs = self.replica_addrs(&event()?, None);
-            return Err(if http_addrs.is_empty() {
-                Error::unavailable("no live replica of this event")
-            } else {
-                Error::Elsewhere { http_addrs }
-            });
-        }
-        let group = match self.inner.host.group(event_id) {
-            Some(g) => g,
-            None => self
-                .open_event_group(&event()?)
-                .await?
-                .ok_or_else(|| Error::unavailable("event group not open"))?,
+        let group = if placed_here {
+            let group = match self.inner.host.group(event_id) {
+                Some(g) => g,
+                None => self
+                    .open_event_group(&event()?)
+                    .await?
+                    .ok_or_else(|| Error::unavailable("event group not open"))?,
+            };
+            if group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
+                return Ok(group);
+            }
+            Some(group)
+        } else {
+            None
         };
-        if !group.read_local(|m| m.as_inventory().is_some_and(|i| i.is_set_up())) {
-            // This replica has not applied the event's Setup yet (a replica placed after the
-            // creation, not filled yet): another replica, the leader first, can answer.
-            let http_addrs = self.replica_addrs(&event()?, group.leader());
-            return Err(if http_addrs.is_empty() {
-                Error::unavailable("the event's inventory is not set up yet")
-            } else {
-                Error::Elsewhere { http_addrs }
-            });
+        let event = event()?;
+        let view = EventView {
+            replicas: &event.replicas,
+            set_up_here: false,
+            leader: group.as_ref().and_then(|g| g.leader()),
+        };
+        Err(self.elsewhere(route(me, &view, Need::Replica, |n| self.catalog_read(|c| askable(c, n)))))
+    }
+
+    /// A route that is not [`Route::Here`] as the error that carries it.
+    fn elsewhere(&self, route: Route) -> Error {
+        match route {
+            Route::Peers(nodes) => Error::Elsewhere { nodes },
+            Route::Nowhere(reason) => Error::unavailable(reason),
+            Route::Here => Error::Internal("routed here after all".into()),
         }
-        Ok(group)
     }
 
     /// For confirms: the event's group if this node leads it (so payments and their recovery
-    /// run in one place); otherwise forward to the leader, or fail fast when the group has no
-    /// working quorum.
+    /// run in one place); otherwise [`Error::Elsewhere`] naming the leader, or fail fast when
+    /// the group has no working quorum.
     pub(crate) async fn booking_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
         let group = self.event_group(event_id).await?;
-        match group.leader() {
-            Some(l) if l == self.node_id() => {
+        let replicas = self
+            .catalog_read(|c| c.events.get(event_id).map(|e| e.replicas.clone()))
+            .ok_or_else(|| Rejection::not_found("event"))?;
+        let view = EventView { replicas: &replicas, set_up_here: true, leader: group.leader() };
+        match route(self.node_id(), &view, Need::Leader, |n| self.catalog_read(|c| askable(c, n))) {
+            Route::Here => {
                 if group.quorum_acked_within(QUORUM_ACK_MAX_AGE) == Some(false) {
                     return Err(Error::unavailable("the event's group has lost its quorum"));
                 }
                 Ok(group)
             }
-            Some(l) => {
-                let event = self
-                    .catalog_read(|c| c.events.get(event_id).cloned())
-                    .ok_or_else(|| Rejection::not_found("event"))?;
-                let addrs = self.replica_addrs(&event, Some(l));
-                let leader_addr = self.catalog_read(|c| c.nodes.get(&l).map(|n| n.http_addr.clone()));
-                match leader_addr {
-                    Some(a) if addrs.first() == Some(&a) => Err(Error::Elsewhere { http_addrs: vec![a] }),
-                    _ => Err(Error::unavailable("the event's leader is not reachable")),
-                }
-            }
-            None => Err(Error::unavailable("the event's group has no leader")),
+            other => Err(self.elsewhere(other)),
         }
     }
 
@@ -616,13 +599,9 @@ impl Store {
                     return Ok(());
                 }
             } else {
-                for addr in self.replica_addrs(event, None) {
-                    let url = format!("http://{addr}/v1/events/{}", event.id);
-                    if let Ok(r) = self.inner.http.get(url).send().await {
-                        if r.status().is_success() {
-                            return Ok(());
-                        }
-                    }
+                let call = crate::peer::PeerCall::SeatVersion { id: event.id.clone() };
+                if self.ask::<u64>(&event.replicas, call, Duration::from_secs(2)).await.is_ok() {
+                    return Ok(());
                 }
             }
             if tokio::time::Instant::now() >= deadline {
@@ -652,6 +631,12 @@ impl Store {
         }
         Ok(event)
     }
+}
+
+/// Whether peer `id` can be asked (Raft RPCs, peer requests): registered with an address and
+/// not removed.
+pub(crate) fn askable(catalog: &Catalog, id: NodeId) -> bool {
+    catalog.nodes.get(&id).is_some_and(|n| !n.removed && !n.raft_addr.is_empty())
 }
 
 /// How long a pristine node waits for each `--peers` peer to say who it is.

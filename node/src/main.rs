@@ -180,7 +180,6 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(restart_when_storage_recovers(store.clone(), config.data_dir.clone()));
-    let http = reqwest::Client::builder().build().context("http client")?;
     if config.dev_login {
         warn!("--dev-login: POST /v1/dev/token mints a token for anyone who asks, admin included");
     }
@@ -188,7 +187,6 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         store: store.clone(),
         auth,
         metrics,
-        http,
         streams: Default::default(),
         dev_login: config.dev_login,
         seat_caches: Default::default(),

@@ -34,7 +34,9 @@ impl Watcher {
             req = req.header("Last-Event-ID", id.to_string());
         }
         let response = req.send().await.expect("stream opens");
-        assert_eq!(response.status(), 200);
+        if response.status() != 200 {
+            panic!("stream answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+        }
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
         Watcher { response, buffer: String::new() }
     }

@@ -87,6 +87,8 @@ mod proto {
     tonic::include_proto!("boxoffice.raft.v1");
 }
 
+pub(crate) mod peer;
+
 use proto::raft_client::RaftClient;
 use proto::raft_server::RaftServer;
 use proto::RaftReply;
@@ -354,35 +356,19 @@ impl GrpcTransport {
                 payload.len()
             )));
         }
-        let mac = self
-            .inner
-            .secret
-            .as_ref()
-            .map(|s| hex::encode(request_mac(s, group, &payload).finalize().into_bytes()));
         let raft_addr = addr.raft_addr.as_str();
         let channel = self.channel(target, raft_addr).await?;
         let mut client = RaftClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-        let mut request = tonic::Request::new(RaftRequest { group: group.to_string(), payload });
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        self.sign(&mut metadata, target, group, &payload)?;
+        let mut request = tonic::Request::from_parts(
+            metadata,
+            tonic::Extensions::default(),
+            RaftRequest { group: group.to_string(), payload },
+        );
         request.set_timeout(deadline);
-        if let Some(mac) = mac {
-            let value = MetadataValue::try_from(mac)
-                .map_err(|e| TransportError::Network(format!("MAC metadata: {e}")))?;
-            request.metadata_mut().insert(CLUSTER_MAC_HEADER, value);
-        }
-        if let Some(identity) = self.inner.identity.get() {
-            let metadata = request.metadata_mut();
-            if let Some(value) = identity.cluster().and_then(|c| MetadataValue::try_from(c).ok()) {
-                metadata.insert(CLUSTER_HEADER, value);
-            }
-            metadata.insert(TO_NODE_HEADER, MetadataValue::from(target));
-            if let Some(store) = identity.registered(target) {
-                if let Ok(value) = MetadataValue::try_from(format!("{store:x}")) {
-                    metadata.insert(TO_STORE_HEADER, value);
-                }
-            }
-        }
         let answered = match tokio::time::timeout(deadline, client.call(request)).await {
             Err(_) => {
                 return Err(TransportError::Network(format!(
@@ -394,38 +380,71 @@ impl GrpcTransport {
         match answered {
             Ok(reply) => RpcResponse::decode(&reply.into_inner().payload)
                 .map_err(|e| TransportError::Network(format!("{kind} from node {target}: decode: {e}"))),
-            Err(status) => {
-                let message = format!("{kind} to node {target}: {:?}: {}", status.code(), status.message());
-                if let Some(connect) = std::error::Error::source(&status).map(failed_to_connect) {
-                    // tonic made this status from a failure under the call, the peer did not
-                    // send it. Before the connection existed nothing was sent; after (a
-                    // keep-alive timeout, a reset stream, a GOAWAY) the peer may have run it.
-                    // A deadline that passed (Cancelled) leaves the connection usable.
-                    if status.code() != Code::Cancelled {
-                        self.evict(target, raft_addr).await;
-                    }
-                    return Err(match connect {
-                        Some(true) => TransportError::Refused(message),
-                        Some(false) => TransportError::Unreachable(message),
-                        None => TransportError::Network(message),
-                    });
-                }
-                Err(match status.code() {
-                    Code::Unauthenticated => TransportError::Unauthenticated(message),
-                    Code::Unavailable => {
-                        self.evict(target, raft_addr).await;
-                        TransportError::Unreachable(message)
-                    }
-                    Code::NotFound
-                    | Code::Internal
-                    | Code::InvalidArgument
-                    | Code::FailedPrecondition
-                    | Code::ResourceExhausted => TransportError::Remote(message),
-                    // (tonic's own "transport error" is handled above, with the other
-                    // statuses made from a failure under the call.)
-                    _ => TransportError::Network(message),
-                })
+            Err(status) => Err(self.failure(status, target, raft_addr, kind).await),
+        }
+    }
+
+    /// Sign a request to `target`: the cluster MAC of (`group`, `payload`) when there is a
+    /// secret, and this node's view of the cluster and of `target`'s identity.
+    fn sign(
+        &self,
+        metadata: &mut tonic::metadata::MetadataMap,
+        target: NodeId,
+        group: &str,
+        payload: &[u8],
+    ) -> Result<(), TransportError> {
+        if let Some(secret) = &self.inner.secret {
+            let mac = hex::encode(request_mac(secret, group, payload).finalize().into_bytes());
+            let value = MetadataValue::try_from(mac)
+                .map_err(|e| TransportError::Network(format!("MAC metadata: {e}")))?;
+            metadata.insert(CLUSTER_MAC_HEADER, value);
+        }
+        if let Some(identity) = self.inner.identity.get() {
+            if let Some(value) = identity.cluster().and_then(|c| MetadataValue::try_from(c).ok()) {
+                metadata.insert(CLUSTER_HEADER, value);
             }
+            metadata.insert(TO_NODE_HEADER, MetadataValue::from(target));
+            if let Some(store) = identity.registered(target) {
+                if let Ok(value) = MetadataValue::try_from(format!("{store:x}")) {
+                    metadata.insert(TO_STORE_HEADER, value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What a failed call to `target` at `raft_addr` means (see the module doc's table);
+    /// drops the channel when the connection is gone.
+    async fn failure(&self, status: Status, target: NodeId, raft_addr: &str, kind: &str) -> TransportError {
+        let message = format!("{kind} to node {target}: {:?}: {}", status.code(), status.message());
+        if let Some(connect) = std::error::Error::source(&status).map(failed_to_connect) {
+            // tonic made this status from a failure under the call, the peer did not
+            // send it. Before the connection existed nothing was sent; after (a
+            // keep-alive timeout, a reset stream, a GOAWAY) the peer may have run it.
+            // A deadline that passed (Cancelled) leaves the connection usable.
+            if status.code() != Code::Cancelled {
+                self.evict(target, raft_addr).await;
+            }
+            return match connect {
+                Some(true) => TransportError::Refused(message),
+                Some(false) => TransportError::Unreachable(message),
+                None => TransportError::Network(message),
+            };
+        }
+        match status.code() {
+            Code::Unauthenticated => TransportError::Unauthenticated(message),
+            Code::Unavailable => {
+                self.evict(target, raft_addr).await;
+                TransportError::Unreachable(message)
+            }
+            Code::NotFound
+            | Code::Internal
+            | Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::ResourceExhausted => TransportError::Remote(message),
+            // (tonic's own "transport error" is handled above, with the other
+            // statuses made from a failure under the call.)
+            _ => TransportError::Network(message),
         }
     }
 }
@@ -448,21 +467,54 @@ struct RaftService<S: StateMachine> {
     secret: Option<Arc<[u8]>>,
 }
 
-impl<S: StateMachine> RaftService<S> {
-    /// Refuse the request unless it carries the right MAC (when a secret is configured).
-    fn authenticate(&self, mac_hex: Option<&[u8]>, group: &str, payload: &[u8]) -> Result<(), Status> {
-        let Some(secret) = &self.secret else {
-            return Ok(());
-        };
-        let Some(mac_hex) = mac_hex else {
-            return Err(Status::unauthenticated("missing cluster MAC"));
-        };
-        let tag = hex::decode(mac_hex).map_err(|_| Status::unauthenticated("malformed cluster MAC"))?;
-        // `verify_slice` compares in constant time.
-        request_mac(secret, group, payload)
-            .verify_slice(&tag)
-            .map_err(|_| Status::unauthenticated("wrong cluster MAC"))
+/// Refuse the request unless it carries the right MAC (when a secret is configured).
+fn authenticate(
+    secret: Option<&[u8]>,
+    mac_hex: Option<&[u8]>,
+    group: &str,
+    payload: &[u8],
+) -> Result<(), Status> {
+    let Some(secret) = secret else {
+        return Ok(());
+    };
+    let Some(mac_hex) = mac_hex else {
+        return Err(Status::unauthenticated("missing cluster MAC"));
+    };
+    let tag = hex::decode(mac_hex).map_err(|_| Status::unauthenticated("malformed cluster MAC"))?;
+    // `verify_slice` compares in constant time.
+    request_mac(secret, group, payload)
+        .verify_slice(&tag)
+        .map_err(|_| Status::unauthenticated("wrong cluster MAC"))
+}
+
+/// Admit a request to this node's server: the cluster MAC of (`group`, `payload`), then the
+/// sender's view of the cluster and of this node (see `identity`). Every service of the
+/// server runs this before anything else.
+fn admit(
+    node: NodeId,
+    identity: &Identity,
+    secret: Option<&[u8]>,
+    metadata: &tonic::metadata::MetadataMap,
+    group: &str,
+    payload: &[u8],
+) -> Result<(), Status> {
+    let text = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
+    let mac = metadata.get(CLUSTER_MAC_HEADER).map(|v| v.as_bytes());
+    if let Err(status) = authenticate(secret, mac, group, payload) {
+        tracing::warn!(node, %group, reason = status.message(), "refused unauthenticated rpc");
+        return Err(status);
     }
+    let to_node = text(TO_NODE_HEADER).and_then(|v| v.parse::<NodeId>().ok());
+    let to_store = text(TO_STORE_HEADER).and_then(|v| u64::from_str_radix(v, 16).ok());
+    if let Err(refusal) = identity.check(node, text(CLUSTER_HEADER), to_node, to_store) {
+        if refusal.first {
+            tracing::error!(node, "{}", refusal.message);
+        } else {
+            tracing::debug!(node, %group, reason = %refusal.message, "refused rpc");
+        }
+        return Err(Status::failed_precondition(refusal.message));
+    }
+    Ok(())
 }
 
 fn status_of(e: RaftError) -> Status {
@@ -477,33 +529,9 @@ fn status_of(e: RaftError) -> Status {
 #[tonic::async_trait]
 impl<S: StateMachine> proto::raft_server::Raft for RaftService<S> {
     async fn call(&self, request: tonic::Request<RaftRequest>) -> Result<tonic::Response<RaftReply>, Status> {
-        let mac = request.metadata().get(CLUSTER_MAC_HEADER).map(|v| v.as_bytes().to_vec());
-        let cluster = request.metadata().get(CLUSTER_HEADER).and_then(|v| v.to_str().ok()).map(String::from);
-        let to_node = request
-            .metadata()
-            .get(TO_NODE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<NodeId>().ok());
-        let to_store = request
-            .metadata()
-            .get(TO_STORE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| u64::from_str_radix(v, 16).ok());
-        let RaftRequest { group, payload } = request.into_inner();
-        if let Err(status) = self.authenticate(mac.as_deref(), &group, &payload) {
-            tracing::warn!(node = self.host.node_id(), %group, reason = status.message(), "refused unauthenticated rpc");
-            return Err(status);
-        }
-        if let Err(refusal) =
-            self.host.identity().check(self.host.node_id(), cluster.as_deref(), to_node, to_store)
-        {
-            if refusal.first {
-                tracing::error!(node = self.host.node_id(), "{}", refusal.message);
-            } else {
-                tracing::debug!(node = self.host.node_id(), %group, reason = %refusal.message, "refused rpc");
-            }
-            return Err(Status::failed_precondition(refusal.message));
-        }
+        let (metadata, _, RaftRequest { group, payload }) = request.into_parts();
+        let node = self.host.node_id();
+        admit(node, self.host.identity(), self.secret.as_deref(), &metadata, &group, &payload)?;
         let rpc =
             RpcRequest::decode(&payload).map_err(|e| Status::invalid_argument(format!("decode rpc: {e}")))?;
         let response = self.host.handle_rpc(&group, rpc).await.map_err(status_of)?;
@@ -524,9 +552,29 @@ pub async fn serve_grpc<S: StateMachine>(
     cluster_secret: Option<String>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RaftError> {
+    serve_node(host, listener, cluster_secret, None, shutdown).await
+}
+
+/// [`serve_grpc`], and with `peer` the peer plane's `Peer` service beside `Raft` (see
+/// [`peer::PeerHandler`]), admitted by the same MAC and identity checks.
+pub async fn serve_node<S: StateMachine>(
+    host: RaftHost<S>,
+    listener: tokio::net::TcpListener,
+    cluster_secret: Option<String>,
+    peer: Option<Arc<dyn peer::PeerHandler>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RaftError> {
     let secret = secret_key(cluster_secret)?;
     let node = host.node_id();
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = peer.map(|handler| {
+        peer::server(peer::PeerService {
+            node,
+            identity: host.identity().clone(),
+            secret: secret.clone(),
+            handler,
+        })
+    });
     let service = RaftServer::new(RaftService { host, secret: secret.clone() })
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
@@ -537,6 +585,7 @@ pub async fn serve_grpc<S: StateMachine>(
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .http2_max_pending_accept_reset_streams(Some(PENDING_RESET_STREAMS_MAX))
         .add_service(service)
+        .add_optional_service(peer)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     tracing::info!(node, addr = %local, "raft gRPC server stopped");

@@ -34,7 +34,7 @@ pub struct TicketSpec {
 }
 
 /// A seated row: its seats `1..=len` are tickets `start..start + len`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowLayout {
     pub name: String,
     pub start: u32,
@@ -42,7 +42,7 @@ pub struct RowLayout {
 }
 
 /// Where a section's tickets are.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SectionTickets {
     /// Rows front to back.
     Seated { rows: Vec<RowLayout>, by_name: BTreeMap<String, u32> },
@@ -50,7 +50,7 @@ pub enum SectionTickets {
     General { start: u32, len: u32 },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionLayout {
     pub name: String,
     pub price: u64,
@@ -61,7 +61,7 @@ pub struct SectionLayout {
 }
 
 /// The tickets of an event, compactly: sections and rows with their index ranges.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     sections: Vec<SectionLayout>,
     by_name: BTreeMap<String, usize>,

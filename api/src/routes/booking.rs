@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use tickets::inventory::{Booking, Selection};
+use tickets::inventory::Selection;
 use tickets::limits::TICKETS_PER_HOLD_MAX;
 
 use crate::auth::User;
@@ -145,7 +145,6 @@ pub struct PageQuery {
 pub async fn my_bookings(
     State(state): State<AppState>,
     User(user): User,
-    headers: HeaderMap,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<BookingsPage>> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
@@ -159,68 +158,9 @@ pub async fn my_bookings(
         }
         None => 0,
     };
-    let local = state.store.my_bookings(&user);
-    if headers.contains_key(crate::forward::FORWARDED_HEADER) {
-        // A peer gathering for its client: everything hosted here, unpaged (bounded by
-        // the events hosted here times their per-user limits).
-        let bookings = local.iter().map(BookingOut::from).collect();
-        return Ok(Json(BookingsPage { bookings, next_cursor: None }));
-    }
-    let all = gather_bookings(&state, &headers, local).await?;
+    let all: Vec<BookingOut> = state.store.my_bookings(&user).await?.iter().map(BookingOut::from).collect();
     let page: Vec<BookingOut> = all.iter().skip(offset).take(limit).cloned().collect();
     let next = offset + page.len();
     let next_cursor = (next < all.len()).then(|| next.to_string());
     Ok(Json(BookingsPage { bookings: page, next_cursor }))
-}
-
-/// Bookings live in their events' groups, which are spread over the nodes: ask every other
-/// live node for the bookings it hosts (one hop, marked as forwarded) and merge, newest
-/// first, without duplicates (an event has several replicas).
-async fn gather_bookings(
-    state: &AppState,
-    headers: &HeaderMap,
-    local: Vec<Booking>,
-) -> ApiResult<Vec<BookingOut>> {
-    let mut by_id: std::collections::BTreeMap<String, BookingOut> =
-        local.iter().map(|b| (b.id.clone(), BookingOut::from(b))).collect();
-    let auth = headers.get(axum::http::header::AUTHORIZATION).cloned();
-    let requests = state.store.peer_http_addrs().into_iter().map(|addr| {
-        let mut request = state
-            .http
-            .get(format!("http://{addr}/v1/me/bookings"))
-            .header(crate::forward::FORWARDED_HEADER, "1")
-            .timeout(std::time::Duration::from_secs(5));
-        if let Some(a) = &auth {
-            request = request.header(axum::http::header::AUTHORIZATION, a.clone());
-        }
-        async move {
-            let answer = request.send().await.map_err(|e| e.to_string())?;
-            if !answer.status().is_success() {
-                return Err(format!("{addr} answered {}", answer.status()));
-            }
-            answer.json::<BookingsPage>().await.map_err(|e| e.to_string())
-        }
-    });
-    let mut failed = 0;
-    for result in futures::future::join_all(requests).await {
-        match result {
-            Ok(page) => {
-                for b in page.bookings {
-                    by_id.entry(b.booking_id.clone()).or_insert(b);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "a node did not list its bookings");
-                failed += 1;
-            }
-        }
-    }
-    // Every event has three replicas: with at most two nodes silent, one replica of each
-    // event still answered. More than that and the list could be incomplete.
-    if failed > PEERS_SILENT_MAX {
-        return Err(cluster::Error::unavailable("too many nodes did not answer; retry").into());
-    }
-    let mut all: Vec<BookingOut> = by_id.into_values().collect();
-    all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.booking_id.cmp(&b.booking_id)));
-    Ok(all)
 }

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 
 use cluster::machine::ChangeSet;
@@ -30,18 +29,13 @@ pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
 
-/// The client's address: the peer, or the original client of a forwarded request.
-fn client_ip(headers: &HeaderMap, peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
-    let forwarded = headers.contains_key(crate::forward::FORWARDED_HEADER);
-    let from_header = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse().ok());
-    match (forwarded, from_header, peer) {
-        (true, Some(ip), _) => ip,
-        (_, _, Some(Extension(ConnectInfo(addr)))) => addr.ip(),
-        _ => IpAddr::from([127, 0, 0, 1]),
+/// The client's address: the connection's peer. No header counts (a client could name any
+/// address in one); nodes never relay clients' HTTP requests to each other, they ask over the
+/// peer plane.
+fn client_ip(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
+    match peer {
+        Some(Extension(ConnectInfo(addr))) => addr.ip(),
+        None => IpAddr::from([127, 0, 0, 1]),
     }
 }
 
@@ -108,7 +102,7 @@ pub async fn ticket_stream(
 ) -> ApiResult<Response> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let last_seen = resume_version(&headers, &query)?;
-    let permit = state.streams.acquire(client_ip(&headers, peer))?;
+    let permit = state.streams.acquire(client_ip(peer))?;
     let watch = state.store.watch_seats(&id, last_seen).await?;
     let mut first: Vec<Event> = Vec::new();
     if let Some(map) = &watch.snapshot {
@@ -125,19 +119,12 @@ pub async fn ticket_stream(
         );
     }
     first.extend(watch.missed.iter().map(change_event));
-    let live = stream::unfold((watch.live, watch.version, permit), |(mut rx, last, permit)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(set) if set.version > last => {
-                    let event = change_event(&set);
-                    return Some((Ok(event), (rx, set.version, permit)));
-                }
-                Ok(_) => continue,
-                // Too slow to keep up, or the group went away: end the stream; the client
-                // resumes with Last-Event-ID (and gets a snapshot if it fell too far behind).
-                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
-            }
-        }
+    // The feed ends when the watcher falls too far behind or the group goes away: the
+    // client resumes with Last-Event-ID (and gets a snapshot if it fell too far behind).
+    // The permit lives as long as the stream.
+    let live = watch.live.map(move |set| {
+        let _held = &permit;
+        Ok(change_event(&set))
     });
     let stream: EventStream = Box::pin(stream::iter(first.into_iter().map(Ok)).chain(live));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)).into_response())
@@ -220,10 +207,9 @@ pub async fn queue_stream(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
-    headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> ApiResult<Response> {
-    let permit = state.streams.acquire(client_ip(&headers, peer))?;
+    let permit = state.streams.acquire(client_ip(peer))?;
     let place = state.store.queue_view(&user, &id, false).await?;
     let version = state.store.watch_version(&id).await?;
     let first = queue_out(&place.view, place.settings, place.measured_wait_s);
