@@ -1,0 +1,158 @@
+//! The API in process: a one-node store (sled in a temp dir, its Raft and peer listener on
+//! loopback) behind `api::router(state)`, driven with `oneshot` — no HTTP socket, no other
+//! process. Shows the API's answers as a client sees them, and that headers a client could
+//! send to pass for a peer change nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Node {
+    app: Router,
+    auth: api::AuthKeys,
+    store: cluster::Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn node() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let db = raft::open_db(dir.path().join("db"), 16 * 1024 * 1024).unwrap();
+    let raft_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = cluster::StoreOptions {
+        node_id: 1,
+        raft_addr: raft_listener.local_addr().unwrap().to_string(),
+        http_addr: "127.0.0.1:1".into(),
+        snapshot_dir: dir.path().join("snapshots"),
+        ..Default::default()
+    };
+    let payments = Arc::new(cluster::payment::TestProvider::default());
+    let store = cluster::Store::start(options, db, payments, raft_listener, None).await.unwrap();
+    let auth = api::AuthKeys::new(b"in-process-test-secret-0123456789");
+    let state = api::AppState {
+        store: store.clone(),
+        auth: auth.clone(),
+        metrics: None,
+        streams: Default::default(),
+        dev_login: false,
+        seat_caches: Default::default(),
+    };
+    let node = Node { app: api::router(state), auth, store, _dir: dir };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while node.send("GET", "/readyz", None, None, &[]).await.0 != StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "the one-node store never got ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node
+}
+
+impl Node {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let res = self.app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = to_bytes(body, 1 << 22).await.unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, value, parts.headers)
+    }
+
+    fn token(&self, user: &str, admin: bool) -> String {
+        self.auth.mint(user, admin, 3600)
+    }
+}
+
+async fn event(n: &Node) -> String {
+    let admin = n.token("admin", true);
+    let (status, venue, _) = n
+        .send("POST", "/v1/venues", Some(&admin), Some(json!({
+            "name": "Hall", "city": "Springfield", "country": "US", "location": {"lat": 40.0, "lon": -75.0},
+            "sections": [{"name": "A", "kind": "seated", "rows": [{"name": "1", "seats": 10}]}]
+        })), &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{venue}");
+    let (status, event, _) = n
+        .send("POST", "/v1/events", Some(&admin), Some(json!({
+            "name": "Night", "type": "concert", "venue_id": venue["id"], "starts_at": "2030-01-01T20:00:00Z",
+            "prices": {"A": 5000}, "currency": "USD", "per_user_limit": 8, "hold_seconds": 600
+        })), &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{event}");
+    event["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_stay_paged_whatever_a_client_claims_to_be() {
+    let n = node().await;
+    let event = event(&n).await;
+    let user = n.token("gus", false);
+    for seat in ["A-1-1", "A-1-2"] {
+        let (status, hold, _) = n
+            .send(
+                "POST",
+                "/v1/booking/reserve",
+                Some(&user),
+                Some(json!({"event_id": event, "ticket_ids": [seat]})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+        let body = json!({"hold_id": hold["hold_id"], "payment": {"token": "tok_visa"}});
+        let (status, booking, _) = n.send("POST", "/v1/booking/confirm", Some(&user), Some(body), &[]).await;
+        assert_eq!(status, StatusCode::CREATED, "{booking}");
+    }
+    let forged = [("x-boxoffice-forwarded", "1"), ("x-forwarded-for", "10.1.2.3")];
+    let (status, page, _) = n.send("GET", "/v1/me/bookings?limit=1", Some(&user), None, &forged).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["bookings"].as_array().map(Vec::len), Some(1), "{page}");
+    let cursor = page["next_cursor"].as_str().expect("a next page").to_string();
+    let (_, rest, _) =
+        n.send("GET", &format!("/v1/me/bookings?limit=1&cursor={cursor}"), Some(&user), None, &[]).await;
+    assert_eq!(rest["bookings"].as_array().map(Vec::len), Some(1), "{rest}");
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+    n.store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_holds_and_events_are_problems_naming_what_is_missing() {
+    let n = node().await;
+    let user = n.token("hal", false);
+    let (status, body, headers) = n.send("GET", "/v1/holds/hld_evt_nope_1", Some(&user), None, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(body["code"], "not_found", "{body}");
+    let (status, body, _) = n
+        .send(
+            "POST",
+            "/v1/booking/reserve",
+            Some(&user),
+            Some(json!({"event_id": "evt_nope", "section": "A", "quantity": 1})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    n.store.shutdown().await;
+}
