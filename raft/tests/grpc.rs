@@ -132,10 +132,15 @@ async fn start_node(config: HostConfig, client_secret: Option<&str>, server_secr
     let factory: raft::MachineFactory<Ledger> = Arc::new(|_| Ledger::default());
     let host = RaftHost::new(config, db, dir.path().join("snapshots"), Arc::new(transport), factory).unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let server =
-        tokio::spawn(raft::serve_grpc(host.clone(), listener, server_secret.map(String::from), async {
+    let server = tokio::spawn(raft::serve_grpc(
+        host.clone(),
+        listener,
+        server_secret.map(String::from),
+        None,
+        async {
             let _ = rx.await;
-        }));
+        },
+    ));
     Node { id, addr, host, stop_server: Some(tx), server: Some(server), _dir: dir }
 }
 
