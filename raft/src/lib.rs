@@ -99,8 +99,10 @@
 //!   corruption after hard kills has been reported upstream.
 //! - openraft is pinned to a 0.10 alpha; its API may still move. Everything openraft-specific is
 //!   behind this crate's types except [`Group::raft`].
-//! - The gRPC transport has no TLS and no replay protection: the cluster secret authenticates
-//!   (HMAC over group + payload) but does not encrypt. Run it on a private network.
+//! - The gRPC transport is plain text unless given [`PeerTls`] (mutual TLS with a cluster CA,
+//!   which does not tell one node's certificate from another's), and has no replay protection:
+//!   the cluster secret authenticates (HMAC over group + payload) but does not encrypt. Without
+//!   TLS, run it on a private network.
 //! - A snapshot is one gRPC message, at most [`GRPC_MESSAGE_BYTES_MAX`] (64 MiB); a group whose
 //!   state outgrows it cannot bring a new replica up to date.
 //! - `stamp` uses the leader's wall clock as is: a leader whose clock is wrong stamps wrong
