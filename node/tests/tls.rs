@@ -1,12 +1,14 @@
 //! TLS with real processes on loopback, with the certificates `boxoffice certs` makes:
 //!
-//! - three nodes with mutual TLS on the peer port form a cluster and sell a ticket;
+//! - three nodes with mutual TLS on the peer port (one configured by a config file, two by
+//!   flags) form a cluster and sell a ticket;
 //! - their peer port answers HTTP/2 only through a TLS handshake with a certificate of the
 //!   cluster CA: plain TCP, TLS without a certificate and TLS with another CA's certificate
 //!   get no HTTP/2 answer (and the same probe with a right certificate does);
 //! - a node whose certificate comes from another CA stays out of the cluster, which forms and
 //!   serves without it;
-//! - HTTPS on the public port answers a client that trusts `ca.pem`, and not plain HTTP;
+//! - HTTPS on the public port (configured by the environment) answers a client that trusts
+//!   `ca.pem`, and not plain HTTP;
 //! - a missing peer TLS flag, a missing file, a file that is not PEM and a key of another
 //!   certificate each stop `serve` at once with an error naming the flag or file.
 
@@ -122,7 +124,18 @@ async fn three_nodes_with_mutual_tls_form_a_cluster_sell_a_ticket_and_refuse_oth
     let (ours, theirs) = (dir.path().join("ours"), dir.path().join("theirs"));
     certs(&ours, 3);
     certs(&theirs, 1);
-    let cluster = Cluster::start_each(3, |id| peer_tls_args(&ours, id)).await;
+    // Node 1 reads its TLS files from a config file, the others from flags.
+    let config = dir.path().join("node-1.toml");
+    let key = |k: &str, f: &str| format!("{k} = {:?}\n", ours.join(f).display().to_string());
+    let text = key("peer_tls_ca", "ca.pem")
+        + &key("peer_tls_cert", "node-1.pem")
+        + &key("peer_tls_key", "node-1-key.pem");
+    std::fs::write(&config, text).unwrap();
+    let cluster = Cluster::start_each(3, |id| match id {
+        1 => vec!["--config".into(), config.display().to_string()],
+        _ => peer_tls_args(&ours, id),
+    })
+    .await;
 
     // It serves: an event (through node 2, so the catalog write may cross the peer plane) and
     // a reserve through node 3.
@@ -191,7 +204,8 @@ async fn a_node_with_another_cas_certificate_stays_out_of_the_cluster() {
     );
 }
 
-/// A `boxoffice serve` of one node with `args`, reading its stdout for the address.
+/// A `boxoffice serve` of one node with more environment `env`, reading its stdout for the
+/// address.
 struct OneNode {
     child: std::process::Child,
     base: String,
@@ -204,11 +218,11 @@ impl Drop for OneNode {
     }
 }
 
-fn serve_one(data_dir: &Path, args: &[String]) -> OneNode {
+fn serve_one(data_dir: &Path, env: &[(&str, String)]) -> OneNode {
     let mut child = Command::new(binary())
         .args(["serve", "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
-        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("BOXOFFICE_AUTH_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -234,9 +248,13 @@ async fn https_on_the_public_port_with_certs_output() {
     let certs_dir = dir.path().join("certs");
     certs(&certs_dir, 1);
     let file = |f: &str| certs_dir.join(f).display().to_string();
+    // Through the environment twins this time.
     let node = serve_one(
         &dir.path().join("node"),
-        &["--http-tls-cert".into(), file("node-1.pem"), "--http-tls-key".into(), file("node-1-key.pem")],
+        &[
+            ("BOXOFFICE_HTTP_TLS_CERT", file("node-1.pem")),
+            ("BOXOFFICE_HTTP_TLS_KEY", file("node-1-key.pem")),
+        ],
     );
     let addr =
         node.base.strip_prefix("https://").unwrap_or_else(|| panic!("not an https address: {}", node.base));
