@@ -7,11 +7,12 @@
 //! groups that `cluster::Store` runs.
 //!
 //! [`router`] is a plain function (tested with `oneshot`, no socket); [`serve`] takes a
-//! listener and a shutdown future. Modules: [`routes`] (one file per endpoint group),
-//! [`dto`] (JSON shapes), [`error`], [`auth`], [`body`], [`openapi`], [`state`],
-//! [`metrics_catalog`] (every metric with its `# HELP`, and the recorder), [`seat_cache`]
-//! (the seat map's bodies, built once per version, raw and gzipped), [`web`] (the browser
-//! pages and their embedded assets).
+//! listener and a shutdown future ([`serve_tls`]: the same over HTTPS). Modules: [`routes`]
+//! (one file per endpoint group), [`dto`] (JSON shapes), [`error`], [`auth`], [`body`],
+//! [`openapi`], [`state`], [`metrics_catalog`] (every metric with its `# HELP`, and the
+//! recorder), [`seat_cache`] (the seat map's bodies, built once per version, raw and gzipped),
+//! [`web`] (the browser pages and their embedded assets), [`tls`] (HTTPS on the public
+//! listener).
 //!
 //! Must not depend on `raft` or `sled` directly.
 
@@ -25,6 +26,7 @@ pub mod routes;
 pub mod seat_cache;
 pub mod state;
 pub mod streams;
+pub mod tls;
 pub mod web;
 
 use std::future::Future;
@@ -38,6 +40,8 @@ use axum::Router;
 
 pub use auth::AuthKeys;
 pub use state::AppState;
+pub use tls::serve_tls;
+pub use tls::HttpTls;
 
 use crate::error::ApiError;
 use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};

@@ -31,13 +31,23 @@ pub struct JoinRequest {
     pub store_id: u64,
 }
 
-/// Ask the node at `via` (an HTTP address) to let this node in; answers this node's id.
-pub async fn join_cluster(via: &str, token: &str, request: &JoinRequest) -> Result<NodeId> {
+/// Ask the node at `via` (an HTTP address, or an `https://` URL) to let this node in; answers
+/// this node's id. `ca_pem`: a CA to trust beside the system's (the cluster CA, for a node
+/// whose public port serves HTTPS with a certificate it signed).
+pub async fn join_cluster(
+    via: &str,
+    token: &str,
+    request: &JoinRequest,
+    ca_pem: Option<&[u8]>,
+) -> Result<NodeId> {
     let base = if via.starts_with("http") { via.to_string() } else { format!("http://{via}") };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| Error::Internal(format!("http client: {e}")))?;
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(pem) = ca_pem {
+        let ca = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| Error::Refused(format!("the cluster CA is not a PEM certificate: {e}")))?;
+        http = http.add_root_certificate(ca);
+    }
+    let http = http.build().map_err(|e| Error::Internal(format!("http client: {e}")))?;
     let mut body = serde_json::json!({
         "raft_addr": request.raft_addr,
         "http_addr": request.http_addr,

@@ -56,6 +56,9 @@ pub struct StoreOptions {
     pub join: Option<String>,
     /// Peers authenticate Raft RPCs with it.
     pub cluster_secret: Option<String>,
+    /// Mutual TLS between peers (the Raft port and the calls to other nodes' Raft ports);
+    /// `None`: plain HTTP/2.
+    pub peer_tls: Option<raft::PeerTls>,
     /// Where the groups' snapshot files go (beside the sled database).
     pub snapshot_dir: PathBuf,
     /// A node silent this long is down for good: the catalog leader gives its event replicas
@@ -73,6 +76,7 @@ impl Default for StoreOptions {
             peers: BTreeMap::new(),
             join: None,
             cluster_secret: None,
+            peer_tls: None,
             snapshot_dir: PathBuf::from("data/snapshots"),
             dead_after: DEAD_AFTER_DEFAULT,
             raft: HostConfig::default(),
@@ -150,7 +154,10 @@ impl Store {
         raft_listener: tokio::net::TcpListener,
         search: Option<Arc<search::SearchIndex>>,
     ) -> Result<Store> {
-        let transport = Arc::new(raft::GrpcTransport::new(options.cluster_secret.clone())?);
+        let transport = Arc::new(raft::GrpcTransport::with_config(
+            options.cluster_secret.clone(),
+            raft::GrpcConfig { tls: options.peer_tls.clone(), ..Default::default() },
+        )?);
         let host_config = HostConfig { node_id: options.node_id, ..options.raft.clone() };
         let scheduler =
             Arc::new(Scheduler::open(db.open_tree("index:deadlines").map_err(raft::RaftError::from)?));
@@ -169,14 +176,20 @@ impl Store {
         let (shutdown, _) = watch::channel(false);
         let peer = crate::peer::Handler::default();
         {
-            let (host, secret, mut stop) =
-                (host.clone(), options.cluster_secret.clone(), shutdown.subscribe());
+            let (host, secret, tls, mut stop) = (
+                host.clone(),
+                options.cluster_secret.clone(),
+                options.peer_tls.clone(),
+                shutdown.subscribe(),
+            );
             let handler: Arc<dyn raft::PeerHandler> = Arc::new(peer.clone());
             tokio::spawn(async move {
                 let stopped = async move {
                     let _ = stop.wait_for(|s| *s).await;
                 };
-                if let Err(e) = raft::serve_node(host, raft_listener, secret, Some(handler), stopped).await {
+                if let Err(e) =
+                    raft::serve_node(host, raft_listener, secret, tls, Some(handler), stopped).await
+                {
                     tracing::error!(error = %e, "raft server stopped");
                 }
             });

@@ -29,6 +29,11 @@ pub struct FileConfig {
     pub snapshot_every: Option<u64>,
     pub dead_after: Option<String>,
     pub dev_login: Option<bool>,
+    pub peer_tls_ca: Option<PathBuf>,
+    pub peer_tls_cert: Option<PathBuf>,
+    pub peer_tls_key: Option<PathBuf>,
+    pub http_tls_cert: Option<PathBuf>,
+    pub http_tls_key: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -69,6 +74,28 @@ pub struct ServeConfig {
     pub join: Option<String>,
     /// `POST /v1/dev/token` mints tokens for any user (admin too): for trying things out only.
     pub dev_login: bool,
+    /// Mutual TLS on the peer (Raft) port and to other nodes' peer ports (docs/tls.md).
+    pub peer_tls: Option<PeerTlsFiles>,
+    /// HTTPS (only) on the public port.
+    pub http_tls: Option<HttpTlsFiles>,
+}
+
+/// `--peer-tls-ca`, `--peer-tls-cert`, `--peer-tls-key`: PEM files, read at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerTlsFiles {
+    /// The cluster CA's certificate: peers must present a certificate it signed.
+    pub ca: PathBuf,
+    /// This node's certificate (chain), presented to peers both as server and as client.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
+/// `--http-tls-cert`, `--http-tls-key`: PEM files, read at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Flags (clap fills them from the command line or the environment).
@@ -123,6 +150,46 @@ pub struct ServeFlags {
     /// "sign in as"): for trying things out, never for a node others can reach [default: off].
     #[arg(long, env = "BOXOFFICE_DEV_LOGIN", num_args = 0..=1, default_missing_value = "true")]
     pub dev_login: Option<bool>,
+    /// The cluster CA's certificate (PEM). With --peer-tls-cert and --peer-tls-key (all three or
+    /// none), peers speak mutual TLS and accept only certificates this CA signed [default:
+    /// plain]. `boxoffice certs` makes them.
+    #[arg(long, env = "BOXOFFICE_PEER_TLS_CA")]
+    pub peer_tls_ca: Option<PathBuf>,
+    /// This node's certificate (PEM) for the peer port, signed by --peer-tls-ca.
+    #[arg(long, env = "BOXOFFICE_PEER_TLS_CERT")]
+    pub peer_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --peer-tls-cert.
+    #[arg(long, env = "BOXOFFICE_PEER_TLS_KEY")]
+    pub peer_tls_key: Option<PathBuf>,
+    /// Certificate (PEM) for HTTPS on the public port; with --http-tls-key (both or neither)
+    /// the port serves HTTPS only [default: plain HTTP].
+    #[arg(long, env = "BOXOFFICE_HTTP_TLS_CERT")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --http-tls-cert.
+    #[arg(long, env = "BOXOFFICE_HTTP_TLS_KEY")]
+    pub http_tls_key: Option<PathBuf>,
+}
+
+/// The given ones of a group of flags that go together: all (`Some`, in order) or none.
+/// Otherwise an error naming the missing ones.
+fn all_or_none<const N: usize>(parts: [(&str, Option<PathBuf>); N]) -> anyhow::Result<Option<[PathBuf; N]>> {
+    let missing: Vec<&str> = parts.iter().filter(|(_, p)| p.is_none()).map(|(flag, _)| *flag).collect();
+    if missing.len() == N {
+        return Ok(None);
+    }
+    if !missing.is_empty() {
+        let all: Vec<&str> = parts.iter().map(|(flag, _)| *flag).collect();
+        let twin = |flag: &str| {
+            let key = flag.trim_start_matches("--").replace('-', "_");
+            format!("{flag} (or BOXOFFICE_{}, or `{key}` in the config file)", key.to_uppercase())
+        };
+        bail!(
+            "missing {}: {} go together, all or none",
+            missing.iter().map(|f| twin(f)).collect::<Vec<_>>().join(" and "),
+            all.join(", ")
+        );
+    }
+    Ok(Some(parts.map(|(_, p)| p.expect("checked above"))))
 }
 
 impl ServeFlags {
@@ -194,7 +261,20 @@ impl ServeFlags {
         if dead_after < std::time::Duration::from_secs(10) {
             bail!("--dead-after must be at least 10s (a node restarting must not lose its replicas)");
         }
+        let peer_tls = all_or_none([
+            ("--peer-tls-ca", self.peer_tls_ca.or(file.peer_tls_ca)),
+            ("--peer-tls-cert", self.peer_tls_cert.or(file.peer_tls_cert)),
+            ("--peer-tls-key", self.peer_tls_key.or(file.peer_tls_key)),
+        ])?
+        .map(|[ca, cert, key]| PeerTlsFiles { ca, cert, key });
+        let http_tls = all_or_none([
+            ("--http-tls-cert", self.http_tls_cert.or(file.http_tls_cert)),
+            ("--http-tls-key", self.http_tls_key.or(file.http_tls_key)),
+        ])?
+        .map(|[cert, key]| HttpTlsFiles { cert, key });
         Ok(ServeConfig {
+            peer_tls,
+            http_tls,
             dead_after,
             node_id,
             node_id_given,
@@ -364,6 +444,31 @@ mod tests {
         assert!(from_file.resolve().unwrap().dev_login);
         let flag_wins = ServeFlags { config: Some(path), dev_login: Some(false), ..Default::default() };
         assert!(!flag_wins.resolve().unwrap().dev_login);
+    }
+
+    #[test]
+    fn tls_flags_go_together() {
+        let none = ServeFlags::default().resolve().unwrap();
+        assert_eq!((none.peer_tls, none.http_tls), (None, None));
+        let two = ServeFlags {
+            peer_tls_ca: Some("ca.pem".into()),
+            peer_tls_cert: Some("n.pem".into()),
+            ..Default::default()
+        };
+        let message = format!("{:#}", two.resolve().unwrap_err());
+        assert!(message.contains("missing --peer-tls-key"), "{message}");
+        assert!(!message.contains("missing --peer-tls-ca"), "{message}");
+        let one = ServeFlags { http_tls_key: Some("k.pem".into()), ..Default::default() };
+        let message = format!("{:#}", one.resolve().unwrap_err());
+        assert!(message.contains("missing --http-tls-cert"), "{message}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "peer_tls_ca = \"ca.pem\"\npeer_tls_cert = \"n.pem\"\n").unwrap();
+        let mixed =
+            ServeFlags { config: Some(path), peer_tls_key: Some("n-key.pem".into()), ..Default::default() };
+        let files = mixed.resolve().unwrap().peer_tls.unwrap();
+        assert_eq!(files.key, PathBuf::from("n-key.pem"));
+        assert_eq!(files.ca, PathBuf::from("ca.pem"));
     }
 
     #[test]

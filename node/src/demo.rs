@@ -34,11 +34,11 @@ fn seated(name: &str, rows: &[&str], seats: u32) -> Value {
     json!({"name": name, "kind": "seated", "rows": rows.iter().map(|r| json!({"name": r, "seats": seats})).collect::<Vec<_>>()})
 }
 
-pub async fn load(http: &str, token: &str) -> anyhow::Result<()> {
+/// Load the demo data through `client` into the node at `http` (an address, or a base URL).
+pub async fn load(client: &reqwest::Client, http: &str, token: &str) -> anyhow::Result<()> {
     let base = if http.starts_with("http") { http.to_string() } else { format!("http://{http}") };
-    let client = reqwest::Client::new();
     let arena = post(
-        &client,
+        client,
         &base,
         token,
         "/v1/venues",
@@ -54,7 +54,7 @@ pub async fn load(http: &str, token: &str) -> anyhow::Result<()> {
     )
     .await?;
     let club = post(
-        &client,
+        client,
         &base,
         token,
         "/v1/venues",
@@ -66,7 +66,7 @@ pub async fn load(http: &str, token: &str) -> anyhow::Result<()> {
     )
     .await?;
     let theater = post(
-        &client,
+        client,
         &base,
         token,
         "/v1/venues",
@@ -77,17 +77,16 @@ pub async fn load(http: &str, token: &str) -> anyhow::Result<()> {
         }),
     )
     .await?;
-    let band =
-        post(&client, &base, token, "/v1/performers", json!({"name": "Mötley Waves", "genre": "rock"}))
-            .await?;
+    let band = post(client, &base, token, "/v1/performers", json!({"name": "Mötley Waves", "genre": "rock"}))
+        .await?;
     let singer =
-        post(&client, &base, token, "/v1/performers", json!({"name": "Taylor Swiftwater", "genre": "pop"}))
+        post(client, &base, token, "/v1/performers", json!({"name": "Taylor Swiftwater", "genre": "pop"}))
             .await?;
     let trio =
-        post(&client, &base, token, "/v1/performers", json!({"name": "The Late Trio", "genre": "jazz"}))
+        post(client, &base, token, "/v1/performers", json!({"name": "The Late Trio", "genre": "jazz"}))
             .await?;
     let company =
-        post(&client, &base, token, "/v1/performers", json!({"name": "Globe Players", "genre": "theater"}))
+        post(client, &base, token, "/v1/performers", json!({"name": "Globe Players", "genre": "theater"}))
             .await?;
 
     let in_days = |d: i64| {
@@ -114,7 +113,7 @@ pub async fn load(http: &str, token: &str) -> anyhow::Result<()> {
     println!("Loaded into {base}:");
     let mut first = None;
     for e in events {
-        let event = post(&client, &base, token, "/v1/events", e).await?;
+        let event = post(client, &base, token, "/v1/events", e).await?;
         println!("  event {}  {}", id(&event), event["name"].as_str().unwrap_or_default());
         first.get_or_insert(id(&event));
     }

@@ -16,9 +16,13 @@
 //! | auth secret (signs JWTs) | `<data-dir>/auth-secret`, so `boxoffice token --data-dir <data-dir>` works |
 //! | cluster secret (peers) | `<data-dir>/cluster-secret` |
 //! | the layout (N, base port) | `<data-dir>/dev-layout` |
+//! | cluster CA and node certificates | `<data-dir>/certs/` (`ca.pem`, `node-i.pem`, `node-i-key.pem`) |
 //!
 //! Every node runs with `--dev-login`, so the web pages' "sign in as NAME" form works
-//! (`POST /v1/dev/token`).
+//! (`POST /v1/dev/token`), and with mutual TLS between peers (`--peer-tls-*`), with the
+//! certificates `boxoffice certs` would make, made on first start and reused. With `--https`
+//! the public ports serve HTTPS with the same certificates (trust `certs/ca.pem`); nodes ask
+//! each other over the peer plane, so any node answers any request either way.
 //!
 //! Both secrets are made once (mode 0600) and reused, and the layout is checked on reuse:
 //! a cluster's Raft addresses are in its stored membership, so the same data directory
@@ -54,11 +58,15 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Lines of a node's log shown when it exits unexpectedly.
 const LOG_TAIL_LINES: usize = 20;
+/// Days the dev CA and certificates are valid (`<data-dir>/certs`; remove it for new ones).
+const DEV_CERT_DAYS: u32 = 3_650;
 /// Lifetime of the admin token `dev` mints to load the demo data.
 const DEMO_ADMIN_TTL_S: u64 = 3_600;
 
 struct DevNode {
     id: u32,
+    /// `http` or `https` (`--https`).
+    scheme: &'static str,
     http: String,
     raft: String,
     data_dir: PathBuf,
@@ -68,7 +76,7 @@ struct DevNode {
 
 impl DevNode {
     fn base(&self) -> String {
-        format!("http://{}", self.http)
+        format!("{}://{}", self.scheme, self.http)
     }
 
     fn pid(&self) -> Option<u32> {
@@ -81,6 +89,7 @@ impl DevNode {
         peers: &str,
         auth_secret: &str,
         cluster_secret: &str,
+        certs: &Path,
     ) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("creating {}", self.data_dir.display()))?;
@@ -99,6 +108,12 @@ impl DevNode {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--peers", peers])
+            .arg("--peer-tls-ca")
+            .arg(certs.join("ca.pem"))
+            .arg("--peer-tls-cert")
+            .arg(certs.join(format!("node-{}.pem", self.id)))
+            .arg("--peer-tls-key")
+            .arg(certs.join(format!("node-{}-key.pem", self.id)))
             // The web pages' "sign in as NAME" (POST /v1/dev/token): a dev cluster is for trying.
             .arg("--dev-login")
             // Secrets go in the environment, not the arguments, so `ps` does not show them.
@@ -108,6 +123,8 @@ impl DevNode {
             // environment would make a different cluster.
             .env_remove("BOXOFFICE_CONFIG")
             .env_remove("BOXOFFICE_JOIN")
+            .env_remove("BOXOFFICE_HTTP_TLS_CERT")
+            .env_remove("BOXOFFICE_HTTP_TLS_KEY")
             // A node that fails to start ends its log with the error, not a backtrace of it
             // (unless the caller asks for those).
             // Plain text in the log files.
@@ -120,6 +137,12 @@ impl DevNode {
         {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
+        }
+        if self.scheme == "https" {
+            cmd.arg("--http-tls-cert")
+                .arg(certs.join(format!("node-{}.pem", self.id)))
+                .arg("--http-tls-key")
+                .arg(certs.join(format!("node-{}-key.pem", self.id)));
         }
         let child = cmd.spawn().with_context(|| format!("starting node {} ({})", self.id, exe.display()))?;
         self.child = Some(child);
@@ -158,7 +181,7 @@ impl Drop for Nodes {
     }
 }
 
-pub async fn run(nodes: u32, data_dir: &Path, base_port: u16) -> anyhow::Result<()> {
+pub async fn run(nodes: u32, data_dir: &Path, base_port: u16, https: bool) -> anyhow::Result<()> {
     if !(1..=NODES_MAX).contains(&nodes) {
         bail!("--nodes must be within 1..={NODES_MAX}, not {nodes}");
     }
@@ -175,6 +198,10 @@ pub async fn run(nodes: u32, data_dir: &Path, base_port: u16) -> anyhow::Result<
     check_layout(data_dir, nodes, base_port)?;
     let auth_secret = secret_file(&data_dir.join("auth-secret"))?;
     let cluster_secret = secret_file(&data_dir.join("cluster-secret"))?;
+    let certs = data_dir.join("certs");
+    ensure_certs(&certs, nodes)?;
+    let ca_pem =
+        std::fs::read(certs.join("ca.pem")).with_context(|| format!("reading {}/ca.pem", certs.display()))?;
     let exe = std::env::current_exe().context("finding the boxoffice executable")?;
 
     let mut nodes = Nodes(
@@ -183,6 +210,7 @@ pub async fn run(nodes: u32, data_dir: &Path, base_port: u16) -> anyhow::Result<
                 let offset = (id - 1) as u16;
                 DevNode {
                     id,
+                    scheme: if https { "https" } else { "http" },
                     http: format!("127.0.0.1:{}", base_port + offset),
                     raft: format!("127.0.0.1:{}", base_port + RAFT_PORT_OFFSET + offset),
                     data_dir: data_dir.join(format!("node-{id}")),
@@ -205,13 +233,13 @@ pub async fn run(nodes: u32, data_dir: &Path, base_port: u16) -> anyhow::Result<
     }
     let peers = nodes.0.iter().map(|n| format!("{}={}", n.id, n.raft)).collect::<Vec<_>>().join(",");
     for node in &mut nodes.0 {
-        node.spawn(&exe, &peers, &auth_secret, &cluster_secret)?;
+        node.spawn(&exe, &peers, &auth_secret, &cluster_secret, &certs)?;
     }
     record_layout(data_dir, nodes.0.len() as u32, base_port)?;
     println!("boxoffice dev: started {} node(s); waiting for the cluster to form...", nodes.0.len());
 
     let outcome = tokio::select! {
-        r = run_cluster(&mut nodes.0, data_dir, &exe, &auth_secret) => r,
+        r = run_cluster(&mut nodes.0, data_dir, &exe, &auth_secret, &ca_pem) => r,
         _ = shutdown.wait() => {
             println!("boxoffice dev: stopping");
             Ok(())
@@ -233,8 +261,11 @@ async fn run_cluster(
     data_dir: &Path,
     exe: &Path,
     auth_secret: &str,
+    ca_pem: &[u8],
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
+    // Trusts the dev CA too, for `--https`.
+    let ca = reqwest::Certificate::from_pem(ca_pem).context("the dev CA certificate")?;
+    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).add_root_certificate(ca).build()?;
     let started = Instant::now();
     wait_ready(&http, nodes).await?;
     println!("boxoffice dev: cluster ready in {:.1} s", started.elapsed().as_secs_f64());
@@ -243,7 +274,7 @@ async fn run_cluster(
     let token = api::AuthKeys::new(auth_secret.as_bytes()).mint("dev-admin", true, DEMO_ADMIN_TTL_S);
     match placement(&http, &first).await {
         Ok(p) if p.is_empty() => {
-            if let Err(e) = crate::demo::load(&first, &token).await {
+            if let Err(e) = crate::demo::load(&http, &first, &token).await {
                 eprintln!(
                     "boxoffice dev: the demo data was not loaded: {e:#}\n  the cluster runs without it; \
                      try `{} demo --http {} --data-dir {}`",
@@ -378,13 +409,18 @@ fn print_table(nodes: &[DevNode], data_dir: &Path, exe: &Path, events: &[(String
     let event = events.first().map(|(id, _)| id.as_str()).unwrap_or("$EVENT");
     let first = nodes[0].base();
     let last = nodes[nodes.len() - 1].base();
+    let https = nodes[0].scheme == "https";
+    // With --https, curl must trust the dev CA.
+    let curl = if https { format!("curl -s --cacert {dir}/certs/ca.pem") } else { "curl -s".into() };
+    println!();
+    println!("  peers: mutual TLS with the dev CA in {dir}/certs (ca.pem, node-i.pem, node-i-key.pem)");
     println!();
     println!("Try (any node answers any request):");
-    println!("  curl -s {first}/v1/cluster");
-    println!("  curl -s {last}/v1/events/{event}");
+    println!("  {curl} {first}/v1/cluster");
+    println!("  {curl} {last}/v1/events/{event}");
     println!("  TOKEN=$({exe} token --data-dir {dir} --user alice)");
     println!(
-        "  curl -s -X POST {last}/v1/booking/reserve -H \"Authorization: Bearer $TOKEN\" \
+        "  {curl} -X POST {last}/v1/booking/reserve -H \"Authorization: Bearer $TOKEN\" \
          -H 'Content-Type: application/json' \\\n       -d \"{{\\\"event_id\\\":\\\"{event}\\\",\\\"section\\\":\\\"{section}\\\",\\\"quantity\\\":2}}\""
     );
     if let Some(pid) = nodes.get(1).and_then(DevNode::pid) {
@@ -445,6 +481,38 @@ async fn stop(nodes: &mut [DevNode]) {
             );
         }
     }
+}
+
+/// The dev CA and node-1 … node-`nodes` certificates in `certs`: made there (as by
+/// `boxoffice certs`) on first start, reused after; an incomplete directory is an error.
+fn ensure_certs(certs: &Path, nodes: u32) -> anyhow::Result<()> {
+    if !certs.join("ca.pem").exists() {
+        crate::tls::make(&crate::tls::CertsOptions {
+            out: certs.to_path_buf(),
+            names: crate::tls::node_names(nodes),
+            hosts: vec!["127.0.0.1".into(), "localhost".into()],
+            days: DEV_CERT_DAYS,
+            force: false,
+        })
+        .with_context(|| format!("making the dev certificates in {}", certs.display()))?;
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    for file in std::iter::once("ca.pem".to_string())
+        .chain((1..=nodes).flat_map(|i| [format!("node-{i}.pem"), format!("node-{i}-key.pem")]))
+    {
+        if !certs.join(&file).exists() {
+            missing.push(file);
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "{} lacks {}: remove the directory and `boxoffice dev` makes a new CA and certificates",
+            certs.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The secret in `path`, made there (32 random bytes, hex, mode 0600) if it is not there yet.

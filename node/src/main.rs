@@ -1,12 +1,13 @@
 //! # boxoffice — the binary
 //!
-//! `boxoffice serve | token | demo`, as API.md's command line says. Reads configuration
+//! `boxoffice serve | token | demo | dev | certs`, as API.md's command line says. Reads configuration
 //! once (file, then `BOXOFFICE_*` environment, then flags), opens the node's sled database,
 //! starts the store and the HTTP API, and stops gracefully on SIGTERM or Ctrl-C.
 
 mod config;
 mod demo;
 mod dev;
+mod tls;
 
 use std::sync::Arc;
 
@@ -53,6 +54,33 @@ enum Command {
         /// HTTP port of node 1; node i listens on base + i - 1 (and Raft on base + 1000 + i - 1).
         #[arg(long, default_value_t = 8080)]
         base_port: u16,
+        /// Serve the public port over HTTPS too (with the dev CA's certificates in
+        /// <data-dir>/certs); the peer port is mutual TLS either way.
+        #[arg(long)]
+        https: bool,
+    },
+    /// Make a cluster CA and node certificates (PEM) for a dev or test cluster: ca.pem,
+    /// ca-key.pem, and NAME.pem / NAME-key.pem per node, valid for server and client auth.
+    Certs {
+        /// Directory to write them into (made, mode 0700, if missing).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Certificates for node-1 … node-N [default: 3].
+        #[arg(long, conflicts_with = "names")]
+        nodes: Option<u32>,
+        /// Certificates for these names instead (comma-separated): NAME.pem, NAME-key.pem.
+        #[arg(long, value_delimiter = ',')]
+        names: Vec<String>,
+        /// IP addresses and DNS names every node certificate is valid for (comma-separated):
+        /// each address peers dial and clients use.
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1,localhost")]
+        hosts: Vec<String>,
+        /// Days the CA and the certificates are valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Replace files that exist (a new CA: every node needs its new certificate).
+        #[arg(long)]
+        force: bool,
     },
     /// Load sample venues, performers and events into a running node.
     Demo {
@@ -79,17 +107,26 @@ fn main() -> anyhow::Result<()> {
             println!("{}", api::AuthKeys::new(secret.as_bytes()).mint(&user, admin, ttl));
             Ok(())
         }
-        Command::Dev { nodes, data_dir, base_port } => tokio::runtime::Builder::new_multi_thread()
+        Command::Dev { nodes, data_dir, base_port, https } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(dev::run(nodes, &data_dir, base_port)),
+            .block_on(dev::run(nodes, &data_dir, base_port, https)),
+        Command::Certs { out, nodes, names, hosts, days, force } => {
+            let names = if names.is_empty() { tls::node_names(nodes.unwrap_or(3)) } else { names };
+            let written = tls::make(&tls::CertsOptions { out, names, hosts, days, force })?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         Command::Demo { http, auth_secret, data_dir } => {
             let secret = config::auth_secret(auth_secret.as_deref(), &data_dir, false)?;
             let token = api::AuthKeys::new(secret.as_bytes()).mint("demo-admin", true, 3_600);
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(demo::load(&http, &token))
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(demo::load(
+                &reqwest::Client::new(),
+                &http,
+                &token,
+            ))
         }
     }
 }
@@ -101,6 +138,13 @@ fn init_tracing() {
 }
 
 async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
+    // Read and check the TLS files before anything else: a wrong path or a key of another
+    // certificate is an operator's mistake, said at once with the file's name.
+    let peer_tls = config.peer_tls.as_ref().map(tls::load_peer_tls).transpose()?;
+    let http_tls = config.http_tls.as_ref().map(tls::load_http_tls).transpose()?;
+    if peer_tls.is_none() && (!config.peers.is_empty() || config.join.is_some()) {
+        tracing::warn!("no --peer-tls-*: Raft RPCs between nodes travel in plain text");
+    }
     raft::create_dir_durably(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let secret = config::auth_secret(config.auth_secret.as_deref(), &config.data_dir, true)?;
@@ -141,6 +185,7 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         peers: config.peers.clone(),
         join: config.join.clone(),
         cluster_secret: config.cluster_secret.clone(),
+        peer_tls,
         snapshot_dir: config.data_dir.join("snapshots"),
         dead_after: config.dead_after,
         ..Default::default()
@@ -191,9 +236,13 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
         dev_login: config.dev_login,
         seat_caches: Default::default(),
     };
-    info!(node = node_id, http = %http_addr, data = %config.data_dir.display(), "boxoffice serving");
-    println!("boxoffice listening on http://{http_addr}");
-    api::serve(listener, state, shutdown_signal()).await?;
+    let scheme = if http_tls.is_some() { "https" } else { "http" };
+    info!(node = node_id, http = %http_addr, scheme, data = %config.data_dir.display(), "boxoffice serving");
+    println!("boxoffice listening on {scheme}://{http_addr}");
+    match http_tls {
+        Some(tls) => api::serve_tls(listener, tls, state, shutdown_signal()).await?,
+        None => api::serve(listener, state, shutdown_signal()).await?,
+    }
     info!("shutting down");
     store.shutdown().await;
     db.flush().context("final flush")?;
@@ -289,7 +338,17 @@ async fn node_identity(
                     store_id,
                 };
                 let token = auth.mint("joining-node", true, 3_600);
-                cluster::join::join_cluster(via, &token, &request).await.context("joining the cluster")?
+                // A node serving HTTPS with a certificate of the cluster CA is trusted.
+                let ca = match &config.peer_tls {
+                    Some(files) => Some(
+                        std::fs::read(&files.ca)
+                            .with_context(|| format!("reading --peer-tls-ca {}", files.ca.display()))?,
+                    ),
+                    None => None,
+                };
+                cluster::join::join_cluster(via, &token, &request, ca.as_deref())
+                    .await
+                    .context("joining the cluster")?
             }
             None => config.node_id,
         },

@@ -39,9 +39,12 @@
 //! HMAC-SHA256, keyed by the secret, of the group id (length-prefixed) and the payload. A server
 //! with a secret refuses (`UNAUTHENTICATED`) a request whose MAC is missing or wrong, comparing
 //! in constant time; the MAC also protects the payload against tampering. The secret never
-//! crosses the wire. **Caveats:** there is no TLS (payloads are readable on the network) and no
-//! replay protection (a recorded request can be sent again; Raft RPCs tolerate that, a replayed
-//! `Propose` would apply its command twice unless the command carries an idempotency key).
+//! crosses the wire. With [`PeerTls`] (in [`GrpcConfig::tls`] and `serve_grpc`'s `tls`) the
+//! connections are mutual TLS besides (module `tls`): payloads are then private too, and only
+//! holders of a certificate from the cluster CA can connect at all. **Caveats:** without TLS
+//! payloads are readable on the network; and there is no replay protection (a recorded request
+//! can be sent again; Raft RPCs tolerate that, a replayed `Propose` would apply its command
+//! twice unless the command carries an idempotency key).
 //! A server without a secret accepts everything: only for one-node setups and tests.
 //!
 //! ## Limits
@@ -76,6 +79,7 @@ use crate::network::RpcRequest;
 use crate::network::RpcResponse;
 use crate::network::Transport;
 use crate::network::TransportError;
+use crate::tls::PeerTls;
 use crate::NodeAddr;
 use crate::NodeId;
 use crate::RaftHost;
@@ -192,11 +196,14 @@ pub struct GrpcConfig {
     /// Deadline of an `InstallSnapshot` call: sending, restoring and saving a whole snapshot.
     /// openraft cuts it at `HostConfig::install_snapshot_timeout_ms`. Default 60000.
     pub snapshot_timeout_ms: u64,
+    /// Dial peers over mutual TLS (`https://`, presenting this certificate, trusting only the
+    /// CA); `None`: plain HTTP/2. Default `None`.
+    pub tls: Option<PeerTls>,
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        GrpcConfig { connect_timeout_ms: 1000, rpc_timeout_ms: 5000, snapshot_timeout_ms: 60_000 }
+        GrpcConfig { connect_timeout_ms: 1000, rpc_timeout_ms: 5000, snapshot_timeout_ms: 60_000, tls: None }
     }
 }
 
@@ -293,10 +300,15 @@ impl GrpcTransport {
                 });
             }
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| {
-                TransportError::Unreachable(format!("node {target}: bad raft address {addr:?}: {e}"))
-            })?
+        let bad_address = |e: tonic::transport::Error| {
+            TransportError::Unreachable(format!("node {target}: bad raft address {addr:?}: {e}"))
+        };
+        let scheme = if self.inner.config.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(bad_address)?;
+        if let Some(tls) = &self.inner.config.tls {
+            endpoint = endpoint.tls_config(tls.client_config()).map_err(bad_address)?;
+        }
+        let endpoint = endpoint
             .connect_timeout(Duration::from_millis(self.inner.config.connect_timeout_ms))
             .tcp_nodelay(true)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
@@ -544,23 +556,28 @@ impl<S: StateMachine> proto::raft_server::Raft for RaftService<S> {
 /// calls in flight and return).
 ///
 /// `cluster_secret`: refuse every request without the matching MAC (see the module doc);
-/// `None` accepts every request. An empty secret is a [`RaftError::Config`]. The server keeps a
-/// clone of `host`; stopping it does not shut the host down (call [`RaftHost::shutdown`]).
+/// `None` accepts every request. An empty secret is a [`RaftError::Config`]. `tls`: accept only
+/// TLS connections from peers presenting a certificate of its CA (module `tls`); `None`: plain
+/// HTTP/2. The server keeps a clone of `host`; stopping it does not shut the host down (call
+/// [`RaftHost::shutdown`]).
 pub async fn serve_grpc<S: StateMachine>(
     host: RaftHost<S>,
     listener: tokio::net::TcpListener,
     cluster_secret: Option<String>,
+    tls: Option<PeerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RaftError> {
-    serve_node(host, listener, cluster_secret, None, shutdown).await
+    serve_node(host, listener, cluster_secret, tls, None, shutdown).await
 }
 
 /// [`serve_grpc`], and with `peer` the peer plane's `Peer` service beside `Raft` (see
-/// [`peer::PeerHandler`]), admitted by the same MAC and identity checks.
+/// [`peer::PeerHandler`]), behind the same TLS and admitted by the same MAC and identity
+/// checks.
 pub async fn serve_node<S: StateMachine>(
     host: RaftHost<S>,
     listener: tokio::net::TcpListener,
     cluster_secret: Option<String>,
+    tls: Option<PeerTls>,
     peer: Option<Arc<dyn peer::PeerHandler>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RaftError> {
@@ -579,8 +596,20 @@ pub async fn serve_node<S: StateMachine>(
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tracing::info!(node, addr = %local, authenticated = secret.is_some(), "raft gRPC server listening");
-    let served = tonic::transport::Server::builder()
+    tracing::info!(
+        node,
+        addr = %local,
+        authenticated = secret.is_some(),
+        tls = tls.is_some(),
+        "raft gRPC server listening"
+    );
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        server = server
+            .tls_config(tls.server_config())
+            .map_err(|e| RaftError::Config(format!("peer TLS on {local}: {e}")))?;
+    }
+    let served = server
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .http2_max_pending_accept_reset_streams(Some(PENDING_RESET_STREAMS_MAX))

@@ -122,18 +122,32 @@ struct Node {
 /// Start a host whose transport signs with `client_secret` and whose server requires
 /// `server_secret`.
 async fn start_node(config: HostConfig, client_secret: Option<&str>, server_secret: Option<&str>) -> Node {
+    start_node_tls(config, client_secret, server_secret, None).await
+}
+
+/// [`start_node`], with mutual TLS on both its transport and its server when `tls` is given.
+async fn start_node_tls(
+    config: HostConfig,
+    client_secret: Option<&str>,
+    server_secret: Option<&str>,
+    tls: Option<raft::PeerTls>,
+) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let local = listener.local_addr().unwrap();
     let addr = NodeAddr { raft_addr: local.to_string(), http_addr: String::new() };
-    let transport = GrpcTransport::new(client_secret.map(String::from)).unwrap();
+    let transport = GrpcTransport::with_config(
+        client_secret.map(String::from),
+        raft::GrpcConfig { tls: tls.clone(), ..Default::default() },
+    )
+    .unwrap();
     let db = raft::open_db(dir.path().join("db"), 16 << 20).unwrap();
     let id = config.node_id;
     let factory: raft::MachineFactory<Ledger> = Arc::new(|_| Ledger::default());
     let host = RaftHost::new(config, db, dir.path().join("snapshots"), Arc::new(transport), factory).unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let server =
-        tokio::spawn(raft::serve_grpc(host.clone(), listener, server_secret.map(String::from), async {
+        tokio::spawn(raft::serve_grpc(host.clone(), listener, server_secret.map(String::from), tls, async {
             let _ = rx.await;
         }));
     Node { id, addr, host, stop_server: Some(tx), server: Some(server), _dir: dir }
@@ -538,4 +552,97 @@ async fn a_connection_lost_after_the_request_left_is_an_unknown_outcome() {
     })
     .await
     .expect("test timed out");
+}
+
+// ---- Mutual TLS ----
+
+/// A CA (certificate PEM, and the pieces to sign with) made with rcgen.
+struct TestCa {
+    pem: String,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+fn test_ca() -> TestCa {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+    let cert = params.self_signed(&key).unwrap();
+    TestCa { pem: cert.pem(), cert, key }
+}
+
+/// `PeerTls` trusting `trust` and presenting a certificate for 127.0.0.1 signed by `signer`.
+fn peer_tls(trust: &TestCa, signer: &TestCa) -> raft::PeerTls {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.extended_key_usages =
+        vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &signer.cert, &signer.key).unwrap();
+    raft::PeerTls::new(trust.pem.clone().into(), cert.pem().into(), key.serialize_pem().into()).unwrap()
+}
+
+/// A server with mutual TLS answers a transport with a certificate of its CA, and no other: not
+/// a plain one, not one with another CA's certificate, not one that does not trust the server's
+/// CA. The MAC is still checked inside TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_admits_only_certificates_of_the_cluster_ca() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let (ours, theirs) = (test_ca(), test_ca());
+        let mut n1 =
+            start_node_tls(config(1, 0), Some(SECRET), Some(SECRET), Some(peer_tls(&ours, &ours))).await;
+        let g1 = n1.host.open_group(GID).await.unwrap();
+        g1.initialize(BTreeMap::from([(1, n1.addr.clone())])).await.unwrap();
+        wait_leader(&g1, Duration::from_secs(5)).await;
+
+        let transport = |secret: &str, tls: Option<raft::PeerTls>| {
+            GrpcTransport::with_config(Some(secret.into()), raft::GrpcConfig { tls, ..Default::default() })
+                .unwrap()
+        };
+        let right = transport(SECRET, Some(peer_tls(&ours, &ours)));
+        match right.send(1, &n1.addr, GID, RpcRequest::ReadIndex).await {
+            Ok(RpcResponse::ReadIndex(Ok(index))) => assert!(index >= 1),
+            other => panic!("a certificate of the CA: expected a read index, got {other:?}"),
+        }
+        let wrong_secret = transport("not-the-secret", Some(peer_tls(&ours, &ours)));
+        let sent = wrong_secret.send(1, &n1.addr, GID, RpcRequest::ReadIndex).await;
+        assert!(matches!(sent, Err(TransportError::Unauthenticated(_))), "wrong secret inside TLS: {sent:?}");
+        for (name, t) in [
+            ("plain", transport(SECRET, None)),
+            ("another CA's certificate", transport(SECRET, Some(peer_tls(&ours, &theirs)))),
+            ("not trusting the server", transport(SECRET, Some(peer_tls(&theirs, &theirs)))),
+        ] {
+            let sent = t.send(1, &n1.addr, GID, RpcRequest::ReadIndex).await;
+            assert!(sent.is_err(), "{name}: answered {sent:?}");
+            eprintln!("{name}: refused: {sent:?}");
+        }
+        n1.stop().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// What is not PEM, or a key of another certificate, is refused when `PeerTls` is made.
+#[test]
+fn peer_tls_checks_its_parts() {
+    let ca = test_ca();
+    let good = |k: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![k.to_string()])
+            .unwrap()
+            .signed_by(&key, &ca.cert, &ca.key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let ((cert, key), (_, other_key)) = (good("127.0.0.1"), good("localhost"));
+    assert!(raft::PeerTls::new(ca.pem.clone().into(), cert.clone().into(), key.clone().into()).is_ok());
+    let refused = |ca: &str, cert: &str, key: &str| {
+        raft::PeerTls::new(ca.into(), cert.into(), key.into()).expect_err("refused").to_string()
+    };
+    assert!(refused("nope", &cert, &key).contains("ca"));
+    assert!(refused(&ca.pem, &key, &key).contains("cert"));
+    assert!(refused(&ca.pem, &cert, "nope").contains("key"));
+    let mismatch = refused(&ca.pem, &cert, &other_key);
+    assert!(mismatch.contains("server side"), "{mismatch}");
 }

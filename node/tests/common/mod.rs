@@ -439,6 +439,22 @@ impl Cluster {
 
     /// [`Cluster::start`] with more flags for every node.
     pub async fn start_with(n: usize, extra_args: Vec<String>) -> Cluster {
+        Self::start_each(n, |_| extra_args.clone()).await
+    }
+
+    /// [`Cluster::start`] with more flags for each node: `extra_args(id)`.
+    pub async fn start_each(n: usize, extra_args: impl Fn(u64) -> Vec<String>) -> Cluster {
+        let started = Instant::now();
+        let mut cluster = Self::spawn_each(n, extra_args);
+        for id in cluster.ids() {
+            cluster.wait_ready(id, READY_TIMEOUT).await;
+        }
+        eprintln!("cluster of {n} nodes ready in {:?} ({:?})", started.elapsed(), cluster.peers_arg());
+        cluster
+    }
+
+    /// Start `n` nodes as [`Cluster::start_each`] does, without waiting for any to be ready.
+    pub fn spawn_each(n: usize, extra_args: impl Fn(u64) -> Vec<String>) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = free_ports(2 * n);
         let addr = |port: u16| format!("127.0.0.1:{port}");
@@ -452,19 +468,14 @@ impl Cluster {
                 log: dir.path().join(format!("node-{}.log", i + 1)),
                 membership_args: vec!["--peers".into(), peers.clone()],
                 with_node_id: true,
-                extra_args: extra_args.clone(),
+                extra_args: extra_args(i as u64 + 1),
                 child: None,
             })
             .collect();
         let mut cluster = Cluster { nodes, dir };
-        let started = Instant::now();
         for node in &mut cluster.nodes {
             node.spawn();
         }
-        for id in cluster.ids() {
-            cluster.wait_ready(id, READY_TIMEOUT).await;
-        }
-        eprintln!("cluster of {n} nodes ready in {:?} ({peers})", started.elapsed());
         cluster
     }
 
