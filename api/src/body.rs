@@ -1,9 +1,13 @@
-//! Request bodies and headers: JSON parsed by hand so every mistake becomes a 400
-//! problem naming the field, bodies over [`BODY_BYTES_MAX`] a 413, and the
-//! `Idempotency-Key` header checked and fingerprinted with the body it came with.
+//! Request bodies, paths and headers: JSON parsed by hand so every mistake becomes a 400
+//! problem naming the field, bodies over [`BODY_BYTES_MAX`] a 413, path parameters whose
+//! rejections are problems too ([`ApiPath`]), and the `Idempotency-Key` header checked and
+//! fingerprinted with the body it came with.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -35,6 +39,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         })?;
         let value = parse_json(&raw)?;
         Ok(JsonBody { value, raw })
+    }
+}
+
+/// A path parameter, as axum's `Path`, but a value that does not fit (`/v1/cluster/nodes/x`
+/// for a number, bytes that are not UTF-8 once percent-decoded) is 400 `invalid_request`
+/// naming the parameter, as problem+json like every other answer (axum's own rejection is
+/// plain text).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let field = match e.kind() {
+                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => {
+                        key.clone()
+                    }
+                    _ => "path".to_string(),
+                };
+                Err(ApiError::invalid(field, e.body_text()))
+            }
+            Err(e) => Err(ApiError::invalid("path", e.body_text())),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ const DAY_MS: u64 = 86_400_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     pub term: Option<String>,
     /// A city name.
