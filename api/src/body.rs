@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
@@ -55,10 +55,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(ApiPath(value)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                // Name the parameter: axum says which for some errors; a route with a single
+                // parameter (`{id}` as a number) has only one it can be.
+                let names: Vec<String> = match RawPathParams::from_request_parts(parts, state).await {
+                    Ok(raw) => raw.iter().map(|(k, _)| k.to_string()).collect(),
+                    Err(_) => Vec::new(),
+                };
                 let field = match e.kind() {
-                    ErrorKind::ParseErrorAtKey { key, .. } | ErrorKind::InvalidUtf8InPathParam { key } => {
-                        key.clone()
+                    ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::DeserializeError { key, .. } => key.clone(),
+                    ErrorKind::ParseErrorAtIndex { index, .. } => {
+                        names.get(*index).cloned().unwrap_or_else(|| "path".into())
                     }
+                    _ if names.len() == 1 => names[0].clone(),
                     _ => "path".to_string(),
                 };
                 Err(ApiError::invalid(field, e.body_text()))
