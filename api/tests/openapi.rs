@@ -113,6 +113,17 @@ fn the_query_parameters_of_the_issue_are_in_query() {
             assert_ne!(p["required"], Value::Bool(true), "{path} {name}");
         }
     }
+    // The bounds the handlers enforce are in the document, so a fuzzer (or a client's
+    // validation) stays within them.
+    for path in ["/v1/search", "/v1/me/bookings"] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(limit["schema"]["minimum"], 1, "{path}: {limit}");
+        assert_eq!(limit["schema"]["maximum"], 100, "{path}: {limit}");
+    }
+    let params = doc["paths"]["/v1/events/{id}/tickets"]["get"]["parameters"].as_array().unwrap();
+    let wait = params.iter().find(|p| p["name"] == "wait").unwrap();
+    assert_eq!(wait["schema"]["maximum"], 60, "{wait}");
 }
 
 #[test]

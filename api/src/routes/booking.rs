@@ -136,6 +136,7 @@ pub async fn get_booking(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -51,6 +51,7 @@ pub struct TicketsQuery {
     /// Long poll: answer once the version is greater than this.
     pub since: Option<u64>,
     /// Long poll: wait at most this many seconds (≤ 60, default 30).
+    #[param(maximum = 60)]
     pub wait: Option<u64>,
 }
 

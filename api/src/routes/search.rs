@@ -37,6 +37,7 @@ pub struct SearchParams {
     /// `YYYY-MM-DD` (to the end of that day) or an RFC 3339 time.
     pub date_to: Option<String>,
     /// 1..=100, default 20; 0 or more than 100 is 400 `invalid_request` (as `/v1/me/bookings`).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     pub cursor: Option<String>,
 }
