@@ -56,3 +56,5 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace -- --test-threads="${BOXOFFICE_TEST_THREADS:-2}"
+echo "== API fuzzing (scripts/fuzz-api.sh: OpenAPI 3.1 validation, schemathesis as admin and as user)"
+scripts/fuzz-api.sh
