@@ -160,7 +160,8 @@ run_st() {
   local who=$1 tok=$2
   echo "== fuzz-api: schemathesis as $who for ${FUZZ_SECONDS}s (seed $FUZZ_SEED)"
   set +e
-  SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH="$ROOT/scripts" "$VENV/bin/st" run "$BASE/openapi.json" \
+  # From the temp dir: schemathesis keeps a cache (.schemathesis/) in the working directory.
+  (cd "$WORK" && SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH="$ROOT/scripts" "$VENV/bin/st" run "$BASE/openapi.json" \
     --header "Authorization: Bearer $tok" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing,stateful \
@@ -171,7 +172,7 @@ run_st() {
     --exclude-path-regex '/stream$' \
     --exclude-operation-id add_node --exclude-operation-id remove_node \
     --report junit --report-dir "$WORK/report-$who" \
-    --no-color >"$WORK/st-$who.log" 2>&1
+    --no-color) >"$WORK/st-$who.log" 2>&1
   local rc=$?
   set -e
   sed -n '/= SUMMARY =/,$p' "$WORK/st-$who.log"

@@ -67,10 +67,8 @@ pub fn problems(doc: &Value) -> Vec<String> {
                     {
                         out.push(format!("{at} {status}: not the Problem schema"));
                     }
-                } else if status == "304" || status == "204" {
-                    if content.is_some_and(|c| !c.is_empty()) {
-                        out.push(format!("{at} {status}: has content"));
-                    }
+                } else if (status == "304" || status == "204") && content.is_some_and(|c| !c.is_empty()) {
+                    out.push(format!("{at} {status}: has content"));
                 }
             }
             for status in ["414", "431", "500"] {
