@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): formatting, lints, then every test of the
 # workspace — unit, property, scenario, openraft's storage suite, and the tests that start
-# real `boxoffice` processes and talk HTTP to them (loopback only).
+# real `boxoffice` processes and talk HTTP to them (loopback only); then the API fuzzing run
+# (scripts/fuzz-api.sh: OpenAPI 3.1 validation and schemathesis against one node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/boxoffice-target}"
@@ -56,3 +57,5 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace -- --test-threads="${BOXOFFICE_TEST_THREADS:-2}"
+echo "== API fuzzing (scripts/fuzz-api.sh: OpenAPI 3.1 validation, schemathesis as admin and as user)"
+scripts/fuzz-api.sh

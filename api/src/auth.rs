@@ -63,11 +63,15 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
     let value = value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
-    value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))
+    bearer_token(value).ok_or_else(|| ApiError::unauthorized("Authorization must be 'Bearer <token>'"))
+}
+
+/// The token of an `Authorization` value `Bearer <token>`. The scheme is case-insensitive
+/// (RFC 7235 §2.1: `bearer`, `BEARER` are the same scheme); one or more spaces follow it.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// An authenticated user (any role).
@@ -94,5 +98,20 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::forbidden("this needs an admin token"));
         }
         Ok(Admin(claims.sub))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR   abc ", " Bearer abc"] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value:?}");
+        }
+        for value in ["Bearer", "Bearer ", "Basic abc", "Bearerabc", "abc", "", "Token abc"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 }

@@ -9,15 +9,16 @@
 //! [`router`] is a plain function (tested with `oneshot`, no socket); [`serve`] takes a
 //! listener and a shutdown future ([`serve_tls`]: the same over HTTPS). Modules: [`routes`]
 //! (one file per endpoint group), [`dto`] (JSON shapes), [`error`], [`auth`], [`body`],
-//! [`openapi`], [`state`], [`metrics_catalog`] (every metric with its `# HELP`, and the
-//! recorder), [`seat_cache`] (the seat map's bodies, built once per version, raw and gzipped),
-//! [`web`] (the browser pages and their embedded assets), [`tls`] (HTTPS on the public
-//! listener).
+//! [`openapi`], [`state`], [`conn`] (hyper's own parse-error answers rewritten as
+//! problem+json), [`metrics_catalog`] (every metric with its `# HELP`, and the recorder),
+//! [`seat_cache`] (the seat map's bodies, built once per version, raw and gzipped), [`web`]
+//! (the browser pages and their embedded assets), [`tls`] (HTTPS on the public listener).
 //!
 //! Must not depend on `raft` or `sled` directly.
 
 pub mod auth;
 pub mod body;
+pub mod conn;
 pub mod dto;
 pub mod error;
 pub mod metrics_catalog;
@@ -129,11 +130,16 @@ async fn track(req: Request, next: Next) -> Response {
 }
 
 /// Serve the API on `listener` until `shutdown` resolves; in-flight requests finish.
+/// Hyper's own answers to requests it cannot parse (400, 414, 431) go out as problem+json
+/// like every other error ([`conn`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` (doing nothing) keeps `ConnectInfo<SocketAddr>` available through the wrapper.
+    let listener = conn::ProblemListener(listener).tap_io(|_| {});
     axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

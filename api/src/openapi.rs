@@ -1,7 +1,18 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations and served at
-//! `/openapi.json`. A test checks that every route of the router is in it.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and served at
+//! `/openapi.json`. A test checks that every route of the router is in it, and
+//! `api/tests/openapi.rs` that it is exact where a generated client or a fuzzer looks:
+//! parameters where they are, every error `application/problem+json`.
+//!
+//! Handlers list their success answers and the errors of their own (404, 409, ...).
+//! [`ErrorResponses`] adds, in one place, the errors that come from the shared layers
+//! rather than the handler — the extractors (400 for a bad parameter or body, 401 without
+//! a token, 413 for a body over the limit), the out-of-service and storage paths (503,
+//! 500) and the connection's own limits (414, 431) — and gives every error the problem
+//! schema as `application/problem+json`.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
@@ -33,7 +44,7 @@ use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
         dev::DevTokenRequest, dev::DevTokenOut,
         search::SearchOut, search::SearchResultOut, search::SearchVenueOut, search::SearchPerformerOut,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &PathParams, &ErrorResponses),
 )]
 pub struct ApiDoc;
 
@@ -47,6 +58,126 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
             ),
+        );
+    }
+}
+
+/// Declares each variable of a path template (`{id}`) that its operation does not declare
+/// itself, as a required string: handlers take them with [`crate::body::ApiPath`], which
+/// utoipa does not read.
+struct PathParams;
+
+impl Modify for PathParams {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let names: Vec<&str> = path
+                .split('{')
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+                .collect();
+            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+                .into_iter()
+                .flatten()
+            {
+                let params = op.parameters.get_or_insert_with(Vec::new);
+                for (i, name) in names.iter().enumerate() {
+                    if params.iter().any(|p| p.name == *name && p.parameter_in == ParameterIn::Path) {
+                        continue;
+                    }
+                    let param = ParameterBuilder::new()
+                        .name(*name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .build();
+                    params.insert(i.min(params.len()), param);
+                }
+            }
+        }
+    }
+}
+
+/// The media type of every error answer (RFC 9457).
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// The errors every operation shares (see the module doc), and problem+json for all errors.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The operations routes answer even on a node that is out of service.
+            let operations_route = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics")
+                || path.starts_with("/v1/cluster");
+            let has_path_params = path.contains('{');
+            let writes = [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in writes.into_iter().flatten() {
+                // A write proposed through Raft may commit too late to know (`outcome_unknown`);
+                // the dev sign-in writes nothing.
+                if path != "/v1/dev/token" {
+                    op.responses.responses.entry("504".to_string()).or_insert_with(|| {
+                        RefOr::T(Response::new(
+                            "`outcome_unknown`: proposed but not known committed in time; it may have happened",
+                        ))
+                    });
+                }
+            }
+            for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+                .into_iter()
+                .flatten()
+            {
+                add_shared_errors(op, operations_route, has_path_params);
+                for (status, response) in op.responses.responses.iter_mut() {
+                    if is_error(status) {
+                        if let RefOr::T(r) = response {
+                            r.content.clear();
+                            r.content.insert(
+                                PROBLEM_CONTENT_TYPE.to_string(),
+                                Content::new(Some(Ref::from_schema_name("Problem"))),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_error(status: &str) -> bool {
+    status.starts_with('4') || status.starts_with('5')
+}
+
+fn add_shared_errors(op: &mut Operation, operations_route: bool, has_path_params: bool) {
+    let has_query = op
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut add = |status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::T(Response::new(description)));
+    };
+    if op.request_body.is_some() || has_query || has_path_params {
+        add("400", "`invalid_request`: a parameter or the body is malformed; `field` names it");
+    }
+    if secured {
+        add("401", "`unauthorized`: no, bad or expired bearer token");
+    }
+    if op.request_body.is_some() {
+        add("413", "`payload_too_large`: the body is over 1 MiB");
+    }
+    add("414", "`uri_too_long`: the request line is over 64 KiB (answered before routing)");
+    add("431", "`headers_too_large`: too many or too large headers (answered before routing)");
+    add("500", "`internal`: a bug or a storage failure; logged with detail, answered without");
+    if !operations_route {
+        add(
+            "503",
+            "`unavailable`: no quorum, or this node is out of service; nothing was done; `Retry-After` set",
         );
     }
 }

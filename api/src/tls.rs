@@ -88,7 +88,8 @@ pub async fn serve_tls(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let listener = TlsListener::new(listener, tls)?;
+    // Hyper's own parse-error answers as problem+json, as over plain HTTP (`conn`).
+    let listener = crate::conn::ProblemListener(TlsListener::new(listener, tls)?);
     // `tap_io` (a no-op here) because axum gives `ConnectInfo<SocketAddr>` to its own
     // `TcpListener` and to a tapped listener whose address is a `SocketAddr`, not to any
     // listener: this keeps the client's address available to handlers as with plain HTTP.

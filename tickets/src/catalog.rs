@@ -655,40 +655,40 @@ impl VenueSpec {
         }
         let mut total: u64 = 0;
         let mut names = std::collections::BTreeSet::new();
-        for section in &self.sections {
-            check_name("sections.name", &section.name)?;
+        // Field paths name the entry at fault, as a body's parse errors do: `sections[0].rows[2].name`.
+        for (i, section) in self.sections.iter().enumerate() {
+            let field = |leaf: &str| format!("sections[{i}].{leaf}");
+            check_name(&field("name"), &section.name)?;
             if section.name.contains('-') {
-                return Err(Rejection::invalid("sections.name", "must not contain '-' (used in ticket ids)"));
+                return Err(Rejection::invalid(field("name"), "must not contain '-' (used in ticket ids)"));
             }
             if !names.insert(section.name.as_str()) {
-                return Err(Rejection::invalid(
-                    "sections.name",
-                    format!("duplicate section {}", section.name),
-                ));
+                return Err(Rejection::invalid(field("name"), format!("duplicate section {}", section.name)));
             }
             match &section.kind {
                 SectionKind::Seated { rows } => {
                     if rows.is_empty() || rows.len() > ROWS_PER_SECTION_MAX {
                         return Err(Rejection::invalid(
-                            "sections.rows",
+                            field("rows"),
                             format!("a seated section needs 1..={ROWS_PER_SECTION_MAX} rows"),
                         ));
                     }
                     let mut row_names = std::collections::BTreeSet::new();
-                    for row in rows {
-                        check_name("sections.rows.name", &row.name)?;
+                    for (j, row) in rows.iter().enumerate() {
+                        let row_field = |leaf: &str| field(&format!("rows[{j}].{leaf}"));
+                        check_name(&row_field("name"), &row.name)?;
                         if row.name.contains('-') {
-                            return Err(Rejection::invalid("sections.rows.name", "must not contain '-'"));
+                            return Err(Rejection::invalid(row_field("name"), "must not contain '-'"));
                         }
                         if !row_names.insert(row.name.as_str()) {
                             return Err(Rejection::invalid(
-                                "sections.rows.name",
+                                row_field("name"),
                                 format!("duplicate row {}", row.name),
                             ));
                         }
                         if row.seats == 0 || row.seats > SEATS_PER_ROW_MAX {
                             return Err(Rejection::invalid(
-                                "sections.rows.seats",
+                                row_field("seats"),
                                 format!("must be within 1..={SEATS_PER_ROW_MAX}"),
                             ));
                         }
@@ -697,7 +697,7 @@ impl VenueSpec {
                 }
                 SectionKind::General { capacity } => {
                     if *capacity == 0 {
-                        return Err(Rejection::invalid("sections.capacity", "must be at least 1"));
+                        return Err(Rejection::invalid(field("capacity"), "must be at least 1"));
                     }
                     total += u64::from(*capacity);
                 }

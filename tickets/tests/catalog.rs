@@ -159,29 +159,29 @@ fn venue_bounds() {
     check(|v| v.location.lat = 91.0, "location.lat");
     check(|v| v.location.lon = f64::NAN, "location.lon");
     check(|v| v.sections.clear(), "sections");
-    check(|v| v.sections[0].name = "A-B".into(), "sections.name");
-    check(|v| v.sections[1].name = "A".into(), "sections.name");
-    check(|v| v.sections[0].kind = SectionKind::Seated { rows: vec![] }, "sections.rows");
+    check(|v| v.sections[0].name = "A-B".into(), "sections[0].name");
+    check(|v| v.sections[1].name = "A".into(), "sections[1].name");
+    check(|v| v.sections[0].kind = SectionKind::Seated { rows: vec![] }, "sections[0].rows");
     check(
         |v| {
             v.sections[0].kind = SectionKind::Seated {
                 rows: vec![RowSpec { name: "1".into(), seats: 1 }, RowSpec { name: "1".into(), seats: 1 }],
             }
         },
-        "sections.rows.name",
+        "sections[0].rows[1].name",
     );
     check(
         |v| v.sections[0].kind = SectionKind::Seated { rows: vec![RowSpec { name: "1".into(), seats: 0 }] },
-        "sections.rows.seats",
+        "sections[0].rows[0].seats",
     );
     check(
         |v| {
             v.sections[0].kind =
                 SectionKind::Seated { rows: vec![RowSpec { name: "1".into(), seats: SEATS_PER_ROW_MAX + 1 }] }
         },
-        "sections.rows.seats",
+        "sections[0].rows[0].seats",
     );
-    check(|v| v.sections[1].kind = SectionKind::General { capacity: 0 }, "sections.capacity");
+    check(|v| v.sections[1].kind = SectionKind::General { capacity: 0 }, "sections[1].capacity");
     check(|v| v.sections[1].kind = SectionKind::General { capacity: TICKETS_PER_EVENT_MAX }, "sections");
     // At the bounds it is fine.
     let mut v = venue();

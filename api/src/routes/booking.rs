@@ -1,6 +1,6 @@
 //! Booking (user token): reserve, confirm, release, extend, and the holder's reads.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use tickets::inventory::Selection;
 use tickets::limits::TICKETS_PER_HOLD_MAX;
 
 use crate::auth::User;
-use crate::body::{idempotency, JsonBody};
+use crate::body::{idempotency, ApiPath, JsonBody};
 use crate::dto::{
     BookingOut, BookingsPage, ConfirmRequest, ExtendOut, HoldOut, HoldStatusOut, ReleaseRequest,
     ReserveRequest,
@@ -102,7 +102,7 @@ pub async fn release(
 pub async fn get_hold(
     State(state): State<AppState>,
     User(user): User,
-    Path(hold_id): Path<String>,
+    ApiPath(hold_id): ApiPath<String>,
 ) -> ApiResult<Json<HoldStatusOut>> {
     let hold = state.store.hold(&user, &hold_id).await?;
     Ok(Json(HoldStatusOut::from(&hold)))
@@ -110,11 +110,11 @@ pub async fn get_hold(
 
 #[utoipa::path(post, path = "/v1/holds/{hold_id}/extend", tag = "booking", security(("bearer" = [])),
     responses((status = 200, body = ExtendOut), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 410, body = Problem), (status = 422, body = Problem)))]
+        (status = 409, body = Problem), (status = 410, body = Problem), (status = 422, body = Problem)))]
 pub async fn extend(
     State(state): State<AppState>,
     User(user): User,
-    Path(hold_id): Path<String>,
+    ApiPath(hold_id): ApiPath<String>,
 ) -> ApiResult<Json<ExtendOut>> {
     let hold = state.store.extend(&user, &hold_id).await?;
     Ok(Json(ExtendOut { hold_id: hold.id.clone(), expires_at: crate::dto::rfc3339(hold.expires_at) }))
@@ -125,7 +125,7 @@ pub async fn extend(
 pub async fn get_booking(
     State(state): State<AppState>,
     User(user): User,
-    Path(booking_id): Path<String>,
+    ApiPath(booking_id): ApiPath<String>,
 ) -> ApiResult<Json<BookingOut>> {
     let booking = state.store.booking(&user, &booking_id).await?;
     Ok(Json(BookingOut::from(&booking)))
@@ -133,8 +133,10 @@ pub async fn get_booking(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -5,13 +5,14 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::body::ApiPath;
 use crate::dto::{AvailabilityOut, EventOut, EventPageOut, PerformerOut, TicketsOut, VenueOut};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
@@ -25,7 +26,7 @@ pub const BROWSE_CACHE_CONTROL: &str = "public, max-age=1";
     responses((status = 200, body = EventPageOut), (status = 304), (status = 404, body = Problem)))]
 pub async fn event_page(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let page = state.store.event_page(&id).await?;
@@ -45,10 +46,12 @@ pub async fn event_page(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TicketsQuery {
     /// Long poll: answer once the version is greater than this.
     pub since: Option<u64>,
     /// Long poll: wait at most this many seconds (≤ 60, default 30).
+    #[param(maximum = 60)]
     pub wait: Option<u64>,
 }
 
@@ -57,7 +60,7 @@ pub struct TicketsQuery {
         (status = 304), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn tickets(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: Result<Query<TicketsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {

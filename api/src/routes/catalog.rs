@@ -1,7 +1,7 @@
 //! Catalog (admin): venues, performers, events — writes, reads by id, and the admin
 //! listings (`GET /v1/events|venues|performers`, paged by id from the local catalog replica).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use cluster::browse::EventFilter;
 
 use crate::auth::Admin;
-use crate::body::JsonBody;
+use crate::body::{ApiPath, JsonBody};
 use crate::dto::{EventCreate, EventOut, EventUpdate, PerformerCreate, PerformerOut, VenueCreate, VenueOut};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::routes::search::parse_bound;
@@ -31,7 +31,10 @@ pub async fn create_venue(
 
 #[utoipa::path(get, path = "/v1/venues/{id}", tag = "catalog",
     responses((status = 200, body = VenueOut), (status = 404, body = Problem)))]
-pub async fn get_venue(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<VenueOut>> {
+pub async fn get_venue(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<VenueOut>> {
     Ok(Json(VenueOut::from(&state.store.venue(&id)?)))
 }
 
@@ -45,7 +48,7 @@ pub async fn get_venue(State(state): State<AppState>, Path(id): Path<String>) ->
 pub async fn update_venue(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: JsonBody<VenueCreate>,
 ) -> ApiResult<Json<VenueOut>> {
     let spec = body.value.into_spec()?;
@@ -74,7 +77,7 @@ pub async fn create_performer(
 pub async fn update_performer(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: JsonBody<PerformerCreate>,
 ) -> ApiResult<Json<PerformerOut>> {
     let spec = body.value.into_spec();
@@ -86,7 +89,7 @@ pub async fn update_performer(
     responses((status = 200, body = PerformerOut), (status = 404, body = Problem)))]
 pub async fn get_performer(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PerformerOut>> {
     Ok(Json(PerformerOut::from(&state.store.performer(&id)?)))
 }
@@ -106,11 +109,12 @@ pub async fn create_event(
 
 #[utoipa::path(patch, path = "/v1/events/{id}", tag = "catalog", request_body = EventUpdate,
     security(("bearer" = [])),
-    responses((status = 200, body = EventOut), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = EventOut), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
 pub async fn update_event(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: JsonBody<EventUpdate>,
 ) -> ApiResult<Json<EventOut>> {
     let event = state.store.update_event(&id, body.value.into_patch()?).await?;
@@ -119,11 +123,11 @@ pub async fn update_event(
 
 #[utoipa::path(post, path = "/v1/events/{id}/cancel", tag = "catalog",
     security(("bearer" = [])),
-    responses((status = 200, body = EventOut), (status = 404, body = Problem)))]
+    responses((status = 200, body = EventOut), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn cancel_event(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<EventOut>> {
     let event = state.store.cancel_event(&id).await?;
     Ok(Json(EventOut::from(&event)))

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,7 @@ use cluster::machine::ChangeSet;
 use tickets::queue::{QueueStatus, QueueView};
 
 use crate::auth::User;
+use crate::body::ApiPath;
 use crate::dto::{rfc3339, status_str, TicketOut, TicketsOut};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
@@ -95,7 +96,7 @@ fn resume_version(headers: &HeaderMap, query: &StreamQuery) -> Result<Option<u64
         (status = 404, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 pub async fn ticket_stream(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -168,7 +169,7 @@ fn queue_out(view: &QueueView, settings: tickets::catalog::QueueSettings, measur
 pub async fn queue_join(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<QueueOut>> {
     let view = state.store.queue_join(&user, &id).await?;
     let out = match state.store.queue_view(&user, &id, false).await {
@@ -183,7 +184,7 @@ pub async fn queue_join(
 pub async fn queue_me(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<QueueOut>> {
     let place = state.store.queue_view(&user, &id, true).await?;
     Ok(Json(queue_out(&place.view, place.settings, place.measured_wait_s)))
@@ -194,7 +195,7 @@ pub async fn queue_me(
 pub async fn queue_leave(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<axum::http::StatusCode> {
     state.store.queue_leave(&user, &id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -206,7 +207,7 @@ pub async fn queue_leave(
 pub async fn queue_stream(
     State(state): State<AppState>,
     User(user): User,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> ApiResult<Response> {
     let permit = state.streams.acquire(client_ip(peer))?;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,17 +11,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::Admin;
-use crate::body::JsonBody;
+use crate::body::{ApiPath, JsonBody};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "process up")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "process up", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
+    responses((status = 200, description = "ready", body = String, content_type = "text/plain"), (status = 503, body = Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
     let (live, members) = state.store.reachable();
     if let Some(reason) = state.store.out_of_service() {
@@ -39,7 +39,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
     }
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     crate::metrics_catalog::record_scrape(&state.store);
     let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
@@ -170,12 +170,13 @@ pub async fn add_node(
 }
 
 #[utoipa::path(delete, path = "/v1/cluster/nodes/{id}", tag = "operations", security(("bearer" = [])),
+    params(("id" = u64, Path, description = "the node's id")),
     responses((status = 202, body = NodeOut), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)))]
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
 pub async fn remove_node(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> ApiResult<(StatusCode, Json<NodeOut>)> {
     let node = state.store.remove_node(id).await?;
     Ok((

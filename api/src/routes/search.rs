@@ -21,6 +21,7 @@ const DAY_MS: u64 = 86_400_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     pub term: Option<String>,
     /// A city name.
@@ -35,7 +36,8 @@ pub struct SearchParams {
     pub date_from: Option<String>,
     /// `YYYY-MM-DD` (to the end of that day) or an RFC 3339 time.
     pub date_to: Option<String>,
-    /// 1..=100, default 20.
+    /// 1..=100, default 20; 0 or more than 100 is 400 `invalid_request` (as `/v1/me/bookings`).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     pub cursor: Option<String>,
 }
@@ -93,6 +95,16 @@ pub async fn search(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let Query(p) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let limit = match p.limit {
+        None => search::SEARCH_RESULTS_DEFAULT,
+        Some(n) if (1..=search::SEARCH_RESULTS_MAX).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be within 1..={}", search::SEARCH_RESULTS_MAX),
+            ))
+        }
+    };
     let date_from_ms = p.date_from.as_deref().map(|v| parse_bound("date_from", v, false)).transpose()?;
     let date_to_ms = p.date_to.as_deref().map(|v| parse_bound("date_to", v, true)).transpose()?;
     let q = search::SearchQuery {
@@ -104,7 +116,7 @@ pub async fn search(
         event_type: p.event_type,
         date_from_ms,
         date_to_ms,
-        limit: p.limit.unwrap_or(0),
+        limit,
         cursor: p.cursor,
         now_ms: cluster::store::wall_ms(),
     };

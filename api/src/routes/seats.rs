@@ -11,7 +11,7 @@
 //! when the request accepts it, `ETag` (layout: strong, a hash of its bytes; statuses:
 //! weak, `W/"s<version>"`; tickets: weak, `W/"t<version>"`), `304` on `If-None-Match`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Serialize;
@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use tickets::inventory::TicketStatus;
 use tickets::layout::{Layout, SectionTickets};
 
+use crate::body::ApiPath;
 use crate::dto::{TicketOut, TicketsOut};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::seat_cache::Encoded;
@@ -126,7 +127,7 @@ async fn blocking<T: Send + 'static>(
         (status = 304), (status = 404, body = Problem), (status = 503, body = Problem)))]
 pub async fn layout(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let store = state.store.clone();
@@ -153,7 +154,7 @@ pub async fn layout(
         (status = 304), (status = 404, body = Problem), (status = 503, body = Problem)))]
 pub async fn seats(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let store = state.store.clone();
