@@ -8,8 +8,13 @@
 //! left in `Confirming`.
 //!
 //! Main type: [`Store`]. Modules:
+//! - [`routed`]: the store's front, what the API calls: each operation served here, or asked
+//!   of the peer that serves it.
+//! - [`route`]: the pure decision of where a request is served (here, which peers, nowhere).
+//! - [`peer`]: the peer plane's typed requests, the handler that answers peers with local
+//!   operations, and the asking side.
 //! - [`store`]: start-up and reconciliation, groups, proposing, catalog writes.
-//! - [`booking`]: reserve, confirm and payments, release, extend, holder reads.
+//! - [`booking`]: reserve, confirm and payments, release, extend, holder reads (local).
 //! - [`browse`]: stale-tolerant local reads with versions.
 //! - [`schedule`]: the node's deadline scheduler (one task for every event placed here).
 //! - [`bookings`]: the node's index of bookings by user.
@@ -20,7 +25,8 @@
 //! - [`payment`]: payment providers (built-in test provider, Stripe-compatible HTTP).
 //! - [`ids`]: id generation; hold and booking ids name their event.
 //!
-//! Depends on `tickets` and `raft`; knows nothing of HTTP.
+//! Depends on `tickets` and `raft`; knows nothing of HTTP (but for `--join` and the
+//! Stripe-compatible payment provider, which are HTTP clients).
 
 pub mod admin;
 pub mod booking;
