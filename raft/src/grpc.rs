@@ -127,6 +127,9 @@ pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
 /// this many bytes per round trip.
 pub const STREAM_WINDOW_BYTES: u32 = 4 << 20;
 
+/// The connection lane of Raft RPCs (see [`GrpcInner::peers`]).
+const RAFT_LANE: u8 = 0;
+
 /// gRPC metadata entry carrying the request's MAC (lower-case hex HMAC-SHA256).
 pub const CLUSTER_MAC_HEADER: &str = "x-boxoffice-cluster-mac";
 
@@ -218,6 +221,9 @@ struct Peer {
     connect_refused: bool,
 }
 
+/// One connection slot; the async lock serializes dialing so concurrent calls share a connect.
+type PeerSlot = Arc<tokio::sync::Mutex<Peer>>;
+
 /// Client side of the gRPC transport; one per host, shared by all its groups. Cheap to clone.
 #[derive(Clone)]
 pub struct GrpcTransport {
@@ -232,7 +238,11 @@ struct GrpcInner {
     config: GrpcConfig,
     /// One slot per peer; the async lock serializes dialing so concurrent calls share one
     /// connect.
-    peers: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<Peer>>>>,
+    /// Keyed by (peer, lane): lane 0 carries Raft RPCs, lanes 1..=[`peer::PEER_LANES`] the
+    /// peer plane (see `peer`).
+    peers: Mutex<HashMap<(NodeId, u8), PeerSlot>>,
+    /// Round-robin over the peer plane's lanes.
+    next_lane: std::sync::atomic::AtomicUsize,
 }
 
 impl GrpcTransport {
@@ -257,6 +267,7 @@ impl GrpcTransport {
                 identity: std::sync::OnceLock::new(),
                 config,
                 peers: Mutex::new(HashMap::new()),
+                next_lane: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -267,14 +278,14 @@ impl GrpcTransport {
         let _ = self.inner.identity.set(identity);
     }
 
-    fn slot(&self, target: NodeId) -> Arc<tokio::sync::Mutex<Peer>> {
+    fn slot(&self, target: NodeId, lane: u8) -> PeerSlot {
         let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
-        peers.entry(target).or_default().clone()
+        peers.entry((target, lane)).or_default().clone()
     }
 
     /// The channel to `target` at `addr`, dialing it if there is none (or the address changed).
-    async fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, TransportError> {
-        let slot = self.slot(target);
+    async fn channel(&self, target: NodeId, addr: &str, lane: u8) -> Result<Channel, TransportError> {
+        let slot = self.slot(target, lane);
         let mut peer = slot.lock().await;
         if peer.addr != addr {
             if !peer.addr.is_empty() {
@@ -334,8 +345,8 @@ impl GrpcTransport {
     }
 
     /// Drop the channel to `target` (if still for `addr`): the next call dials again.
-    async fn evict(&self, target: NodeId, addr: &str) {
-        let slot = self.slot(target);
+    async fn evict(&self, target: NodeId, addr: &str, lane: u8) {
+        let slot = self.slot(target, lane);
         let mut peer = slot.lock().await;
         if peer.addr == addr {
             peer.channel = None;
@@ -369,7 +380,7 @@ impl GrpcTransport {
             )));
         }
         let raft_addr = addr.raft_addr.as_str();
-        let channel = self.channel(target, raft_addr).await?;
+        let channel = self.channel(target, raft_addr, RAFT_LANE).await?;
         let mut client = RaftClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
@@ -392,7 +403,7 @@ impl GrpcTransport {
         match answered {
             Ok(reply) => RpcResponse::decode(&reply.into_inner().payload)
                 .map_err(|e| TransportError::Network(format!("{kind} from node {target}: decode: {e}"))),
-            Err(status) => Err(self.failure(status, target, raft_addr, kind).await),
+            Err(status) => Err(self.failure(status, target, raft_addr, RAFT_LANE, kind).await),
         }
     }
 
@@ -427,7 +438,14 @@ impl GrpcTransport {
 
     /// What a failed call to `target` at `raft_addr` means (see the module doc's table);
     /// drops the channel when the connection is gone.
-    async fn failure(&self, status: Status, target: NodeId, raft_addr: &str, kind: &str) -> TransportError {
+    async fn failure(
+        &self,
+        status: Status,
+        target: NodeId,
+        raft_addr: &str,
+        lane: u8,
+        kind: &str,
+    ) -> TransportError {
         let message = format!("{kind} to node {target}: {:?}: {}", status.code(), status.message());
         if let Some(connect) = std::error::Error::source(&status).map(failed_to_connect) {
             // tonic made this status from a failure under the call, the peer did not
@@ -435,7 +453,7 @@ impl GrpcTransport {
             // keep-alive timeout, a reset stream, a GOAWAY) the peer may have run it.
             // A deadline that passed (Cancelled) leaves the connection usable.
             if status.code() != Code::Cancelled {
-                self.evict(target, raft_addr).await;
+                self.evict(target, raft_addr, lane).await;
             }
             return match connect {
                 Some(true) => TransportError::Refused(message),
@@ -446,7 +464,7 @@ impl GrpcTransport {
         match status.code() {
             Code::Unauthenticated => TransportError::Unauthenticated(message),
             Code::Unavailable => {
-                self.evict(target, raft_addr).await;
+                self.evict(target, raft_addr, lane).await;
                 TransportError::Unreachable(message)
             }
             Code::NotFound
