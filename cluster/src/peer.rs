@@ -147,11 +147,44 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T
         .map_err(|e| format!("not a peer message: {e}"))
 }
 
+/// Streams this node relays to its peers at once (seat streams and version feeds of events it
+/// hosts, for clients connected to nodes that do not); one more is answered 503. The node a
+/// client is connected to bounds that client's streams; this bounds what all peers together
+/// can hold open here.
+pub const RELAYED_WATCHES_MAX: usize = 10_000;
+
+/// A bound on open relayed streams: a permit per stream, held until the stream ends.
+#[derive(Clone)]
+pub(crate) struct WatchLimit {
+    open: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl WatchLimit {
+    pub(crate) fn new(max: usize) -> WatchLimit {
+        WatchLimit { open: Arc::new(tokio::sync::Semaphore::new(max)), max }
+    }
+
+    /// A place for one more stream, or 503 when all are taken.
+    pub(crate) fn acquire(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.open.clone().try_acquire_owned().map_err(|_| {
+            Error::unavailable(format!("this node relays {} streams to its peers already", self.max))
+        })
+    }
+}
+
 /// The server side: answers peers' requests with this node's local operations. Set up before
 /// the store exists (the gRPC server starts first); answers 503 until it does.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Handler {
     store: Arc<OnceLock<Store>>,
+    watches: WatchLimit,
+}
+
+impl Default for Handler {
+    fn default() -> Self {
+        Handler { store: Arc::default(), watches: WatchLimit::new(RELAYED_WATCHES_MAX) }
+    }
 }
 
 impl Handler {
@@ -242,8 +275,15 @@ impl raft::PeerHandler for Handler {
         let this = self.clone();
         Box::pin(async move {
             let request: PeerWatch = decode(&payload)?;
-            match this.store() {
-                Ok(store) => Ok(watch(store, request).await),
+            match this.store().and_then(|store| Ok((store, this.watches.acquire()?))) {
+                Ok((store, permit)) => {
+                    // The permit lives as long as the stream.
+                    let stream = watch(store, request).await.map(move |item| {
+                        let _held = &permit;
+                        item
+                    });
+                    Ok(stream.boxed())
+                }
                 Err(e) => Ok(futures::stream::iter([encode(&PeerAnswer::<()>::Err(e))]).boxed()),
             }
         })
@@ -403,6 +443,16 @@ mod tests {
         assert!(matches!(as_hold, Err(Error::Unavailable { .. })));
         let as_page: PeerAnswer<SeatStart> = decode(&bytes).unwrap();
         assert!(matches!(as_page, Err(Error::Unavailable { .. })));
+    }
+
+    #[test]
+    fn relayed_streams_are_bounded_and_their_places_come_back() {
+        let limit = WatchLimit::new(2);
+        let (a, b) = (limit.acquire().unwrap(), limit.acquire().unwrap());
+        assert!(matches!(limit.acquire(), Err(Error::Unavailable { .. })), "a third is refused");
+        drop(a);
+        let _c = limit.acquire().expect("a stream that ended gives its place back");
+        drop(b);
     }
 
     #[test]
