@@ -157,6 +157,8 @@ impl Store {
     }
 
     pub(crate) async fn local_event_page(&self, id: &str) -> Result<EventPage> {
+        // The group first: on a node that does not serve the event, nothing is copied.
+        let group = self.event_group(id).await?;
         let (event, venue, performers) = self
             .catalog_read(|c| {
                 let event = c.events.get(id)?.clone();
@@ -166,7 +168,6 @@ impl Store {
                 Some((event, venue, performers))
             })
             .ok_or_else(|| Rejection::not_found("event"))?;
-        let group = self.event_group(id).await?;
         let now = wall_ms();
         let (availability, version) = group.read_local(|m| {
             let inv = m.as_inventory();

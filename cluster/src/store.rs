@@ -419,13 +419,26 @@ impl Store {
         } else {
             None
         };
-        let event = event()?;
-        let view = EventView {
-            replicas: &event.replicas,
-            set_up_here: false,
-            leader: group.as_ref().and_then(|g| g.leader()),
-        };
-        Err(self.elsewhere(route(me, &view, Need::Replica, |n| self.catalog_read(|c| askable(c, n)))))
+        let leader = group.as_ref().and_then(|g| g.leader());
+        Err(self.elsewhere(self.route_event(event_id, false, leader, Need::Replica)?))
+    }
+
+    /// [`route`] for `event_id` as this node's catalog replica knows it, in one catalog read
+    /// (no copy of the event).
+    fn route_event(
+        &self,
+        event_id: &str,
+        set_up_here: bool,
+        leader: Option<NodeId>,
+        need: Need,
+    ) -> Result<Route> {
+        let me = self.node_id();
+        self.catalog_read(|c| {
+            let event = c.events.get(event_id)?;
+            let view = EventView { replicas: &event.replicas, set_up_here, leader };
+            Some(route(me, &view, need, |n| askable(c, n)))
+        })
+        .ok_or_else(|| Rejection::not_found("event").into())
     }
 
     /// A route that is not [`Route::Here`] as the error that carries it.
@@ -442,11 +455,7 @@ impl Store {
     /// the group has no working quorum.
     pub(crate) async fn booking_group(&self, event_id: &str) -> Result<Group<GroupMachine>> {
         let group = self.event_group(event_id).await?;
-        let replicas = self
-            .catalog_read(|c| c.events.get(event_id).map(|e| e.replicas.clone()))
-            .ok_or_else(|| Rejection::not_found("event"))?;
-        let view = EventView { replicas: &replicas, set_up_here: true, leader: group.leader() };
-        match route(self.node_id(), &view, Need::Leader, |n| self.catalog_read(|c| askable(c, n))) {
+        match self.route_event(event_id, true, group.leader(), Need::Leader)? {
             Route::Here => {
                 if group.quorum_acked_within(QUORUM_ACK_MAX_AGE) == Some(false) {
                     return Err(Error::unavailable("the event's group has lost its quorum"));
