@@ -28,7 +28,8 @@
 //!
 //! One HTTP/2 [`Channel`] per peer, shared by all groups, opened on first use (never at
 //! construction) and keyed by node id *and* `raft_addr`: a peer whose address changes gets a new
-//! channel. A failed connect answers `Unreachable` and is remembered for
+//! channel. The peer plane has [`peer::PEER_LANES`] connections of its own per peer, made with
+//! hyper's HTTP/2 handle (`direct`) under the same rules. A failed connect answers `Unreachable` and is remembered for
 //! [`CONNECT_FAILURE_BACKOFF_MS`], so thousands of groups heartbeating a dead peer do not each
 //! dial it. An `UNAVAILABLE` answer or a lost connection drops the channel; the next call dials
 //! again.
@@ -91,6 +92,7 @@ mod proto {
     tonic::include_proto!("boxoffice.raft.v1");
 }
 
+mod direct;
 pub(crate) mod peer;
 
 use proto::raft_client::RaftClient;
@@ -215,7 +217,10 @@ impl Default for GrpcConfig {
 struct Peer {
     /// The `raft_addr` the channel (or the failure) belongs to.
     addr: String,
+    /// Raft RPCs' connection (lane 0).
     channel: Option<Channel>,
+    /// A peer-plane lane's connection (see `direct`).
+    direct: Option<direct::Direct>,
     connect_failed_at: Option<Instant>,
     /// The failed connect was refused (nothing listens at `addr`).
     connect_refused: bool,
@@ -236,6 +241,8 @@ struct GrpcInner {
     /// and the store id its target is registered with (see `identity`).
     identity: std::sync::OnceLock<Arc<Identity>>,
     config: GrpcConfig,
+    /// [`GrpcConfig::tls`]'s client side for the peer plane's connections (`direct`).
+    tls_client: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// One slot per peer; the async lock serializes dialing so concurrent calls share one
     /// connect.
     /// Keyed by (peer, lane): lane 0 carries Raft RPCs, lanes 1..=[`peer::PEER_LANES`] the
@@ -265,6 +272,7 @@ impl GrpcTransport {
             inner: Arc::new(GrpcInner {
                 secret: secret_key(cluster_secret)?,
                 identity: std::sync::OnceLock::new(),
+                tls_client: config.tls.as_ref().map(PeerTls::rustls_client_config).transpose()?,
                 config,
                 peers: Mutex::new(HashMap::new()),
                 next_lane: std::sync::atomic::AtomicUsize::new(0),
@@ -283,33 +291,54 @@ impl GrpcTransport {
         peers.entry((target, lane)).or_default().clone()
     }
 
-    /// The channel to `target` at `addr`, dialing it if there is none (or the address changed).
-    async fn channel(&self, target: NodeId, addr: &str, lane: u8) -> Result<Channel, TransportError> {
-        let slot = self.slot(target, lane);
-        let mut peer = slot.lock().await;
+    /// The slot of (`target`, `lane`), locked, reset if `target`'s address is no longer
+    /// `addr`; `Err` while a failed connect to it is younger than
+    /// [`CONNECT_FAILURE_BACKOFF_MS`].
+    async fn slot_for(
+        &self,
+        target: NodeId,
+        addr: &str,
+        lane: u8,
+    ) -> Result<tokio::sync::OwnedMutexGuard<Peer>, TransportError> {
+        let peer = self.slot(target, lane).lock_owned().await;
+        let mut peer = peer;
         if peer.addr != addr {
             if !peer.addr.is_empty() {
                 tracing::info!(target, old = %peer.addr, new = %addr, "peer address changed; reconnecting");
             }
-            *peer = Peer {
-                addr: addr.to_string(),
-                channel: None,
-                connect_failed_at: None,
-                connect_refused: false,
-            };
+            *peer = Peer { addr: addr.to_string(), ..Peer::default() };
         }
+        if peer.channel.is_none() && peer.direct.is_none() {
+            if let Some(at) = peer.connect_failed_at {
+                if at.elapsed() < Duration::from_millis(CONNECT_FAILURE_BACKOFF_MS) {
+                    let message = format!("node {target} at {addr}: connect failed {:?} ago", at.elapsed());
+                    return Err(if peer.connect_refused {
+                        TransportError::Refused(message)
+                    } else {
+                        TransportError::Unreachable(message)
+                    });
+                }
+            }
+        }
+        Ok(peer)
+    }
+
+    /// Remember a failed connect (see [`GrpcTransport::slot_for`]) and say what it means.
+    fn connect_failed(peer: &mut Peer, refused: bool, message: String) -> TransportError {
+        peer.connect_failed_at = Some(Instant::now());
+        peer.connect_refused = refused;
+        if refused {
+            TransportError::Refused(message)
+        } else {
+            TransportError::Unreachable(message)
+        }
+    }
+
+    /// The channel to `target` at `addr`, dialing it if there is none (or the address changed).
+    async fn channel(&self, target: NodeId, addr: &str, lane: u8) -> Result<Channel, TransportError> {
+        let mut peer = self.slot_for(target, addr, lane).await?;
         if let Some(channel) = &peer.channel {
             return Ok(channel.clone());
-        }
-        if let Some(at) = peer.connect_failed_at {
-            if at.elapsed() < Duration::from_millis(CONNECT_FAILURE_BACKOFF_MS) {
-                let message = format!("node {target} at {addr}: connect failed {:?} ago", at.elapsed());
-                return Err(if peer.connect_refused {
-                    TransportError::Refused(message)
-                } else {
-                    TransportError::Unreachable(message)
-                });
-            }
         }
         let bad_address = |e: tonic::transport::Error| {
             TransportError::Unreachable(format!("node {target}: bad raft address {addr:?}: {e}"))
@@ -332,15 +361,39 @@ impl GrpcTransport {
                 Ok(channel)
             }
             Err(e) => {
-                peer.connect_failed_at = Some(Instant::now());
-                peer.connect_refused = is_refused(&e);
-                let message = format!("node {target} at {addr}: connect: {e}");
-                Err(if peer.connect_refused {
-                    TransportError::Refused(message)
-                } else {
-                    TransportError::Unreachable(message)
-                })
+                let refused = is_refused(&e);
+                Err(Self::connect_failed(
+                    &mut peer,
+                    refused,
+                    format!("node {target} at {addr}: connect: {e}"),
+                ))
             }
+        }
+    }
+
+    /// The peer-plane connection of `lane` to `target` at `addr`, dialing it if there is none,
+    /// it closed, or the address changed.
+    async fn direct(&self, target: NodeId, addr: &str, lane: u8) -> Result<direct::Direct, TransportError> {
+        let mut peer = self.slot_for(target, addr, lane).await?;
+        if let Some(direct) = &peer.direct {
+            if !direct.is_closed() {
+                return Ok(direct.clone());
+            }
+            peer.direct = None;
+        }
+        let timeout = Duration::from_millis(self.inner.config.connect_timeout_ms);
+        match direct::Direct::dial(addr, self.inner.tls_client.as_ref(), timeout).await {
+            Ok(direct) => {
+                tracing::debug!(target, %addr, lane, "connected to peer");
+                peer.direct = Some(direct.clone());
+                peer.connect_failed_at = None;
+                Ok(direct)
+            }
+            Err(e) => Err(Self::connect_failed(
+                &mut peer,
+                e.refused,
+                format!("node {target} at {addr}: connect: {}", e.message),
+            )),
         }
     }
 
@@ -350,6 +403,7 @@ impl GrpcTransport {
         let mut peer = slot.lock().await;
         if peer.addr == addr {
             peer.channel = None;
+            peer.direct = None;
         }
     }
 

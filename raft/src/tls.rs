@@ -15,11 +15,13 @@
 //! is still checked on top: TLS keeps outsiders off the wire, the MAC says the sender knows the
 //! cluster secret.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::PrivateKeyDer;
+use tokio_rustls::rustls;
 use tonic::transport::Certificate;
 use tonic::transport::ClientTlsConfig;
 use tonic::transport::Identity;
@@ -77,6 +79,7 @@ impl PeerTls {
         tonic::transport::Endpoint::from_static("https://127.0.0.1")
             .tls_config(tls.client_config())
             .map_err(|e| RaftError::Config(format!("peer TLS (client side): {}", error_chain(&e))))?;
+        tls.rustls_client_config()?;
         Ok(tls)
     }
 
@@ -95,6 +98,31 @@ impl PeerTls {
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
             .timeout(Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS))
+    }
+
+    /// The client's side for the peer plane's own connections (`grpc::direct`), the same
+    /// policy as [`PeerTls::client_config`]: only the CA, our certificate, ALPN `h2`, and the
+    /// server's certificate must name the address dialed (rustls's default verifier).
+    pub(crate) fn rustls_client_config(&self) -> Result<Arc<rustls::ClientConfig>, RaftError> {
+        let config_error =
+            |e: &dyn std::fmt::Display| RaftError::Config(format!("peer TLS (client side): {e}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
+            roots.add(cert.map_err(|e| config_error(&e))?).map_err(|e| config_error(&e))?;
+        }
+        let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| config_error(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| config_error(&e))?;
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| config_error(&e))?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| config_error(&e))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
     }
 }
 

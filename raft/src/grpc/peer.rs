@@ -116,8 +116,8 @@ impl GrpcTransport {
         let mut request = self.peer_request(target, payload)?;
         request.set_timeout(deadline);
         let lane = self.peer_lane();
-        let channel = self.channel(target, raft_addr, lane).await?;
-        let mut client = PeerClient::new(channel)
+        let connection = self.direct(target, raft_addr, lane).await?;
+        let mut client = PeerClient::new(connection)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
         match tokio::time::timeout(deadline, client.call(request)).await {
@@ -141,8 +141,8 @@ impl GrpcTransport {
     ) -> Result<BoxStream<'static, Result<Vec<u8>, TransportError>>, TransportError> {
         let request = self.peer_request(target, payload)?;
         let lane = self.peer_lane();
-        let channel = self.channel(target, raft_addr, lane).await?;
-        let mut client = PeerClient::new(channel)
+        let connection = self.direct(target, raft_addr, lane).await?;
+        let mut client = PeerClient::new(connection)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
         let answers = match tokio::time::timeout(deadline, client.watch(request)).await {
