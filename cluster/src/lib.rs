@@ -40,6 +40,7 @@ pub mod machine;
 pub mod payment;
 pub mod peer;
 pub mod reconcile;
+pub mod relay_cache;
 pub mod route;
 pub mod routed;
 pub mod schedule;

@@ -32,8 +32,31 @@ impl Store {
         }
     }
 
+    /// `routed` for a write to event `event_id` (when known): a relayed write drops the
+    /// event's relayed reads ([`crate::relay_cache`]) once answered, whatever the answer.
+    async fn routed_write<T: Answer>(
+        &self,
+        event_id: Option<&str>,
+        local: Result<T>,
+        call: impl FnOnce() -> PeerCall,
+    ) -> Result<T> {
+        let relayed = matches!(local, Err(Error::Elsewhere { .. }));
+        let answer = self.routed(local, call).await;
+        if let (true, Some(event_id)) = (relayed, event_id) {
+            self.inner.relayed_pages.forget(event_id);
+        }
+        answer
+    }
+
+    /// The event page; relayed ones are kept for [`crate::relay_cache::RELAYED_READ_TTL`].
     pub async fn event_page(&self, id: &str) -> Result<EventPage> {
-        self.routed(self.local_event_page(id).await, || PeerCall::EventPage { id: id.into() }).await
+        match self.local_event_page(id).await {
+            Err(Error::Elsewhere { nodes }) => {
+                let call = PeerCall::EventPage { id: id.into() };
+                self.inner.relayed_pages.get_or_ask(id, || self.ask(&nodes, call, PEER_CALL_TIMEOUT)).await
+            }
+            other => other,
+        }
     }
 
     pub async fn seat_map(&self, id: &str) -> Result<SeatMap> {
@@ -115,7 +138,7 @@ impl Store {
         let hold_id = ids::hold_id(event_id);
         let local =
             self.local_reserve(user, event_id, &hold_id, selection.clone(), idempotency.clone()).await;
-        self.routed(local, || PeerCall::Reserve {
+        self.routed_write(Some(event_id), local, || PeerCall::Reserve {
             user: user.into(),
             event_id: event_id.into(),
             hold_id: hold_id.clone(),
@@ -134,7 +157,7 @@ impl Store {
         idempotency: Option<Idempotency>,
     ) -> Result<Booking> {
         let local = self.local_confirm(user, hold_id, payment_token, idempotency.clone()).await;
-        self.routed(local, || PeerCall::Confirm {
+        self.routed_write(ids::event_of(hold_id).as_deref(), local, || PeerCall::Confirm {
             user: user.into(),
             hold_id: hold_id.into(),
             payment_token: payment_token.into(),
@@ -145,12 +168,20 @@ impl Store {
 
     pub async fn release(&self, user: &str, hold_id: &str) -> Result<Hold> {
         let local = self.local_release(user, hold_id).await;
-        self.routed(local, || PeerCall::Release { user: user.into(), hold_id: hold_id.into() }).await
+        self.routed_write(ids::event_of(hold_id).as_deref(), local, || PeerCall::Release {
+            user: user.into(),
+            hold_id: hold_id.into(),
+        })
+        .await
     }
 
     pub async fn extend(&self, user: &str, hold_id: &str) -> Result<Hold> {
         let local = self.local_extend(user, hold_id).await;
-        self.routed(local, || PeerCall::Extend { user: user.into(), hold_id: hold_id.into() }).await
+        self.routed_write(ids::event_of(hold_id).as_deref(), local, || PeerCall::Extend {
+            user: user.into(),
+            hold_id: hold_id.into(),
+        })
+        .await
     }
 
     /// The hold as of now, with lazy expiry applied; only its holder sees it.

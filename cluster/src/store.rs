@@ -141,6 +141,8 @@ pub(crate) struct Inner {
     /// [`Store::out_of_service`] had a reason at the reconciler's last look: the request path
     /// reads this flag, not the catalog.
     pub out_of_service: std::sync::atomic::AtomicBool,
+    /// Event pages this node relayed from a replica (see [`crate::relay_cache`]).
+    pub relayed_pages: crate::relay_cache::RelayCache<crate::browse::EventPage>,
 }
 
 impl Store {
@@ -249,6 +251,7 @@ impl Store {
                 refused: Mutex::new(None),
                 moves: tokio::sync::Semaphore::new(MOVES_CONCURRENT_MAX),
                 out_of_service: std::sync::atomic::AtomicBool::new(false),
+                relayed_pages: Default::default(),
             }),
         };
         peer.bind(store.clone());

@@ -36,7 +36,13 @@ async fn a_node_without_a_replica_serves_the_whole_booking_path() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.to_string().contains(&event), "{}", page.body);
 
+    let held_before = page.body["availability"]["held"].as_u64().expect("availability.held");
     let hold_id = reserve(&c, "dana", &event, json!({"section": "GA", "quantity": 2})).await;
+    // The outsider keeps the page it relayed for a moment, but a write it relayed for the
+    // event drops it: the buyer sees their own hold at once (both asks go leader first).
+    let page = c.get(&format!("/v1/events/{event}"), None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.body["availability"]["held"].as_u64(), Some(held_before + 2), "{}", page.body);
     let hold = c.get(&format!("/v1/holds/{hold_id}"), Some(&dana)).await;
     assert_eq!(hold.status, 200, "{}", hold.body);
     assert_eq!(hold.body["tickets"].as_array().map(Vec::len), Some(2), "{}", hold.body);
