@@ -225,6 +225,10 @@ pub struct EventCreate {
     /// RFC 3339; default: now (on sale at once).
     #[serde(default)]
     pub on_sale_at: Option<String>,
+    /// RFC 3339, after `on_sale_at`: reserves at or after it get 409 `event_closed` (holds
+    /// made before may still be confirmed); default: `starts_at`.
+    #[serde(default)]
+    pub sales_end: Option<String>,
     /// Price per section name, in minor units; every section of the venue needs one.
     pub prices: BTreeMap<String, u64>,
     /// ISO 4217; default USD.
@@ -247,6 +251,7 @@ impl EventCreate {
             Some(s) => parse_time("on_sale_at", s)?,
             None => now.min(starts_at),
         };
+        let sales_end = self.sales_end.as_deref().map(|s| parse_time("sales_end", s)).transpose()?;
         let queue = self.queue.map_or_else(QueueSettings::default, |q| QueueSettings {
             enabled: q.enabled,
             max_admitted: q.max_admitted,
@@ -260,6 +265,7 @@ impl EventCreate {
             performer_ids: self.performer_ids,
             starts_at,
             on_sale_at,
+            sales_end,
             prices: self.prices,
             currency: self.currency.unwrap_or_else(|| "USD".into()),
             per_user_limit: self.per_user_limit.unwrap_or(PER_USER_LIMIT_DEFAULT),
@@ -277,7 +283,10 @@ pub struct EventUpdate {
     #[serde(rename = "type")]
     pub event_type: Option<String>,
     pub performer_ids: Option<Vec<String>>,
+    /// RFC 3339; not in the past. Moves the end of sales too when `sales_end` was not set.
     pub starts_at: Option<String>,
+    /// RFC 3339, after `on_sale_at`; now or past closes the sale at once.
+    pub sales_end: Option<String>,
 }
 
 impl EventUpdate {
@@ -288,6 +297,7 @@ impl EventUpdate {
             event_type: self.event_type,
             performer_ids: self.performer_ids,
             starts_at: self.starts_at.as_deref().map(|s| parse_time("starts_at", s)).transpose()?,
+            sales_end: self.sales_end.as_deref().map(|s| parse_time("sales_end", s)).transpose()?,
         })
     }
 }
@@ -303,6 +313,8 @@ pub struct EventOut {
     pub performer_ids: Vec<String>,
     pub starts_at: String,
     pub on_sale_at: String,
+    /// When sales close: the one given, else `starts_at`.
+    pub sales_end: String,
     pub prices: BTreeMap<String, u64>,
     pub currency: String,
     pub per_user_limit: u32,
@@ -326,6 +338,7 @@ impl From<&Event> for EventOut {
             performer_ids: s.performer_ids.clone(),
             starts_at: rfc3339(s.starts_at),
             on_sale_at: rfc3339(s.on_sale_at),
+            sales_end: rfc3339(s.sales_end()),
             prices: s.prices.clone(),
             currency: s.currency.clone(),
             per_user_limit: s.per_user_limit,

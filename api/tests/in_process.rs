@@ -156,3 +156,86 @@ async fn unknown_holds_and_events_are_problems_naming_what_is_missing() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     n.store.shutdown().await;
 }
+
+/// RFC 3339 of now plus `seconds`.
+fn from_now(seconds: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_close_at_sales_end_and_past_events_are_refused() {
+    let n = node().await;
+    let admin = n.token("admin", true);
+    let (status, venue, _) = n
+        .send("POST", "/v1/venues", Some(&admin), Some(json!({
+            "name": "Hall", "city": "Springfield", "country": "US", "location": {"lat": 40.0, "lon": -75.0},
+            "sections": [{"name": "A", "kind": "seated", "rows": [{"name": "1", "seats": 10}]}]
+        })), &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{venue}");
+    let create = |starts_at: &str, sales_end: Option<String>| {
+        let mut body = json!({"name": "Night", "type": "concert", "venue_id": venue["id"], "starts_at": starts_at,
+            "prices": {"A": 5000}, "currency": "USD"});
+        if let Some(end) = sales_end {
+            body["sales_end"] = json!(end);
+        }
+        body
+    };
+    // An event dated 2001 is not created (it once was, and sold a hold).
+    let (status, problem, _) =
+        n.send("POST", "/v1/events", Some(&admin), Some(create("2001-01-01T20:00:00Z", None)), &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["field"], "starts_at", "{problem}");
+
+    // Sales end in 4 s: room for the create and one reserve on a busy machine.
+    let closes = tokio::time::Instant::now() + Duration::from_secs(4);
+    let end = from_now(4);
+    let (status, event, _) = n
+        .send(
+            "POST",
+            "/v1/events",
+            Some(&admin),
+            Some(create("2030-01-01T20:00:00Z", Some(end.clone()))),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{event}");
+    let id = event["id"].as_str().unwrap().to_string();
+    assert_ne!(event["sales_end"], event["starts_at"], "{event}");
+    let user = n.token("hal", false);
+    let reserve = |seat: &'static str| json!({"event_id": id, "ticket_ids": [seat]});
+    let (status, hold, _) =
+        n.send("POST", "/v1/booking/reserve", Some(&user), Some(reserve("A-1-1")), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+
+    tokio::time::sleep_until(closes + Duration::from_millis(300)).await;
+    let (status, problem, _) =
+        n.send("POST", "/v1/booking/reserve", Some(&user), Some(reserve("A-1-2")), &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["code"], "event_closed", "{problem}");
+    // A hold made before the end is still bought.
+    let body = json!({"hold_id": hold["hold_id"], "payment": {"token": "tok_visa"}});
+    let (status, booking, _) = n.send("POST", "/v1/booking/confirm", Some(&user), Some(body), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{booking}");
+
+    // The organizer reopens the sale, then closes it early; the start cannot move into the past.
+    let path = format!("/v1/events/{id}");
+    let (status, patched, _) =
+        n.send("PATCH", &path, Some(&admin), Some(json!({"sales_end": "2029-12-31T00:00:00Z"})), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let (status, hold, _) =
+        n.send("POST", "/v1/booking/reserve", Some(&user), Some(reserve("A-1-2")), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let (status, patched, _) =
+        n.send("PATCH", &path, Some(&admin), Some(json!({"sales_end": from_now(0)})), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let (status, problem, _) =
+        n.send("POST", "/v1/booking/reserve", Some(&user), Some(reserve("A-1-3")), &[]).await;
+    assert_eq!(problem["code"], "event_closed", "{status} {problem}");
+    let (status, problem, _) =
+        n.send("PATCH", &path, Some(&admin), Some(json!({"starts_at": "2001-01-01T20:00:00Z"})), &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["field"], "starts_at", "{problem}");
+    n.store.shutdown().await;
+}

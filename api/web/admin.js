@@ -282,6 +282,8 @@ async function saveEvent(e) {
   };
   const onSale = iso(f.elements.on_sale_at.value);
   if (onSale) body.on_sale_at = onSale;
+  const salesEnd = iso(f.elements.sales_end.value);
+  if (salesEnd) body.sales_end = salesEnd;
   try {
     const ev = await post('/v1/events', body);
     clearError();

@@ -116,6 +116,7 @@ function showDetails(p) {
   const onSale = Date.parse(e.on_sale_at);
   if (e.status === 'cancelled') { badge.hidden = false; badge.textContent = 'cancelled'; }
   else if (onSale > Date.now()) { badge.hidden = false; badge.textContent = `on sale from ${when(e.on_sale_at)}`; }
+  else if (Date.parse(e.sales_end) <= Date.now()) { badge.hidden = false; badge.textContent = 'sales have ended'; }
   const a = p.availability;
   $('#availability').textContent = `${a.available} available`;
 }

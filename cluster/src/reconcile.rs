@@ -380,9 +380,15 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
     if group.leader() != Some(me) {
         return Ok(());
     }
-    let cancelled = group.read_local(|m| m.as_inventory().is_some_and(|i| i.cancelled()));
+    let (cancelled, sales_end) = group.read_local(|m| {
+        let inventory = m.as_inventory();
+        (inventory.is_some_and(|i| i.cancelled()), inventory.and_then(|i| i.setup()).map(|s| s.sales_end))
+    });
     if event.cancelled && !cancelled {
         store.write_inventory(&group, InventoryCommand::Cancel).await?;
+    }
+    if sales_end.is_some_and(|end| end != event.spec.sales_end()) {
+        store.write_inventory(&group, InventoryCommand::SetSalesEnd { at: event.spec.sales_end() }).await?;
     }
     let desired: BTreeSet<u64> = event.replicas.iter().copied().collect();
     if desired.is_empty() || group.voters() == desired || group.membership_changing() {

@@ -636,11 +636,23 @@ impl Store {
         }
     }
 
+    /// Change the catalog's record; a new end of sales (a moved `starts_at` or `sales_end`)
+    /// then goes to the inventory, which decides reserves by it. If that write does not
+    /// happen (a crash, no quorum), the event leader's reconciler makes it.
     pub async fn update_event(&self, id: &str, patch: EventPatch) -> Result<Event> {
-        match self.write_catalog(CatalogCommand::UpdateEvent { id: id.to_string(), patch }).await? {
-            CatalogChange::Event(e) => Ok(e),
-            other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+        let moves_sales_end = patch.starts_at.is_some() || patch.sales_end.is_some();
+        let event =
+            match self.write_catalog(CatalogCommand::UpdateEvent { id: id.to_string(), patch }).await? {
+                CatalogChange::Event(e) => e,
+                other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+            };
+        if moves_sales_end {
+            if let Ok(group) = self.booking_group(id).await {
+                self.write_inventory(&group, InventoryCommand::SetSalesEnd { at: event.spec.sales_end() })
+                    .await?;
+            }
         }
+        Ok(event)
     }
 
     /// Cancel in the catalog (browse shows it), then in the inventory (no more sales).
@@ -731,6 +743,7 @@ fn setup_for(catalog: &Catalog, event: &Event) -> Result<InventorySetup> {
         per_user_limit: event.spec.per_user_limit,
         hold_ms: event.spec.hold_seconds * 1_000,
         on_sale_at: event.spec.on_sale_at,
+        sales_end: event.spec.sales_end(),
         queue: event.spec.queue,
     })
 }

@@ -69,6 +69,7 @@ fn setup(event_id: &str, seats: u32) -> InventoryCommand {
         per_user_limit: 4,
         hold_ms: 600_000,
         on_sale_at: 0,
+        sales_end: u64::MAX,
         queue: QueueSettings::default(),
     })
 }

@@ -29,6 +29,7 @@ fn holds_leave_the_state() {
         per_user_limit: 4,
         hold_ms: 15_000,
         on_sale_at: 0,
+        sales_end: u64::MAX,
         queue: QueueSettings::default(),
     };
     assert_eq!(inv.apply(InventoryCommand::Setup(setup), 0).0, Ok(Outcome::SetUp));

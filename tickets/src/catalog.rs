@@ -94,6 +94,9 @@ pub struct EventSpec {
     pub performer_ids: Vec<PerformerId>,
     pub starts_at: Millis,
     pub on_sale_at: Millis,
+    /// Sales close here (reserves at or after it are refused, holds made before may still
+    /// be confirmed); `None`: at `starts_at` ([`EventSpec::sales_end`]).
+    pub sales_end: Option<Millis>,
     /// Price per section name, in minor units. Every section of the venue must be priced.
     pub prices: BTreeMap<String, u64>,
     /// ISO 4217 code, three upper-case letters.
@@ -112,6 +115,8 @@ pub struct EventPatch {
     pub event_type: Option<String>,
     pub performer_ids: Option<Vec<PerformerId>>,
     pub starts_at: Option<Millis>,
+    /// A new end of sales; it may be now or past (closing the sale early).
+    pub sales_end: Option<Millis>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -333,6 +338,12 @@ impl Catalog {
             }
             CatalogCommand::CreateEvent { id, spec } => {
                 spec.validate()?;
+                if spec.starts_at <= now {
+                    return Err(Rejection::invalid("starts_at", "is already past"));
+                }
+                if spec.sales_end() <= now {
+                    return Err(Rejection::invalid("sales_end", "is already past"));
+                }
                 if self.events.contains_key(&id) {
                     return Err(Rejection::invalid("id", "event id already exists"));
                 }
@@ -376,7 +387,13 @@ impl Catalog {
                     spec.performer_ids = v;
                 }
                 if let Some(v) = patch.starts_at {
+                    if v <= now && v != spec.starts_at {
+                        return Err(Rejection::invalid("starts_at", "is already past"));
+                    }
                     spec.starts_at = v;
+                }
+                if let Some(v) = patch.sales_end {
+                    spec.sales_end = Some(v);
                 }
                 spec.validate()?;
                 self.check_references(&spec)?;
@@ -729,6 +746,11 @@ impl PerformerSpec {
 }
 
 impl EventSpec {
+    /// When sales close: `sales_end`, or `starts_at` when it is not set.
+    pub fn sales_end(&self) -> Millis {
+        self.sales_end.unwrap_or(self.starts_at)
+    }
+
     pub fn validate(&self) -> Result<(), Rejection> {
         use crate::limits::*;
         check_name("name", &self.name)?;
@@ -744,6 +766,9 @@ impl EventSpec {
         }
         if self.on_sale_at > self.starts_at {
             return Err(Rejection::invalid("on_sale_at", "must not be after starts_at"));
+        }
+        if self.sales_end.is_some_and(|end| end <= self.on_sale_at) {
+            return Err(Rejection::invalid("sales_end", "must be after on_sale_at"));
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(Rejection::invalid("currency", "must be three upper-case letters (ISO 4217)"));

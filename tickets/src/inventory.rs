@@ -97,6 +97,9 @@ pub struct InventorySetup {
     pub per_user_limit: u32,
     pub hold_ms: u64,
     pub on_sale_at: Millis,
+    /// Reserves at or after this are refused ([`crate::catalog::EventSpec::sales_end`]);
+    /// moved by [`InventoryCommand::SetSalesEnd`].
+    pub sales_end: Millis,
     pub queue: QueueSettings,
 }
 
@@ -170,6 +173,11 @@ pub enum InventoryCommand {
     /// admissions. Safe to propose any time; a no-op when nothing changes.
     QueueAdmit {
         seed: u64,
+    },
+    /// The catalog moved the end of sales (`PATCH` of `starts_at` or `sales_end`); holds
+    /// already made are not touched.
+    SetSalesEnd {
+        at: Millis,
     },
 }
 
@@ -448,6 +456,11 @@ impl Inventory {
             InventoryCommand::QueueJoin { user } => self.queue_join(user, now),
             InventoryCommand::QueueLeave { user } => self.queue_leave(user, now),
             InventoryCommand::QueueAdmit { seed } => self.queue_admit(seed, now),
+            InventoryCommand::SetSalesEnd { at } => {
+                let setup = self.core.setup.as_mut().expect("set up");
+                Arc::make_mut(setup).sales_end = at;
+                Ok(Outcome::SetUp)
+            }
         }
     }
 

@@ -45,6 +45,7 @@ fn event() -> EventSpec {
         performer_ids: vec!["p1".into()],
         starts_at: 2_000_000,
         on_sale_at: 1_000_000,
+        sales_end: None,
         prices: BTreeMap::from([("A".into(), 4_500), ("Floor".into(), 3_000)]),
         currency: "EUR".into(),
         per_user_limit: 6,
@@ -200,6 +201,7 @@ fn event_bounds() {
     check(|e| e.name = String::new(), "name");
     check(|e| e.event_type = " ".into(), "type");
     check(|e| e.on_sale_at = e.starts_at + 1, "on_sale_at");
+    check(|e| e.sales_end = Some(e.on_sale_at), "sales_end");
     check(|e| e.currency = "eur".into(), "currency");
     check(|e| e.currency = "EURO".into(), "currency");
     check(|e| e.per_user_limit = 0, "per_user_limit");
@@ -238,7 +240,7 @@ fn update_and_cancel() {
     );
     assert_eq!(e.spec.description, "loud", "fields not in the patch stay");
     // A patch that breaks a rule changes nothing.
-    let patch = EventPatch { starts_at: Some(10), ..EventPatch::default() };
+    let patch = EventPatch { starts_at: Some(600), ..EventPatch::default() };
     assert_eq!(
         invalid_field(c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 500)),
         "on_sale_at"
@@ -579,4 +581,46 @@ fn rebalancing_spreads_replicas_onto_a_new_node() {
     }
     let bad = CatalogCommand::MoveReplica { event: "e00".into(), from: 9, to: 1 };
     assert_eq!(invalid_field(c.apply(bad, 500)), "to");
+}
+
+#[test]
+fn sales_window() {
+    // Sales end at the start unless told otherwise.
+    let mut e = event();
+    assert_eq!(e.sales_end(), e.starts_at);
+    e.sales_end = Some(1_500_000);
+    assert_eq!(e.sales_end(), 1_500_000);
+    // An event that has already started, or whose sales have already ended, is not created
+    // (the time is the entry's, so every replica decides the same).
+    // (A fresh catalog each time: its clock never runs backwards.)
+    assert_eq!(
+        invalid_field(
+            catalog().apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 2_000_000)
+        ),
+        "starts_at"
+    );
+    assert_eq!(
+        invalid_field(
+            catalog().apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: e.clone() }, 1_500_000)
+        ),
+        "sales_end"
+    );
+    let mut c = catalog();
+    c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: e }, 1_200_000).unwrap();
+    // A patch may not move the start into the past, but may close sales now.
+    let patch = EventPatch { starts_at: Some(1_300_000), ..EventPatch::default() };
+    assert_eq!(
+        invalid_field(c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 1_400_000)),
+        "starts_at"
+    );
+    let patch = EventPatch { sales_end: Some(1_400_000), ..EventPatch::default() };
+    let CatalogChange::Event(e) =
+        c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 1_400_000).unwrap()
+    else {
+        panic!("expected an event")
+    };
+    assert_eq!(e.spec.sales_end(), 1_400_000);
+    // Renaming a started event keeps its (past) start.
+    let patch = EventPatch { name: Some("Renamed".into()), ..EventPatch::default() };
+    c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 3_000_000).unwrap();
 }

@@ -33,6 +33,7 @@ fn hundred_thousand_tickets() {
         per_user_limit: 10,
         hold_ms: 60_000,
         on_sale_at: 0,
+        sales_end: u64::MAX,
         queue: QueueSettings::default(),
     };
     assert_eq!(inv.apply(InventoryCommand::Setup(setup), 0).0, Ok(Outcome::SetUp));

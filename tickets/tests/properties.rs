@@ -69,6 +69,10 @@ enum Op {
     Admit {
         seed: u64,
     },
+    /// The catalog moves the end of sales (`u64::MAX`: no end).
+    SalesEnd {
+        at: Millis,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -91,6 +95,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => user.clone().prop_map(|user| Op::Join { user }),
         1 => user.prop_map(|user| Op::Leave { user }),
         2 => any::<u64>().prop_map(|seed| Op::Admit { seed }),
+        1 => prop_oneof![3 => 0u64..40_000, 1 => Just(Millis::MAX)].prop_map(|at| Op::SalesEnd { at }),
     ]
 }
 
@@ -123,6 +128,7 @@ fn setup(queue: bool, on_sale_at: Millis, hold_ms: u64) -> InventorySetup {
         per_user_limit: LIMIT,
         hold_ms,
         on_sale_at,
+        sales_end: Millis::MAX,
         queue: QueueSettings { enabled: queue, max_admitted: 2, admission_seconds: 20 },
     }
 }
@@ -192,6 +198,7 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
         Op::Join { user } => InventoryCommand::QueueJoin { user: USERS[*user].into() },
         Op::Leave { user } => InventoryCommand::QueueLeave { user: USERS[*user].into() },
         Op::Admit { seed } => InventoryCommand::QueueAdmit { seed: *seed },
+        Op::SalesEnd { at } => InventoryCommand::SetSalesEnd { at: *at },
     }
 }
 
@@ -347,6 +354,12 @@ fn run(
             }
             InventoryCommand::Reserve { hold_id, .. } => {
                 if let Ok(Outcome::Hold(h)) = &reply {
+                    // Sold only inside the sales window as it stood at the log time.
+                    let window = before.setup().map(|s| (s.on_sale_at, s.sales_end));
+                    if h.id == *hold_id && h.created_at == now {
+                        let (opens, closes) = window.expect("set up");
+                        prop_assert!(opens <= now && now < closes, "{}: sold outside {:?}", ctx, window);
+                    }
                     if h.id == *hold_id {
                         holds.push(hold_id.clone());
                         // Every ticket was available at the log time and is now held by it.

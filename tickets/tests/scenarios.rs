@@ -3,14 +3,14 @@
 //! Script format, one command per line (`#` starts a comment line):
 //!
 //! ```text
-//! setup venue=small hold=10s limit=4 [on_sale=0] [queue=2x60s]
+//! setup venue=small hold=10s limit=4 [on_sale=0] [sales_end=1h] [queue=2x60s]
 //! reserve A-1-1,A-1-2 by=alice at=1000 hold=h1 [key=k1] [body=b1]   -> hold h1 active ...
 //! reserve best=A:2 by=bob at=1000 hold=h2
 //! pay h1 by=alice at=2000 [token=tok_visa] [key=k] [body=b]
 //! confirm h1 booking=b1 at=3000 [ref=ch_1]
 //! fail h1 at=3000 [detail=declined]
 //! release h1 by=alice at=4000        extend h1 by=alice at=4000
-//! expire at=5000                     cancel at=5000
+//! expire at=5000                     cancel at=5000     sales_end to=9000 at=5000
 //! join alice at=1   leave alice at=1   admit seed=42 at=100
 //! show h1 at=5000   avail at=5000   seats [A] at=5000   queue alice at=5000   bookings alice
 //! ```
@@ -49,6 +49,7 @@ macro_rules! scenarios {
 
 scenarios!(
     happy_path,
+    sales_window,
     expiry_boundary,
     best_available,
     general_admission,
@@ -297,6 +298,7 @@ impl World {
                         .map_err(|_| "bad limit")?,
                     hold_ms: duration(line.opt("hold")?)?,
                     on_sale_at: line.opts.get("on_sale").map_or(Ok(0), |v| duration(v))?,
+                    sales_end: line.opts.get("sales_end").map_or(Ok(Millis::MAX), |v| duration(v))?,
                     queue,
                 })
             }
@@ -349,6 +351,7 @@ impl World {
             }
             "expire" => InventoryCommand::Expire,
             "cancel" => InventoryCommand::Cancel,
+            "sales_end" => InventoryCommand::SetSalesEnd { at: duration(line.opt("to")?)? },
             "join" => InventoryCommand::QueueJoin { user: line.word(0)?.into() },
             "leave" => InventoryCommand::QueueLeave { user: line.word(0)?.into() },
             "admit" => {

@@ -50,6 +50,9 @@ impl Inventory {
         if now < setup.on_sale_at {
             return Err(Rejection::EventClosed { detail: "not on sale yet".into() });
         }
+        if now >= setup.sales_end {
+            return Err(Rejection::EventClosed { detail: "sales have ended".into() });
+        }
         if setup.queue.enabled && !self.core.queue.is_admitted(&user, now) {
             return Err(Rejection::QueueAdmissionRequired);
         }
