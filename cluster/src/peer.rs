@@ -107,6 +107,11 @@ pub enum PeerCall {
         http_addr: String,
         store_id: u64,
     },
+    /// Tell the event's inventory its new end of sales (asked of the event's leader).
+    SetSalesEnd {
+        event_id: String,
+        at: tickets::Millis,
+    },
 }
 
 /// One request to a peer, answered by a stream.
@@ -228,6 +233,7 @@ async fn serve(store: Store, call: PeerCall) -> Vec<u8> {
         PeerCall::AddNode { id, raft_addr, http_addr, store_id } => {
             encode(&store.local_add_node(id, raft_addr, http_addr, store_id).await)
         }
+        PeerCall::SetSalesEnd { event_id, at } => encode(&store.local_set_sales_end(&event_id, at).await),
     }
 }
 

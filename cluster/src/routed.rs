@@ -217,6 +217,13 @@ impl Store {
         .await
     }
 
+    /// Move the end of sales in the event's inventory, on its leader.
+    pub(crate) async fn set_sales_end(&self, event_id: &str, at: tickets::Millis) -> Result<()> {
+        let local = self.local_set_sales_end(event_id, at).await;
+        self.routed_write(Some(event_id), local, || PeerCall::SetSalesEnd { event_id: event_id.into(), at })
+            .await
+    }
+
     /// Let a node in, on the catalog's leader (see [`Store::local_add_node`]).
     pub async fn add_node(
         &self,

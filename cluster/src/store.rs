@@ -637,8 +637,10 @@ impl Store {
     }
 
     /// Change the catalog's record; a new end of sales (a moved `starts_at` or `sales_end`)
-    /// then goes to the inventory, which decides reserves by it. If that write does not
-    /// happen (a crash, no quorum), the event leader's reconciler makes it.
+    /// then goes to the inventory, which decides reserves by it, on the event's leader (asked
+    /// over the peer plane when that is another node). If that write fails, the answer is its
+    /// error although the catalog changed: the same PATCH again repeats it (and the event
+    /// leader's reconciler also repairs a difference it finds in a group in memory).
     pub async fn update_event(&self, id: &str, patch: EventPatch) -> Result<Event> {
         let moves_sales_end = patch.starts_at.is_some() || patch.sales_end.is_some();
         let event =
@@ -647,12 +649,16 @@ impl Store {
                 other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
             };
         if moves_sales_end {
-            if let Ok(group) = self.booking_group(id).await {
-                self.write_inventory(&group, InventoryCommand::SetSalesEnd { at: event.spec.sales_end() })
-                    .await?;
-            }
+            self.set_sales_end(id, event.spec.sales_end()).await?;
         }
         Ok(event)
+    }
+
+    /// [`InventoryCommand::SetSalesEnd`] on this node, which must lead the event's group.
+    pub(crate) async fn local_set_sales_end(&self, event_id: &str, at: tickets::Millis) -> Result<()> {
+        let group = self.booking_group(event_id).await?;
+        self.write_inventory(&group, InventoryCommand::SetSalesEnd { at }).await?;
+        Ok(())
     }
 
     /// Cancel in the catalog (browse shows it), then in the inventory (no more sales).

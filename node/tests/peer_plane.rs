@@ -72,6 +72,19 @@ async fn a_node_without_a_replica_serves_the_whole_booking_path() {
     assert_eq!(released.status, 200, "{}", released.body);
     assert_eq!(released.body["status"], "released", "{}", released.body);
 
+    // An organizer closes the sale through the outsider: the catalog changes there, and the
+    // new end reaches the inventory on the event's leader over the peer plane at once.
+    let admin = token("admin", true);
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let closed = c
+        .send("PATCH", &format!("/v1/events/{event}"), Some(&admin), Some(json!({"sales_end": now})), &[])
+        .await;
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    let hold =
+        c.post("/v1/booking/reserve", &dana, json!({"event_id": event, "ticket_ids": ["A-1-2"]})).await;
+    assert_eq!(hold.status, 409, "{}", hold.body);
+    assert_eq!(hold.body["code"], "event_closed", "{}", hold.body);
+
     // An event that does not exist is a 404 through any node, not a 503.
     let missing = c.get("/v1/events/ev_nope", None).await;
     assert_eq!(missing.status, 404, "{}", missing.body);

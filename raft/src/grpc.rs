@@ -29,10 +29,10 @@
 //! One HTTP/2 [`Channel`] per peer, shared by all groups, opened on first use (never at
 //! construction) and keyed by node id *and* `raft_addr`: a peer whose address changes gets a new
 //! channel. The peer plane has [`peer::PEER_LANES`] connections of its own per peer, made with
-//! hyper's HTTP/2 handle (`direct`) under the same rules. A failed connect answers `Unreachable` and is remembered for
-//! [`CONNECT_FAILURE_BACKOFF_MS`], so thousands of groups heartbeating a dead peer do not each
-//! dial it. An `UNAVAILABLE` answer or a lost connection drops the channel; the next call dials
-//! again.
+//! hyper's HTTP/2 handle (`direct`) under the same rules. A failed connect answers
+//! `Unreachable` and is remembered for [`CONNECT_FAILURE_BACKOFF_MS`], so thousands of groups
+//! heartbeating a dead peer do not each dial it. An `UNAVAILABLE` answer or a lost connection
+//! drops the channel; the next call dials again.
 //!
 //! ## Authentication
 //!
@@ -300,8 +300,7 @@ impl GrpcTransport {
         addr: &str,
         lane: u8,
     ) -> Result<tokio::sync::OwnedMutexGuard<Peer>, TransportError> {
-        let peer = self.slot(target, lane).lock_owned().await;
-        let mut peer = peer;
+        let mut peer = self.slot(target, lane).lock_owned().await;
         if peer.addr != addr {
             if !peer.addr.is_empty() {
                 tracing::info!(target, old = %peer.addr, new = %addr, "peer address changed; reconnecting");
