@@ -102,6 +102,12 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
         }
         Command::Token { user, admin, ttl, auth_secret, data_dir } => {
+            if user.is_empty() || user.len() > api::auth::USER_ID_BYTES_MAX {
+                anyhow::bail!(
+                    "--user must be 1..={} bytes (the server refuses a token for {user:?})",
+                    api::auth::USER_ID_BYTES_MAX
+                );
+            }
             let secret = config::auth_secret(auth_secret.as_deref(), &data_dir, false)?;
             let ttl = config::parse_ttl(&ttl)?;
             println!("{}", api::AuthKeys::new(secret.as_bytes()).mint(&user, admin, ttl));
@@ -134,7 +140,9 @@ fn main() -> anyhow::Result<()> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error,sled=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    // Colours only on a terminal: logs sent to a file or a pipe stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
 }
 
 async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
