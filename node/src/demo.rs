@@ -50,7 +50,7 @@ fn say(line: &str) {
 async fn loaded_before(client: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<bool> {
     let mut cursor: Option<String> = None;
     loop {
-        let mut query = vec![("limit", "500".to_string())];
+        let mut query = vec![("limit", "100".to_string())];
         query.extend(cursor.take().map(|c| ("cursor", c)));
         let response = client
             .get(format!("{base}/v1/venues"))
