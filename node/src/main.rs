@@ -153,12 +153,19 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     if peer_tls.is_none() && (!config.peers.is_empty() || config.join.is_some()) {
         tracing::warn!("no --peer-tls-*: Raft RPCs between nodes travel in plain text");
     }
+    // Without a cluster secret a node takes Raft RPCs and peer requests from anyone who can
+    // reach its peer port; with peers that is an operator's mistake, refused before anything
+    // is written.
+    if config.cluster_secret.is_none() && (!config.peers.is_empty() || config.join.is_some()) {
+        anyhow::bail!(
+            "--peers or --join without --cluster-secret: the nodes would take Raft RPCs from anyone who can \
+             reach their peer port. Give every node the same secret (--cluster-secret, \
+             BOXOFFICE_CLUSTER_SECRET, or cluster_secret in the config file)"
+        );
+    }
     raft::create_dir_durably(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let secret = config::auth_secret(config.auth_secret.as_deref(), &config.data_dir, true)?;
-    if config.cluster_secret.is_none() && (!config.peers.is_empty() || config.join.is_some()) {
-        tracing::warn!("no --cluster-secret: Raft RPCs between nodes are not authenticated");
-    }
     // sled's directory: opened here, fsynced by the flusher after every flush (HostConfig::sled_dir).
     let sled_dir = config.data_dir.join("db");
     let db = raft::open_db(&sled_dir, config.cache_capacity_mb * 1024 * 1024)

@@ -1,6 +1,6 @@
 //! The command line as an operator meets it: a token the server would refuse is not printed,
-//! `demo` loads once and survives a pipe that closes, and logs written to a file carry no
-//! terminal colours.
+//! `demo` loads once and survives a pipe that closes, logs written to a file carry no
+//! terminal colours, and peers without a cluster secret are refused.
 
 mod common;
 
@@ -55,4 +55,36 @@ async fn demo_loads_once_and_a_closed_pipe_is_no_panic() {
     let log = std::fs::read_to_string(&node.log).expect("node log");
     assert!(log.contains("INFO"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a log file");
+}
+
+#[test]
+fn peers_without_a_cluster_secret_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(common::binary())
+        .args(["serve", "--node-id", "1", "--http", "127.0.0.1:0", "--raft", "127.0.0.1:1"])
+        .args(["--peers", "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:3"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("BOXOFFICE_AUTH_SECRET", common::SECRET)
+        .env_remove("BOXOFFICE_CLUSTER_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("boxoffice serve");
+    // Bounded: a node that starts anyway is killed and the test fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a node with peers and no cluster secret started");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(!out.status.success(), "a node with peers and no cluster secret ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without --cluster-secret"), "{stderr}");
+    assert!(!data.exists(), "the data directory was made before the refusal");
 }
