@@ -85,15 +85,21 @@ impl Node {
     }
 }
 
-async fn event(n: &Node) -> String {
-    let admin = n.token("admin", true);
+/// A venue with one seated section `A` (row 1, 10 seats).
+async fn venue(n: &Node, admin: &str) -> Value {
     let (status, venue, _) = n
-        .send("POST", "/v1/venues", Some(&admin), Some(json!({
+        .send("POST", "/v1/venues", Some(admin), Some(json!({
             "name": "Hall", "city": "Springfield", "country": "US", "location": {"lat": 40.0, "lon": -75.0},
             "sections": [{"name": "A", "kind": "seated", "rows": [{"name": "1", "seats": 10}]}]
         })), &[])
         .await;
     assert_eq!(status, StatusCode::CREATED, "{venue}");
+    venue
+}
+
+async fn event(n: &Node) -> String {
+    let admin = n.token("admin", true);
+    let venue = venue(n, &admin).await;
     let (status, event, _) = n
         .send("POST", "/v1/events", Some(&admin), Some(json!({
             "name": "Night", "type": "concert", "venue_id": venue["id"], "starts_at": "2030-01-01T20:00:00Z",
@@ -167,13 +173,7 @@ fn from_now(seconds: i64) -> String {
 async fn sales_close_at_sales_end_and_past_events_are_refused() {
     let n = node().await;
     let admin = n.token("admin", true);
-    let (status, venue, _) = n
-        .send("POST", "/v1/venues", Some(&admin), Some(json!({
-            "name": "Hall", "city": "Springfield", "country": "US", "location": {"lat": 40.0, "lon": -75.0},
-            "sections": [{"name": "A", "kind": "seated", "rows": [{"name": "1", "seats": 10}]}]
-        })), &[])
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{venue}");
+    let venue = venue(&n, &admin).await;
     let create = |starts_at: &str, sales_end: Option<String>| {
         let mut body = json!({"name": "Night", "type": "concert", "venue_id": venue["id"], "starts_at": starts_at,
             "prices": {"A": 5000}, "currency": "USD"});

@@ -156,6 +156,15 @@ fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// What a connect that failed means: `Refused` (nothing listens) or `Unreachable`.
+fn connect_error(refused: bool, message: String) -> TransportError {
+    if refused {
+        TransportError::Refused(message)
+    } else {
+        TransportError::Unreachable(message)
+    }
+}
+
 /// `Some(refused)` when `e` is tonic's failure to (re)connect, so the request never left this
 /// node; `None` when it failed on an established connection.
 fn failed_to_connect(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
@@ -311,11 +320,7 @@ impl GrpcTransport {
             if let Some(at) = peer.connect_failed_at {
                 if at.elapsed() < Duration::from_millis(CONNECT_FAILURE_BACKOFF_MS) {
                     let message = format!("node {target} at {addr}: connect failed {:?} ago", at.elapsed());
-                    return Err(if peer.connect_refused {
-                        TransportError::Refused(message)
-                    } else {
-                        TransportError::Unreachable(message)
-                    });
+                    return Err(connect_error(peer.connect_refused, message));
                 }
             }
         }
@@ -326,16 +331,13 @@ impl GrpcTransport {
     fn connect_failed(peer: &mut Peer, refused: bool, message: String) -> TransportError {
         peer.connect_failed_at = Some(Instant::now());
         peer.connect_refused = refused;
-        if refused {
-            TransportError::Refused(message)
-        } else {
-            TransportError::Unreachable(message)
-        }
+        connect_error(refused, message)
     }
 
-    /// The channel to `target` at `addr`, dialing it if there is none (or the address changed).
-    async fn channel(&self, target: NodeId, addr: &str, lane: u8) -> Result<Channel, TransportError> {
-        let mut peer = self.slot_for(target, addr, lane).await?;
+    /// The Raft lane's channel to `target` at `addr`, dialing it if there is none (or the
+    /// address changed).
+    async fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, TransportError> {
+        let mut peer = self.slot_for(target, addr, RAFT_LANE).await?;
         if let Some(channel) = &peer.channel {
             return Ok(channel.clone());
         }
@@ -433,7 +435,7 @@ impl GrpcTransport {
             )));
         }
         let raft_addr = addr.raft_addr.as_str();
-        let channel = self.channel(target, raft_addr, RAFT_LANE).await?;
+        let channel = self.channel(target, raft_addr).await?;
         let mut client = RaftClient::new(channel)
             .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);

@@ -55,23 +55,8 @@ impl Direct {
                 .await
                 .map_err(|e| DialError { refused: is_refused(&e), message: e.to_string() })?;
             tcp.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
-            let builder = || {
-                let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
-                builder
-                    .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-                    .initial_stream_window_size(STREAM_WINDOW_BYTES)
-                    .max_concurrent_reset_streams(super::PENDING_RESET_STREAMS_MAX);
-                builder
-            };
             let (send, scheme) = match tls {
-                None => {
-                    let (send, connection) = builder()
-                        .handshake(TokioIo::new(tcp))
-                        .await
-                        .map_err(|e| fail(format!("HTTP/2 handshake: {e}")))?;
-                    spawn_connection(connection);
-                    (send, http::uri::Scheme::HTTP)
-                }
+                None => (handshake(tcp).await.map_err(fail)?, http::uri::Scheme::HTTP),
                 Some(config) => {
                     let host = authority.host().trim_start_matches('[').trim_end_matches(']');
                     let name = ServerName::try_from(host.to_string())
@@ -80,12 +65,7 @@ impl Direct {
                         .connect(name, tcp)
                         .await
                         .map_err(|e| fail(format!("TLS: {e}")))?;
-                    let (send, connection) = builder()
-                        .handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(|e| fail(format!("HTTP/2 handshake: {e}")))?;
-                    spawn_connection(connection);
-                    (send, http::uri::Scheme::HTTPS)
+                    (handshake(stream).await.map_err(fail)?, http::uri::Scheme::HTTPS)
                 }
             };
             Ok(Direct { send, scheme, authority: authority.clone() })
@@ -102,16 +82,25 @@ impl Direct {
     }
 }
 
-fn spawn_connection<F, E>(connection: F)
+/// The HTTP/2 handshake over `io` (TCP or TLS) with the transport's windows; the connection's
+/// task is spawned, the handle returned.
+async fn handshake<I>(io: I) -> Result<SendRequest<tonic::body::Body>, String>
 where
-    F: Future<Output = Result<(), E>> + Send + 'static,
-    E: std::fmt::Display,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .max_concurrent_reset_streams(super::PENDING_RESET_STREAMS_MAX)
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "peer connection ended");
         }
     });
+    Ok(send)
 }
 
 impl tower_service::Service<http::Request<tonic::body::Body>> for Direct {

@@ -94,6 +94,20 @@ impl GrpcTransport {
         1 + (n % PEER_LANES) as u8
     }
 
+    /// A client on the next peer-plane lane to `target`, and the lane (for [`Self::failure`]).
+    async fn peer_client(
+        &self,
+        target: NodeId,
+        raft_addr: &str,
+    ) -> Result<(PeerClient<super::direct::Direct>, u8), TransportError> {
+        let lane = self.peer_lane();
+        let connection = self.direct(target, raft_addr, lane).await?;
+        let client = PeerClient::new(connection)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        Ok((client, lane))
+    }
+
     fn peer_request(
         &self,
         target: NodeId,
@@ -115,11 +129,7 @@ impl GrpcTransport {
     ) -> Result<Vec<u8>, TransportError> {
         let mut request = self.peer_request(target, payload)?;
         request.set_timeout(deadline);
-        let lane = self.peer_lane();
-        let connection = self.direct(target, raft_addr, lane).await?;
-        let mut client = PeerClient::new(connection)
-            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        let (mut client, lane) = self.peer_client(target, raft_addr).await?;
         match tokio::time::timeout(deadline, client.call(request)).await {
             Err(_) => Err(TransportError::Network(format!(
                 "peer call to node {target}: no answer within {deadline:?}"
@@ -140,11 +150,7 @@ impl GrpcTransport {
         deadline: Duration,
     ) -> Result<BoxStream<'static, Result<Vec<u8>, TransportError>>, TransportError> {
         let request = self.peer_request(target, payload)?;
-        let lane = self.peer_lane();
-        let connection = self.direct(target, raft_addr, lane).await?;
-        let mut client = PeerClient::new(connection)
-            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+        let (mut client, lane) = self.peer_client(target, raft_addr).await?;
         let answers = match tokio::time::timeout(deadline, client.watch(request)).await {
             Err(_) => {
                 return Err(TransportError::Network(format!(
