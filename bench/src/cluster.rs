@@ -78,7 +78,7 @@ impl Nodes {
             );
         }
         let dir = tempfile::Builder::new().prefix("boxoffice-bench-").tempdir_in(data_parent)?;
-        let ports = free_ports(2 * n)?;
+        let ports = testkit::free_ports(2 * n).context("picking loopback ports")?;
         let addr = |port: u16| format!("127.0.0.1:{port}");
         let peers = (0..n).map(|i| format!("{}={}", i + 1, addr(ports[n + i]))).collect::<Vec<_>>().join(",");
         let mut nodes = Nodes { bases: Vec::new(), children: Vec::new(), logs: Vec::new(), dir: None };
@@ -192,13 +192,4 @@ impl Drop for Nodes {
             }
         }
     }
-}
-
-/// `count` distinct free loopback ports, all held until all are picked.
-fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .context("binding 127.0.0.1:0")?;
-    Ok(listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?)
 }

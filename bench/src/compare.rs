@@ -58,7 +58,7 @@ pub struct Comparison {
     pub skipped: Vec<(String, String)>,
 }
 
-async fn measure_boxoffice(o: &Options, keys: &api::AuthKeys, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+async fn measure_boxoffice(o: &Options, keys: &testkit::Tokens, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let nodes = Nodes::start(&o.binary, o.nodes, &o.probe_dir).await?;
     let probe_dir = nodes.data_dir().unwrap_or(&o.probe_dir).to_path_buf();
     for &clients in &o.clients {
@@ -101,7 +101,7 @@ async fn measure_peer(o: &Options, name: &str, rows: &mut Vec<Row>) -> Result<()
     Ok(())
 }
 
-pub async fn run(o: &Options, keys: &api::AuthKeys) -> anyhow::Result<Comparison> {
+pub async fn run(o: &Options, keys: &testkit::Tokens) -> anyhow::Result<Comparison> {
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for system in &o.systems {

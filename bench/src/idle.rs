@@ -94,7 +94,7 @@ async fn wait_all_asleep(http: &reqwest::Client, bases: &[String], when: &str) -
     }
 }
 
-pub async fn run(nodes: &mut Nodes, keys: &api::AuthKeys, opts: &Options) -> anyhow::Result<()> {
+pub async fn run(nodes: &mut Nodes, keys: &testkit::Tokens, opts: &Options) -> anyhow::Result<()> {
     if opts.events == 0 || opts.creators == 0 {
         bail!("--events and --clients must be at least 1");
     }
@@ -263,7 +263,7 @@ pub async fn run(nodes: &mut Nodes, keys: &api::AuthKeys, opts: &Options) -> any
 /// sleep again with the dead node still down.
 async fn fail_over(
     nodes: &mut Nodes,
-    keys: &api::AuthKeys,
+    keys: &testkit::Tokens,
     events: &[String],
     opts: &Options,
 ) -> anyhow::Result<()> {

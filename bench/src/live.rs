@@ -47,7 +47,7 @@ async fn queue_event(base: &str, admin: &str, http: &reqwest::Client, queue: boo
 
 pub async fn sse_fan_out(
     base: &str,
-    keys: &api::AuthKeys,
+    keys: &testkit::Tokens,
     watchers: usize,
     changes: usize,
 ) -> anyhow::Result<()> {
@@ -142,7 +142,7 @@ fn rss_kib(pid: Option<u32>) -> Option<u64> {
 
 pub async fn queue_joins(
     base: &str,
-    keys: &api::AuthKeys,
+    keys: &testkit::Tokens,
     users: usize,
     concurrency: usize,
     pid: Option<u32>,

@@ -184,7 +184,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.seconds == 0 || args.seconds > driver::SECONDS_MAX {
         bail!("--seconds must be within 1..={}", driver::SECONDS_MAX);
     }
-    let keys = api::AuthKeys::new(args.auth_secret.as_bytes());
+    let keys = testkit::Tokens::new(args.auth_secret.as_bytes());
     let progress = !args.json;
     match args.mode.as_str() {
         "compare" => {

@@ -46,7 +46,7 @@ const PROBES_IN_FLIGHT: usize = 32;
 /// Creations in flight at once.
 const CREATORS: usize = 8;
 
-pub async fn run(nodes: &mut Nodes, keys: &api::AuthKeys, opts: &Options) -> anyhow::Result<()> {
+pub async fn run(nodes: &mut Nodes, keys: &testkit::Tokens, opts: &Options) -> anyhow::Result<()> {
     let n = nodes.bases.len();
     if n < 4 {
         bail!("--mode repair needs --nodes 4 or more (one lost, three replicas, one more lost)");

@@ -96,7 +96,7 @@ fn splitmix(state: &mut u64) -> u64 {
 pub async fn run(
     base: &str,
     nodes: usize,
-    keys: &api::AuthKeys,
+    keys: &testkit::Tokens,
     opts: &Options,
 ) -> anyhow::Result<Vec<Report>> {
     let per_row = opts.seats / (SECTIONS * ROWS);

@@ -1,7 +1,7 @@
 //! The workloads against boxoffice's own HTTP API (`API.md`), and their setup and checks.
 //!
 //! Owns: [`Workload`], [`Options`], [`run`]. Every request is made as a distinct user (a JWT
-//! minted with [`api::AuthKeys`] per operation), so the per-user limit never interferes;
+//! minted with [`testkit::Tokens`] per operation), so the per-user limit never interferes;
 //! clients are spread round-robin over the nodes.
 //!
 //! - `hold`: reserve one distinct seat per request on one hot event (seats enough for the
@@ -168,7 +168,7 @@ pub struct Options {
 /// What every client shares.
 struct Shared {
     http: reqwest::Client,
-    keys: api::AuthKeys,
+    keys: testkit::Tokens,
     workload: Workload,
     events: Vec<String>,
     seats: u64,
@@ -363,7 +363,7 @@ async fn setup(
     http: &reqwest::Client,
     base: &str,
     admin: &str,
-    keys: &api::AuthKeys,
+    keys: &testkit::Tokens,
     count: usize,
     seats: u32,
     shape: Shape,
@@ -439,7 +439,7 @@ async fn find_event(http: &reqwest::Client, base: &str, term: &str, name: &str) 
 async fn warm_up(
     http: &reqwest::Client,
     base: &str,
-    keys: &api::AuthKeys,
+    keys: &testkit::Tokens,
     event: &str,
 ) -> anyhow::Result<()> {
     let token = keys.mint(&format!("warm-up-{event}"), false, TOKEN_TTL_S);
@@ -483,7 +483,7 @@ async fn warm_up(
 pub async fn run(
     workload: Workload,
     nodes: &Nodes,
-    keys: &api::AuthKeys,
+    keys: &testkit::Tokens,
     opts: &Options,
 ) -> anyhow::Result<Report> {
     let http = crate::client::client()?;

@@ -48,7 +48,7 @@ struct Ctx {
     /// The node's data directory, removed at the end.
     _dir: tempfile::TempDir,
     api: Client,
-    keys: api::AuthKeys,
+    keys: testkit::Tokens,
     admin: String,
     chrome: Chrome,
     /// Whether `POST /v1/dev/token` answers (the node runs with `--dev-login`).
@@ -124,7 +124,7 @@ impl Ctx {
         if !dev_login {
             eprintln!("note: POST /v1/dev/token is not on: the dev sign-in form is not exercised");
         }
-        let keys = api::AuthKeys::new(common::SECRET.as_bytes());
+        let keys = testkit::Tokens::new(common::SECRET.as_bytes());
         let admin = keys.mint("admin", true, 3_600);
         let chrome = Chrome::launch(exe).await;
         Ctx { node, _dir: dir, api, keys, admin, chrome, dev_login }

@@ -392,10 +392,7 @@ async fn wrong_or_missing_secret_is_refused() {
         ));
         // Nothing listening: refused (liveness takes that as death at once), also while the
         // failed connect is remembered.
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().to_string()
-        };
+        let closed = format!("127.0.0.1:{}", testkit::free_ports(1).unwrap()[0]);
         let nowhere = NodeAddr { raft_addr: closed, http_addr: String::new() };
         for _ in 0..2 {
             let sent = right.send(9, &nowhere, GID, RpcRequest::ReadIndex).await;

@@ -219,13 +219,6 @@ pub struct StartOptions {
     pub node_args: Vec<String>,
 }
 
-/// `count` distinct free loopback ports (all held until all are picked).
-pub fn free_ports(count: usize) -> Result<Vec<u16>> {
-    let ls: Vec<std::net::TcpListener> =
-        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<_>>()?;
-    Ok(ls.iter().map(|l| l.local_addr().unwrap().port()).collect())
-}
-
 fn signal(pid: u32, sig: &str) -> Result<()> {
     let st = Command::new("kill").args([sig, &pid.to_string()]).status().context("run kill")?;
     if !st.success() {
@@ -250,7 +243,7 @@ impl Cluster {
         let (net, slots) = match mode {
             NetMode::Proxy => {
                 let shim = shim::build(dir)?;
-                let ports = free_ports(2 * total)?;
+                let ports = testkit::free_ports(2 * total).context("picking loopback ports")?;
                 let slots: Vec<Slot> = (0..total)
                     .map(|i| Slot {
                         number: i as u64 + 1,

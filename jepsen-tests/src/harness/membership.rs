@@ -67,7 +67,7 @@ const TOKEN_TTL_S: u64 = 3_600;
 const REPLICAS: usize = 3;
 
 fn admin_token() -> String {
-    api::AuthKeys::new(AUTH_SECRET.as_bytes()).mint("jepsen-nemesis", true, TOKEN_TTL_S)
+    testkit::Tokens::new(AUTH_SECRET.as_bytes()).mint("jepsen-nemesis", true, TOKEN_TTL_S)
 }
 
 /// Remove node `id` through the admin API of any other live member, retrying 503s, other

@@ -220,7 +220,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     eprintln!("cluster of {} nodes ready in {:?}", cfg.nodes, t0.elapsed());
 
     // ---- setup: one venue (GA of `seats`), one event per rotation window ----
-    let keys = api::AuthKeys::new(AUTH_SECRET.as_bytes());
+    let keys = testkit::Tokens::new(AUTH_SECRET.as_bytes());
     let admin = keys.mint("jepsen-admin", true, TOKEN_TTL_S);
     let http = reqwest::Client::new();
     let base1 = cluster.node(1).base();

@@ -310,12 +310,10 @@ pub const POLL_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Lines of each node's log printed when a test fails.
 pub const LOG_TAIL_LINES: usize = 30;
 
-/// `count` distinct free loopback ports. Each is bound on 127.0.0.1:0 and all are held until
-/// all are picked, so none repeats; they are released on return for the nodes to bind.
+/// `count` distinct free loopback ports that nothing else is handed while the test runs
+/// (`testkit::ports` says why binding `:0` is not enough).
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> =
-        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    testkit::free_ports(count).expect("free loopback ports")
 }
 
 /// Poll `probe` until it answers `Ok`, at most `timeout`; on timeout, panic with `what` and
