@@ -21,10 +21,13 @@ pub struct FileConfig {
     pub peers: Option<String>,
     pub join: Option<String>,
     pub auth_secret: Option<String>,
+    pub auth_secret_file: Option<PathBuf>,
     pub cluster_secret: Option<String>,
+    pub cluster_secret_file: Option<PathBuf>,
     pub payment: Option<String>,
     pub stripe_base_url: Option<String>,
     pub stripe_secret_key: Option<String>,
+    pub stripe_secret_key_file: Option<PathBuf>,
     pub cache_capacity_mb: Option<u64>,
     pub snapshot_every: Option<u64>,
     pub dead_after: Option<String>,
@@ -124,21 +127,31 @@ pub struct ServeFlags {
     /// Secret that signs JWTs [default: made on first start, kept in the data dir].
     #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
-    /// Secret peers present to each other.
+    /// A file holding the auth secret (e.g. a container secret), instead of --auth-secret.
+    #[arg(long, env = "BOXOFFICE_AUTH_SECRET_FILE")]
+    pub auth_secret_file: Option<PathBuf>,
+    /// Secret peers present to each other (the same on every node; needed with --peers or --join).
     #[arg(long, env = "BOXOFFICE_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret, instead of --cluster-secret.
+    #[arg(long, env = "BOXOFFICE_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Payment provider: test or stripe [default: test].
     #[arg(long, env = "BOXOFFICE_PAYMENT")]
     pub payment: Option<String>,
     /// Base URL of the Stripe-compatible API [default: https://api.stripe.com].
     #[arg(long, env = "BOXOFFICE_STRIPE_BASE_URL")]
     pub stripe_base_url: Option<String>,
+    /// The Stripe-compatible API's secret key (with --payment stripe).
     #[arg(long, env = "BOXOFFICE_STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Option<String>,
+    /// A file holding the Stripe secret key, instead of --stripe-secret-key.
+    #[arg(long, env = "BOXOFFICE_STRIPE_SECRET_KEY_FILE")]
+    pub stripe_secret_key_file: Option<PathBuf>,
     /// sled cache size in MiB [default: 128]; sled may use up to ~10x this.
     #[arg(long, env = "BOXOFFICE_CACHE_CAPACITY_MB")]
     pub cache_capacity_mb: Option<u64>,
-    /// Raft entries between two snapshots of a group [default: 50000]. Each snapshot writes
+    /// Raft entries between two snapshots of a group [default: 20000]. Each snapshot writes
     /// the group's whole state; fewer means a longer log to replay at start.
     #[arg(long, env = "BOXOFFICE_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
@@ -192,75 +205,149 @@ fn all_or_none<const N: usize>(parts: [(&str, Option<PathBuf>); N]) -> anyhow::R
     Ok(Some(parts.map(|(_, p)| p.expect("checked above"))))
 }
 
+/// Where a setting came from, to name it in an error the way the operator gave it: a flag
+/// (or its environment twin), or a key in the config file.
+#[derive(Clone, Debug)]
+enum Origin<'a> {
+    Flag(&'static str),
+    File(&'static str, &'a Path),
+}
+
+impl std::fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Flag(key) => {
+                write!(f, "--{} (BOXOFFICE_{})", key.replace('_', "-"), key.to_uppercase())
+            }
+            Origin::File(key, path) => write!(f, "`{key}` in {}", path.display()),
+        }
+    }
+}
+
+/// A setting's value from the flags (or environment) if given, else from the file, with where
+/// it came from.
+fn layered<'a, T>(
+    flag: Option<T>,
+    file: Option<T>,
+    key: &'static str,
+    path: Option<&'a Path>,
+) -> Option<(T, Origin<'a>)> {
+    match (flag, file, path) {
+        (Some(v), _, _) => Some((v, Origin::Flag(key))),
+        (None, Some(v), Some(path)) => Some((v, Origin::File(key, path))),
+        (None, Some(v), None) => Some((v, Origin::Flag(key))),
+        (None, None, _) => None,
+    }
+}
+
+/// A secret given as a value or as a file that holds it (`--x` or `--x-file`), not both. The
+/// file's trailing newline is not part of the secret.
+fn secret(
+    value: Option<(String, Origin)>,
+    file: Option<(PathBuf, Origin)>,
+) -> anyhow::Result<Option<String>> {
+    match (value, file) {
+        (Some((_, a)), Some((_, b))) => bail!("{a} and {b} both give the secret: give one"),
+        (Some((v, _)), None) => Ok(Some(v)),
+        (None, Some((path, origin))) => {
+            read_secret_file(&path).with_context(|| format!("{origin}")).map(Some)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The secret in `path`, without its trailing newline; an empty file is an error.
+pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(secret.to_string())
+}
+
 impl ServeFlags {
-    /// Merge file < environment/flags, apply defaults, validate.
+    /// Merge file < environment/flags, apply defaults, validate. An error names the setting
+    /// as it was given: the flag and its variable, or the key and the config file.
     pub fn resolve(self) -> anyhow::Result<ServeConfig> {
         let file = match &self.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
-        let node_id_given = self.node_id.or(file.node_id).is_some();
-        let node_id = self.node_id.or(file.node_id).unwrap_or(1);
-        if node_id == 0 {
-            bail!("--node-id must be at least 1");
+        let path = self.config.as_deref();
+        macro_rules! get {
+            ($key:ident) => {
+                layered(self.$key, file.$key, stringify!($key), path)
+            };
         }
-        let http = self.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let peers = match self.peers.or(file.peers) {
-            Some(list) => parse_peers(&list)?,
+        let node_id_given = self.node_id.or(file.node_id).is_some();
+        let node_id = match get!(node_id) {
+            Some((0, origin)) => bail!("{origin} must be at least 1"),
+            Some((id, _)) => id,
+            None => 1,
+        };
+        let (http, http_origin) = get!(http).unwrap_or(("127.0.0.1:8080".into(), Origin::Flag("http")));
+        let peers = match get!(peers) {
+            Some((list, origin)) => parse_peers(&list).with_context(|| format!("{origin}"))?,
             None => BTreeMap::new(),
         };
-        let raft = match (self.raft.or(file.raft), peers.get(&node_id)) {
-            (Some(r), Some(p)) if &r != p => {
-                bail!("--raft {r} differs from this node's entry in --peers ({p})")
+        let (raft, raft_origin) = match (get!(raft), peers.get(&node_id)) {
+            (Some((r, origin)), Some(p)) if &r != p => {
+                bail!("{origin} is {r}, but this node's entry in --peers says {p}")
             }
-            (Some(r), _) => r,
-            (None, Some(p)) => p.clone(),
-            (None, None) => "127.0.0.1:9080".into(),
+            (Some(given), _) => given,
+            (None, Some(p)) => (p.clone(), Origin::Flag("peers")),
+            (None, None) => ("127.0.0.1:9080".into(), Origin::Flag("raft")),
         };
         if !peers.is_empty() && !peers.contains_key(&node_id) {
             bail!("--peers must list this node's own id ({node_id})");
         }
-        for (name, addr) in [("--http", &http), ("--raft", &raft)] {
+        for (origin, addr) in [(&http_origin, &http), (&raft_origin, &raft)] {
             addr.parse::<std::net::SocketAddr>()
-                .with_context(|| format!("{name} {addr:?} is not an IP:PORT address"))?;
+                .with_context(|| format!("{origin}: {addr:?} is not an IP:PORT address"))?;
         }
         let join = self.join.or(file.join);
         if join.is_some() && !peers.is_empty() {
             bail!("use either --peers (static formation) or --join (add to a running cluster), not both");
         }
-        let payment = match self.payment.or(file.payment).as_deref().unwrap_or("test") {
-            "test" => PaymentChoice::Test,
-            "stripe" => PaymentChoice::Stripe {
+        let payment = match get!(payment) {
+            None => PaymentChoice::Test,
+            Some((p, _)) if p == "test" => PaymentChoice::Test,
+            Some((p, _)) if p == "stripe" => PaymentChoice::Stripe {
                 base_url: self
                     .stripe_base_url
                     .or(file.stripe_base_url)
                     .unwrap_or_else(|| "https://api.stripe.com".into()),
-                secret_key: self
-                    .stripe_secret_key
-                    .or(file.stripe_secret_key)
-                    .context("--payment stripe needs --stripe-secret-key (or BOXOFFICE_STRIPE_SECRET_KEY)")?,
+                secret_key: secret(get!(stripe_secret_key), get!(stripe_secret_key_file))?.context(
+                    "--payment stripe needs --stripe-secret-key or --stripe-secret-key-file (or their \
+                     BOXOFFICE_* variables or config keys)",
+                )?,
             },
-            other => bail!("--payment must be test or stripe, not {other:?}"),
+            Some((other, origin)) => bail!("{origin} must be test or stripe, not {other:?}"),
         };
-        let cache_capacity_mb =
-            self.cache_capacity_mb.or(file.cache_capacity_mb).unwrap_or(CACHE_CAPACITY_MB_DEFAULT);
-        if cache_capacity_mb == 0 {
-            bail!("--cache-capacity-mb must be at least 1");
-        }
-        let snapshot_every = self
-            .snapshot_every
-            .or(file.snapshot_every)
-            .unwrap_or(raft::HostConfig::default().snapshot_logs_since_last);
-        if snapshot_every < 100 {
-            bail!("--snapshot-every must be at least 100 (a snapshot per few entries would do little else)");
-        }
-        let dead_after = match self.dead_after.or(file.dead_after) {
-            Some(text) => std::time::Duration::from_secs(parse_ttl(&text).context("--dead-after")?),
+        let cache_capacity_mb = match get!(cache_capacity_mb) {
+            Some((0, origin)) => bail!("{origin} must be at least 1"),
+            Some((mb, _)) => mb,
+            None => CACHE_CAPACITY_MB_DEFAULT,
+        };
+        let snapshot_every = match get!(snapshot_every) {
+            Some((n, origin)) if n < 100 => {
+                bail!("{origin} must be at least 100, not {n} (a snapshot per few entries would do little else)")
+            }
+            Some((n, _)) => n,
+            None => raft::HostConfig::default().snapshot_logs_since_last,
+        };
+        let dead_after = match get!(dead_after) {
+            Some((text, origin)) => {
+                let after =
+                    std::time::Duration::from_secs(parse_ttl(&text).with_context(|| format!("{origin}"))?);
+                if after < std::time::Duration::from_secs(10) {
+                    bail!("{origin} must be at least 10s, not {text} (a node restarting must not lose its replicas)");
+                }
+                after
+            }
             None => cluster::store::DEAD_AFTER_DEFAULT,
         };
-        if dead_after < std::time::Duration::from_secs(10) {
-            bail!("--dead-after must be at least 10s (a node restarting must not lose its replicas)");
-        }
         let peer_tls = all_or_none([
             ("--peer-tls-ca", self.peer_tls_ca.or(file.peer_tls_ca)),
             ("--peer-tls-cert", self.peer_tls_cert.or(file.peer_tls_cert)),
@@ -281,8 +368,8 @@ impl ServeFlags {
             http,
             raft,
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
-            auth_secret: self.auth_secret.or(file.auth_secret),
-            cluster_secret: self.cluster_secret.or(file.cluster_secret),
+            auth_secret: secret(get!(auth_secret), get!(auth_secret_file))?,
+            cluster_secret: secret(get!(cluster_secret), get!(cluster_secret_file))?,
             payment,
             cache_capacity_mb,
             snapshot_every,
@@ -311,6 +398,33 @@ pub fn parse_peers(list: &str) -> anyhow::Result<BTreeMap<u64, String>> {
         }
     }
     Ok(peers)
+}
+
+/// Where `token` and `demo` find the auth secret that signs their tokens: given, in a file,
+/// or the one a node made in its data directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthSecretArgs {
+    /// The secret the nodes were given with --auth-secret.
+    #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true, conflicts_with = "auth_secret_file")]
+    pub auth_secret: Option<String>,
+    /// A file holding it (--auth-secret-file of the nodes).
+    #[arg(long, env = "BOXOFFICE_AUTH_SECRET_FILE")]
+    pub auth_secret_file: Option<PathBuf>,
+    /// Where the node keeps its generated auth secret (when neither is given).
+    #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+impl AuthSecretArgs {
+    pub fn read(&self) -> anyhow::Result<String> {
+        let given = match &self.auth_secret_file {
+            Some(path) => {
+                Some(read_secret_file(path).context("--auth-secret-file (BOXOFFICE_AUTH_SECRET_FILE)")?)
+            }
+            None => self.auth_secret.clone(),
+        };
+        auth_secret(given.as_deref(), &self.data_dir, false)
+    }
 }
 
 /// The auth secret: given, or read from `<data_dir>/auth-secret`, made there on first start.
@@ -469,6 +583,102 @@ mod tests {
         let files = mixed.resolve().unwrap().peer_tls.unwrap();
         assert_eq!(files.key, PathBuf::from("n-key.pem"));
         assert_eq!(files.ca, PathBuf::from("ca.pem"));
+    }
+
+    /// `config/boxoffice.toml`, the commented sample.
+    const SAMPLE: &str = include_str!("../../config/boxoffice.toml");
+
+    /// The keys of `serve` (its flags but `--config`), each with its environment variable.
+    fn serve_keys() -> Vec<(String, String)> {
+        let cmd = <ServeFlags as clap::Args>::augment_args(clap::Command::new("serve"));
+        cmd.get_arguments()
+            .filter(|a| a.get_id() != "config")
+            .map(|a| {
+                let env = a.get_env().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+                (a.get_id().to_string(), env)
+            })
+            .collect()
+    }
+
+    /// The sample's commented `#key = value` lines, uncommented; `defaults_only`: just the
+    /// ones marked `# default`.
+    fn sample_lines(defaults_only: bool) -> Vec<&'static str> {
+        SAMPLE
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase()) && l.contains(" = "))
+            .filter(|l| !defaults_only || l.ends_with("# default"))
+            .collect()
+    }
+
+    #[test]
+    fn every_flag_has_its_environment_twin_and_its_key_in_the_sample() {
+        let keys = serve_keys();
+        assert!(keys.len() >= 20, "{keys:?}");
+        let in_sample: Vec<&str> =
+            sample_lines(false).iter().map(|l| l.split(" = ").next().unwrap()).collect();
+        for (key, env) in &keys {
+            assert_eq!(env, &format!("BOXOFFICE_{}", key.to_uppercase()), "the variable of --{key}");
+            assert!(in_sample.contains(&key.as_str()), "`{key}` is not in config/boxoffice.toml");
+        }
+        // And every key in the sample is a key of the file (deny_unknown_fields) of the right type.
+        let all = sample_lines(false).join("\n");
+        toml::from_str::<FileConfig>(&all).expect("every example line of the sample is a valid key");
+    }
+
+    #[test]
+    fn the_sample_shows_the_real_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("boxoffice.toml");
+        let defaults = sample_lines(true);
+        assert!(defaults.len() >= 8, "{defaults:?}");
+        std::fs::write(&path, defaults.join("\n")).unwrap();
+        let shown = ServeFlags { config: Some(path.clone()), ..Default::default() }.resolve().unwrap();
+        let real = ServeFlags::default().resolve().unwrap();
+        assert_eq!(
+            format!("{shown:?}"),
+            format!("{real:?}"),
+            "a `# default` in the sample is not the default"
+        );
+        // The sample as shipped (all commented) loads too.
+        std::fs::write(&path, SAMPLE).unwrap();
+        ServeFlags { config: Some(path), ..Default::default() }.resolve().expect("the sample loads");
+    }
+
+    #[test]
+    fn the_deploy_files_use_real_flags_and_variables() {
+        let keys = serve_keys();
+        let known_flag =
+            |f: &str| keys.iter().any(|(k, _)| format!("--{}", k.replace('_', "-")) == f) || f == "--config";
+        let known_var = |v: &str| keys.iter().any(|(_, e)| e == v) || v == "BOXOFFICE_CONFIG";
+        let serve_args = |argv: &[String]| {
+            let at = argv.iter().position(|a| a == "serve").expect("runs `boxoffice serve`");
+            for flag in argv[at + 1..].iter().filter(|a| a.starts_with("--")) {
+                assert!(known_flag(flag), "{flag} is not a flag of serve: {argv:?}");
+            }
+        };
+        let unit = include_str!("../../deploy/boxoffice.service");
+        let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+        serve_args(&exec.split_whitespace().map(String::from).collect::<Vec<_>>());
+        for line in unit.lines().map(|l| l.trim_start_matches('#')) {
+            if let Some(var) = line.strip_prefix("Environment=").and_then(|e| e.split('=').next()) {
+                assert!(var == "RUST_LOG" || known_var(var), "{var} in the unit is not a variable of serve");
+            }
+        }
+        let docker = include_str!("../../deploy/Dockerfile").replace("\\\n", " ");
+        let json = |word: &str| -> Vec<String> {
+            let line = docker.lines().find_map(|l| l.strip_prefix(word)).unwrap_or_else(|| panic!("{word}"));
+            serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{word} is not exec form: {e}"))
+        };
+        serve_args(&[json("ENTRYPOINT "), json("CMD ")].concat());
+        let env = docker.lines().find_map(|l| l.strip_prefix("ENV ")).expect("ENV");
+        for var in env
+            .split_whitespace()
+            .filter_map(|kv| kv.split('=').next())
+            .filter(|v| v.starts_with("BOXOFFICE_"))
+        {
+            assert!(known_var(var), "{var} in the Dockerfile is not a variable of serve");
+        }
     }
 
     #[test]

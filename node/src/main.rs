@@ -38,11 +38,8 @@ enum Command {
         /// Lifetime: 1h, 30m, 45s, 2d.
         #[arg(long, default_value = "1h")]
         ttl: String,
-        #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
-        auth_secret: Option<String>,
-        /// Where the node keeps its generated auth secret.
-        #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "./data")]
-        data_dir: std::path::PathBuf,
+        #[command(flatten)]
+        secret: config::AuthSecretArgs,
     },
     /// A local cluster of N real processes with demo data, for trying it out; Ctrl-C stops them all.
     Dev {
@@ -86,10 +83,8 @@ enum Command {
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: String,
-        #[arg(long, env = "BOXOFFICE_AUTH_SECRET", hide_env_values = true)]
-        auth_secret: Option<String>,
-        #[arg(long, env = "BOXOFFICE_DATA_DIR", default_value = "./data")]
-        data_dir: std::path::PathBuf,
+        #[command(flatten)]
+        secret: config::AuthSecretArgs,
     },
 }
 
@@ -101,14 +96,14 @@ fn main() -> anyhow::Result<()> {
             init_tracing();
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(config))
         }
-        Command::Token { user, admin, ttl, auth_secret, data_dir } => {
+        Command::Token { user, admin, ttl, secret } => {
             if user.is_empty() || user.len() > api::auth::USER_ID_BYTES_MAX {
                 anyhow::bail!(
                     "--user must be 1..={} bytes (the server refuses a token for {user:?})",
                     api::auth::USER_ID_BYTES_MAX
                 );
             }
-            let secret = config::auth_secret(auth_secret.as_deref(), &data_dir, false)?;
+            let secret = secret.read()?;
             let ttl = config::parse_ttl(&ttl)?;
             println!("{}", api::AuthKeys::new(secret.as_bytes()).mint(&user, admin, ttl));
             Ok(())
@@ -125,8 +120,8 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Demo { http, auth_secret, data_dir } => {
-            let secret = config::auth_secret(auth_secret.as_deref(), &data_dir, false)?;
+        Command::Demo { http, secret } => {
+            let secret = secret.read()?;
             let token = api::AuthKeys::new(secret.as_bytes()).mint("demo-admin", true, 3_600);
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(demo::load(
                 &reqwest::Client::new(),
