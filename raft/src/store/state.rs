@@ -192,6 +192,22 @@ impl<S: StateMachine> RaftSnapshotBuilder<TypeConfig> for SmStore<S> {
     }
 }
 
+/// Entries reach the state machine in log order, each once: the entry applied next comes after
+/// the last applied (or a snapshot's last). A repeat or a step back would apply a command twice
+/// or out of order, making this replica's state differ from the others' without any error, so
+/// it stops the process instead. (Not "exactly the next index": openraft applies contiguously,
+/// but its own storage suite applies 3 then 5, so the trait does not promise it.)
+fn follows(gid: &str, last: Option<&LogId>, next: &LogId) {
+    if let Some(last) = last {
+        assert!(
+            next.index > last.index,
+            "group {gid}: entry {} applied after {}: the state machine would repeat or reorder entries",
+            next.index,
+            last.index
+        );
+    }
+}
+
 impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
     type SnapshotData = Vec<u8>;
     type SnapshotBuilder = SmStore<S>;
@@ -210,7 +226,9 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
             let log_id = entry.log_id;
             let reply = match entry.payload {
                 EntryPayload::Blank => {
-                    write_state(&self.state)?.last_applied = Some(log_id);
+                    let mut st = write_state(&self.state)?;
+                    follows(&self.gid, st.last_applied.as_ref(), &log_id);
+                    st.last_applied = Some(log_id);
                     BatchReply::default()
                 }
                 EntryPayload::Normal(bytes) => {
@@ -224,15 +242,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
                         .collect::<io::Result<Vec<_>>>()?;
                     let replies = {
                         let mut st = write_state(&self.state)?;
-                        if let Some(last) = &st.last_applied {
-                            assert!(
-                                log_id.index > last.index,
-                                "group {}: entry {} applied after {}",
-                                self.gid,
-                                log_id.index,
-                                last.index
-                            );
-                        }
+                        follows(&self.gid, st.last_applied.as_ref(), &log_id);
                         st.commands_since_snapshot.fetch_add(commands.len() as u64, Ordering::Relaxed);
                         let replies: Vec<S::Reply> = commands
                             .into_iter()
@@ -248,6 +258,7 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
                 }
                 EntryPayload::Membership(membership) => {
                     let mut st = write_state(&self.state)?;
+                    follows(&self.gid, st.last_applied.as_ref(), &log_id);
                     st.membership = StoredMembership::new(Some(log_id), membership);
                     st.last_applied = Some(log_id);
                     BatchReply::default()
