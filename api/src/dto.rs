@@ -1,4 +1,4 @@
-//! The JSON shapes of API.md, and their conversions from and to the `tickets` types.
+//! The JSON shapes of docs/api.md, and their conversions from and to the `tickets` types.
 //! Requests use `deny_unknown_fields`, so a misspelt field is a 400 naming it.
 
 use std::collections::BTreeMap;

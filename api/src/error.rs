@@ -1,4 +1,4 @@
-//! API errors as `application/problem+json`, with the stable codes of API.md. Internals
+//! API errors as `application/problem+json`, with the stable codes of docs/api.md. Internals
 //! never leak: an internal error is logged with its detail and answered with a generic one.
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -17,7 +17,7 @@ pub struct Problem {
     pub kind: String,
     pub title: String,
     pub status: u16,
-    /// Stable, machine-readable code (see API.md).
+    /// Stable, machine-readable code (see docs/api.md).
     pub code: String,
     pub detail: String,
     /// For `invalid_request`: the field at fault.

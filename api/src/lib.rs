@@ -1,6 +1,6 @@
 //! # api — the boxoffice HTTP/JSON API
 //!
-//! Owns the HTTP contract of API.md: routes, JWT auth and roles, problem+json errors with
+//! Owns the HTTP contract of docs/api.md: routes, JWT auth and roles, problem+json errors with
 //! stable codes, `Idempotency-Key` fingerprinting, body and page limits, ETag and
 //! Cache-Control on browse answers, Prometheus metrics and the OpenAPI document at
 //! `/openapi.json`. It decides nothing itself: every rule is in `tickets`, applied by the

@@ -53,7 +53,7 @@ pub const CATALOG: &[Metric] = &[
     // HTTP
     m("boxoffice_http_requests_total", Counter, Unit::Count, "HTTP requests answered, by matched route, method and status."),
     m(HTTP_REQUEST_SECONDS, Histogram, Unit::Seconds, "Time to answer an HTTP request, by matched route and method."),
-    m("boxoffice_http_errors_total", Counter, Unit::Count, "problem+json error answers, by their API.md code."),
+    m("boxoffice_http_errors_total", Counter, Unit::Count, "problem+json error answers, by their docs/api.md code."),
     m("boxoffice_peer_calls_total", Counter, Unit::Count, "Requests this node served by asking the peer that serves them over the peer plane (an event not placed here, a confirm on the event's leader, a user's bookings)."),
     m("boxoffice_streams_open", Gauge, Unit::Count, "Server-sent event streams open on this node (live seats and queue places)."),
     // Buyers

@@ -21,7 +21,7 @@ use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "boxoffice", description = "Self-hosted ticket store: browse, reserve, confirm. See API.md."),
+    info(title = "boxoffice", description = "Self-hosted ticket store: browse, reserve, confirm. See docs/api.md in the repository."),
     paths(
         catalog::create_venue, catalog::get_venue, catalog::update_venue, catalog::create_performer, catalog::get_performer, catalog::update_performer,
         catalog::create_event, catalog::update_event, catalog::cancel_event,

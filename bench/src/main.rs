@@ -1,6 +1,6 @@
 //! # boxoffice-bench — the project's load generator and side-by-side comparisons
 //!
-//! Drives boxoffice's own HTTP API (`API.md`) with a workload, or runs the same hold
+//! Drives boxoffice's own HTTP API (`docs/api.md`) with a workload, or runs the same hold
 //! workload against other stores, and reports ops/s, p50/p90/p99/p99.9/max latency
 //! (hdrhistogram) and errors by code, as a Markdown table or `--json`. A progress bar runs
 //! on stderr when it is a terminal.

@@ -1,4 +1,4 @@
-//! The workloads against boxoffice's own HTTP API (`API.md`), and their setup and checks.
+//! The workloads against boxoffice's own HTTP API (`docs/api.md`), and their setup and checks.
 //!
 //! Owns: [`Workload`], [`Options`], [`run`]. Every request is made as a distinct user (a JWT
 //! minted with [`testkit::Tokens`] per operation), so the per-user limit never interferes;

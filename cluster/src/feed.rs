@@ -60,7 +60,7 @@ async fn rebuild(store: &Store, index: &Arc<SearchIndex>) {
     });
     let count = docs.len();
     let index = index.clone();
-    // One segment keeps every query shape fast (search/README.md); a rebuild is rare.
+    // One segment keeps every query shape fast (docs/search.md); a rebuild is rare.
     match tokio::task::spawn_blocking(move || index.rebuild(version, docs).and_then(|()| index.compact()))
         .await
     {

@@ -1,6 +1,6 @@
 //! # boxoffice — the binary
 //!
-//! `boxoffice serve | token | demo | dev | certs`, as API.md's command line says. Reads configuration
+//! `boxoffice serve | token | demo | dev | certs`, as docs/api.md's command line says. Reads configuration
 //! once (file, then `BOXOFFICE_*` environment, then flags), opens the node's sled database,
 //! starts the store and the HTTP API, and stops gracefully on SIGTERM or Ctrl-C.
 

@@ -78,7 +78,7 @@ async fn a_killed_group_leader_is_replaced_and_no_acknowledged_booking_is_lost()
                 tries.push(format!("{} ms: 503", at.as_millis()));
             }
             // A request forwarded to the leader just as it died: the survivor cannot know
-            // whether it was proposed (API.md: retry, or look the hold up).
+            // whether it was proposed (docs/api.md: retry, or look the hold up).
             Ok(a) if a.status == 504 => {
                 assert_eq!(a.body["code"], "outcome_unknown", "{}", a.body);
                 assert!(a.body["hold_id"].is_string(), "504 names the hold to look up: {}", a.body);

@@ -1,7 +1,7 @@
 //! The event-inventory machine: one event's tickets, holds, bookings, idempotency records
 //! and waiting queue (see [`crate::queue`]).
 //!
-//! Rules (ARCHITECTURE.md, "The event state machine"):
+//! Rules (the event state machine; `docs/tickets.md` tells the story):
 //! - Reserve: a set of ticket ids, or `{section, quantity}` (best-available adjacent seats in
 //!   one row of a seated section, see [`free`]; the lowest-numbered free tickets of a general
 //!   section). All-or-nothing.

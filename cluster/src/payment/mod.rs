@@ -2,7 +2,7 @@
 //! provider's idempotency key, so that retrying after a timeout or a crash charges at most
 //! once: the provider answers a repeated key with the first result.
 //!
-//! - [`TestProvider`]: built in, no network; tokens from API.md (`tok_visa`,
+//! - [`TestProvider`]: built in, no network; tokens from docs/api.md (`tok_visa`,
 //!   `tok_chargeDeclined`, `tok_timeout`).
 //! - [`StripeProvider`]: a Stripe-compatible HTTP provider (PaymentIntents).
 
