@@ -19,6 +19,7 @@
 //! $B --mode queue --users 100000 --clients 64            # waiting-queue joins
 //! $B --mode idle --nodes 3 --events 10000 --clients 8    # what 10,000 idle events cost
 //! $B --mode seatmap --seats 20000 --clients 64           # an on-sale's viewers loading the seat map
+//! $B --mode search-restart --events 1000000 --changed 1000   # search after a restart, in process
 //! ```
 //!
 //! Modules, each owning one thing: [`cluster`] (local nodes, killed on exit), [`client`]
@@ -45,6 +46,7 @@ mod peers;
 mod progress;
 mod repair;
 mod report;
+mod search_restart;
 mod seatmap;
 mod workloads;
 
@@ -60,7 +62,7 @@ struct Args {
     /// What to run: workloads `hold`, `hold-confirm`, `contention`, `flash-sale`,
     /// `many-events`, `ga`, `best-available` (several separated by commas run one after the
     /// other on the same nodes); or `compare`, `peer`, `sse`, `queue`, `idle`, `repair`,
-    /// `seatmap`. (`holds` is `hold`.)
+    /// `seatmap`, `search-restart`. (`holds` is `hold`.)
     #[arg(long, default_value = "hold")]
     mode: String,
     /// Concurrent clients; `compare` takes a list (`1,64`).
@@ -123,6 +125,9 @@ struct Args {
     /// sse: changes to time.
     #[arg(long, default_value_t = 20)]
     changes: usize,
+    /// search-restart: events changed while the node was down.
+    #[arg(long, default_value_t = 1_000)]
+    changed: usize,
     /// queue: users who join one event's queue.
     #[arg(long, default_value_t = 100_000)]
     users: usize,
@@ -268,6 +273,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let reports = seatmap::run(&nodes.bases[0], nodes.bases.len(), &keys, &opts).await?;
             print_reports(&reports, args.json)
         }
+        "search-restart" => search_restart::run(&search_restart::Options {
+            events: if args.events > 1 { args.events } else { 1_000_000 },
+            changed: args.changed,
+            dir: args.data_dir(),
+        }),
         "queue" => {
             let clients = args.one_client_count()?;
             let nodes = args.nodes(1).await?;

@@ -19,7 +19,7 @@ use crate::geo::bounding_box;
 use crate::limits::*;
 use crate::query::{encode_cursor, plan, Plan};
 use crate::schema::{self, cell_index, geo_cell, Fields, GEO_CELL_DEGREES};
-use crate::{EventDoc, SearchError, SearchHit, SearchPage, SearchQuery};
+use crate::{EventDoc, FeedMark, SearchError, SearchHit, SearchPage, SearchQuery};
 
 /// Options of a [`SearchIndex`]; `Default` gives sensible values.
 #[derive(Clone, Debug)]
@@ -56,6 +56,9 @@ const BOOST_EXACT_NAME: f32 = 20.0;
 struct CommitPayload {
     applied_index: u64,
     generation: u64,
+    /// Absent in commits made before marks existed (then the feeder rebuilds once).
+    #[serde(default)]
+    mark: Option<FeedMark>,
 }
 
 /// What searches read: replaced as a whole after each commit.
@@ -64,6 +67,7 @@ struct Snapshot {
     searcher: Searcher,
     generation: u64,
     applied_index: u64,
+    mark: Option<FeedMark>,
 }
 
 /// The local search index: a projection of the catalog, fed by [`SearchIndex::apply`].
@@ -144,7 +148,7 @@ impl SearchIndex {
         schema::register_tokenizers(&index);
         let (_, fields) = schema::build();
         let payload = match index.load_metas()?.payload {
-            None => CommitPayload { applied_index: 0, generation: 0 },
+            None => CommitPayload { applied_index: 0, generation: 0, mark: None },
             Some(text) => serde_json::from_str::<CommitPayload>(&text)
                 .map_err(|e| SearchError::Index(format!("commit payload {text:?}: {e}")))?,
         };
@@ -154,6 +158,7 @@ impl SearchIndex {
             searcher: reader.searcher(),
             generation: payload.generation,
             applied_index: payload.applied_index,
+            mark: payload.mark,
         };
         let cache = NonZeroUsize::new(options.cache_entries).map(|n| Mutex::new(LruCache::new(n)));
         Ok(SearchIndex {
@@ -200,7 +205,18 @@ impl SearchIndex {
     /// applied_index()`) was already applied and is ignored; re-feeding the same batch is
     /// harmless. Blocking: call it from `spawn_blocking` or a dedicated thread. On an error
     /// the batch is not committed; the caller should re-feed from `applied_index()`.
+    /// The commit records no [`FeedMark`]; see [`SearchIndex::apply_marked`].
     pub fn apply(&self, catalog_index: u64, events: Vec<EventDoc>) -> Result<(), SearchError> {
+        self.apply_marked(catalog_index, None, events)
+    }
+
+    /// [`SearchIndex::apply`], recording `mark` with the commit ([`SearchIndex::feed_mark`]).
+    pub fn apply_marked(
+        &self,
+        catalog_index: u64,
+        mark: Option<FeedMark>,
+        events: Vec<EventDoc>,
+    ) -> Result<(), SearchError> {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let applied = self.applied_index();
         if catalog_index < applied {
@@ -208,7 +224,8 @@ impl SearchIndex {
             return Ok(());
         }
         let count = events.len();
-        let result = self.add_events(&writer, events).and_then(|()| self.commit(&mut writer, catalog_index));
+        let result =
+            self.add_events(&writer, events).and_then(|()| self.commit(&mut writer, catalog_index, mark));
         if result.is_err() {
             let _ = writer.rollback();
         }
@@ -218,21 +235,36 @@ impl SearchIndex {
     }
 
     /// Replace the whole content with `events` and commit, recording `catalog_index`
-    /// (a full resync). Blocking, like [`SearchIndex::apply`].
+    /// (a full resync). Blocking, like [`SearchIndex::apply`]. No [`FeedMark`].
     pub fn rebuild(&self, catalog_index: u64, events: Vec<EventDoc>) -> Result<(), SearchError> {
+        self.rebuild_marked(catalog_index, None, events)
+    }
+
+    /// [`SearchIndex::rebuild`], recording `mark` with the commit.
+    pub fn rebuild_marked(
+        &self,
+        catalog_index: u64,
+        mark: Option<FeedMark>,
+        events: Vec<EventDoc>,
+    ) -> Result<(), SearchError> {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let count = events.len();
         let result = writer
             .delete_all_documents()
             .map_err(SearchError::from)
             .and_then(|_| self.add_events(&writer, events))
-            .and_then(|()| self.commit(&mut writer, catalog_index));
+            .and_then(|()| self.commit(&mut writer, catalog_index, mark));
         if result.is_err() {
             let _ = writer.rollback();
         }
         result?;
         info!(catalog_index, events = count, "search index rebuilt");
         Ok(())
+    }
+
+    /// The [`FeedMark`] the last commit recorded, if it recorded one.
+    pub fn feed_mark(&self) -> Option<FeedMark> {
+        self.snapshot().mark
     }
 
     /// Merge every segment into one and wait for it (blocking; seconds at a million events).
@@ -282,9 +314,10 @@ impl SearchIndex {
         &self,
         writer: &mut IndexWriter<TantivyDocument>,
         catalog_index: u64,
+        mark: Option<FeedMark>,
     ) -> Result<(), SearchError> {
         let before = self.snapshot();
-        let payload = CommitPayload { applied_index: catalog_index, generation: before.generation + 1 };
+        let payload = CommitPayload { applied_index: catalog_index, generation: before.generation + 1, mark };
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&serde_json::to_string(&payload).map_err(io_err)?);
         prepared.commit()?;
@@ -292,7 +325,7 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         {
             let mut snap = self.snapshot.write().unwrap_or_else(|e| e.into_inner());
-            *snap = Snapshot { searcher, generation: payload.generation, applied_index: catalog_index };
+            *snap = Snapshot { searcher, generation: payload.generation, applied_index: catalog_index, mark };
         }
         if let Some(cache) = &self.cache {
             cache.lock().unwrap_or_else(|e| e.into_inner()).clear();

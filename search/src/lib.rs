@@ -4,13 +4,14 @@
 //! node, so browsing answers from local data even when no quorum is reachable. The index is
 //! a *projection* of the catalog (STYLE habit 3): it is fed the events the catalog group
 //! applied on this node, each commit records the catalog log index it covers
-//! ([`SearchIndex::applied_index`]), and after a restart the caller replays from there, or
-//! rebuilds from the catalog when the index was missing or corrupt ([`SearchIndex::open`]
-//! then starts empty). Search never calls into raft; it is fed.
+//! ([`SearchIndex::applied_index`]) and the caller's [`FeedMark`], so that after a restart
+//! the caller re-feeds only what changed since ([`SearchIndex::feed_mark`]), or rebuilds
+//! when the index was missing or corrupt ([`SearchIndex::open`] then starts empty). Search
+//! never calls into raft; it is fed.
 //!
 //! Main types:
-//! - [`SearchIndex`]: open/create, [`apply`](SearchIndex::apply) (upsert + commit),
-//!   [`rebuild`](SearchIndex::rebuild), [`search`](SearchIndex::search),
+//! - [`SearchIndex`]: open/create, [`apply`](SearchIndex::apply) (upsert + commit; with a
+//!   mark: [`apply_marked`](SearchIndex::apply_marked)), [`rebuild`](SearchIndex::rebuild), [`search`](SearchIndex::search),
 //!   [`compact`](SearchIndex::compact) (merge to one segment after a bulk load).
 //! - [`EventDoc`] (with [`VenueDoc`], [`PerformerDoc`]): what is indexed; stored whole as
 //!   JSON, so results carry venue and performer names without another lookup.
@@ -75,4 +76,4 @@ mod schema;
 pub use error::SearchError;
 pub use index::{SearchIndex, SearchOptions};
 pub use limits::*;
-pub use model::{EventDoc, PerformerDoc, SearchHit, SearchPage, SearchQuery, VenueDoc};
+pub use model::{EventDoc, FeedMark, PerformerDoc, SearchHit, SearchPage, SearchQuery, VenueDoc};

@@ -14,6 +14,19 @@ pub struct VenueDoc {
     pub lon: f64,
 }
 
+/// What the feeder records with a commit so that, after a restart, it can tell which events
+/// changed since without replaying the catalog's log (which may be purged). Search only keeps
+/// it: stored in the commit, given back by [`crate::SearchIndex::feed_mark`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedMark {
+    /// The catalog's clock when the committed documents were read: an event changed after
+    /// that carries an `updated_at` at or after it.
+    pub clock_ms: u64,
+    /// A fingerprint of what event documents copy from venues and performers (names, cities,
+    /// places): when it differs, every document may be stale.
+    pub names: u64,
+}
+
 /// Someone on the bill.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PerformerDoc {

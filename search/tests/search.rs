@@ -1,7 +1,8 @@
 //! Behaviour of the search index, end to end through the public API.
 
 use search::{
-    EventDoc, PerformerDoc, SearchError, SearchIndex, SearchOptions, SearchPage, SearchQuery, VenueDoc,
+    EventDoc, FeedMark, PerformerDoc, SearchError, SearchIndex, SearchOptions, SearchPage, SearchQuery,
+    VenueDoc,
 };
 
 const DAY: u64 = 86_400_000;
@@ -349,6 +350,29 @@ fn reopen_from_disk_keeps_applied_index_and_docs() {
     assert_eq!(index.len(), 2);
     assert_eq!(index.generation(), 2);
     assert_eq!(ids(&index.search(&term("gala")).unwrap()), vec!["a", "b"]);
+}
+
+#[test]
+fn the_feed_mark_is_kept_with_its_commit_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("idx");
+    let mark = FeedMark { clock_ms: 1_234, names: 99 };
+    {
+        let index = SearchIndex::open(&path, options()).unwrap();
+        assert_eq!(index.feed_mark(), None);
+        index
+            .rebuild_marked(5, Some(FeedMark { clock_ms: 1, names: 99 }), vec![ev("a", "Gala", T0, nyc())])
+            .unwrap();
+        index.apply_marked(6, Some(mark), vec![ev("b", "Gala", T0, nyc())]).unwrap();
+        // An older batch is ignored, its mark with it.
+        index.apply_marked(3, Some(FeedMark { clock_ms: 7, names: 7 }), vec![]).unwrap();
+        assert_eq!(index.feed_mark(), Some(mark));
+    }
+    let index = SearchIndex::open(&path, options()).unwrap();
+    assert_eq!((index.applied_index(), index.feed_mark()), (6, Some(mark)));
+    // A commit without a mark says so: the next restart cannot catch up from it.
+    index.apply(7, vec![ev("c", "Gala", T0, nyc())]).unwrap();
+    assert_eq!(index.feed_mark(), None);
 }
 
 #[test]
