@@ -20,8 +20,6 @@ pub const AUTH_SECRET: &str = "bench-secret-0123456789abcdef";
 pub const CLUSTER_SECRET: &str = "bench-cluster-secret-0123456789abcdef";
 /// How long started nodes may take to all answer `/readyz` with 200.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Pause between two `/readyz` polls.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Most local nodes.
 pub const NODES_MAX: usize = 9;
 /// Lines of a node's log shown when it does not become ready.
@@ -119,34 +117,21 @@ impl Nodes {
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let http = reqwest::Client::new();
         let started = Instant::now();
         for (i, base) in self.bases.clone().iter().enumerate() {
-            loop {
-                if let Some(status) = self.children[i].try_wait()? {
-                    bail!("node {} exited ({status}) before ready; its log:\n{}", i + 1, self.log_tail(i));
-                }
-                match http.get(format!("{base}/readyz")).send().await {
-                    Ok(r) if r.status().is_success() => break,
-                    _ if started.elapsed() > READY_TIMEOUT => {
-                        bail!(
-                            "node {} not ready within {READY_TIMEOUT:?}; its log:\n{}",
-                            i + 1,
-                            self.log_tail(i)
-                        )
-                    }
-                    _ => tokio::time::sleep(POLL_INTERVAL).await,
-                }
+            let left = READY_TIMEOUT.saturating_sub(started.elapsed());
+            let child = &mut self.children[i];
+            let waited = testkit::wait_ready(&http, base, left, || {
+                child.try_wait().ok().flatten().map(|status| status.to_string())
+            })
+            .await;
+            if let Err(e) = waited {
+                bail!("node {} {e}; its log:\n{}", i + 1, testkit::log_tail(&self.logs[i], LOG_TAIL_LINES));
             }
         }
         eprintln!("{} local node(s) ready in {:?}", self.bases.len(), started.elapsed());
         Ok(())
-    }
-
-    fn log_tail(&self, i: usize) -> String {
-        let text = std::fs::read_to_string(&self.logs[i]).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
     }
 
     /// The pids of the local nodes, in node-id order (empty for `--target` nodes).

@@ -157,13 +157,8 @@ impl DevNode {
     }
 
     fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..]
-            .iter()
-            .map(|l| format!("    {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        let tail = testkit::log_tail(&self.log, LOG_TAIL_LINES);
+        tail.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -316,46 +311,34 @@ async fn run_cluster(
     }
 }
 
-/// Poll every node's `/readyz` until each answers 200, at most [`READY_TIMEOUT`]; fail at
-/// once if a node exits.
+/// Wait for every node's `/readyz` to answer 200, at most [`READY_TIMEOUT`] in all; fail at
+/// once if any node exits meanwhile.
 async fn wait_ready(http: &reqwest::Client, nodes: &mut [DevNode]) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
-    let mut ready = vec![false; nodes.len()];
-    let mut last = vec![String::from("no answer yet"); nodes.len()];
-    loop {
-        for (i, node) in nodes.iter_mut().enumerate() {
-            if let Some(status) = node.exited() {
-                bail!(
-                    "node {} exited ({status}) before the cluster was ready; last lines of {}:\n{}",
-                    node.id,
-                    node.log.display(),
-                    node.log_tail()
-                );
+    for i in 0..nodes.len() {
+        let base = nodes[i].base();
+        let mut gone = None;
+        let waited =
+            testkit::wait_ready(http, &base, deadline.saturating_duration_since(Instant::now()), || {
+                let (n, status) =
+                    nodes.iter_mut().enumerate().find_map(|(n, node)| Some((n, node.exited()?)))?;
+                gone = Some(n);
+                Some(status.to_string())
+            })
+            .await;
+        match (waited, gone) {
+            (Ok(_), _) => {}
+            (Err(e), Some(n)) => {
+                let node = &nodes[n];
+                bail!("node {} {e}; last lines of {}:\n{}", node.id, node.log.display(), node.log_tail())
             }
-            if ready[i] {
-                continue;
-            }
-            match http.get(format!("{}/readyz", node.base())).send().await {
-                Ok(r) if r.status().is_success() => ready[i] = true,
-                Ok(r) => last[i] = format!("/readyz answered {}", r.status()),
-                Err(e) => last[i] = format!("/readyz: {e}"),
+            (Err(e), None) => {
+                let node = &nodes[i];
+                bail!("node {} {e}; last lines of {}:\n{}", node.id, node.log.display(), node.log_tail())
             }
         }
-        if ready.iter().all(|r| *r) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            let waiting: Vec<String> = nodes
-                .iter()
-                .zip(&ready)
-                .zip(&last)
-                .filter(|((_, r), _)| !**r)
-                .map(|((n, _), last)| format!("node {} ({last}; log {})", n.id, n.log.display()))
-                .collect();
-            bail!("not ready within {} s: {}", READY_TIMEOUT.as_secs(), waiting.join(", "));
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
     }
+    Ok(())
 }
 
 /// The catalog's placement as node 1 sees it: event id → replicas. A server that does not

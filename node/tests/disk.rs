@@ -119,17 +119,10 @@ async fn a_full_disk_stops_writes_and_the_node_restarts_in_place() {
 
     disk.set_full(false);
     // Restarted in place (same pid: exec) and serving again.
-    let started = Instant::now();
-    loop {
-        let ready = c.try_send("GET", "/readyz", None, None, Duration::from_secs(2)).await;
-        if ready.as_ref().is_ok_and(|a| a.status == 200) {
-            break;
-        }
-        let last = ready.map(|a| format!("{} {}", a.status, a.body)).unwrap_or_else(|e| e.to_string());
-        assert!(started.elapsed() < Duration::from_secs(60), "ready again after the disk had room: {last}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    match testkit::wait_ready(&c.http, &c.base, Duration::from_secs(60), || None).await {
+        Ok(took) => eprintln!("ready again {took:?} after the disk had room"),
+        Err(e) => panic!("ready again after the disk had room: {e}"),
     }
-    eprintln!("ready again {:?} after the disk had room", started.elapsed());
     assert_eq!(node.child.as_ref().unwrap().id(), pid);
     assert!(node.child.as_mut().unwrap().try_wait().unwrap().is_none(), "the node is still running");
     let h = c.get(&format!("/v1/holds/{}", before.body["hold_id"].as_str().unwrap()), Some(&alice)).await;

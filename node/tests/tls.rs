@@ -273,17 +273,9 @@ async fn https_on_the_public_port_with_certs_output() {
     }
     // The whole API is there: once ready, an admin makes a venue.
     let client = common::Client { base: node.base.clone(), http: trusting.clone() };
-    common::eventually("the node is ready", common::READY_TIMEOUT, || async {
-        let a = client.try_send("GET", "/readyz", None, None, common::POLL_REQUEST_TIMEOUT).await;
-        a.map_err(|e| e.to_string()).and_then(|a| {
-            if a.status == 200 {
-                Ok(())
-            } else {
-                Err(a.status.to_string())
-            }
-        })
-    })
-    .await;
+    if let Err(e) = testkit::wait_ready(&trusting, &node.base, common::READY_TIMEOUT, || None).await {
+        panic!("the node over HTTPS: {e}");
+    }
     let venue = common::venue(&client, &token("admin", true), 10).await;
     assert!(!venue.is_empty());
 

@@ -166,9 +166,7 @@ impl NodeProc {
     }
 
     fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        testkit::log_tail(&self.log, lines)
     }
 }
 
@@ -705,26 +703,18 @@ async fn get_json(http: &reqwest::Client, base: &str, path: &str, timeout: Durat
 
 /// Wait until `node` answers `/readyz` 200; error with its log tail on exit/timeout.
 async fn wait_proc_ready(http: &reqwest::Client, node: &mut NodeProc, timeout: Duration) -> Result<Duration> {
-    let start = Instant::now();
     let name = if node.id == 0 {
         format!("joiner {}", node.data_dir.display())
     } else {
         format!("node {}", node.id)
     };
-    loop {
-        if let Some(st) = node.exited()? {
-            bail!("{name} exited ({st}) before ready; log tail:\n{}", node.log_tail(40));
-        }
-        let last = match get_json(http, &node.base(), "/readyz", POLL_REQUEST_TIMEOUT).await {
-            Ok((200, _)) => return Ok(start.elapsed()),
-            Ok((s, b)) => format!("{s} {b}"),
-            Err(e) => e.to_string(),
-        };
-        if start.elapsed() > timeout {
-            bail!("{name} not ready in {timeout:?} (last: {last}); log tail:\n{}", node.log_tail(40));
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    let base = node.base();
+    let waited = testkit::wait_ready(http, &base, timeout, || match node.exited() {
+        Ok(status) => status.map(|s| s.to_string()),
+        Err(e) => Some(format!("status unknown: {e}")),
+    })
+    .await;
+    waited.map_err(|e| anyhow!("{name} {e}; log tail:\n{}", node.log_tail(40)))
 }
 
 impl Cluster {

@@ -25,28 +25,19 @@ pub struct Node {
     extra: Vec<(String, String)>,
 }
 
-/// Poll `GET {base}/readyz` (plain HTTP/1.0 over a socket: `Node::start` is not async) until
-/// it answers 200: a node takes writes once it is registered in its cluster.
+/// Wait until the node at `base` answers `/readyz` with 200 (`testkit::wait_ready`, on a
+/// thread of its own: `Node::start` is not async and may run inside a test's runtime).
 fn wait_ready_blocking(base: &str) {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://").to_string();
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        let status = std::net::TcpStream::connect(&addr).ok().and_then(|mut s| {
-            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n").ok()?;
-            let mut answer = String::new();
-            s.read_to_string(&mut answer).ok()?;
-            answer.split_whitespace().nth(1).map(String::from)
-        });
-        if status.as_deref() == Some("200") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node at {base} not ready within {START_TIMEOUT:?} (last: {status:?})"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    let waited = std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(testkit::wait_ready(&reqwest::Client::new(), base, START_TIMEOUT, || None))
+        })
+        .join()
+        .expect("readiness thread")
+    });
+    if let Err(e) = waited {
+        panic!("node at {base}: {e}");
     }
 }
 
@@ -416,9 +407,7 @@ impl ClusterNode {
 
     /// The last lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        testkit::log_tail(&self.log, lines)
     }
 }
 
@@ -577,29 +566,15 @@ impl Cluster {
     /// Wait until node `id` answers `/readyz` with 200; panic with its log if it exits first
     /// or is not ready in time.
     pub async fn wait_ready(&mut self, id: u64, timeout: Duration) {
-        let start = Instant::now();
-        let client = self.client(id);
-        let mut last: String;
-        loop {
-            let node = self.node_mut(id);
-            if let Some(status) = node.exited() {
-                panic!("node {id} exited ({status}) before it was ready; its log:\n{}", node.log_tail(60));
-            }
-            match client.try_send("GET", "/readyz", None, None, POLL_REQUEST_TIMEOUT).await {
-                Ok(a) if a.status == 200 => {
-                    eprintln!("node {id} ready after {:?}", start.elapsed());
-                    return;
-                }
-                Ok(a) => last = format!("{} {}", a.status, a.body),
-                Err(e) => last = e.to_string(),
-            }
-            if start.elapsed() >= timeout {
-                panic!(
-                    "node {id} not ready within {timeout:?}; /readyz last: {last}; its log:\n{}",
-                    self.node(id).log_tail(60)
-                );
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
+        let base = self.node(id).base();
+        let node = self.node_mut(id);
+        let waited = testkit::wait_ready(&reqwest::Client::new(), &base, timeout, || {
+            node.exited().map(|status| status.to_string())
+        })
+        .await;
+        match waited {
+            Ok(took) => eprintln!("node {id} ready after {took:?}"),
+            Err(e) => panic!("node {id} {e}; its log:\n{}", self.node(id).log_tail(60)),
         }
     }
 
