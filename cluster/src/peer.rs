@@ -3,7 +3,7 @@
 //!
 //! A node asks a peer when [`crate::route`] says the peer serves the request: a read or a
 //! booking write about an event not placed here (or not set up here yet), a confirm on the
-//! event's leader, a node's join on the catalog's leader, and a user's bookings from every
+//! event's leader (and a cancel), a node's join on the catalog's leader, and a user's bookings from every
 //! node. The peer runs only the *local* operation ([`Handler`]): when it does not serve the
 //! request either it answers [`Error::Elsewhere`] and the asking node tries its next peer, so a
 //! request makes one hop at most and a stale view cannot loop. Identity never travels in a
@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use tickets::inventory::{Idempotency, Selection};
+use tickets::inventory::{Idempotency, Refunder, Selection};
 use tickets::NodeId;
 
 use crate::browse::SeatMap;
@@ -109,6 +109,17 @@ pub enum PeerCall {
     },
     /// Tell the event's inventory its new end of sales (asked of the event's leader).
     SetSalesEnd {
+        event_id: String,
+        at: tickets::Millis,
+    },
+    /// Cancel and refund a booking (asked of the event's leader).
+    CancelBooking {
+        by: Refunder,
+        booking_id: String,
+        idempotency: Option<Idempotency>,
+    },
+    /// Tell the event's inventory its new refund window (asked of the event's leader).
+    SetRefundUntil {
         event_id: String,
         at: tickets::Millis,
     },
@@ -234,6 +245,12 @@ async fn serve(store: Store, call: PeerCall) -> Vec<u8> {
             encode(&store.local_add_node(id, raft_addr, http_addr, store_id).await)
         }
         PeerCall::SetSalesEnd { event_id, at } => encode(&store.local_set_sales_end(&event_id, at).await),
+        PeerCall::CancelBooking { by, booking_id, idempotency } => {
+            encode(&store.local_cancel_booking(by, &booking_id, idempotency).await)
+        }
+        PeerCall::SetRefundUntil { event_id, at } => {
+            encode(&store.local_set_refund_until(&event_id, at).await)
+        }
     }
 }
 
@@ -415,6 +432,7 @@ impl PeerCall {
                 | PeerCall::QueueJoin { .. }
                 | PeerCall::QueueLeave { .. }
                 | PeerCall::AddNode { .. }
+                | PeerCall::CancelBooking { .. }
         )
     }
 

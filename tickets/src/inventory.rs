@@ -672,6 +672,11 @@ impl Inventory {
         self.derived.confirming.iter().map(|no| self.view(&self.core.holds[no])).collect()
     }
 
+    /// Whether a refund is pending (cheap: no booking is copied).
+    pub fn has_refunding(&self) -> bool {
+        !self.derived.refunding.is_empty()
+    }
+
     /// Bookings in `RefundPending`: refunds a new leader must finish.
     pub fn refunding(&self) -> Vec<Booking> {
         self.derived.refunding.iter().map(|id| self.booking_view(&self.core.bookings[id])).collect()
