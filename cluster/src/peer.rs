@@ -123,6 +123,12 @@ pub enum PeerCall {
         event_id: String,
         at: tickets::Millis,
     },
+    /// Cancel the event's inventory and begin every confirmed booking's refund (asked of the
+    /// event's leader).
+    CancelAndRefund {
+        event_id: String,
+        admin: String,
+    },
 }
 
 /// One request to a peer, answered by a stream.
@@ -251,6 +257,9 @@ async fn serve(store: Store, call: PeerCall) -> Vec<u8> {
         PeerCall::SetRefundUntil { event_id, at } => {
             encode(&store.local_set_refund_until(&event_id, at).await)
         }
+        PeerCall::CancelAndRefund { event_id, admin } => {
+            encode(&store.local_cancel_and_refund(&event_id, &admin).await)
+        }
     }
 }
 
@@ -350,7 +359,7 @@ impl Store {
                     return Err(Error::OutcomeUnknown {
                         reason: format!("node {node}: {reason}"),
                         hold_id: call.hold_id(),
-                        booking_id: None,
+                        booking_id: call.booking_id(),
                     })
                 }
                 Err(e) => {
@@ -433,7 +442,16 @@ impl PeerCall {
                 | PeerCall::QueueLeave { .. }
                 | PeerCall::AddNode { .. }
                 | PeerCall::CancelBooking { .. }
+                | PeerCall::CancelAndRefund { .. }
         )
+    }
+
+    /// The booking a write touches, for an `outcome_unknown` answer.
+    fn booking_id(&self) -> Option<String> {
+        match self {
+            PeerCall::CancelBooking { booking_id, .. } => Some(booking_id.clone()),
+            _ => None,
+        }
     }
 
     /// The hold a write makes or touches, for an `outcome_unknown` answer.

@@ -96,14 +96,20 @@ impl Store {
         }
     }
 
-    /// Wait (at most [`REFUND_WAIT`]) for a refund another task runs; the booking then.
+    /// Wait (at most [`REFUND_WAIT`]) for a refund another task runs; the booking then
+    /// (refunded or still pending), or the decline when it came back confirmed.
     async fn await_refund(&self, group: &raft::Group<GroupMachine>, pending: Booking) -> Result<Booking> {
         let mut version = group.read_local(|m| m.subscribe_version());
         let deadline = tokio::time::Instant::now() + REFUND_WAIT;
         loop {
             let now = group.read_local(|m| m.as_inventory().and_then(|i| i.booking(&pending.id)));
             match now {
-                Some(b) if b.status != BookingStatus::RefundPending => return Ok(b),
+                Some(b) if b.status == BookingStatus::Confirmed => {
+                    let detail =
+                        b.refund.and_then(|r| r.declined).unwrap_or_else(|| "refund declined".into());
+                    return Err(Rejection::RefundDeclined { detail }.into());
+                }
+                Some(b) if b.status == BookingStatus::Refunded => return Ok(b),
                 _ => {}
             }
             if tokio::time::timeout_at(deadline, version.changed()).await.is_err() {

@@ -234,6 +234,16 @@ impl Store {
         .await
     }
 
+    /// Cancel the event's inventory and begin its refunds, on the event's leader.
+    pub(crate) async fn cancel_and_refund(&self, event_id: &str, admin: &str) -> Result<()> {
+        let local = self.local_cancel_and_refund(event_id, admin).await;
+        self.routed_write(Some(event_id), local, || PeerCall::CancelAndRefund {
+            event_id: event_id.into(),
+            admin: admin.into(),
+        })
+        .await
+    }
+
     /// Cancel a booking and refund it, on the event's leader (see [`crate::refund`]): the
     /// booking `refunded`, or `refund_pending` while the refund still runs.
     pub async fn cancel_booking(

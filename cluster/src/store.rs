@@ -675,22 +675,28 @@ impl Store {
         Ok(())
     }
 
-    /// Cancel in the catalog (browse shows it), then in the inventory, by `admin`: no more
-    /// sales, and every confirmed booking begins its refund (one `CancelAndRefund`; the
-    /// scheduler runs the refunds, see [`crate::refund`]). Again on a cancelled event, it
-    /// begins the refunds of bookings confirmed again since (a declined refund).
+    /// Cancel in the catalog (browse shows it), then in the inventory, by `admin`, on the
+    /// event's leader (asked over the peer plane when that is another node): no more sales,
+    /// and every confirmed booking begins its refund (one `CancelAndRefund`; the scheduler
+    /// runs the refunds, see [`crate::refund`]). Again on a cancelled event, it begins the
+    /// refunds of bookings confirmed again since (a declined refund). If the inventory write
+    /// fails, the answer is its error although the catalog changed: the same cancel again
+    /// repeats it (and the event leader's reconciler carries a first cancellation over).
     pub async fn cancel_event(&self, id: &str, admin: &str) -> Result<Event> {
         let event = match self.write_catalog(CatalogCommand::CancelEvent { id: id.to_string() }).await? {
             CatalogChange::Event(e) => e,
             other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
         };
-        // The catalog says cancelled at once; the inventory learns it from its leader's
-        // reconciler if the group is led elsewhere.
-        if let Ok(group) = self.booking_group(id).await {
-            self.write_inventory(&group, InventoryCommand::CancelAndRefund { admin: admin.to_string() })
-                .await?;
-        }
+        self.cancel_and_refund(id, admin).await?;
         Ok(event)
+    }
+
+    /// [`InventoryCommand::CancelAndRefund`] on this node, which must lead the event's group.
+    pub(crate) async fn local_cancel_and_refund(&self, event_id: &str, admin: &str) -> Result<()> {
+        let group = self.booking_group(event_id).await?;
+        let command = InventoryCommand::CancelAndRefund { admin: admin.to_string() };
+        self.write_inventory(&group, command).await?;
+        Ok(())
     }
 }
 

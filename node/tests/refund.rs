@@ -1,6 +1,7 @@
-//! Cancel and refund against a real `boxoffice serve` process over HTTP: a buyer's cancel,
-//! its refusals, an event cancel that refunds every booking, and a refund in flight at
-//! `kill -9` that ends refunded exactly once after the restart.
+//! Cancel and refund against real `boxoffice serve` processes over HTTP: a buyer's cancel,
+//! its refusals, an event cancel that refunds every booking, a refund in flight at `kill -9`
+//! that ends refunded exactly once after the restart, and cancels sent to nodes that do not
+//! lead the event (carried over the peer plane to its leader).
 //!
 //! "Refunded once" is read from outside the process: the built-in test provider appends every
 //! refund it makes to `<data dir>/test-payments.jsonl` (one JSON line per refund key, written
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{eventually, small_event, token, Client, Node};
+use common::{event_at, eventually, small_event, token, venue, Client, Cluster, Node};
 use serde_json::{json, Value};
 
 /// Refunds made per payment ref, from the test provider's journal in `data_dir`.
@@ -173,4 +174,101 @@ async fn a_refund_in_flight_at_kill_9_ends_refunded_exactly_once() {
     assert_eq!(mine.body["bookings"][0]["status"], "refunded", "the per-user index follows: {}", mine.body);
     let again = c.post(&format!("/v1/bookings/{id}/cancel"), &alice, json!(null)).await;
     assert_eq!((again.status, again.body["code"].as_str()), (409, Some("not_refundable")), "{}", again.body);
+}
+
+/// The node leading `event`'s group, as node 1 sees it.
+async fn leader_of(cluster: &Cluster, event: &str) -> Option<u64> {
+    let view = cluster.view(1).await;
+    view["groups"].as_array()?.iter().find(|g| g["id"] == event)?["leader"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancels_sent_to_any_node_reach_the_events_leader() {
+    let cluster = Cluster::start(3).await;
+    let admin = token("admin", true);
+    let venue_id = venue(&cluster.client(1), &admin, 20).await;
+    let event = event_at(&cluster.client(1), &admin, &venue_id, "Routed", 4).await;
+    let ann = token("ann", false);
+    let mut bookings = Vec::new();
+    for seat in ["A-1-1", "A-1-2", "A-1-3"] {
+        bookings.push(book(&cluster.client(1), &ann, &event, seat, "tok_visa").await);
+    }
+    // One cancel through each node: at least two of them do not lead the event.
+    for (via, b) in (1..=3).zip(&bookings) {
+        let path = format!("/v1/bookings/{}/cancel", b["booking_id"].as_str().unwrap());
+        let done = cluster.client(via).post(&path, &ann, json!(null)).await;
+        assert_eq!(
+            (done.status, done.body["status"].as_str()),
+            (200, Some("refunded")),
+            "via node {via}: {}",
+            done.body
+        );
+        let again = cluster.client(via).post(&path, &ann, json!(null)).await;
+        assert_eq!(again.body["code"], "not_refundable", "via node {via}: {}", again.body);
+    }
+    assert_eq!(availability(&cluster.client(2), &event).await["sold"], 0);
+
+    // The event cancel through a node that does not lead it refunds its bookings too.
+    let last = book(&cluster.client(1), &ann, &event, "A-2-1", "tok_visa").await;
+    let leader = leader_of(&cluster, &event).await.expect("node 1 knows the event's leader");
+    let via = (1..=3).find(|id| *id != leader).unwrap();
+    let cancelled =
+        cluster.client(via).post(&format!("/v1/events/{event}/cancel"), &admin, json!(null)).await;
+    assert_eq!(cancelled.status, 200, "via node {via} (leader {leader}): {}", cancelled.body);
+    let path = format!("/v1/bookings/{}", last["booking_id"].as_str().unwrap());
+    eventually("the event cancel refunds the booking", Duration::from_secs(20), || {
+        let (c, ann, path) = (cluster.client(via), ann.clone(), path.clone());
+        async move {
+            let read = c.get(&path, Some(&ann)).await;
+            match read.body["status"].as_str() {
+                Some("refunded") => Ok(()),
+                _ => Err(read.body.to_string()),
+            }
+        }
+    })
+    .await;
+}
+
+/// The refund keys the test provider in `data_dir` was asked for `payment_ref`, in order.
+fn refund_keys(data_dir: &Path, payment_ref: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(data_dir.join("test-payments.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| e["Refund"]["payment_ref"] == payment_ref)
+        .map(|e| e["Refund"]["key"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_cancel_posted_again_to_any_node_retries_declined_refunds() {
+    let cluster = Cluster::start(3).await;
+    let admin = token("admin", true);
+    let venue_id = venue(&cluster.client(1), &admin, 20).await;
+    let event = event_at(&cluster.client(1), &admin, &venue_id, "Declined", 4).await;
+    let ann = token("ann", false);
+    let booking = book(&cluster.client(1), &ann, &event, "A-1-1", "tok_refundDeclined").await;
+    let (id, payment_ref) =
+        (booking["booking_id"].as_str().unwrap(), booking["payment_ref"].as_str().unwrap());
+    let leader = leader_of(&cluster, &event).await.expect("node 1 knows the event's leader");
+    let via = (1..=3).find(|n| *n != leader).unwrap();
+    let journal = cluster.node(leader).data_dir.clone();
+    // First cancel: the leader's provider declines the refund (attempt 1); the booking stays.
+    for (attempt, key) in [(1, format!("refund:{id}")), (2, format!("refund:{id}-2"))] {
+        let cancelled =
+            cluster.client(via).post(&format!("/v1/events/{event}/cancel"), &admin, json!(null)).await;
+        assert_eq!(cancelled.status, 200, "cancel {attempt} via node {via}: {}", cancelled.body);
+        let keys = eventually("the refund is tried and declined", Duration::from_secs(20), || {
+            let (journal, c, ann) = (journal.clone(), cluster.client(via), ann.clone());
+            async move {
+                let keys = refund_keys(&journal, payment_ref);
+                let read = c.get(&format!("/v1/bookings/{id}"), Some(&ann)).await;
+                match (keys.len() == attempt, read.body["status"].as_str()) {
+                    (true, Some("confirmed")) => Ok(keys),
+                    _ => Err(format!("keys {keys:?}, booking {}", read.body)),
+                }
+            }
+        })
+        .await;
+        assert_eq!(keys.last(), Some(&key), "attempt {attempt} uses its own provider key");
+    }
 }
