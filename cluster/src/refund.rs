@@ -175,6 +175,14 @@ impl Store {
         if !self.claim_refund(&booking.id) {
             return;
         }
+        // Read again under the claim: the scheduler's list may be older than a run that just
+        // ended (and, after a decline, a new attempt with a new key began). Running a stale
+        // attempt would answer the new one with the old one's decline.
+        let current = group.read_local(|m| m.as_inventory().and_then(|i| i.booking(&booking.id)));
+        let Some(booking) = current.filter(|b| b.status == BookingStatus::RefundPending) else {
+            self.unclaim_refund(&booking.id, true);
+            return;
+        };
         tracing::info!(booking = %booking.id, "finishing a refund left pending");
         if let Err(e) = self.run_refund(group, &booking).await {
             if !matches!(e, Error::Rejected(Rejection::RefundDeclined { .. })) {
