@@ -1,7 +1,8 @@
 //! Cancel and refund against real `boxoffice serve` processes over HTTP: a buyer's cancel,
 //! its refusals, an event cancel that refunds every booking, a refund in flight at `kill -9`
-//! that ends refunded exactly once after the restart, and cancels sent to nodes that do not
-//! lead the event (carried over the peer plane to its leader).
+//! that ends refunded exactly once after the restart, a refund in flight when its leader dies
+//! (against a fake Stripe-compatible provider all nodes share) finished by the new leader,
+//! and cancels sent to nodes that do not lead the event (carried over the peer plane).
 //!
 //! "Refunded once" is read from outside the process: the built-in test provider appends every
 //! refund it makes to `<data dir>/test-payments.jsonl` (one JSON line per refund key, written
@@ -12,7 +13,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
 
 use common::{event_at, eventually, small_event, token, venue, Client, Cluster, Node};
 use serde_json::{json, Value};
@@ -271,4 +278,91 @@ async fn an_event_cancel_posted_again_to_any_node_retries_declined_refunds() {
         .await;
         assert_eq!(keys.last(), Some(&key), "attempt {attempt} uses its own provider key");
     }
+}
+
+/// A Stripe-compatible provider shared by every node: charges always succeed; refunds are
+/// kept per idempotency key (one refund per key, its id answered again on a retry) and,
+/// while `slow`, answered only after the nodes' 2 s attempt timeout.
+#[derive(Clone, Default)]
+struct FakeStripe {
+    /// idempotency key -> (refund id, requests seen)
+    refunds: Arc<Mutex<HashMap<String, (String, u32)>>>,
+    slow: Arc<AtomicBool>,
+}
+
+async fn fake_intents(headers: HeaderMap) -> Json<Value> {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    Json(json!({"id": format!("pi_{key}"), "status": "succeeded"}))
+}
+
+async fn fake_refunds(State(fake): State<FakeStripe>, headers: HeaderMap) -> Json<Value> {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let id = {
+        let mut refunds = fake.refunds.lock().unwrap();
+        let n = refunds.len();
+        let entry = refunds.entry(key).or_insert_with(|| (format!("re_fake_{n}"), 0));
+        entry.1 += 1;
+        entry.0.clone()
+    };
+    if fake.slow.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Json(json!({"id": id, "object": "refund", "status": "succeeded"}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_in_flight_when_its_leader_dies_is_finished_by_the_next_once() {
+    let fake = FakeStripe::default();
+    fake.slow.store(true, Ordering::SeqCst);
+    let app = axum::Router::new()
+        .route("/v1/payment_intents", axum::routing::post(fake_intents))
+        .route("/v1/refunds", axum::routing::post(fake_refunds))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stripe_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let args =
+        ["--payment", "stripe", "--stripe-base-url", &stripe_url, "--stripe-secret-key", "sk_test_fake"];
+    let mut cluster = Cluster::start_with(3, args.iter().map(|s| s.to_string()).collect()).await;
+    let admin = token("admin", true);
+    let venue_id = venue(&cluster.client(1), &admin, 20).await;
+    let event = event_at(&cluster.client(1), &admin, &venue_id, "Failover", 4).await;
+    let ann = token("ann", false);
+    let booking = book(&cluster.client(1), &ann, &event, "A-1-4", "pm_card_visa").await;
+    let id = booking["booking_id"].as_str().unwrap().to_string();
+    let leader = cluster.wait_leader(&event, Duration::from_secs(10)).await;
+
+    // The provider takes the refund but answers too late: the cancel answers pending.
+    let pending = cluster.client(leader).post(&format!("/v1/bookings/{id}/cancel"), &ann, json!(null)).await;
+    assert_eq!(
+        (pending.status, pending.body["status"].as_str()),
+        (200, Some("refund_pending")),
+        "{}",
+        pending.body
+    );
+    let key = format!("refund:{id}");
+    assert!(fake.refunds.lock().unwrap().contains_key(&key), "the refund reached the provider");
+    cluster.kill(leader);
+    fake.slow.store(false, Ordering::SeqCst);
+
+    let survivor = (1..=3).find(|n| *n != leader).unwrap();
+    let refunded = eventually("the next leader finishes the refund", Duration::from_secs(40), || {
+        let (c, ann, id) = (cluster.client(survivor), ann.clone(), id.clone());
+        async move {
+            let read = c
+                .try_send("GET", &format!("/v1/bookings/{id}"), Some(&ann), None, Duration::from_secs(5))
+                .await;
+            match read {
+                Ok(r) if r.body["status"] == "refunded" => Ok(r.body),
+                Ok(r) => Err(r.body.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    let refunds = fake.refunds.lock().unwrap().clone();
+    assert_eq!(refunds.keys().collect::<Vec<_>>(), vec![&key], "one refund key: {refunds:?}");
+    assert_eq!(refunded["refund_ref"], refunds[&key].0, "the provider's one refund: {refunded}");
+    assert!(refunds[&key].1 >= 2, "the refund was asked again with the same key: {refunds:?}");
+    assert_eq!(availability(&cluster.client(survivor), &event).await["sold"], 0);
 }
