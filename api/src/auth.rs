@@ -86,6 +86,22 @@ impl FromRequestParts<AppState> for User {
     }
 }
 
+/// An authenticated user and whether their token is an admin's (for routes open to both,
+/// where an admin may do more: cancelling any booking at any time).
+pub struct Caller {
+    pub user: String,
+    pub admin: bool,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let claims = state.auth.verify(bearer(parts)?)?;
+        Ok(Caller { admin: claims.role.as_deref() == Some("admin"), user: claims.sub })
+    }
+}
+
 /// An authenticated admin.
 pub struct Admin(pub String);
 

@@ -12,7 +12,7 @@ use tickets::catalog::{
     Event, EventPatch, GeoPoint, Performer, PerformerSpec, QueueSettings, RowSpec, SectionKind, SectionSpec,
     Venue, VenueSpec,
 };
-use tickets::inventory::{Availability, Booking, Hold, HoldStatus, TicketStatus};
+use tickets::inventory::{booking_status_name, Availability, Booking, Hold, HoldStatus, TicketStatus};
 use tickets::layout::TicketSpec;
 use tickets::Millis;
 
@@ -242,6 +242,10 @@ pub struct EventCreate {
     pub hold_seconds: Option<u64>,
     #[serde(default)]
     pub queue: Option<Queue>,
+    /// RFC 3339: buyers may cancel their bookings (refunded) before it; admins any time.
+    /// Default: `starts_at` (until the show starts).
+    #[serde(default)]
+    pub refund_until: Option<String>,
 }
 
 impl EventCreate {
@@ -252,6 +256,7 @@ impl EventCreate {
             None => now.min(starts_at),
         };
         let sales_end = self.sales_end.as_deref().map(|s| parse_time("sales_end", s)).transpose()?;
+        let refund_until = self.refund_until.as_deref().map(|s| parse_time("refund_until", s)).transpose()?;
         let queue = self.queue.map_or_else(QueueSettings::default, |q| QueueSettings {
             enabled: q.enabled,
             max_admitted: q.max_admitted,
@@ -271,6 +276,7 @@ impl EventCreate {
             per_user_limit: self.per_user_limit.unwrap_or(PER_USER_LIMIT_DEFAULT),
             hold_seconds: self.hold_seconds.unwrap_or(tickets::limits::HOLD_SECONDS_DEFAULT),
             queue,
+            refund_until,
         })
     }
 }
@@ -287,6 +293,9 @@ pub struct EventUpdate {
     pub starts_at: Option<String>,
     /// RFC 3339, after `on_sale_at`; now or past closes the sale at once.
     pub sales_end: Option<String>,
+    /// RFC 3339; the end of the buyers' refund window (now or past closes it at once).
+    /// Moves with `starts_at` when it was not set.
+    pub refund_until: Option<String>,
 }
 
 impl EventUpdate {
@@ -298,6 +307,7 @@ impl EventUpdate {
             performer_ids: self.performer_ids,
             starts_at: self.starts_at.as_deref().map(|s| parse_time("starts_at", s)).transpose()?,
             sales_end: self.sales_end.as_deref().map(|s| parse_time("sales_end", s)).transpose()?,
+            refund_until: self.refund_until.as_deref().map(|s| parse_time("refund_until", s)).transpose()?,
         })
     }
 }
@@ -320,6 +330,8 @@ pub struct EventOut {
     pub per_user_limit: u32,
     pub hold_seconds: u64,
     pub queue: Queue,
+    /// Until when buyers may cancel: the one given, else `starts_at`.
+    pub refund_until: String,
     /// `scheduled` or `cancelled`.
     pub status: String,
     pub created_at: String,
@@ -348,6 +360,7 @@ impl From<&Event> for EventOut {
                 max_admitted: s.queue.max_admitted,
                 admission_seconds: s.queue.admission_seconds,
             },
+            refund_until: rfc3339(s.refund_until()),
             status: if e.cancelled { "cancelled" } else { "scheduled" }.into(),
             created_at: rfc3339(e.created_at),
             updated_at: rfc3339(e.updated_at),
@@ -485,6 +498,14 @@ pub struct BookingOut {
     pub currency: String,
     pub payment_ref: String,
     pub created_at: String,
+    /// `confirmed`, `refund_pending` (cancelled, the refund still runs) or `refunded`.
+    pub status: String,
+    /// The provider's refund reference, once `refunded`.
+    #[serde(default)]
+    pub refund_ref: Option<String>,
+    /// RFC 3339, once `refunded`.
+    #[serde(default)]
+    pub refunded_at: Option<String>,
 }
 
 impl From<&Booking> for BookingOut {
@@ -498,6 +519,30 @@ impl From<&Booking> for BookingOut {
             currency: b.currency.clone(),
             payment_ref: b.payment_ref.clone(),
             created_at: rfc3339(b.created_at),
+            status: booking_status_name(b.status).into(),
+            refund_ref: b.refund_ref.clone(),
+            refunded_at: b.refunded_at.map(rfc3339),
+        }
+    }
+}
+
+/// The answer of `POST /v1/bookings/{booking_id}/cancel`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CancelOut {
+    pub booking_id: String,
+    /// `refunded`, or `refund_pending` while the refund still runs (the booking shows
+    /// `refunded` once it is done).
+    pub status: String,
+    /// The provider's refund reference; `null` while pending.
+    pub refund_ref: Option<String>,
+}
+
+impl From<&Booking> for CancelOut {
+    fn from(b: &Booking) -> Self {
+        CancelOut {
+            booking_id: b.id.clone(),
+            status: booking_status_name(b.status).into(),
+            refund_ref: b.refund_ref.clone(),
         }
     }
 }

@@ -144,6 +144,13 @@ impl From<Rejection> for ApiError {
             Rejection::EventClosed { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "event_closed", "Event closed", detail)
             }
+            Rejection::NotRefundable { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "not_refundable", "Not refundable", detail)
+            }
+            // The provider said no, as for a charge: the booking stays confirmed.
+            Rejection::RefundDeclined { .. } => {
+                ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", "Refund declined", detail)
+            }
         }
     }
 }

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/holds/{hold_id}", get(booking::get_hold))
         .route("/v1/holds/{hold_id}/extend", post(booking::extend))
         .route("/v1/bookings/{booking_id}", get(booking::get_booking))
+        .route("/v1/bookings/{booking_id}/cancel", post(booking::cancel_booking))
         .route("/v1/me/bookings", get(booking::my_bookings))
         .route("/v1/dev/token", post(dev::token))
         .route("/healthz", get(ops::healthz))

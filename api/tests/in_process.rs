@@ -239,3 +239,66 @@ async fn sales_close_at_sales_end_and_past_events_are_refused() {
     assert_eq!(problem["field"], "starts_at", "{problem}");
     n.store.shutdown().await;
 }
+
+/// Reserve `seat` for `user` and pay with `card`: the booking.
+async fn book(n: &Node, user: &str, event: &str, seat: &str, card: &str) -> Value {
+    let body = json!({"event_id": event, "ticket_ids": [seat]});
+    let (status, hold, _) = n.send("POST", "/v1/booking/reserve", Some(user), Some(body), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
+    let body = json!({"hold_id": hold["hold_id"], "payment": {"token": card}});
+    let (status, booking, _) = n.send("POST", "/v1/booking/confirm", Some(user), Some(body), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{booking}");
+    booking
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_refund_keeps_the_booking_and_the_window_binds_buyers_only() {
+    let n = node().await;
+    let event = event(&n).await;
+    let (ann, admin) = (n.token("ann", false), n.token("root", true));
+    // The provider declines this card's refunds: 402, and the booking stays confirmed.
+    let declined = book(&n, &ann, &event, "A-1-1", "tok_refundDeclined").await;
+    let id = declined["booking_id"].as_str().unwrap();
+    let cancel = format!("/v1/bookings/{id}/cancel");
+    let (status, problem, _) = n.send("POST", &cancel, Some(&ann), None, &[]).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::PAYMENT_REQUIRED, Some("payment_declined")),
+        "{problem}"
+    );
+    let (_, read, _) = n.send("GET", &format!("/v1/bookings/{id}"), Some(&ann), None, &[]).await;
+    assert_eq!(read["status"], "confirmed", "{read}");
+
+    // A retry with the same Idempotency-Key gets the cancel's final answer, not a second refund.
+    let visa = book(&n, &ann, &event, "A-1-2", "tok_visa").await;
+    let cancel = format!("/v1/bookings/{}/cancel", visa["booking_id"].as_str().unwrap());
+    let key = [("idempotency-key", "cancel-1")];
+    let (status, first, _) = n.send("POST", &cancel, Some(&ann), None, &key).await;
+    assert_eq!((status, first["status"].as_str()), (StatusCode::OK, Some("refunded")), "{first}");
+    let (status, again, _) = n.send("POST", &cancel, Some(&ann), None, &key).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    let (status, problem, _) = n.send("POST", &cancel, Some(&ann), None, &[]).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_refundable")),
+        "{problem}"
+    );
+
+    // The admin closes the buyers' window: ann may not cancel now, the admin still may.
+    let late = book(&n, &ann, &event, "A-1-3", "tok_visa").await;
+    let patch = json!({"refund_until": "2020-01-01T00:00:00Z"});
+    let (status, e, _) =
+        n.send("PATCH", &format!("/v1/events/{event}"), Some(&admin), Some(patch), &[]).await;
+    assert_eq!((status, e["refund_until"].as_str()), (StatusCode::OK, Some("2020-01-01T00:00:00Z")), "{e}");
+    let cancel = format!("/v1/bookings/{}/cancel", late["booking_id"].as_str().unwrap());
+    let (status, problem, _) = n.send("POST", &cancel, Some(&ann), None, &[]).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("not_refundable")),
+        "{problem}"
+    );
+    let (status, done, _) = n.send("POST", &cancel, Some(&admin), None, &[]).await;
+    assert_eq!((status, done["status"].as_str()), (StatusCode::OK, Some("refunded")), "{done}");
+    assert!(done["refund_ref"].as_str().is_some_and(|r| r.starts_with("re_test_refund:")), "{done}");
+    n.store.shutdown().await;
+}

@@ -155,3 +155,31 @@ fn operation_ids_are_stable() {
         assert!(ids.iter().any(|i| i == id), "operationId {id} missing: {ids:?}");
     }
 }
+
+#[test]
+fn cancel_and_refund_are_described() {
+    let doc = document();
+    let op = &doc["paths"]["/v1/bookings/{booking_id}/cancel"]["post"];
+    assert_eq!(op["operationId"], "cancel_booking", "{op}");
+    assert_eq!(
+        op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CancelOut"
+    );
+    for status in ["402", "403", "404", "409"] {
+        assert!(op["responses"].get(status).is_some(), "cancel answers {status}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    let cancel = schemas["CancelOut"]["properties"].as_object().expect("CancelOut");
+    for field in ["booking_id", "status", "refund_ref"] {
+        assert!(cancel.contains_key(field), "CancelOut.{field}");
+    }
+    for (schema, field) in [
+        ("BookingOut", "status"),
+        ("BookingOut", "refund_ref"),
+        ("EventCreate", "refund_until"),
+        ("EventUpdate", "refund_until"),
+        ("EventOut", "refund_until"),
+    ] {
+        assert!(schemas[schema]["properties"].get(field).is_some(), "{schema}.{field} missing");
+    }
+}

@@ -18,7 +18,11 @@ function item(b) {
     el('div', {}, el('strong', {}, 'Booking '), el('code', { class: 'booking-id' }, b.booking_id)),
     el('div', {}, name, b.created_at ? el('span', { class: 'muted' }, ` · booked ${when(b.created_at)}`) : null),
     el('div', { class: 'booking-tickets' }, `Tickets: ${b.tickets.join(', ')}`),
-    el('div', { class: 'muted' }, `${money(b.amount, b.currency)} · payment ${b.payment_ref}`));
+    el('div', { class: 'muted' }, `${money(b.amount, b.currency)} · payment ${b.payment_ref}`),
+    // confirmed, refund_pending (cancelled, the refund still runs) or refunded.
+    b.status && b.status !== 'confirmed'
+      ? el('div', { class: 'booking-status' }, b.status === 'refunded' ? `Refunded (${b.refund_ref})` : 'Refund pending')
+      : null);
 }
 
 async function load(append) {

@@ -58,6 +58,7 @@ fn spec(i: usize) -> EventSpec {
         starts_at: 4_000_000_000_000 + (i as u64) * 1_800_000,
         on_sale_at: 0,
         sales_end: None,
+        refund_until: None,
         prices: BTreeMap::from([("GA".into(), 5_000)]),
         currency: "USD".into(),
         per_user_limit: 8,

@@ -47,7 +47,7 @@ impl Store {
     /// A booking write with [`BOOKING_WRITE_TIMEOUT`] as its deadline, so a group without
     /// quorum answers quickly — and truthfully: `Unavailable`/`Overloaded` when nothing was
     /// proposed, `OutcomeUnknown` when it was (see `raft::WriteError`).
-    async fn write_booking(
+    pub(crate) async fn write_booking(
         &self,
         group: &raft::Group<GroupMachine>,
         command: InventoryCommand,
@@ -285,14 +285,14 @@ impl Store {
 }
 
 /// A hold id naming an unknown event is an unknown hold.
-fn not_found_as(e: Error, what: &str) -> Error {
+pub(crate) fn not_found_as(e: Error, what: &str) -> Error {
     match e {
         Error::Rejected(Rejection::NotFound { .. }) => Rejection::not_found(what).into(),
         other => other,
     }
 }
 
-fn unexpected(outcome: Outcome) -> Error {
+pub(crate) fn unexpected(outcome: Outcome) -> Error {
     Error::Internal(format!("unexpected outcome {outcome:?}"))
 }
 

@@ -4,8 +4,9 @@
 //! Every inventory replica on this node reports the bookings it makes, and all of its bookings
 //! when a snapshot is installed ([`crate::machine::NodeHooks::booked`]); they go into two sled
 //! trees: `user \0 booking id -> booking` and `event \0 booking id -> user` (to forget an
-//! event whose replica leaves this node). A booking never changes once made, so a record is
-//! written once; writing it again is harmless.
+//! event whose replica leaves this node). A booking changes only by its refund (status
+//! `refund_pending`, `refunded` or back to `confirmed`): the entry that changes it reports it
+//! again and its record is overwritten; writing the same record again is harmless.
 //!
 //! It is derived data, and its writes are not fsynced on their own: a crash may lose the last
 //! few. Those come back, because the groups that ran at the crash are reopened at start-up
@@ -98,6 +99,10 @@ mod tests {
             currency: "EUR".into(),
             payment_ref: "ch".into(),
             created_at: at,
+            status: tickets::inventory::BookingStatus::Confirmed,
+            refund: None,
+            refund_ref: None,
+            refunded_at: None,
         }
     }
 
@@ -116,5 +121,10 @@ mod tests {
         index.remove_event("evt_a");
         assert_eq!(ids(index.of_user("ann")), ["b3"]);
         assert!(index.of_user("bob").is_empty());
+        // A refund changes a booking: reported again, its record is replaced.
+        let mut refunded = booking("b3", "ann", "evt_b", 12);
+        refunded.status = tickets::inventory::BookingStatus::Refunded;
+        index.add("evt_b", &[refunded.clone()]);
+        assert_eq!(index.of_user("ann"), vec![refunded]);
     }
 }

@@ -5,7 +5,7 @@
 //! created, and runs the side effects the pure rules cannot: the node's deadline scheduler
 //! that proposes `Expire` and `QueueAdmit` when they are due, and the payment step
 //! (BeginPayment → charge → Confirm / PaymentFailed), including finishing payments a crash
-//! left in `Confirming`.
+//! left in `Confirming`, and its mirror for refunds.
 //!
 //! Main type: [`Store`]. Modules:
 //! - [`routed`]: the store's front, what the API calls: each operation served here, or asked
@@ -15,6 +15,8 @@
 //!   operations, and the asking side.
 //! - [`store`]: start-up and reconciliation, groups, proposing, catalog writes.
 //! - [`booking`]: reserve, confirm and payments, release, extend, holder reads (local).
+//! - [`refund`]: cancel and refund (BeginRefund → refund → Refunded / RefundFailed), and
+//!   finishing refunds a crash left pending.
 //! - [`browse`]: stale-tolerant local reads with versions.
 //! - [`schedule`]: the node's deadline scheduler (one task for every event placed here).
 //! - [`bookings`]: the node's index of bookings by user.
@@ -40,6 +42,7 @@ pub mod machine;
 pub mod payment;
 pub mod peer;
 pub mod reconcile;
+pub mod refund;
 pub mod relay_cache;
 pub mod route;
 pub mod routed;

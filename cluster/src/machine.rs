@@ -10,8 +10,8 @@
 //!
 //! An inventory also tells the node ([`NodeHooks`]) what it must act on outside the log: its
 //! next deadline (a hold's expiry, the queue's next admission, a payment left in
-//! `confirming`), and the bookings it made, so the node can list a user's bookings without
-//! visiting every event.
+//! `confirming`, a refund left pending), and the bookings it made or changed (a refund
+//! changes one), so the node can list a user's bookings without visiting every event.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -72,8 +72,8 @@ pub trait NodeHooks: Send + Sync + 'static {
     /// The inventory of `event_id` next needs its leader at `at` (ms since the epoch), or
     /// never (`None`).
     fn deadline(&self, event_id: &str, at: Option<Millis>);
-    /// These bookings of `event_id` exist (made by the last entry, or all of them after a
-    /// snapshot was installed).
+    /// These bookings of `event_id` exist as given (made or changed by the last entry, or
+    /// all of them after a snapshot was installed).
     fn booked(&self, event_id: &str, bookings: &[Booking]);
 }
 
@@ -210,11 +210,11 @@ impl GroupMachine {
 }
 
 /// When the leader of `inv` must next act: the earliest hold expiry, the queue's next
-/// admission, or now when a payment sits in `confirming` (a crash or an earlier leader left
-/// it; the node finishes it unless it runs it already).
+/// admission, or now when a payment sits in `confirming` or a refund is pending (a crash or
+/// an earlier leader left it; the node finishes it unless it runs it already).
 pub fn next_deadline(inv: &Inventory) -> Option<Millis> {
     let queue = inv.queue_next_deadline();
-    let confirming = (!inv.confirming().is_empty()).then(|| inv.now());
+    let confirming = (!inv.confirming().is_empty() || inv.has_refunding()).then(|| inv.now());
     [inv.earliest_expiry(), queue, confirming].into_iter().flatten().min()
 }
 
@@ -234,10 +234,22 @@ impl raft::StateMachine for GroupMachine {
                 GroupReply::Catalog(reply)
             }
             (MachineState::Inventory(inv), GroupCommand::Inventory(command)) => {
+                // A declined refund changes its booking back, but answers an error.
+                let refund_failed = match &command {
+                    InventoryCommand::RefundFailed { booking_id, .. } => Some(booking_id.clone()),
+                    _ => None,
+                };
                 let (reply, changes) = inv.apply(command, now_ms);
                 self.pending.extend(changes);
-                if let Ok(Outcome::Booked(b)) = &reply {
-                    self.booked.push(b.clone());
+                match &reply {
+                    Ok(Outcome::Booked(b)) => self.booked.push(b.clone()),
+                    Ok(Outcome::Refunding(ids)) => {
+                        self.booked.extend(ids.iter().filter_map(|id| inv.booking(id)))
+                    }
+                    _ => {}
+                }
+                if let Some(b) = refund_failed.and_then(|id| inv.booking(&id)) {
+                    self.booked.push(b);
                 }
                 GroupReply::Inventory(reply)
             }
@@ -303,7 +315,9 @@ impl raft::StateMachine for GroupMachine {
         let watched =
             self.changes.get().is_some_and(|tx| tx.receiver_count() > 0) || self.version.receiver_count() > 0;
         let pending = match &self.state {
-            MachineState::Inventory(inv) => inv.queue_len() > 0 || !inv.confirming().is_empty(),
+            MachineState::Inventory(inv) => {
+                inv.queue_len() > 0 || !inv.confirming().is_empty() || inv.has_refunding()
+            }
             MachineState::Catalog(_) => true,
         };
         watched || pending

@@ -3,7 +3,7 @@
 //!
 //! A node asks a peer when [`crate::route`] says the peer serves the request: a read or a
 //! booking write about an event not placed here (or not set up here yet), a confirm on the
-//! event's leader, a node's join on the catalog's leader, and a user's bookings from every
+//! event's leader (and a cancel), a node's join on the catalog's leader, and a user's bookings from every
 //! node. The peer runs only the *local* operation ([`Handler`]): when it does not serve the
 //! request either it answers [`Error::Elsewhere`] and the asking node tries its next peer, so a
 //! request makes one hop at most and a stale view cannot loop. Identity never travels in a
@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use tickets::inventory::{Idempotency, Selection};
+use tickets::inventory::{Idempotency, Refunder, Selection};
 use tickets::NodeId;
 
 use crate::browse::SeatMap;
@@ -111,6 +111,23 @@ pub enum PeerCall {
     SetSalesEnd {
         event_id: String,
         at: tickets::Millis,
+    },
+    /// Cancel and refund a booking (asked of the event's leader).
+    CancelBooking {
+        by: Refunder,
+        booking_id: String,
+        idempotency: Option<Idempotency>,
+    },
+    /// Tell the event's inventory its new refund window (asked of the event's leader).
+    SetRefundUntil {
+        event_id: String,
+        at: tickets::Millis,
+    },
+    /// Cancel the event's inventory and begin every confirmed booking's refund (asked of the
+    /// event's leader).
+    CancelAndRefund {
+        event_id: String,
+        admin: String,
     },
 }
 
@@ -234,6 +251,15 @@ async fn serve(store: Store, call: PeerCall) -> Vec<u8> {
             encode(&store.local_add_node(id, raft_addr, http_addr, store_id).await)
         }
         PeerCall::SetSalesEnd { event_id, at } => encode(&store.local_set_sales_end(&event_id, at).await),
+        PeerCall::CancelBooking { by, booking_id, idempotency } => {
+            encode(&store.local_cancel_booking(by, &booking_id, idempotency).await)
+        }
+        PeerCall::SetRefundUntil { event_id, at } => {
+            encode(&store.local_set_refund_until(&event_id, at).await)
+        }
+        PeerCall::CancelAndRefund { event_id, admin } => {
+            encode(&store.local_cancel_and_refund(&event_id, &admin).await)
+        }
     }
 }
 
@@ -333,7 +359,7 @@ impl Store {
                     return Err(Error::OutcomeUnknown {
                         reason: format!("node {node}: {reason}"),
                         hold_id: call.hold_id(),
-                        booking_id: None,
+                        booking_id: call.booking_id(),
                     })
                 }
                 Err(e) => {
@@ -415,7 +441,17 @@ impl PeerCall {
                 | PeerCall::QueueJoin { .. }
                 | PeerCall::QueueLeave { .. }
                 | PeerCall::AddNode { .. }
+                | PeerCall::CancelBooking { .. }
+                | PeerCall::CancelAndRefund { .. }
         )
+    }
+
+    /// The booking a write touches, for an `outcome_unknown` answer.
+    fn booking_id(&self) -> Option<String> {
+        match self {
+            PeerCall::CancelBooking { booking_id, .. } => Some(booking_id.clone()),
+            _ => None,
+        }
     }
 
     /// The hold a write makes or touches, for an `outcome_unknown` answer.

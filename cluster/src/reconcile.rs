@@ -380,15 +380,22 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
     if group.leader() != Some(me) {
         return Ok(());
     }
-    let (cancelled, sales_end) = group.read_local(|m| {
+    let (cancelled, sales_end, refund_until) = group.read_local(|m| {
         let inventory = m.as_inventory();
-        (inventory.is_some_and(|i| i.cancelled()), inventory.and_then(|i| i.setup()).map(|s| s.sales_end))
+        let setup = inventory.and_then(|i| i.setup());
+        (inventory.is_some_and(|i| i.cancelled()), setup.map(|s| s.sales_end), setup.map(|s| s.refund_until))
     });
     if event.cancelled && !cancelled {
-        store.write_inventory(&group, InventoryCommand::Cancel).await?;
+        // The admin who cancelled is the catalog's to know, not the inventory's.
+        let command = InventoryCommand::CancelAndRefund { admin: EVENT_CANCEL_ACTOR.into() };
+        store.write_inventory(&group, command).await?;
     }
     if sales_end.is_some_and(|end| end != event.spec.sales_end()) {
         store.write_inventory(&group, InventoryCommand::SetSalesEnd { at: event.spec.sales_end() }).await?;
+    }
+    if refund_until.is_some_and(|until| until != event.spec.refund_until()) {
+        let command = InventoryCommand::SetRefundUntil { at: event.spec.refund_until() };
+        store.write_inventory(&group, command).await?;
     }
     let desired: BTreeSet<u64> = event.replicas.iter().copied().collect();
     if desired.is_empty() || group.voters() == desired || group.membership_changing() {
@@ -428,6 +435,9 @@ fn same_nodes(voters: Option<Vec<u64>>, replicas: &[u64]) -> bool {
 const CATCH_UP_POLL: Duration = Duration::from_millis(50);
 /// Tries of one replica move before it is left to the next pass.
 const MOVE_ATTEMPTS_MAX: u32 = 5;
+/// Who an event cancellation's refunds are recorded as begun by when the event's leader's
+/// reconciler carries the cancellation over (the admin is known only where the cancel came in).
+pub const EVENT_CANCEL_ACTOR: &str = "event-cancel";
 /// Pause between two tries of a replica move.
 const MOVE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 

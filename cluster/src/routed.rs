@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tickets::catalog::NodeInfo;
-use tickets::inventory::{Booking, Hold, Idempotency, Selection};
+use tickets::inventory::{Booking, Hold, Idempotency, Refunder, Selection};
 use tickets::NodeId;
 
 use crate::booking::QueuePlace;
@@ -222,6 +222,43 @@ impl Store {
         let local = self.local_set_sales_end(event_id, at).await;
         self.routed_write(Some(event_id), local, || PeerCall::SetSalesEnd { event_id: event_id.into(), at })
             .await
+    }
+
+    /// Move the buyers' refund window in the event's inventory, on its leader.
+    pub(crate) async fn set_refund_until(&self, event_id: &str, at: tickets::Millis) -> Result<()> {
+        let local = self.local_set_refund_until(event_id, at).await;
+        self.routed_write(Some(event_id), local, || PeerCall::SetRefundUntil {
+            event_id: event_id.into(),
+            at,
+        })
+        .await
+    }
+
+    /// Cancel the event's inventory and begin its refunds, on the event's leader.
+    pub(crate) async fn cancel_and_refund(&self, event_id: &str, admin: &str) -> Result<()> {
+        let local = self.local_cancel_and_refund(event_id, admin).await;
+        self.routed_write(Some(event_id), local, || PeerCall::CancelAndRefund {
+            event_id: event_id.into(),
+            admin: admin.into(),
+        })
+        .await
+    }
+
+    /// Cancel a booking and refund it, on the event's leader (see [`crate::refund`]): the
+    /// booking `refunded`, or `refund_pending` while the refund still runs.
+    pub async fn cancel_booking(
+        &self,
+        by: Refunder,
+        booking_id: &str,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Booking> {
+        let local = self.local_cancel_booking(by.clone(), booking_id, idempotency.clone()).await;
+        self.routed_write(ids::event_of(booking_id).as_deref(), local, || PeerCall::CancelBooking {
+            by,
+            booking_id: booking_id.into(),
+            idempotency,
+        })
+        .await
     }
 
     /// Let a node in, on the catalog's leader (see [`Store::local_add_node`]).

@@ -3,13 +3,13 @@
 //!
 //! Each inventory tells the node its next deadline when an entry moves it
 //! ([`crate::machine::NodeHooks::deadline`]): the earliest hold expiry, the queue's next
-//! admission, or "now" while a payment sits in `confirming`. The scheduler keeps them ordered
-//! (and in a sled tree, so a restart still knows the deadlines of events that are not in
-//! memory) and sleeps until the earliest. When one is due and this node leads the event, it
+//! admission, or "now" while a payment sits in `confirming` or a refund is pending. The
+//! scheduler keeps them ordered (and in a sled tree, so a restart still knows the deadlines
+//! of events that are not in memory) and sleeps until the earliest. When one is due and this node leads the event, it
 //! does what the old per-event driver did: propose `Expire` (so watchers see the seats come
 //! back at once — expiry itself is exact in log order anyway), propose `QueueAdmit`, and
-//! finish payments left in `confirming` that no request in this process is running. That
-//! wakes the event's group if it slept, and loads it if it had left memory. A node that does
+//! finish payments left in `confirming` and refunds left pending that no request in this
+//! process is running. That wakes the event's group if it slept, and loads it if it had left memory. A node that does
 //! not lead the event looks again a little later ([`NOT_LEADER_RECHECK`]): the leader's own
 //! scheduler acts, and if the leader's node dies its groups fail over (`raft`'s quiesce).
 
@@ -175,20 +175,29 @@ async fn act(store: &Store, event: &str) -> Duration {
         return NOT_LEADER_RECHECK;
     }
     let now = wall_ms();
-    let (expiry, queue_deadline, queue_on, confirming) = group.read_local(|m| match m.as_inventory() {
-        Some(inv) => (
-            inv.earliest_expiry(),
-            inv.queue_next_deadline(),
-            inv.setup().is_some_and(|s| s.queue.enabled),
-            inv.confirming(),
-        ),
-        None => (None, None, false, Vec::new()),
-    });
+    let (expiry, queue_deadline, queue_on, confirming, refunding) =
+        group.read_local(|m| match m.as_inventory() {
+            Some(inv) => (
+                inv.earliest_expiry(),
+                inv.queue_next_deadline(),
+                inv.setup().is_some_and(|s| s.queue.enabled),
+                inv.confirming(),
+                inv.refunding(),
+            ),
+            None => (None, None, false, Vec::new(), Vec::new()),
+        });
     for hold in confirming {
         if !store.payment_claimed(&hold.id) {
             let (store, group) = (store.clone(), group.clone());
             tokio::spawn(async move { store.recover_payment(&group, hold).await });
         }
+    }
+    // Refunds left pending, a bounded number per pass (an event cancel pins every booking).
+    let running = refunding.iter().filter(|b| store.refund_claimed(&b.id)).count();
+    let room = crate::refund::REFUNDS_STARTED_PER_PASS_MAX.saturating_sub(running);
+    for booking in refunding.into_iter().filter(|b| !store.refund_claimed(&b.id)).take(room) {
+        let (store, group) = (store.clone(), group.clone());
+        tokio::spawn(async move { store.recover_refund(&group, booking).await });
     }
     if expiry.is_some_and(|at| at <= now) {
         if let Err(e) = store.write_inventory(&group, InventoryCommand::Expire).await {

@@ -123,6 +123,8 @@ pub(crate) struct Inner {
     /// Holds whose payment this process is running; a confirming hold not in here was
     /// left by a crash or an earlier leader and is finished by the driver.
     pub payments_inflight: Mutex<HashSet<String>>,
+    /// Bookings whose refund this process is running (see [`crate::refund`]).
+    pub refunds_inflight: Mutex<HashSet<String>>,
     pub shutdown: watch::Sender<bool>,
     /// Deadlines of the events placed here (expiry, queue, payments to finish).
     pub scheduler: Arc<Scheduler>,
@@ -242,6 +244,7 @@ impl Store {
                 catalog,
                 payments,
                 payments_inflight: Mutex::new(HashSet::new()),
+                refunds_inflight: Mutex::new(HashSet::new()),
                 shutdown,
                 scheduler,
                 bookings,
@@ -643,6 +646,7 @@ impl Store {
     /// leader's reconciler also repairs a difference it finds in a group in memory).
     pub async fn update_event(&self, id: &str, patch: EventPatch) -> Result<Event> {
         let moves_sales_end = patch.starts_at.is_some() || patch.sales_end.is_some();
+        let moves_refund_until = patch.starts_at.is_some() || patch.refund_until.is_some();
         let event =
             match self.write_catalog(CatalogCommand::UpdateEvent { id: id.to_string(), patch }).await? {
                 CatalogChange::Event(e) => e,
@@ -651,7 +655,17 @@ impl Store {
         if moves_sales_end {
             self.set_sales_end(id, event.spec.sales_end()).await?;
         }
+        if moves_refund_until {
+            self.set_refund_until(id, event.spec.refund_until()).await?;
+        }
         Ok(event)
+    }
+
+    /// [`InventoryCommand::SetRefundUntil`] on this node, which must lead the event's group.
+    pub(crate) async fn local_set_refund_until(&self, event_id: &str, at: tickets::Millis) -> Result<()> {
+        let group = self.booking_group(event_id).await?;
+        self.write_inventory(&group, InventoryCommand::SetRefundUntil { at }).await?;
+        Ok(())
     }
 
     /// [`InventoryCommand::SetSalesEnd`] on this node, which must lead the event's group.
@@ -661,18 +675,28 @@ impl Store {
         Ok(())
     }
 
-    /// Cancel in the catalog (browse shows it), then in the inventory (no more sales).
-    pub async fn cancel_event(&self, id: &str) -> Result<Event> {
+    /// Cancel in the catalog (browse shows it), then in the inventory, by `admin`, on the
+    /// event's leader (asked over the peer plane when that is another node): no more sales,
+    /// and every confirmed booking begins its refund (one `CancelAndRefund`; the scheduler
+    /// runs the refunds, see [`crate::refund`]). Again on a cancelled event, it begins the
+    /// refunds of bookings confirmed again since (a declined refund). If the inventory write
+    /// fails, the answer is its error although the catalog changed: the same cancel again
+    /// repeats it (and the event leader's reconciler carries a first cancellation over).
+    pub async fn cancel_event(&self, id: &str, admin: &str) -> Result<Event> {
         let event = match self.write_catalog(CatalogCommand::CancelEvent { id: id.to_string() }).await? {
             CatalogChange::Event(e) => e,
             other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
         };
-        // The catalog says cancelled at once; the inventory learns it from its leader's
-        // reconciler if the group is led elsewhere.
-        if let Ok(group) = self.booking_group(id).await {
-            self.write_inventory(&group, InventoryCommand::Cancel).await?;
-        }
+        self.cancel_and_refund(id, admin).await?;
         Ok(event)
+    }
+
+    /// [`InventoryCommand::CancelAndRefund`] on this node, which must lead the event's group.
+    pub(crate) async fn local_cancel_and_refund(&self, event_id: &str, admin: &str) -> Result<()> {
+        let group = self.booking_group(event_id).await?;
+        let command = InventoryCommand::CancelAndRefund { admin: admin.to_string() };
+        self.write_inventory(&group, command).await?;
+        Ok(())
     }
 }
 
@@ -751,6 +775,7 @@ fn setup_for(catalog: &Catalog, event: &Event) -> Result<InventorySetup> {
         on_sale_at: event.spec.on_sale_at,
         sales_end: event.spec.sales_end(),
         queue: event.spec.queue,
+        refund_until: event.spec.refund_until(),
     })
 }
 

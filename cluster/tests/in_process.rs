@@ -71,6 +71,7 @@ fn setup(event_id: &str, seats: u32) -> InventoryCommand {
         on_sale_at: 0,
         sales_end: u64::MAX,
         queue: QueueSettings::default(),
+        refund_until: u64::MAX,
     })
 }
 

@@ -31,6 +31,7 @@ fn holds_leave_the_state() {
         on_sale_at: 0,
         sales_end: u64::MAX,
         queue: QueueSettings::default(),
+        refund_until: u64::MAX,
     };
     assert_eq!(inv.apply(InventoryCommand::Setup(setup), 0).0, Ok(Outcome::SetUp));
     let empty = encoded(&inv);

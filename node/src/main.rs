@@ -166,7 +166,14 @@ async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
     let db = raft::open_db(&sled_dir, config.cache_capacity_mb * 1024 * 1024)
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
     let payments: Arc<dyn cluster::payment::PaymentProvider> = match &config.payment {
-        PaymentChoice::Test => Arc::new(cluster::payment::TestProvider::default()),
+        // Its journal keeps refunds known over a crash (see the test provider's doc).
+        PaymentChoice::Test => {
+            let journal = config.data_dir.join(TEST_PAYMENTS_JOURNAL);
+            Arc::new(
+                cluster::payment::TestProvider::with_journal(&journal)
+                    .with_context(|| format!("opening {}", journal.display()))?,
+            )
+        }
         PaymentChoice::Stripe { base_url, secret_key } => {
             Arc::new(cluster::payment::StripeProvider::new(cluster::payment::StripeConfig {
                 base_url: base_url.clone(),
@@ -312,6 +319,9 @@ fn restart_in_place() -> ! {
 /// The file in the data directory that keeps the node's id: a data directory belongs to one
 /// node, and a node that joined without `--node-id` learns its id only once.
 const NODE_ID_FILE: &str = "node_id";
+/// The built-in test payment provider's journal of refunds, in the data directory (what a
+/// `kill -9` must not make it forget; `node/tests/refund.rs` reads it).
+const TEST_PAYMENTS_JOURNAL: &str = "test-payments.jsonl";
 
 /// This node's id: the one its data directory was made for (a different `--node-id` is an
 /// error), else `--node-id` (default 1), else — joining with no id — the one the cluster picks.

@@ -104,6 +104,10 @@ pub struct EventSpec {
     pub per_user_limit: u32,
     pub hold_seconds: u64,
     pub queue: QueueSettings,
+    /// Buyers may cancel their bookings (and be refunded) before this; `None`: until
+    /// `starts_at`, i.e. until the show starts ([`EventSpec::refund_until`]). Admins may
+    /// refund any time.
+    pub refund_until: Option<Millis>,
 }
 
 /// Descriptive fields an admin may change after creation (`PATCH /v1/events/{id}`).
@@ -117,6 +121,8 @@ pub struct EventPatch {
     pub starts_at: Option<Millis>,
     /// A new end of sales; it may be now or past (closing the sale early).
     pub sales_end: Option<Millis>,
+    /// A new end of the buyers' refund window; it may be now or past (closing it early).
+    pub refund_until: Option<Millis>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -394,6 +400,9 @@ impl Catalog {
                 }
                 if let Some(v) = patch.sales_end {
                     spec.sales_end = Some(v);
+                }
+                if let Some(v) = patch.refund_until {
+                    spec.refund_until = Some(v);
                 }
                 spec.validate()?;
                 self.check_references(&spec)?;
@@ -749,6 +758,11 @@ impl EventSpec {
     /// When sales close: `sales_end`, or `starts_at` when it is not set.
     pub fn sales_end(&self) -> Millis {
         self.sales_end.unwrap_or(self.starts_at)
+    }
+
+    /// Until when buyers may cancel: `refund_until`, or `starts_at` when it is not set.
+    pub fn refund_until(&self) -> Millis {
+        self.refund_until.unwrap_or(self.starts_at)
     }
 
     pub fn validate(&self) -> Result<(), Rejection> {

@@ -17,6 +17,10 @@
 //! - Release by the holder; extend at most `HOLD_EXTENSIONS_MAX` times, never past
 //!   `created_at + HOLD_TOTAL_MS_MAX`.
 //! - Idempotency: `(user, key) -> (fingerprint, reply)` kept `IDEMPOTENCY_TTL_MS`.
+//! - Cancel and refund is two commands too, mirroring payment: `BeginRefund` (booking
+//!   pinned `RefundPending`, seats still sold), then `Refunded` (seats back on sale) or
+//!   `RefundFailed` (booking `Confirmed` again). A booking is refunded at most once. See
+//!   `inventory/refund.rs` for who may cancel when.
 //!
 //! **What the state keeps.** Live holds (`Active`, `Confirming`) and bookings, whose number
 //! follows the seats; idempotency records for their 24 hours. A hold that ends leaves the
@@ -72,6 +76,7 @@ mod idempotency;
 mod invariants;
 mod payment;
 mod queue_commands;
+mod refund;
 mod reserve;
 mod setup;
 
@@ -101,6 +106,10 @@ pub struct InventorySetup {
     /// moved by [`InventoryCommand::SetSalesEnd`].
     pub sales_end: Millis,
     pub queue: QueueSettings,
+    /// A buyer may cancel (and be refunded) while `now < refund_until`; an admin any time
+    /// ([`crate::catalog::EventSpec::refund_until`]); moved by
+    /// [`InventoryCommand::SetRefundUntil`].
+    pub refund_until: Millis,
 }
 
 /// What to reserve.
@@ -179,6 +188,78 @@ pub enum InventoryCommand {
     SetSalesEnd {
         at: Millis,
     },
+    /// Cancel a booking: pin it `RefundPending` while the refund runs outside apply (see
+    /// `inventory/refund.rs`). A buyer only their own and only before `refund_until`; an
+    /// admin any time. Again on a pending booking: the same answer (idempotent).
+    BeginRefund {
+        booking_id: BookingId,
+        by: Refunder,
+        idempotency: Option<Idempotency>,
+    },
+    /// The refund succeeded: the booking is `Refunded` and its tickets are on sale again.
+    Refunded {
+        booking_id: BookingId,
+        refund_ref: String,
+    },
+    /// The provider declined the refund: the booking is `Confirmed` again.
+    RefundFailed {
+        booking_id: BookingId,
+        detail: String,
+    },
+    /// The catalog moved the refund window (`PATCH` of `starts_at` or `refund_until`).
+    SetRefundUntil {
+        at: Millis,
+    },
+    /// The event is cancelled (as [`InventoryCommand::Cancel`]) and every `Confirmed` booking
+    /// begins its refund, by `admin`, in the same apply: one command, so a crash cannot
+    /// leave the event cancelled with bookings nobody refunds.
+    CancelAndRefund {
+        admin: UserId,
+    },
+}
+
+/// Who cancels a booking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refunder {
+    /// The buyer: only their own booking, only before the event's `refund_until`.
+    Buyer(UserId),
+    /// An admin: any booking, any time.
+    Admin(UserId),
+}
+
+/// Where a booking is in its life. Appended variants only (stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BookingStatus {
+    Confirmed,
+    /// A refund began and its outcome is not committed yet: the seats stay sold.
+    RefundPending,
+    /// Refunded (once, for good): the seats went back on sale.
+    Refunded,
+}
+
+/// A refund's run, kept on the booking (after it ended too, for audit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundAttempt {
+    pub by: Refunder,
+    pub started_at: Millis,
+    pub idempotency: Option<Idempotency>,
+    /// 1 for the booking's first refund, +1 for each `BeginRefund` after a decline.
+    pub attempt: u32,
+    /// The provider's reason when this attempt was declined.
+    pub declined: Option<String>,
+}
+
+impl RefundAttempt {
+    /// The provider's idempotency key: `refund:<booking id>` for the first attempt,
+    /// `refund:<booking id>-<n>` after a decline. The same on every replica and after any
+    /// crash (so a retried refund is made once), new only after a decline (final, nothing
+    /// refunded).
+    pub fn refund_key(&self, booking_id: &str) -> String {
+        match self.attempt {
+            0 | 1 => format!("refund:{booking_id}"),
+            n => format!("refund:{booking_id}-{n}"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,6 +331,12 @@ pub struct Booking {
     pub currency: String,
     pub payment_ref: String,
     pub created_at: Millis,
+    pub status: BookingStatus,
+    /// The current or last refund attempt.
+    pub refund: Option<RefundAttempt>,
+    /// The provider's reference of the refund, once `Refunded`.
+    pub refund_ref: Option<String>,
+    pub refunded_at: Option<Millis>,
 }
 
 /// A ticket's public status (whose hold it is is never shown).
@@ -290,6 +377,8 @@ pub enum Outcome {
     QueueChanged {
         admitted: Vec<UserId>,
     },
+    /// CancelAndRefund: the bookings whose refund began, in id order.
+    Refunding(Vec<BookingId>),
 }
 
 pub type InventoryReply = Result<Outcome, Rejection>;
@@ -329,6 +418,10 @@ pub(crate) struct BookingRecord {
     pub hold: HoldRecord,
     pub payment_ref: String,
     pub created_at: Millis,
+    pub status: BookingStatus,
+    pub refund: Option<RefundAttempt>,
+    pub refund_ref: Option<String>,
+    pub refunded_at: Option<Millis>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +554,24 @@ impl Inventory {
                 Arc::make_mut(setup).sales_end = at;
                 Ok(Outcome::SetUp)
             }
+            InventoryCommand::BeginRefund { booking_id, by, idempotency } => {
+                self.begin_refund(booking_id, by, idempotency, now)
+            }
+            InventoryCommand::Refunded { booking_id, refund_ref } => {
+                self.refunded(booking_id, refund_ref, now, changes)
+            }
+            InventoryCommand::RefundFailed { booking_id, detail } => {
+                self.refund_failed(booking_id, detail, now)
+            }
+            InventoryCommand::SetRefundUntil { at } => {
+                let setup = self.core.setup.as_mut().expect("set up");
+                Arc::make_mut(setup).refund_until = at;
+                Ok(Outcome::SetUp)
+            }
+            InventoryCommand::CancelAndRefund { admin } => {
+                self.core.cancelled = true;
+                self.refund_all(admin, now)
+            }
         }
     }
 
@@ -561,6 +672,16 @@ impl Inventory {
         self.derived.confirming.iter().map(|no| self.view(&self.core.holds[no])).collect()
     }
 
+    /// Whether a refund is pending (cheap: no booking is copied).
+    pub fn has_refunding(&self) -> bool {
+        !self.derived.refunding.is_empty()
+    }
+
+    /// Bookings in `RefundPending`: refunds a new leader must finish.
+    pub fn refunding(&self) -> Vec<Booking> {
+        self.derived.refunding.iter().map(|id| self.booking_view(&self.core.bookings[id])).collect()
+    }
+
     /// The hold `id` if the event knows it: live, ended not long ago, or confirmed.
     pub fn hold(&self, id: &str) -> Option<Hold> {
         match self.find_hold(id)? {
@@ -605,7 +726,7 @@ impl Inventory {
     }
 
     /// Tickets `user` has at `now`: in live holds (`Active` and not past expiry, or
-    /// `Confirming`) plus bought. This is what the per-user limit counts.
+    /// `Confirming`) plus bought and not refunded. This is what the per-user limit counts.
     pub fn tickets_of_user(&self, user: &str, now: Millis) -> u64 {
         let held: u64 = self
             .derived
@@ -623,7 +744,9 @@ impl Inventory {
             .get(user)
             .into_iter()
             .flatten()
-            .map(|b| self.core.bookings[b].hold.tickets.len() as u64)
+            .map(|b| &self.core.bookings[b])
+            .filter(|b| b.status != BookingStatus::Refunded)
+            .map(|b| b.hold.tickets.len() as u64)
             .sum();
         held + bought
     }
@@ -706,6 +829,10 @@ impl Inventory {
             currency: setup.currency.clone(),
             payment_ref: b.payment_ref.clone(),
             created_at: b.created_at,
+            status: b.status,
+            refund: b.refund.clone(),
+            refund_ref: b.refund_ref.clone(),
+            refunded_at: b.refunded_at,
         }
     }
 }
@@ -729,6 +856,15 @@ impl Changes {
 
     fn into_list(self, layout: &Layout) -> Vec<TicketChange> {
         self.0.into_iter().map(|(i, status)| TicketChange { id: layout.id(i), status }).collect()
+    }
+}
+
+/// The API name of a booking status.
+pub fn booking_status_name(status: BookingStatus) -> &'static str {
+    match status {
+        BookingStatus::Confirmed => "confirmed",
+        BookingStatus::RefundPending => "refund_pending",
+        BookingStatus::Refunded => "refunded",
     }
 }
 

@@ -48,6 +48,14 @@ pub enum Rejection {
     /// (`event_closed`, 409) the event is cancelled or not on sale yet.
     #[error("event closed: {detail}")]
     EventClosed { detail: String },
+    /// (`not_refundable`, 409) the booking was refunded already, or the buyer's refund
+    /// window (`refund_until`) has closed.
+    #[error("not refundable: {detail}")]
+    NotRefundable { detail: String },
+    /// (`payment_declined`, 402) the provider declined the refund; the booking stays
+    /// confirmed and may be cancelled again.
+    #[error("refund declined: {detail}")]
+    RefundDeclined { detail: String },
 }
 
 impl Rejection {

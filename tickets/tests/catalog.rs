@@ -51,6 +51,7 @@ fn event() -> EventSpec {
         per_user_limit: 6,
         hold_seconds: 600,
         queue: QueueSettings::default(),
+        refund_until: None,
     }
 }
 
@@ -623,4 +624,23 @@ fn sales_window() {
     // Renaming a started event keeps its (past) start.
     let patch = EventPatch { name: Some("Renamed".into()), ..EventPatch::default() };
     c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 3_000_000).unwrap();
+}
+
+#[test]
+fn refund_window() {
+    // Buyers may cancel until the show starts unless told otherwise.
+    let mut e = event();
+    assert_eq!(e.refund_until(), e.starts_at);
+    e.refund_until = Some(1_100_000);
+    assert_eq!(e.refund_until(), 1_100_000);
+    let mut c = catalog();
+    c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 1_000).unwrap();
+    // A patch moves it, to any time (now or past closes it).
+    let patch = EventPatch { refund_until: Some(5_000), ..EventPatch::default() };
+    let CatalogChange::Event(e) =
+        c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 6_000).unwrap()
+    else {
+        panic!("expected an event")
+    };
+    assert_eq!((e.spec.refund_until, e.spec.refund_until()), (Some(5_000), 5_000));
 }

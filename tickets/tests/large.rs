@@ -35,6 +35,7 @@ fn hundred_thousand_tickets() {
         on_sale_at: 0,
         sales_end: u64::MAX,
         queue: QueueSettings::default(),
+        refund_until: u64::MAX,
     };
     assert_eq!(inv.apply(InventoryCommand::Setup(setup), 0).0, Ok(Outcome::SetUp));
     assert_eq!(inv.layout().count(), 100_000);

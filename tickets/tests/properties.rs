@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use tickets::catalog::{GeoPoint, QueueSettings, RowSpec, SectionKind, SectionSpec, VenueSpec};
 use tickets::inventory::{
-    HoldStatus, Idempotency, Inventory, InventoryCommand, InventoryReply, InventorySetup, Outcome, Selection,
-    TicketChange, TicketStatus,
+    BookingStatus, HoldStatus, Idempotency, Inventory, InventoryCommand, InventoryReply, InventorySetup,
+    Outcome, Refunder, Selection, TicketChange, TicketStatus,
 };
 use tickets::layout::SectionTickets;
 use tickets::limits::{HOLD_EXTENSIONS_MAX, HOLD_TOTAL_MS_MAX};
@@ -73,6 +73,28 @@ enum Op {
     SalesEnd {
         at: Millis,
     },
+    /// Cancel one of the bookings made so far: as its buyer (`owner`), as another user, or
+    /// as an admin.
+    Refund {
+        booking: usize,
+        owner: bool,
+        admin: bool,
+        user: usize,
+        key: Option<u8>,
+    },
+    /// The provider refunded / declined the refund of a booking.
+    Refunded {
+        booking: usize,
+    },
+    RefundFailed {
+        booking: usize,
+    },
+    /// The catalog moves the buyers' refund window.
+    RefundUntil {
+        at: Millis,
+    },
+    /// Not drawn by `op()`: placed at `cancel_at` instead of `Cancel` half the time.
+    CancelAndRefund,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -96,6 +118,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => user.prop_map(|user| Op::Leave { user }),
         2 => any::<u64>().prop_map(|seed| Op::Admit { seed }),
         1 => prop_oneof![3 => 0u64..40_000, 1 => Just(Millis::MAX)].prop_map(|at| Op::SalesEnd { at }),
+        3 => (0usize..16, prop::bool::weighted(0.8), prop::bool::weighted(0.2), 0..USERS.len(),
+              prop::option::weighted(0.3, 0u8..3))
+            .prop_map(|(booking, owner, admin, user, key)| Op::Refund { booking, owner, admin, user, key }),
+        2 => (0usize..16).prop_map(|booking| Op::Refunded { booking }),
+        1 => (0usize..16).prop_map(|booking| Op::RefundFailed { booking }),
+        1 => prop_oneof![3 => 0u64..60_000, 1 => Just(Millis::MAX)].prop_map(|at| Op::RefundUntil { at }),
     ]
 }
 
@@ -130,6 +158,7 @@ fn setup(queue: bool, on_sale_at: Millis, hold_ms: u64) -> InventorySetup {
         on_sale_at,
         sales_end: Millis::MAX,
         queue: QueueSettings { enabled: queue, max_admitted: 2, admission_seconds: 20 },
+        refund_until: 30_000,
     }
 }
 
@@ -147,6 +176,13 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
     let who = |hold: &str, owner: bool, user: usize| match (owner, inv.hold(hold)) {
         (true, Some(h)) => h.user.clone(),
         _ => USERS[user].to_string(),
+    };
+    // One of the bookings made so far (in id order), or one that does not exist.
+    let bookings = inv.bookings();
+    let booking_at = |i: usize| match bookings.len() {
+        0 => "nope".to_string(),
+        n if i < 14 => bookings[i % n].id.clone(),
+        _ => "nope".to_string(),
     };
     let tickets = inv.tickets();
     match op {
@@ -199,6 +235,25 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
         Op::Leave { user } => InventoryCommand::QueueLeave { user: USERS[*user].into() },
         Op::Admit { seed } => InventoryCommand::QueueAdmit { seed: *seed },
         Op::SalesEnd { at } => InventoryCommand::SetSalesEnd { at: *at },
+        Op::Refund { booking, owner, admin, user, key: k } => {
+            let b = booking_at(*booking);
+            let buyer = inv.booking(&b).map(|b| b.user);
+            let by = match (admin, owner, buyer) {
+                (true, _, _) => Refunder::Admin("root".into()),
+                (false, true, Some(buyer)) => Refunder::Buyer(buyer),
+                _ => Refunder::Buyer(USERS[*user].into()),
+            };
+            InventoryCommand::BeginRefund { idempotency: key(k, "refund", b.clone()), booking_id: b, by }
+        }
+        Op::Refunded { booking } => {
+            let b = booking_at(*booking);
+            InventoryCommand::Refunded { refund_ref: format!("re_{b}"), booking_id: b }
+        }
+        Op::RefundFailed { booking } => {
+            InventoryCommand::RefundFailed { booking_id: booking_at(*booking), detail: "declined".into() }
+        }
+        Op::RefundUntil { at } => InventoryCommand::SetRefundUntil { at: *at },
+        Op::CancelAndRefund => InventoryCommand::CancelAndRefund { admin: "root".into() },
     }
 }
 
@@ -224,7 +279,11 @@ fn run(
     for (step, (op, dt)) in steps.iter().enumerate() {
         stamp = (stamp + dt).max(0);
         let stamped = stamp as Millis;
-        let op = if cancel_at == Some(step) { &Op::Cancel } else { op };
+        let op = match cancel_at {
+            Some(at) if at == step && step % 2 == 0 => &Op::Cancel,
+            Some(at) if at == step => &Op::CancelAndRefund,
+            _ => op,
+        };
         let cmd = command(op, &inv, &holds, step);
         let before = inv.clone();
         let now = before.now().max(stamped);
@@ -264,15 +323,65 @@ fn run(
                 ctx
             ),
         }
-        // Never sold twice, and a sold ticket stays sold to the same booking.
+        // Never sold twice: a ticket is in one booking at most, but for bookings refunded
+        // (their seats went back on sale), so a refunded seat is sold at most once again.
+        // Every ticket of a live booking reads sold.
         let mut sold = BTreeSet::new();
-        for b in inv.bookings() {
+        for b in inv.bookings().into_iter().filter(|b| b.status != BookingStatus::Refunded) {
             for t in &b.tickets {
-                prop_assert!(sold.insert(t.clone()), "{}: {} in two bookings", ctx, t);
+                prop_assert!(sold.insert(t.clone()), "{}: {} in two live bookings", ctx, t);
+                prop_assert_eq!(
+                    inv.ticket_status(t, now),
+                    Some(TicketStatus::Sold),
+                    "{}: {} not sold",
+                    ctx,
+                    t
+                );
             }
         }
+        // A booking changes only by a refund command, along Confirmed -> RefundPending ->
+        // (Confirmed | Refunded); a refunded booking never changes again (refunded once).
         for b in before.bookings() {
-            prop_assert_eq!(inv.booking(&b.id), Some(b), "{}: booking changed", ctx);
+            let after = inv.booking(&b.id).expect("bookings are never forgotten");
+            let targeted = match &cmd {
+                InventoryCommand::BeginRefund { booking_id, .. }
+                | InventoryCommand::Refunded { booking_id, .. }
+                | InventoryCommand::RefundFailed { booking_id, .. } => *booking_id == b.id,
+                InventoryCommand::CancelAndRefund { .. } => true,
+                _ => false,
+            };
+            if !targeted || b.status == BookingStatus::Refunded {
+                prop_assert_eq!(&after, &b, "{}: booking changed", ctx);
+                continue;
+            }
+            let moved = (b.status, after.status);
+            prop_assert!(
+                matches!(
+                    moved,
+                    (BookingStatus::Confirmed, BookingStatus::Confirmed | BookingStatus::RefundPending)
+                        | (BookingStatus::RefundPending, _)
+                ),
+                "{}: booking {} went {:?}",
+                ctx,
+                b.id,
+                moved
+            );
+            prop_assert_eq!(
+                (&after.tickets, &after.user, &after.payment_ref),
+                (&b.tickets, &b.user, &b.payment_ref)
+            );
+            if after.status == BookingStatus::Refunded {
+                prop_assert!(
+                    matches!(cmd, InventoryCommand::Refunded { .. }),
+                    "{}: refunded by {:?}",
+                    ctx,
+                    cmd
+                );
+                // Its seats came back on sale (unless this same command sold them again: it cannot).
+                for t in &after.tickets {
+                    prop_assert_eq!(inv.ticket_status(t, now), Some(TicketStatus::Available), "{}", ctx);
+                }
+            }
         }
         // Extensions stay within their bounds.
         for h in inv.live_holds() {
@@ -294,7 +403,12 @@ fn run(
                 .filter(|h| matches!(h.status_at(now), HoldStatus::Active | HoldStatus::Confirming))
                 .map(|h| h.tickets.len())
                 .sum();
-            let bought: usize = inv.bookings_of(user).iter().map(|b| b.tickets.len()).sum();
+            let bought: usize = inv
+                .bookings_of(user)
+                .iter()
+                .filter(|b| b.status != BookingStatus::Refunded)
+                .map(|b| b.tickets.len())
+                .sum();
             prop_assert!(held + bought <= LIMIT as usize, "{}: {} has {} + {}", ctx, user, held, bought);
         }
         // The changes cover every ticket whose public status moved, with its new status.
@@ -342,7 +456,8 @@ fn run(
                         prop_assert_eq!(inv.bookings().len(), before.bookings().len(), "{}", ctx);
                     }
                 }
-                if let Ok(Outcome::Booked(b)) = &reply {
+                // (A confirm repeated after the booking's refund answers the refunded booking.)
+                if let (Ok(Outcome::Booked(b)), true) = (&reply, was != Some(HoldStatus::Confirmed)) {
                     for t in &b.tickets {
                         prop_assert_eq!(inv.ticket_status(t, now), Some(TicketStatus::Sold), "{}", ctx);
                     }
@@ -396,8 +511,45 @@ fn run(
                     }
                 }
             }
+            InventoryCommand::BeginRefund { booking_id, by, idempotency } => {
+                if let (Some(b), None) = (before.booking(booking_id), idempotency) {
+                    let until = before.setup().expect("set up").refund_until;
+                    match by {
+                        Refunder::Buyer(u) if *u != b.user => {
+                            prop_assert_eq!(&reply, &Err(Rejection::Forbidden), "{}", ctx)
+                        }
+                        _ if b.status == BookingStatus::Refunded => {
+                            prop_assert!(matches!(reply, Err(Rejection::NotRefundable { .. })), "{}", ctx)
+                        }
+                        _ if b.status == BookingStatus::RefundPending => {
+                            prop_assert_eq!(&reply, &Ok(Outcome::Booked(b.clone())), "{}", ctx)
+                        }
+                        Refunder::Buyer(_) if now >= until => {
+                            prop_assert!(
+                                matches!(reply, Err(Rejection::NotRefundable { .. })),
+                                "{}: past the window",
+                                ctx
+                            )
+                        }
+                        _ => prop_assert!(
+                            matches!(&reply, Ok(Outcome::Booked(x)) if x.status == BookingStatus::RefundPending),
+                            "{}: a refundable booking was not pinned",
+                            ctx
+                        ),
+                    }
+                }
+            }
             _ => {}
         }
+        // Pending refunds are exactly the bookings in RefundPending (what a new leader finishes).
+        let pending: Vec<String> = inv
+            .bookings()
+            .into_iter()
+            .filter(|b| b.status == BookingStatus::RefundPending)
+            .map(|b| b.id)
+            .collect();
+        let listed: Vec<String> = inv.refunding().into_iter().map(|b| b.id).collect();
+        prop_assert_eq!(pending, listed, "{}: refunding index", ctx);
         // The whole state survives a JSON round trip (stand-in for the snapshot encoding).
         let json = serde_json::to_string(&inv).map_err(|e| TestCaseError::fail(format!("{ctx}: {e}")))?;
         let back: Inventory =

@@ -3,7 +3,7 @@
 //! Script format, one command per line (`#` starts a comment line):
 //!
 //! ```text
-//! setup venue=small hold=10s limit=4 [on_sale=0] [sales_end=1h] [queue=2x60s]
+//! setup venue=small hold=10s limit=4 [on_sale=0] [sales_end=1h] [queue=2x60s] [refund_until=1h]
 //! reserve A-1-1,A-1-2 by=alice at=1000 hold=h1 [key=k1] [body=b1]   -> hold h1 active ...
 //! reserve best=A:2 by=bob at=1000 hold=h2
 //! pay h1 by=alice at=2000 [token=tok_visa] [key=k] [body=b]
@@ -12,7 +12,10 @@
 //! release h1 by=alice at=4000        extend h1 by=alice at=4000
 //! expire at=5000                     cancel at=5000     sales_end to=9000 at=5000
 //! join alice at=1   leave alice at=1   admit seed=42 at=100
+//! refund b1 by=alice|admin=root at=6000 [key=k]   refunded b1 [ref=re_1]   refund_failed b1 [detail=x]
+//! refund_until to=9000 at=5000       cancel_all admin=root at=5000
 //! show h1 at=5000   avail at=5000   seats [A] at=5000   queue alice at=5000   bookings alice
+//! booking b1        refunding
 //! ```
 //!
 //! After a command come its expected output lines, each starting with `->`; the first may
@@ -34,8 +37,8 @@ use std::path::PathBuf;
 
 use tickets::catalog::{GeoPoint, QueueSettings, RowSpec, SectionKind, SectionSpec, VenueSpec};
 use tickets::inventory::{
-    status_name, Idempotency, Inventory, InventoryCommand, InventoryReply, InventorySetup, Outcome,
-    Selection, TicketChange, TicketStatus,
+    booking_status_name, status_name, BookingStatus, Idempotency, Inventory, InventoryCommand,
+    InventoryReply, InventorySetup, Outcome, Refunder, Selection, TicketChange, TicketStatus,
 };
 use tickets::queue::QueueStatus;
 use tickets::{Millis, Rejection};
@@ -63,6 +66,10 @@ scenarios!(
     idempotency,
     expire_changes,
     cancel,
+    refund,
+    refund_declined,
+    refund_window,
+    refund_event,
     queue,
     queue_booking,
     rejections,
@@ -300,6 +307,7 @@ impl World {
                     on_sale_at: line.opts.get("on_sale").map_or(Ok(0), |v| duration(v))?,
                     sales_end: line.opts.get("sales_end").map_or(Ok(Millis::MAX), |v| duration(v))?,
                     queue,
+                    refund_until: line.opts.get("refund_until").map_or(Ok(Millis::MAX), |v| duration(v))?,
                 })
             }
             "reserve" => {
@@ -352,6 +360,25 @@ impl World {
             "expire" => InventoryCommand::Expire,
             "cancel" => InventoryCommand::Cancel,
             "sales_end" => InventoryCommand::SetSalesEnd { at: duration(line.opt("to")?)? },
+            "refund" => InventoryCommand::BeginRefund {
+                booking_id: line.word(0)?.into(),
+                by: match (line.opts.get("by"), line.opts.get("admin")) {
+                    (Some(user), None) => Refunder::Buyer(user.to_string()),
+                    (None, Some(admin)) => Refunder::Admin(admin.to_string()),
+                    _ => return Err("`refund` needs by=<buyer> or admin=<admin>".into()),
+                },
+                idempotency: idempotency_of(&line),
+            },
+            "refunded" => InventoryCommand::Refunded {
+                booking_id: line.word(0)?.into(),
+                refund_ref: line.opts.get("ref").unwrap_or(&"re_1").to_string(),
+            },
+            "refund_failed" => InventoryCommand::RefundFailed {
+                booking_id: line.word(0)?.into(),
+                detail: line.opts.get("detail").unwrap_or(&"refund declined").replace('_', " "),
+            },
+            "refund_until" => InventoryCommand::SetRefundUntil { at: duration(line.opt("to")?)? },
+            "cancel_all" => InventoryCommand::CancelAndRefund { admin: line.opt("admin")?.into() },
             "join" => InventoryCommand::QueueJoin { user: line.word(0)?.into() },
             "leave" => InventoryCommand::QueueLeave { user: line.word(0)?.into() },
             "admit" => {
@@ -420,6 +447,14 @@ impl World {
                 } else {
                     list.into_iter().map(|b| format_reply(&Ok(Outcome::Booked(b.clone())))).collect()
                 }
+            }
+            "booking" => match inv.booking(line.word(0)?) {
+                Some(b) => vec![format_reply(&Ok(Outcome::Booked(b)))],
+                None => vec!["no such booking".into()],
+            },
+            "refunding" => {
+                let ids: Vec<String> = inv.refunding().into_iter().map(|b| b.id).collect();
+                vec![format!("refunding {}", list(&ids))]
             }
             "next" => vec![format!(
                 "expiry={} queue={}",
@@ -493,15 +528,29 @@ fn format_reply(reply: &InventoryReply) -> String {
             s
         }
         Ok(Outcome::Booked(b)) => {
-            format!(
+            let mut s = format!(
                 "booked {} hold={} {} amount={} by={}",
                 b.id,
                 b.hold_id,
                 list(&b.tickets),
                 b.amount,
                 b.user
-            )
+            );
+            if b.status != BookingStatus::Confirmed {
+                let _ = write!(s, " {}", booking_status_name(b.status));
+            }
+            if let Some(r) = &b.refund {
+                let _ = write!(s, " refund#{}", r.attempt);
+                if let Some(d) = &r.declined {
+                    let _ = write!(s, " declined={}", d.replace(' ', "_"));
+                }
+            }
+            if let Some(r) = &b.refund_ref {
+                let _ = write!(s, " ref={r}");
+            }
+            s
         }
+        Ok(Outcome::Refunding(ids)) => format!("cancelled, refunding {}", list(ids)),
         Ok(Outcome::Expired(ids)) => format!("expired {}", list(ids)),
         Ok(Outcome::Cancelled) => "cancelled".into(),
         Ok(Outcome::Queue(v)) => match v.status {
@@ -526,6 +575,8 @@ fn format_reply(reply: &InventoryReply) -> String {
             Rejection::HoldNotActive { status } => format!("hold_not_active {status}"),
             Rejection::Conflict { detail } => format!("conflict: {detail}"),
             Rejection::EventClosed { detail } => format!("event_closed: {detail}"),
+            Rejection::NotRefundable { detail } => format!("not_refundable: {detail}"),
+            Rejection::RefundDeclined { detail } => format!("refund_declined: {detail}"),
         },
     }
 }

@@ -1,4 +1,5 @@
-//! Booking (user token): reserve, confirm, release, extend, and the holder's reads.
+//! Booking (user token): reserve, confirm, release, extend, cancel (and refund), and the
+//! holder's reads.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -6,13 +7,13 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use tickets::inventory::Selection;
+use tickets::inventory::{booking_status_name, Refunder, Selection};
 use tickets::limits::TICKETS_PER_HOLD_MAX;
 
-use crate::auth::User;
+use crate::auth::{Caller, User};
 use crate::body::{idempotency, ApiPath, JsonBody};
 use crate::dto::{
-    BookingOut, BookingsPage, ConfirmRequest, ExtendOut, HoldOut, HoldStatusOut, ReleaseRequest,
+    BookingOut, BookingsPage, CancelOut, ConfirmRequest, ExtendOut, HoldOut, HoldStatusOut, ReleaseRequest,
     ReserveRequest,
 };
 use crate::error::{ApiError, ApiResult, Problem};
@@ -129,6 +130,29 @@ pub async fn get_booking(
 ) -> ApiResult<Json<BookingOut>> {
     let booking = state.store.booking(&user, &booking_id).await?;
     Ok(Json(BookingOut::from(&booking)))
+}
+
+/// Cancel a booking and refund it: its buyer before the event's `refund_until`, an admin any
+/// time. 200 with `refunded`, or `refund_pending` while the refund still runs; 409
+/// `not_refundable` when already refunded or past the window; 402 `payment_declined` when
+/// the provider declined the refund (the booking stays confirmed; cancel again to retry).
+#[utoipa::path(post, path = "/v1/bookings/{booking_id}/cancel", tag = "booking", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry safely: same key → the cancel's final answer, for 24 h")),
+    responses((status = 200, body = CancelOut), (status = 401, body = Problem), (status = 402, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 503, body = Problem), (status = 504, body = Problem)))]
+pub async fn cancel_booking(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath(booking_id): ApiPath<String>,
+) -> ApiResult<Json<CancelOut>> {
+    let idem = idempotency(&headers, "cancel", booking_id.as_bytes())?;
+    let by = if caller.admin { Refunder::Admin(caller.user) } else { Refunder::Buyer(caller.user) };
+    let booking = state.store.cancel_booking(by, &booking_id, idem).await?;
+    metrics::counter!("boxoffice_cancels_total", "status" => booking_status_name(booking.status))
+        .increment(1);
+    Ok(Json(CancelOut::from(&booking)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

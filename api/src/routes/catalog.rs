@@ -121,15 +121,17 @@ pub async fn update_event(
     Ok(Json(EventOut::from(&event)))
 }
 
+/// Cancel the event: no more sales, and every confirmed booking is refunded (the refunds run
+/// in the background; each booking shows `refund_pending`, then `refunded`).
 #[utoipa::path(post, path = "/v1/events/{id}/cancel", tag = "catalog",
     security(("bearer" = [])),
     responses((status = 200, body = EventOut), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn cancel_event(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(admin): Admin,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<EventOut>> {
-    let event = state.store.cancel_event(&id).await?;
+    let event = state.store.cancel_event(&id, &admin).await?;
     Ok(Json(EventOut::from(&event)))
 }
 

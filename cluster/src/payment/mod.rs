@@ -1,9 +1,12 @@
 //! Payment providers, behind one trait. A charge is keyed by the hold id, used as the
 //! provider's idempotency key, so that retrying after a timeout or a crash charges at most
-//! once: the provider answers a repeated key with the first result.
+//! once: the provider answers a repeated key with the first result. A refund is keyed the
+//! same way (`refund:<booking id>`, see `tickets::inventory::RefundAttempt::refund_key`), so a
+//! booking is refunded at most once whatever crashes in between.
 //!
-//! - [`TestProvider`]: built in, no network; tokens from docs/api.md (`tok_visa`,
-//!   `tok_chargeDeclined`, `tok_timeout`).
+//! - [`TestProvider`]: built in, no network; the cards of docs/api.md (`tok_visa`,
+//!   `tok_chargeDeclined`, `tok_timeout`, and for refunds `tok_refundDeclined`,
+//!   `tok_refundTimeout`).
 //! - [`StripeProvider`]: a Stripe-compatible HTTP provider (PaymentIntents).
 
 mod stripe;
@@ -12,7 +15,7 @@ mod test_provider;
 use std::time::Duration;
 
 pub use stripe::{StripeConfig, StripeProvider};
-pub use test_provider::TestProvider;
+pub use test_provider::{TestProvider, REFUND_TIMEOUTS};
 
 /// How long one charge attempt may take before it counts as timed out (and is retried
 /// with the same idempotency key).
@@ -47,7 +50,31 @@ pub enum ChargeError {
     Unknown(String),
 }
 
+/// Give back a charge in full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// `refund:<booking id>` (`-<attempt>` after a decline): the provider's idempotency key.
+    pub idempotency_key: String,
+    /// The charge's reference (its `payment_ref`).
+    pub payment_ref: String,
+    pub amount: u64,
+    pub currency: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefundOutcome {
+    Refunded {
+        refund_ref: String,
+    },
+    /// Final: the provider refused. The booking goes back to confirmed.
+    Declined {
+        detail: String,
+    },
+}
+
 #[async_trait::async_trait]
 pub trait PaymentProvider: Send + Sync + 'static {
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeOutcome, ChargeError>;
+    /// Refund a charge. An `Err` leaves the outcome unknown: retry with the same key.
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, ChargeError>;
 }

@@ -50,8 +50,9 @@ pub(crate) const KEY_MEMBERS: &[u8] = b"members";
 /// Storage format version written in [`GROUPS_TREE`]. 2: entries are batches, snapshots are
 /// files. 3: groups share three trees. 4: the machines' records changed (events and
 /// inventories gained the end of sales); they are bincode, which is not self-describing, so
-/// records written before do not decode and such a data directory is refused.
-pub(crate) const FORMAT_VERSION: u8 = 4;
+/// records written before do not decode and such a data directory is refused. 5: events,
+/// inventories and bookings gained the refund window and refund state (cancel and refund).
+pub(crate) const FORMAT_VERSION: u8 = 5;
 
 /// The tree of every group's log entries.
 pub(crate) const LOG_TREE: &str = "raft.log";

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::free::FreeSeats;
-use super::{BookingRecord, HoldRecord, HoldStatus, InventoryCore, TicketState};
+use super::{BookingRecord, BookingStatus, HoldRecord, HoldStatus, InventoryCore, TicketState};
 use crate::layout::Layout;
 use crate::Millis;
 
@@ -33,6 +33,8 @@ pub(crate) struct Derived {
     pub user_holds: HashMap<Arc<str>, BTreeSet<u64>>,
     /// Each user's bookings.
     pub user_bookings: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+    /// Bookings in `RefundPending`.
+    pub refunding: BTreeSet<Arc<str>>,
     /// Confirmed hold id -> its booking's id.
     pub booking_by_hold: HashMap<Arc<str>, Arc<str>>,
     /// Idempotency records by expiry, for pruning.
@@ -77,6 +79,9 @@ impl Derived {
     pub fn index_booking(&mut self, booking: &BookingRecord) {
         self.user_bookings.entry(booking.hold.user.clone()).or_default().insert(booking.id.clone());
         self.booking_by_hold.insert(booking.hold.id.clone(), booking.id.clone());
+        if booking.status == BookingStatus::RefundPending {
+            self.refunding.insert(booking.id.clone());
+        }
     }
 
     /// Compute every index from the stored core.

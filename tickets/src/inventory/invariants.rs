@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::derived::Derived;
-use super::{HoldStatus, Inventory, TicketState, ENDED_HOLDS_MAX};
+use super::{BookingStatus, HoldStatus, Inventory, TicketState, ENDED_HOLDS_MAX};
 
 impl Inventory {
     /// Check every invariant; the first violation is returned as a sentence.
@@ -13,8 +13,9 @@ impl Inventory {
     /// - every `Held` ticket's hold is live and lists it, and every live hold holds all its
     ///   tickets (so no ticket is in two live holds);
     /// - expiry is exact: no `Active` hold is past its expiry at the machine's `now`;
-    /// - every `Sold` ticket is in exactly one booking, and every booking's tickets are
-    ///   sold; a booking's hold is `Confirmed`;
+    /// - every `Sold` ticket is in exactly one booking that is not refunded, and every such
+    ///   booking's tickets are sold; a booking's hold is `Confirmed`; a refunded booking has
+    ///   its refund's reference and time, a pending or refunded one its attempt;
     /// - a hold id is live, ended or booked, never two of these; ended holds are `Expired`
     ///   or `Released`, at most [`ENDED_HOLDS_MAX`] of them;
     /// - no user has more than the per-user limit at the machine's `now`;
@@ -104,6 +105,17 @@ impl Inventory {
                     "hold {} is booked and also live, ended or booked twice",
                     booking.hold.id
                 ));
+            }
+            match booking.status {
+                BookingStatus::Refunded if booking.refund_ref.is_none() || booking.refunded_at.is_none() => {
+                    return Err(format!("refunded booking {id} has no refund reference or time"));
+                }
+                BookingStatus::RefundPending | BookingStatus::Refunded if booking.refund.is_none() => {
+                    return Err(format!("booking {id} is {:?} without a refund attempt", booking.status));
+                }
+                // A refunded booking's tickets went back on sale: they may be anything now.
+                BookingStatus::Refunded => continue,
+                _ => {}
             }
             for t in &booking.hold.tickets {
                 if !in_bookings.insert(*t) {

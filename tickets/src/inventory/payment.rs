@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use super::{
-    status_name, BookingRecord, Changes, Found, HoldStatus, Idempotency, Inventory, InventoryReply, Outcome,
-    PaymentAttempt, TicketState,
+    status_name, BookingRecord, BookingStatus, Changes, Found, HoldStatus, Idempotency, Inventory,
+    InventoryReply, Outcome, PaymentAttempt, TicketState,
 };
 use crate::{BookingId, HoldId, Millis, Rejection, UserId};
 
@@ -90,8 +90,16 @@ impl Inventory {
         hold.status = HoldStatus::Confirmed;
         let idempotency = hold.payment.as_ref().and_then(|p| p.idempotency.clone());
         let user = hold.user.clone();
-        let booking =
-            Arc::new(BookingRecord { id: Arc::from(booking_id), hold, payment_ref, created_at: now });
+        let booking = Arc::new(BookingRecord {
+            id: Arc::from(booking_id),
+            hold,
+            payment_ref,
+            created_at: now,
+            status: BookingStatus::Confirmed,
+            refund: None,
+            refund_ref: None,
+            refunded_at: None,
+        });
         self.derived.index_booking(&booking);
         self.core.bookings.insert(booking.id.clone(), booking.clone());
         // A shopper who completed a booking stops counting against the queue's admissions,
