@@ -105,7 +105,10 @@ pub const QUORUM_ACK_MAX_AGE: Duration = Duration::from_millis(1_000);
 /// seen.
 pub const FAILOVER_WAIT: Duration = Duration::from_millis(2_000);
 
-/// The leader's wall clock, in ms since the epoch. Only ever used to stamp proposals.
+/// This node's wall clock, in ms since the epoch: what reads judge time by (a hold's status,
+/// browse answers, never before the state's own clock) and what the scheduler's deadlines are
+/// compared with. Proposals are not stamped with it: the group's leader stamps each entry
+/// once, as it proposes it (`raft::group`, `stamp_clock_ms`).
 pub fn wall_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
 }
