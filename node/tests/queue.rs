@@ -189,3 +189,213 @@ async fn a_fair_queue_across_three_nodes() {
     let count = (0..JOINERS).filter(|n| order[0].contains_key(n)).count();
     assert_eq!(count, JOINERS);
 }
+
+// ---- wait estimates ----------------------------------------------------------------------
+
+/// Fans in the estimate test.
+const FANS: usize = 40;
+/// Shoppers admitted at once in the estimate test.
+const ESTIMATE_MAX_ADMITTED: u64 = 5;
+/// Fans arrive one after another at the opening, this far apart on average (exponential
+/// gaps, milliseconds): 40 fans in about 1.6 s.
+const JOIN_GAP_MEAN_MS: f64 = 40.0;
+/// Each admitted fan shops this long (uniform, milliseconds), then leaves.
+const SHOP_MS: std::ops::Range<u64> = 300..900;
+/// The whole estimate test (joins, shopping, every fan's wait) must end within this.
+const ESTIMATE_TEST_MAX: Duration = Duration::from_secs(50);
+/// Fans whose actual wait is at least this long count toward the error.
+const LONG_WAIT: Duration = Duration::from_secs(2);
+/// Most a fan waits for their admission before the test gives up.
+const FAN_WAIT_MAX: Duration = Duration::from_secs(40);
+/// Streams open per client address are bounded by the server (32); fans spread over this
+/// many loopback source addresses (127.0.0.1, 127.0.0.2, ...).
+const SOURCE_ADDRESSES: usize = 2;
+
+/// What one fan saw: the answer to their join, and how long they actually waited.
+#[derive(Debug)]
+struct FanRecord {
+    fan: usize,
+    ahead: u64,
+    /// When the join was answered, from the first join.
+    joined: Duration,
+    estimate_s: f64,
+    range_s: Option<(f64, f64)>,
+    waited: Duration,
+}
+
+/// Wait on `fan`'s queue stream until it says `admitted`; returns when it did.
+async fn admitted_on_stream(http: &reqwest::Client, base: &str, event: &str, tok: &str) -> Instant {
+    let mut stream = http
+        .get(format!("{base}/v1/events/{event}/queue/me/stream"))
+        .bearer_auth(tok)
+        .send()
+        .await
+        .expect("stream opened");
+    assert_eq!(stream.status(), 200, "queue stream");
+    let mut text = String::new();
+    let deadline = Instant::now() + FAN_WAIT_MAX;
+    loop {
+        if text.contains("\"status\":\"admitted\"") {
+            return Instant::now();
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("admitted within {FAN_WAIT_MAX:?}"))
+            .expect("stream readable")
+            .expect("stream open until admitted");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// Median of a non-empty list.
+fn median(mut xs: Vec<f64>) -> f64 {
+    assert!(!xs.is_empty(), "median of nothing");
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mid = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[mid]
+    } else {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    }
+}
+
+/// Honest estimates: 40 fans join one after another at the opening of a sale that admits 5
+/// at a time for up to 30 s; each admitted fan shops 0.3–0.9 s (seeded) and leaves. The
+/// estimate each fan got at join must be close to the wait they then had (median relative
+/// error ≤ 20 % over fans who waited ≥ 2 s), and the range given at join must hold their
+/// actual wait for ≥ 80 % of the fans who had to wait. `QUEUE_SEED=n` replays a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wait_estimates_at_join_match_the_waits() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("QUEUE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(18);
+    eprintln!("queue estimates: seed {seed} (QUEUE_SEED={seed} replays the shopping times)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let shop: Vec<Duration> = (0..FANS).map(|_| Duration::from_millis(rng.random_range(SHOP_MS))).collect();
+    let gaps: Vec<Duration> = (0..FANS)
+        .map(|_| Duration::from_secs_f64(-JOIN_GAP_MEAN_MS * (1.0 - rng.random::<f64>()).ln() / 1_000.0))
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = common::Node::start(dir.path());
+    let c = node.client();
+    let keys = api::AuthKeys::new(common::SECRET.as_bytes());
+    let admin = token("admin", true);
+    let venue_id = venue(&c, &admin, 100).await;
+    let event = c
+        .post(
+            "/v1/events",
+            &admin,
+            json!({
+                "name": "Estimates", "type": "concert", "venue_id": venue_id,
+                "starts_at": "2030-01-01T20:00:00Z",
+                "prices": {"A": 5000, "GA": 2500}, "per_user_limit": 2,
+                "queue": {"enabled": true, "max_admitted": ESTIMATE_MAX_ADMITTED, "admission_seconds": 30}
+            }),
+        )
+        .await;
+    assert_eq!(event.status, 201, "{}", event.body);
+    let event = event.body["id"].as_str().unwrap().to_string();
+    let https: Vec<reqwest::Client> = (0..SOURCE_ADDRESSES)
+        .map(|i| {
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, 1 + i as u8]))
+                .build()
+                .unwrap()
+        })
+        .collect();
+
+    let started = Instant::now();
+    let run = async {
+        let mut fans = Vec::new();
+        // One after another: each join is sent a gap after the previous one was sent (or
+        // when it is answered, if that takes longer).
+        let mut next_join = Instant::now();
+        for (fan, shop) in shop.iter().copied().enumerate() {
+            tokio::time::sleep_until(next_join.into()).await;
+            next_join += gaps[fan];
+            let tok = keys.mint(&format!("est{fan:03}"), false, 3_600);
+            let joined = c.send("POST", &format!("/v1/events/{event}/queue"), Some(&tok), None, &[]).await;
+            let joined_at = Instant::now();
+            let joined_after = joined_at - started;
+            assert_eq!(joined.status, 200, "{}", joined.body);
+            let body = joined.body;
+            let (http, base, event) = (https[fan % SOURCE_ADDRESSES].clone(), c.base.clone(), event.clone());
+            fans.push(tokio::spawn(async move {
+                let admitted_at = if body["status"] == "admitted" {
+                    joined_at
+                } else {
+                    admitted_on_stream(&http, &base, &event, &tok).await
+                };
+                tokio::time::sleep(shop).await;
+                let left = http
+                    .delete(format!("{base}/v1/events/{event}/queue/me"))
+                    .bearer_auth(&tok)
+                    .send()
+                    .await
+                    .expect("leave sent");
+                assert_eq!(left.status(), 204, "leave");
+                let range = body["estimated_wait_range"]
+                    .as_array()
+                    .map(|r| (r[0].as_f64().unwrap(), r[1].as_f64().unwrap()));
+                FanRecord {
+                    fan,
+                    ahead: body["ahead"].as_u64().unwrap(),
+                    joined: joined_after,
+                    estimate_s: body["estimated_wait_seconds"].as_f64().unwrap(),
+                    range_s: range,
+                    waited: admitted_at.saturating_duration_since(joined_at),
+                }
+            }));
+        }
+        let mut records = Vec::new();
+        for f in fans {
+            records.push(f.await.unwrap());
+        }
+        records
+    };
+    let records = tokio::time::timeout(ESTIMATE_TEST_MAX, run).await.expect("the estimate test ends in time");
+    eprintln!("queue estimates: {} fans done in {} ms", records.len(), started.elapsed().as_millis());
+
+    let mut errors = Vec::new();
+    let (mut waiting, mut inside) = (0, 0);
+    for r in &records {
+        let waited = r.waited.as_secs_f64();
+        let in_range = r.range_s.is_some_and(|(low, high)| low <= waited && waited <= high);
+        eprintln!(
+            "  fan {:2} joined at {:4} ms, ahead {:2}: estimate {:>4} s, range {:?}, waited {:.2} s{}",
+            r.fan,
+            r.joined.as_millis(),
+            r.ahead,
+            r.estimate_s,
+            r.range_s,
+            waited,
+            if in_range { "" } else { "  (outside the range)" }
+        );
+        if r.estimate_s == 0.0 && r.waited < Duration::from_millis(100) {
+            continue; // admitted at join: nothing was estimated
+        }
+        waiting += 1;
+        inside += usize::from(in_range);
+        if r.waited >= LONG_WAIT {
+            errors.push((r.estimate_s - waited).abs() / waited);
+        }
+    }
+    assert!(errors.len() >= 5, "too few fans waited {LONG_WAIT:?} to judge: {}", errors.len());
+    let median_error = median(errors.clone());
+    let share_inside = inside as f64 / waiting as f64;
+    eprintln!(
+        "queue estimates: median relative error {:.1} % over {} fans who waited >= {LONG_WAIT:?}; \
+         {inside}/{waiting} waits inside the range given at join ({:.0} %)",
+        median_error * 100.0,
+        errors.len(),
+        share_inside * 100.0
+    );
+    assert!(median_error <= 0.20, "median relative error {:.1} % > 20 %", median_error * 100.0);
+    assert!(
+        share_inside >= 0.80,
+        "only {:.0} % of waits inside the range given at join",
+        share_inside * 100.0
+    );
+    assert!(started.elapsed() < ESTIMATE_TEST_MAX);
+}
