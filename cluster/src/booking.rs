@@ -308,8 +308,9 @@ fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
 pub struct QueuePlace {
     pub view: tickets::queue::QueueView,
     pub settings: QueueSettings,
-    /// From the admission rate measured since the opening, once there is one.
-    pub measured_wait_s: Option<u64>,
+    /// How long the user can expect to wait (`None` once admitted): from the applied state
+    /// and this node's clock (`tickets::queue::Queue::estimate_wait`).
+    pub estimate: Option<tickets::queue::WaitEstimate>,
 }
 
 /// The waiting queue: join, leave, and the user's place.
@@ -347,8 +348,11 @@ impl Store {
             let settings = inv.setup()?.queue;
             let now = now.max(inv.now());
             let view = inv.queue_view(user, now)?;
-            let measured_wait_s = inv.queue().estimated_wait_seconds(view.ahead, now);
-            Some(QueuePlace { view, settings, measured_wait_s })
+            let estimate = (view.status == tickets::queue::QueueStatus::Waiting).then(|| {
+                let admission_ms = settings.admission_seconds.saturating_mul(1_000);
+                inv.queue().estimate_wait(view.ahead, now, settings.max_admitted, admission_ms)
+            });
+            Some(QueuePlace { view, settings, estimate })
         };
         let found = if linearizable { group.read_linearizable(read).await? } else { group.read_local(read) };
         found.ok_or_else(|| Rejection::not_found("queue entry").into())

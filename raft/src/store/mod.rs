@@ -50,8 +50,10 @@ pub(crate) const KEY_MEMBERS: &[u8] = b"members";
 /// Storage format version written in [`GROUPS_TREE`]. 2: entries are batches, snapshots are
 /// files. 3: groups share three trees. 4: the machines' records changed (events and
 /// inventories gained the end of sales); they are bincode, which is not self-describing, so
-/// records written before do not decode and such a data directory is refused.
-pub(crate) const FORMAT_VERSION: u8 = 4;
+/// records written before do not decode and such a data directory is refused. 5: the
+/// waiting queue keeps when each admission started and the durations of the last ones that
+/// ended (for the wait estimate); inventories written before do not decode.
+pub(crate) const FORMAT_VERSION: u8 = 5;
 
 /// The tree of every group's log entries.
 pub(crate) const LOG_TREE: &str = "raft.log";
