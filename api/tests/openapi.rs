@@ -155,3 +155,15 @@ fn operation_ids_are_stable() {
         assert!(ids.iter().any(|i| i == id), "operationId {id} missing: {ids:?}");
     }
 }
+
+#[test]
+fn queue_answers_document_the_wait_range() {
+    // Issue 18: clients read the range from the schema, two whole seconds [low, high].
+    let doc = document();
+    let range = &doc["components"]["schemas"]["QueueOut"]["properties"]["estimated_wait_range"];
+    assert_eq!(range["type"], "array", "{range}");
+    assert_eq!((range["minItems"].as_u64(), range["maxItems"].as_u64()), (Some(2), Some(2)), "{range}");
+    assert_eq!(range["items"]["type"], "integer", "{range}");
+    let required = doc["components"]["schemas"]["QueueOut"]["required"].as_array().unwrap();
+    assert!(required.iter().any(|r| r == "estimated_wait_range"), "{required:?}");
+}

@@ -614,7 +614,10 @@ mod tests {
         assert_eq!(e.samples, 5);
         // S = 600 ms, fresh slots: 600 + (25 - 3) * 120 = 3,240 ms.
         assert_eq!(e.point_ms, 3_240);
-        assert!(e.low_ms < 3_240 && e.high_ms > 3_240 && e.high_ms < 2 * 3_240, "{e:?}");
+        // Five equal samples: cv shrinks from 0 to (0 × 5 + 0.5 × 4) / 9 = 0.222; the mean is
+        // known to rel = 0.1 + 2 × 0.222 / √5 = 0.299, so S runs 421..779 ms; each end
+        // widened by 2 × 0.222 × S × √25 / 5.
+        assert_eq!((e.low_ms, e.high_ms), (2_085, 4_555), "{e:?}");
     }
 
     #[test]
@@ -647,6 +650,98 @@ mod tests {
         assert_eq!(q.admission_durations().count(), ADMISSION_SAMPLES_MAX);
         assert!(q.admission_durations().all(|d| d == 7), "the oldest drop out first");
         q.check().unwrap();
+    }
+
+    /// A random history: joins, leaves, bookings and admits over time, from `ops`.
+    fn history(ops: &[(u8, u8, u16)], m: u32, admission_ms: u64) -> (Queue, Millis) {
+        let mut q = Queue::default();
+        let mut now = 0;
+        for (op, user, dt) in ops {
+            now += Millis::from(*dt);
+            let user = format!("u{user}");
+            match op % 4 {
+                0 => {
+                    let _ = q.join(&user, now, 0);
+                }
+                1 => {
+                    let _ = q.leave(&user, now);
+                }
+                2 => q.finish_admission(&user, now),
+                _ => {
+                    q.admit(now, 3, 0, m, admission_ms);
+                }
+            }
+        }
+        q.check().unwrap();
+        (q, now)
+    }
+
+    /// A queue of 5 slots (10-minute admissions) in which `n` shoppers have finished, each
+    /// after a duration from `durations` (in turn), with 60 more waiting; and the time now.
+    fn with_samples(n: usize, durations: &[Millis]) -> (Queue, Millis) {
+        let mut q = Queue::default();
+        for i in 0..n + 65 {
+            q.join(&format!("u{i:04}"), 0, 0).unwrap();
+        }
+        let mut next = durations.iter().cycle();
+        let mut ends: BTreeSet<(Millis, UserId)> = BTreeSet::new();
+        let mut now = 0;
+        for _ in 0..=n {
+            for user in q.admit(now, 1, 0, 5, 600_000) {
+                ends.insert((now + next.next().unwrap(), user));
+            }
+            if q.durations.len() == n {
+                break;
+            }
+            let (end, user) = ends.pop_first().unwrap();
+            now = end;
+            q.leave(&user, now).unwrap();
+        }
+        assert_eq!(q.durations.len(), n);
+        q.check().unwrap();
+        (q, now)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_range_holds_the_point_and_grows_with_the_place(
+            ops in proptest::collection::vec((0u8..4, 0u8..30, 0u16..2_000), 0..300),
+            m in 1u32..8,
+            admission_s in 1u64..600,
+            ahead in 0u64..50,
+            later in 0u64..10_000,
+        ) {
+            let (q, now) = history(&ops, m, admission_s * 1_000);
+            let now = now + later;
+            let e = q.estimate_wait(ahead, now, m, admission_s * 1_000);
+            proptest::prop_assert!(e.low_ms <= e.point_ms && e.point_ms <= e.high_ms, "{e:?}");
+            let next = q.estimate_wait(ahead + 1, now, m, admission_s * 1_000);
+            proptest::prop_assert!(
+                e.point_ms <= next.point_ms && e.low_ms <= next.low_ms && e.high_ms <= next.high_ms,
+                "further back never waits less: {e:?} then {next:?}"
+            );
+            // What a replica decodes from a snapshot estimates the same.
+            let copy: Queue = serde_json::from_str(&serde_json::to_string(&q).unwrap()).unwrap();
+            proptest::prop_assert_eq!(copy.estimate_wait(ahead, now, m, admission_s * 1_000), e);
+        }
+
+        #[test]
+        fn the_range_narrows_as_shoppers_finish(
+            base in 200u64..100_000,
+            spread_pct in 0u64..100,
+            seed in 0u64..1_000,
+        ) {
+            let mut rng = SplitMix64(seed);
+            let durations: Vec<Millis> =
+                (0..64).map(|_| base + rng.next() % (base * spread_pct / 100 + 1)).collect();
+            let width = |n: usize| {
+                let (q, now) = with_samples(n, &durations);
+                let e = q.estimate_wait(30, now, 5, 600_000);
+                (e.high_ms - e.low_ms) as f64 / e.point_ms.max(1) as f64
+            };
+            let (prior, few, many) = (width(0), width(3), width(32));
+            proptest::prop_assert!(prior > few && few > many, "widths {prior} > {few} > {many}");
+        }
     }
 
     #[test]

@@ -264,3 +264,47 @@ pub async fn queue_stream(
     let stream: EventStream = Box::pin(stream::iter([Ok(initial)]).chain(live));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(ahead: u64, point_ms: u64, low_ms: u64, high_ms: u64) -> QueueOut {
+        let view = QueueView {
+            user: "u".into(),
+            position: ahead + 1,
+            ahead,
+            status: QueueStatus::Waiting,
+            admitted_until: None,
+        };
+        queue_out(&view, Some(WaitEstimate { point_ms, low_ms, high_ms, samples: 3 }))
+    }
+
+    #[test]
+    fn seconds_round_the_point_and_widen_the_range() {
+        let q = waiting(4, 2_499, 1_999, 4_001);
+        assert_eq!((q.estimated_wait_seconds, q.estimated_wait_range), (2, [1, 5]));
+        let q = waiting(4, 2_500, 2_500, 2_500);
+        assert_eq!((q.estimated_wait_seconds, q.estimated_wait_range), (3, [2, 3]));
+        let admitted = QueueView {
+            user: "u".into(),
+            position: 0,
+            ahead: 0,
+            status: QueueStatus::Admitted,
+            admitted_until: Some(1_000),
+        };
+        let q = queue_out(&admitted, None);
+        assert_eq!((q.estimated_wait_seconds, q.estimated_wait_range), (0, [0, 0]));
+    }
+
+    #[test]
+    fn the_stream_pushes_a_new_place_or_an_estimate_moved_by_more_than_a_tenth() {
+        let last = waiting(9, 100_000, 50_000, 200_000);
+        assert!(!worth_pushing(&last, &waiting(9, 110_000, 50_000, 200_000)), "10 % is not more than 10 %");
+        assert!(!worth_pushing(&last, &waiting(9, 90_000, 10_000, 100_000)), "nor is the range");
+        assert!(worth_pushing(&last, &waiting(9, 111_000, 50_000, 200_000)));
+        assert!(worth_pushing(&last, &waiting(9, 89_000, 50_000, 200_000)));
+        assert!(worth_pushing(&last, &waiting(8, 100_000, 50_000, 200_000)), "a new place");
+        assert!(worth_pushing(&waiting(0, 0, 0, 1_000), &waiting(0, 1_000, 0, 2_000)), "from no wait");
+    }
+}
