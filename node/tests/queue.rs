@@ -272,6 +272,12 @@ async fn wait_estimates_at_join_match_the_waits() {
     eprintln!("queue estimates: seed {seed} (QUEUE_SEED={seed} replays the shopping times)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let shop: Vec<Duration> = (0..FANS).map(|_| Duration::from_millis(rng.random_range(SHOP_MS))).collect();
+    let mean_ms = |xs: &[Duration]| xs.iter().map(|d| d.as_millis() as f64).sum::<f64>() / xs.len() as f64;
+    eprintln!(
+        "queue estimates: shopping takes {:.0} ms on average ({:.0} ms for the first 10 fans)",
+        mean_ms(&shop),
+        mean_ms(&shop[..10])
+    );
     let gaps: Vec<Duration> = (0..FANS)
         .map(|_| Duration::from_secs_f64(-JOIN_GAP_MEAN_MS * (1.0 - rng.random::<f64>()).ln() / 1_000.0))
         .collect();

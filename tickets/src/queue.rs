@@ -17,6 +17,8 @@
 //! - every admission that ends (the user leaves, books, or the admission runs out) leaves
 //!   its duration in a window of the last [`ADMISSION_SAMPLES_MAX`], in log order: what
 //!   [`Queue::estimate_wait`] learns the pace of the queue from (see "Wait estimates" below).
+//!   A slot freed while users wait is remembered until the next admission fills it, which
+//!   then dates from that moment.
 //!
 //! # Wait estimates
 //!
@@ -39,11 +41,13 @@
 //! shoppers (`cv` 1) always have `S` left. The `(k - (m + 1) / 2)` centres the `k`-th
 //! departure on the middle of the first round.
 //!
-//! `S` and `cv` come from the window of finished admissions. Early in a sale the window only
-//! holds the quick shoppers (the slow ones are still shopping), so every live admission
-//! older than the quickest finished one counts too, at the mean of the finished durations
-//! longer than its age (Kaplan–Meier's redistribution to the right), or at its age if none
-//! is that long; at most as many as there are finished ones. `cv` is shrunk towards [`PRIOR_CV`] with
+//! `S` and `cv` come from the window of finished admissions, each timed from when its slot
+//! went out of service (the admission, or the moment the slot was freed while users waited:
+//! the leader's refill delay is part of a slot's cycle). Early in a sale the window only
+//! holds the quick shoppers (the slow ones are still shopping), so `S` is the Kaplan–Meier
+//! mean over the finished ones and the live ones, censored at their age (while there are at
+//! most [`KM_LIVE_MAX`] live ones): the area under the survival curve up to the longest time
+//! seen. `cv` comes from the same curve and is shrunk towards [`PRIOR_CV`] with
 //! [`PRIOR_CV_WEIGHT`] pseudo-samples, so two lucky samples do not make the range tight.
 //!
 //! **Prior.** Before any admission of this event has ended there is nothing to measure: a
@@ -75,6 +79,10 @@ pub const ADMISSION_SAMPLES_MAX: usize = 32;
 /// `admission / PRIOR_DIVISOR` (the geometric middle of `admission / PRIOR_DIVISOR²` and
 /// `admission`, the prior's range).
 pub const PRIOR_DIVISOR: u64 = 8;
+/// Most live admissions the pace estimate treats one by one (as shoppers still shopping);
+/// with more, it uses the finished ones alone (a queue that admits this many at once is in
+/// its steady state long before its first shoppers finish, and the window is unbiased then).
+pub const KM_LIVE_MAX: usize = 256;
 /// The spread (standard deviation / mean) of shopping times assumed before there are
 /// samples, and what few samples are shrunk towards.
 pub const PRIOR_CV: f64 = 0.5;
@@ -97,6 +105,9 @@ pub struct WaitEstimate {
 /// One live (or not yet dropped) admission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Admission {
+    /// When its slot was taken out of service for it: the admission, or earlier, when the
+    /// slot was freed while users waited and the leader admitted a moment later. So a
+    /// duration counts the refill delay too: how long a slot is busy per shopper.
     since: Millis,
     until: Millis,
 }
@@ -137,8 +148,12 @@ pub struct Queue {
     /// Sum of `since` over `admitted`: the mean age of the admissions without a walk.
     since_sum: u128,
     /// Durations (ms) of the last [`ADMISSION_SAMPLES_MAX`] admissions that ended, oldest
-    /// first: from admission to leave, booking or the end of the admission.
+    /// first: from `Admission::since` to leave, booking or the end of the admission.
     durations: VecDeque<Millis>,
+    /// When slots were freed while users waited, oldest first, not yet refilled: the next
+    /// admissions date from these. Emptied whenever nobody waits (an idle slot is not
+    /// busy); at most [`ADMISSION_SAMPLES_MAX`].
+    freed: VecDeque<Millis>,
     /// `admitted` ordered by deadline, to drop expired admissions and find the next one.
     admitted_by_deadline: BTreeSet<(Millis, UserId)>,
     /// Which sequence numbers are still waiting, as a Fenwick tree over `0..next_seq`, so a
@@ -288,6 +303,9 @@ impl Queue {
             None => false,
         };
         self.drop_admission(user, now);
+        if self.waiting.is_empty() {
+            self.freed.clear();
+        }
         if !live && !removed_waiting {
             return Err(Rejection::not_found("queue entry"));
         }
@@ -360,48 +378,49 @@ impl Queue {
         (count, ages as f64)
     }
 
-    /// How long a shopper keeps a slot (mean, ms), the spread (cv) and the samples they
-    /// rest on, from the finished admissions and the live ones older than their mean;
-    /// `None` before any admission ended.
+    /// How long a shopper keeps a slot (mean, ms), the spread (cv) and the finished
+    /// admissions they rest on; `None` before any admission ended.
+    ///
+    /// Kaplan–Meier over the window of finished durations and, while there are at most
+    /// [`KM_LIVE_MAX`], the live admissions as censored at their age: early in a sale only
+    /// the quick shoppers have finished, and the ones still shopping say how long the others
+    /// take at least. The mean is the area under the survival curve up to the longest time
+    /// seen (a lower bound while the longest is still shopping).
     fn pace(&self, now: Millis) -> Option<(f64, f64, f64)> {
         if self.durations.is_empty() {
             return None;
         }
         let finished = self.durations.len();
-        let shortest = self.durations.iter().copied().min().unwrap_or(0);
-        // Still shopping longer than the quickest finished one: each is imputed the mean of
-        // the finished durations longer than its age (as Kaplan–Meier redistributes a
-        // censored time to the right), or its age if none is that long (a lower bound).
-        // Oldest first (every admission of an event lasts as long, so deadline order is age
-        // order); the walk stops at the first one no older than the quickest finished one.
-        let still: Vec<f64> = self
-            .admitted_by_deadline
-            .iter()
-            .skip_while(|(until, _)| *until <= now)
-            .map(|(_, user)| now.saturating_sub(self.admitted[user].since))
-            .take_while(|age| *age > shortest)
-            .take(finished)
-            .map(|age| {
-                let (sum, count) = self
-                    .durations
+        let mut seen: Vec<(Millis, bool)> = self.durations.iter().map(|d| (*d, true)).collect();
+        let (live, _) = self.live_ages(now);
+        if live as usize <= KM_LIVE_MAX {
+            seen.extend(
+                self.admitted_by_deadline
                     .iter()
-                    .filter(|d| **d > age)
-                    .fold((0u64, 0u64), |(s, c), d| (s + d, c + 1));
-                if count == 0 {
-                    age as f64
-                } else {
-                    sum as f64 / count as f64
-                }
-            })
-            .collect();
-        let all = || self.durations.iter().map(|d| *d as f64).chain(still.iter().copied());
-        let n = (finished + still.len()) as f64;
-        let mean = all().sum::<f64>() / n;
+                    .filter(|(until, _)| *until > now)
+                    .map(|(_, user)| (now.saturating_sub(self.admitted[user].since), false)),
+            );
+        }
+        // Finished before censored at the same time (the usual tie rule).
+        seen.sort_unstable_by_key(|(t, done)| (*t, !*done));
+        let (mut at_risk, mut survival, mut prev) = (seen.len() as f64, 1.0f64, 0.0f64);
+        let (mut mean, mut second) = (0.0f64, 0.0f64);
+        for (t, done) in seen {
+            let t = t as f64;
+            mean += survival * (t - prev);
+            second += survival * (t * t - prev * prev);
+            prev = t;
+            if done {
+                survival *= (at_risk - 1.0) / at_risk;
+            }
+            at_risk -= 1.0;
+        }
+        let n = finished as f64;
         if mean <= 0.0 {
             return Some((0.0, PRIOR_CV, n));
         }
-        let var = all().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-        let cv = (var.sqrt() / mean * n + PRIOR_CV * PRIOR_CV_WEIGHT) / (n + PRIOR_CV_WEIGHT);
+        let sd = (second - mean * mean).max(0.0).sqrt();
+        let cv = (sd / mean * n + PRIOR_CV * PRIOR_CV_WEIGHT) / (n + PRIOR_CV_WEIGHT);
         Some((mean, cv, n))
     }
 
@@ -422,7 +441,14 @@ impl Queue {
             let removed = self.admitted_by_deadline.remove(&(a.until, user.to_string()));
             debug_assert!(removed, "admitted and admitted_by_deadline must pair up");
             self.since_sum -= u128::from(a.since);
-            self.record_duration(now.min(a.until).saturating_sub(a.since));
+            let ended = now.min(a.until);
+            self.record_duration(ended.saturating_sub(a.since));
+            if !self.waiting.is_empty() {
+                if self.freed.len() == ADMISSION_SAMPLES_MAX {
+                    self.freed.pop_front();
+                }
+                self.freed.push_back(ended);
+            }
         }
     }
 
@@ -465,10 +491,14 @@ impl Queue {
             self.waiting_ranks.remove_one(seq as usize + 1);
             self.seq_of.remove(&user);
             let until = now.saturating_add(admission_ms);
-            self.admitted.insert(user.clone(), Admission { since: now, until });
-            self.since_sum += u128::from(now);
+            let since = self.freed.pop_front().map_or(now, |freed| freed.min(now));
+            self.admitted.insert(user.clone(), Admission { since, until });
+            self.since_sum += u128::from(since);
             self.admitted_by_deadline.insert((until, user.clone()));
             out.push(user);
+        }
+        if self.waiting.is_empty() {
+            self.freed.clear();
         }
         debug_assert_eq!(
             self.admitted.len(),
@@ -526,8 +556,11 @@ impl Queue {
         if self.admitted.values().any(|a| a.since > a.until) {
             return Err("queue: an admission ends before it starts".into());
         }
-        if self.durations.len() > ADMISSION_SAMPLES_MAX {
-            return Err("queue: too many admission durations kept".into());
+        if self.durations.len() > ADMISSION_SAMPLES_MAX || self.freed.len() > ADMISSION_SAMPLES_MAX {
+            return Err("queue: too many admission durations or freed slots kept".into());
+        }
+        if self.waiting.is_empty() && !self.freed.is_empty() {
+            return Err("queue: freed slots remembered with nobody waiting".into());
         }
         if self.next_seq < self.presale_end
             || self.waiting.last_key_value().is_some_and(|(s, _)| *s >= self.next_seq)
@@ -649,6 +682,42 @@ mod tests {
         }
         assert_eq!(q.admission_durations().count(), ADMISSION_SAMPLES_MAX);
         assert!(q.admission_durations().all(|d| d == 7), "the oldest drop out first");
+        q.check().unwrap();
+    }
+
+    #[test]
+    fn shoppers_still_shopping_count_as_at_least_their_age() {
+        // Three admitted at 0; one leaves at 300 ms, two are still in at 500 ms.
+        let mut q = Queue::default();
+        for u in ["a", "b", "c", "d"] {
+            q.join(u, 0, 0).unwrap();
+        }
+        q.admit(0, 1, 0, 3, 30_000);
+        q.leave("a", 300).unwrap();
+        q.admit(300, 1, 0, 3, 30_000); // d, fresh
+        let (mean, _, n) = q.pace(500).unwrap();
+        // Survival 1 until 300 ms (d, censored at 200, is at risk before), then 2/3 of the
+        // three at risk go on to 500: 300 + 200 × 2/3. The finished one alone said 300.
+        assert_eq!(n, 1.0);
+        assert!((mean - (300.0 + 200.0 * 2.0 / 3.0)).abs() < 1e-9, "{mean}");
+    }
+
+    #[test]
+    fn a_slot_freed_while_users_wait_is_busy_until_refilled() {
+        let mut q = Queue::default();
+        for u in ["a", "b"] {
+            q.join(u, 0, 0).unwrap();
+        }
+        q.admit(0, 1, 0, 1, 30_000);
+        q.leave("a", 600).unwrap(); // b waits
+        q.admit(650, 1, 0, 1, 30_000); // the leader refills 50 ms later
+        q.leave("b", 1_250).unwrap();
+        assert_eq!(q.admission_durations().collect::<Vec<_>>(), [600, 650], "b's slot was out from 600");
+        // Nobody waits: a slot freed now is idle, not busy.
+        q.join("c", 2_000, 0).unwrap();
+        q.admit(2_000, 1, 0, 1, 30_000);
+        q.leave("c", 2_100).unwrap();
+        assert_eq!(q.admission_durations().last(), Some(100));
         q.check().unwrap();
     }
 
