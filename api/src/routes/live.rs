@@ -152,6 +152,9 @@ pub struct QueueOut {
 /// The queue stream pushes a new answer when the place or status changes, or when the
 /// estimate moves by more than this share of the last one pushed.
 pub const QUEUE_ESTIMATE_PUSH_SHARE: f64 = 0.10;
+/// A queue stream re-reads the place on every change of the event's state, and at least
+/// this often (the estimate moves with time too).
+pub const QUEUE_ESTIMATE_RECHECK: Duration = Duration::from_secs(5);
 
 fn queue_out(view: &QueueView, estimate: Option<WaitEstimate>) -> QueueOut {
     let status = match view.status {
@@ -196,14 +199,7 @@ pub async fn queue_join(
     User(user): User,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<QueueOut>> {
-    state.store.queue_join(&user, &id).await?;
-    // The place with its estimate: from this replica's state if it has applied the join,
-    // else linearizable. Should that fail too, the error is the answer: joining again
-    // returns the same place.
-    let place = match state.store.queue_view(&user, &id, false).await {
-        Ok(place) => place,
-        Err(_) => state.store.queue_view(&user, &id, true).await?,
-    };
+    let place = state.store.queue_join(&user, &id).await?;
     Ok(Json(queue_out(&place.view, place.estimate)))
 }
 
@@ -248,7 +244,12 @@ pub async fn queue_stream(
         let (store, user, id) = (store.clone(), user.clone(), id.clone());
         async move {
             loop {
-                version.changed().await.ok()?;
+                // The estimate also drifts while nothing changes (the shoppers in the slots
+                // grow older): look again now and then.
+                tokio::select! {
+                    changed = version.changed() => changed.ok()?,
+                    () = tokio::time::sleep(QUEUE_ESTIMATE_RECHECK) => {}
+                }
                 let out = match store.queue_view(&user, &id, false).await {
                     Ok(place) => queue_out(&place.view, place.estimate),
                     // Left the queue (or the event went away): the stream ends.
