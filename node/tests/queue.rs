@@ -17,6 +17,10 @@ const MAX_ADMITTED: u64 = 2;
 /// The sale opens this long after the event is created: the joins happen before it.
 const OPENS_IN: Duration = Duration::from_secs(6);
 
+/// The tests of this file run one at a time: the estimate test measures waits against the
+/// clock and must not share the machine's cores with the three-node cluster of the other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn user_token(keys: &api::AuthKeys, n: usize) -> String {
     keys.mint(&format!("fan{n:03}"), false, 3_600)
 }
@@ -29,6 +33,7 @@ async fn place(c: &Client, event: &str, tok: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fair_queue_across_three_nodes() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(3).await;
     let clients: Vec<Client> = (1..=3).map(|id| cluster.client(id)).collect();
     let keys = api::AuthKeys::new(common::SECRET.as_bytes());
@@ -51,6 +56,19 @@ async fn a_fair_queue_across_three_nodes() {
         .await;
     assert_eq!(event.status, 201, "{}", event.body);
     let event = event.body["id"].as_str().unwrap().to_string();
+    // Each node's catalog replica learns of the event a moment later; a join through a node
+    // that has not yet is 404 `event not found`.
+    for c in &clients {
+        eventually("every node knows the event", Duration::from_secs(5), || async {
+            let a = c.get(&format!("/v1/events/{event}"), None).await;
+            if a.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("{}: {}", a.status, a.body))
+            }
+        })
+        .await;
+    }
 
     // 200 joins at once, spread over the three nodes, before the sale opens.
     let mut joins = Vec::new();
@@ -265,8 +283,15 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// estimate each fan got at join must be close to the wait they then had (median relative
 /// error ≤ 20 % over fans who waited ≥ 2 s), and the range given at join must hold their
 /// actual wait for ≥ 80 % of the fans who had to wait. `QUEUE_SEED=n` replays a run.
+///
+/// The fans arrive over about 1.6 s (seeded exponential gaps), not all in the first 0.2 s
+/// that back-to-back joins take: a fan who joins before any shopper has finished can only
+/// get the prior, and then this test would measure how close the prior happens to be to
+/// 0.6 s of shopping (it measured 529 % off; the old estimate 4,617 %). Against the old
+/// estimator this test fails (40.9 %, no range); `docs/live.md` has the runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wait_estimates_at_join_match_the_waits() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use rand::{Rng, SeedableRng};
     let seed: u64 = std::env::var("QUEUE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(18);
     eprintln!("queue estimates: seed {seed} (QUEUE_SEED={seed} replays the shopping times)");
