@@ -236,13 +236,21 @@ struct FanRecord {
     ahead: u64,
     /// When the join was answered, from the first join.
     joined: Duration,
+    /// What the queue stream pushed until the admission.
+    pushed: Vec<Value>,
     estimate_s: f64,
     range_s: Option<(f64, f64)>,
     waited: Duration,
 }
 
-/// Wait on `fan`'s queue stream until it says `admitted`; returns when it did.
-async fn admitted_on_stream(http: &reqwest::Client, base: &str, event: &str, tok: &str) -> Instant {
+/// Wait on a fan's queue stream until it says `admitted`; returns when it did, and every
+/// `queue` answer the stream pushed.
+async fn admitted_on_stream(
+    http: &reqwest::Client,
+    base: &str,
+    event: &str,
+    tok: &str,
+) -> (Instant, Vec<Value>) {
     let mut stream = http
         .get(format!("{base}/v1/events/{event}/queue/me/stream"))
         .bearer_auth(tok)
@@ -254,7 +262,12 @@ async fn admitted_on_stream(http: &reqwest::Client, base: &str, event: &str, tok
     let deadline = Instant::now() + FAN_WAIT_MAX;
     loop {
         if text.contains("\"status\":\"admitted\"") {
-            return Instant::now();
+            let pushed = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(|data| serde_json::from_str(data.trim()).expect("a queue answer"))
+                .collect();
+            return (Instant::now(), pushed);
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let chunk = tokio::time::timeout(left, stream.chunk())
@@ -264,6 +277,14 @@ async fn admitted_on_stream(http: &reqwest::Client, base: &str, event: &str, tok
             .expect("stream open until admitted");
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
+}
+
+/// Whether the stream had a reason to push `next` after `last`: a new place or status, or
+/// an estimate more than 10 % away.
+fn pushed_for_a_reason(last: &Value, next: &Value) -> bool {
+    let place = |q: &Value| (q["position"].clone(), q["status"].clone(), q["admitted_until"].clone());
+    let estimate = |q: &Value| q["estimated_wait_seconds"].as_f64().unwrap();
+    place(last) != place(next) || (estimate(next) - estimate(last)).abs() > 0.1 * estimate(last)
 }
 
 /// Median of a non-empty list.
@@ -353,8 +374,8 @@ async fn wait_estimates_at_join_match_the_waits() {
             let body = joined.body;
             let (http, base, event) = (https[fan % SOURCE_ADDRESSES].clone(), c.base.clone(), event.clone());
             fans.push(tokio::spawn(async move {
-                let admitted_at = if body["status"] == "admitted" {
-                    joined_at
+                let (admitted_at, pushed) = if body["status"] == "admitted" {
+                    (joined_at, Vec::new())
                 } else {
                     admitted_on_stream(&http, &base, &event, &tok).await
                 };
@@ -373,6 +394,7 @@ async fn wait_estimates_at_join_match_the_waits() {
                     fan,
                     ahead: body["ahead"].as_u64().unwrap(),
                     joined: joined_after,
+                    pushed,
                     estimate_s: body["estimated_wait_seconds"].as_f64().unwrap(),
                     range_s: range,
                     waited: admitted_at.saturating_duration_since(joined_at),
@@ -413,6 +435,24 @@ async fn wait_estimates_at_join_match_the_waits() {
         }
     }
     assert!(errors.len() >= 5, "too few fans waited {LONG_WAIT:?} to judge: {}", errors.len());
+    // The stream pushes a new place, or an estimate that moved by more than 10 %; nothing else.
+    let (mut pushes, mut estimate_only) = (0, 0);
+    for r in &records {
+        pushes += r.pushed.len();
+        for pair in r.pushed.windows(2) {
+            assert!(
+                pushed_for_a_reason(&pair[0], &pair[1]),
+                "fan {}: pushed {} after {}",
+                r.fan,
+                pair[1],
+                pair[0]
+            );
+            estimate_only += usize::from(pair[0]["position"] == pair[1]["position"]);
+        }
+    }
+    eprintln!(
+        "queue estimates: {pushes} answers pushed on the streams, {estimate_only} for the estimate alone"
+    );
     let median_error = median(errors.clone());
     let share_inside = inside as f64 / waiting as f64;
     eprintln!(

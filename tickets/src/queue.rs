@@ -13,7 +13,6 @@
 //!   live while `now < admitted_until`. Expired admissions are dropped at the next admit
 //!   (and ignored by every query before that). An expired admission is not re-queued: the
 //!   user may join again, at the back.
-//!
 //! - every admission that ends (the user leaves, books, or the admission runs out) leaves
 //!   its duration in a window of the last [`ADMISSION_SAMPLES_MAX`], in log order: what
 //!   [`Queue::estimate_wait`] learns the pace of the queue from (see "Wait estimates" below).
@@ -59,8 +58,8 @@
 //! **Range.** With `n` samples the mean is known to `rel = 0.1 + 2 cv / √n` (10 % for what
 //! the model leaves out, two standard errors for the rest); `wait(k)` is taken at
 //! `S (1 - rel)` and `S (1 + rel)`, widened on both sides by two standard deviations of the
-//! `k`-th departure at that pace, `σ √k / m` (`σ` = `cv S`). The range narrows as samples arrive and
-//! always holds the point.
+//! `k`-th departure at that pace, `σ √k / m` (`σ` = `cv S`). The range narrows as samples
+//! arrive and always holds the point.
 //!
 //! Caveat: a waiting user's position is counted, `O(position)`; fine for the SSE poll rate
 //! of a few per second per user, not for a per-request hot path over a million entries.
