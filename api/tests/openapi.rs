@@ -183,3 +183,15 @@ fn cancel_and_refund_are_described() {
         assert!(schemas[schema]["properties"].get(field).is_some(), "{schema}.{field} missing");
     }
 }
+
+#[test]
+fn queue_answers_document_the_wait_range() {
+    // Issue 18: clients read the range from the schema, two whole seconds [low, high].
+    let doc = document();
+    let range = &doc["components"]["schemas"]["QueueOut"]["properties"]["estimated_wait_range"];
+    assert_eq!(range["type"], "array", "{range}");
+    assert_eq!((range["minItems"].as_u64(), range["maxItems"].as_u64()), (Some(2), Some(2)), "{range}");
+    assert_eq!(range["items"]["type"], "integer", "{range}");
+    let required = doc["components"]["schemas"]["QueueOut"]["required"].as_array().unwrap();
+    assert!(required.iter().any(|r| r == "estimated_wait_range"), "{required:?}");
+}

@@ -204,6 +204,17 @@ export function duration(seconds) {
   return `about ${(seconds / 3600).toFixed(1)} h`;
 }
 
+/// A range of seconds in words, in the unit its top needs: "about 20–40 s", "about 2–4 min",
+/// "up to about 3 min" (the low end rounds to nothing), "about 1.5–2.0 h".
+export function durationRange(low, high) {
+  const [unit, size, digits] = high < 60 ? ['s', 1, 0] : high < 3600 ? ['min', 60, 0] : ['h', 3600, 1];
+  const show = (s) => (s / size).toFixed(digits);
+  const [lo, hi] = [show(low), show(high)];
+  if (Number(lo) === 0) return `up to about ${hi} ${unit}`;
+  if (lo === hi) return `about ${hi} ${unit}`;
+  return `about ${lo}–${hi} ${unit}`;
+}
+
 /// Make an element: el('li', {class: 'x', href: '/'}, 'text', child…). Text is never parsed as HTML.
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);

@@ -6,7 +6,7 @@
 // that changed: `els[i]` is ticket i's element, and one listener on the <svg> handles
 // every seat's clicks and keys. A build without /layout falls back to GET /tickets.
 import {
-  get, post, report, clearError, showError, ApiProblem, money, when, mmss, duration,
+  get, post, report, clearError, showError, ApiProblem, money, when, mmss, duration, durationRange,
   idemKey, readEvents, signedIn, drawMap, STATUS_WORD, $,
 } from '/assets/common.js';
 
@@ -609,7 +609,8 @@ function renderQueue(q) {
   $('#queue-ahead').textContent = String(q.ahead);
   const range = q.estimated_wait_range;
   $('#queue-wait').textContent = q.status === 'admitted' ? 'none'
-    : duration(q.estimated_wait_seconds) + (range ? ` (${duration(range[0])}–${duration(range[1])})` : '');
+    : range ? durationRange(range[0], range[1]) : duration(q.estimated_wait_seconds);
+  $('#queue-wait').title = q.status === 'admitted' ? '' : `best guess ${duration(q.estimated_wait_seconds)}`;
   const admitted = q.status === 'admitted';
   Q.admittedUntil = admitted ? q.admitted_until : null;
   $('#admission').hidden = !admitted;

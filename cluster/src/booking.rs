@@ -308,22 +308,39 @@ fn outcome_label(outcome: &ChargeOutcome) -> &'static str {
 pub struct QueuePlace {
     pub view: tickets::queue::QueueView,
     pub settings: QueueSettings,
-    /// From the admission rate measured since the opening, once there is one.
-    pub measured_wait_s: Option<u64>,
+    /// How long the user can expect to wait (`None` once admitted): from the applied state
+    /// and this node's clock (`tickets::queue::Queue::estimate_wait`).
+    pub estimate: Option<tickets::queue::WaitEstimate>,
+}
+
+/// `view` with the settings and, while waiting, the estimate at `now` (from the applied
+/// state: `tickets::queue::Queue::estimate_wait`). `inv` is set up.
+fn place_of(inv: &tickets::inventory::Inventory, view: tickets::queue::QueueView, now: u64) -> QueuePlace {
+    let settings = inv.setup().expect("set up").queue;
+    let estimate = (view.status == tickets::queue::QueueStatus::Waiting).then(|| {
+        let admission_ms = settings.admission_seconds.saturating_mul(1_000);
+        inv.queue().estimate_wait(view.ahead, now, settings.max_admitted, admission_ms)
+    });
+    QueuePlace { view, settings, estimate }
 }
 
 /// The waiting queue: join, leave, and the user's place.
 impl Store {
-    pub(crate) async fn local_queue_join(
-        &self,
-        user: &str,
-        event_id: &str,
-    ) -> Result<tickets::queue::QueueView> {
+    pub(crate) async fn local_queue_join(&self, user: &str, event_id: &str) -> Result<QueuePlace> {
         let group = self.write_group(event_id).await?;
-        match self.write_booking(&group, InventoryCommand::QueueJoin { user: user.to_string() }).await? {
-            Outcome::Queue(view) => Ok(view),
-            other => Err(unexpected(other)),
-        }
+        let view =
+            match self.write_booking(&group, InventoryCommand::QueueJoin { user: user.to_string() }).await? {
+                Outcome::Queue(view) => view,
+                other => return Err(unexpected(other)),
+            };
+        // This node applied the join (it proposed it): its state has what the estimate needs.
+        let now = crate::store::wall_ms();
+        group
+            .read_local(|m| {
+                let inv = m.as_inventory()?;
+                Some(place_of(inv, view.clone(), now.max(inv.now())))
+            })
+            .ok_or_else(|| Error::Internal("a joined queue without its event".into()))
     }
 
     pub(crate) async fn local_queue_leave(&self, user: &str, event_id: &str) -> Result<()> {
@@ -344,11 +361,10 @@ impl Store {
         let now = crate::store::wall_ms();
         let read = |m: &GroupMachine| {
             let inv = m.as_inventory()?;
-            let settings = inv.setup()?.queue;
+            inv.setup()?;
             let now = now.max(inv.now());
             let view = inv.queue_view(user, now)?;
-            let measured_wait_s = inv.queue().estimated_wait_seconds(view.ahead, now);
-            Some(QueuePlace { view, settings, measured_wait_s })
+            Some(place_of(inv, view, now))
         };
         let found = if linearizable { group.read_linearizable(read).await? } else { group.read_local(read) };
         found.ok_or_else(|| Rejection::not_found("queue entry").into())

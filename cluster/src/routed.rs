@@ -195,7 +195,8 @@ impl Store {
         self.routed(local, || PeerCall::Booking { user: user.into(), booking_id: booking_id.into() }).await
     }
 
-    pub async fn queue_join(&self, user: &str, event_id: &str) -> Result<tickets::queue::QueueView> {
+    /// Join; the answer is the place the join got, with the estimate at that moment.
+    pub async fn queue_join(&self, user: &str, event_id: &str) -> Result<QueuePlace> {
         let local = self.local_queue_join(user, event_id).await;
         self.routed(local, || PeerCall::QueueJoin { user: user.into(), event_id: event_id.into() }).await
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use cluster::machine::ChangeSet;
-use tickets::queue::{QueueStatus, QueueView};
+use tickets::queue::{QueueStatus, QueueView, WaitEstimate};
 
 use crate::auth::User;
 use crate::body::ApiPath;
@@ -131,7 +131,7 @@ pub async fn ticket_stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)).into_response())
 }
 
-#[derive(Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct QueueOut {
     /// 1-based among waiting users; 0 once admitted.
     pub position: u64,
@@ -139,28 +139,56 @@ pub struct QueueOut {
     /// `waiting` or `admitted`.
     pub status: String,
     pub admitted_until: Option<String>,
-    /// From the admission rate measured since the sale opened; before there is one,
-    /// (ahead + 1) × `admission_seconds` / `max_admitted` (the configured rate's bound).
+    /// Seconds this user can expect to wait (rounded); 0 once admitted. From how long
+    /// admitted shoppers of this event actually took (see `docs/live.md`); before any has
+    /// finished, from a prior of 1/8 of the admission window per shopper.
     pub estimated_wait_seconds: u64,
+    /// `[low, high]` seconds: the wait is expected in this range. Wide while the estimate
+    /// rests on the prior or few samples, narrower as shoppers finish; `[0, 0]` once admitted.
+    #[schema(value_type = Vec<u64>, min_items = 2, max_items = 2, example = json!([120, 240]))]
+    pub estimated_wait_range: [u64; 2],
 }
 
-fn queue_out(view: &QueueView, settings: tickets::catalog::QueueSettings, measured: Option<u64>) -> QueueOut {
+/// The queue stream pushes a new answer when the place or status changes, or when the
+/// estimate moves by more than this share of the last one pushed.
+pub const QUEUE_ESTIMATE_PUSH_SHARE: f64 = 0.10;
+/// A queue stream re-reads the place on every change of the event's state, and at least
+/// this often (the estimate moves with time too).
+pub const QUEUE_ESTIMATE_RECHECK: Duration = Duration::from_secs(5);
+
+fn queue_out(view: &QueueView, estimate: Option<WaitEstimate>) -> QueueOut {
     let status = match view.status {
         QueueStatus::Waiting => "waiting",
         QueueStatus::Admitted => "admitted",
     };
-    let configured = (view.ahead + 1) * settings.admission_seconds / u64::from(settings.max_admitted.max(1));
-    let estimated = match view.status {
-        QueueStatus::Admitted => 0,
-        QueueStatus::Waiting => measured.unwrap_or(configured),
+    let (point, range) = match (view.status, estimate) {
+        (QueueStatus::Waiting, Some(e)) => {
+            // Whole seconds: the point rounded, the range rounded outwards (it still holds it).
+            let s = |ms: u64, up: bool| if up { ms.div_ceil(1_000) } else { ms / 1_000 };
+            (e.point_ms.saturating_add(500) / 1_000, [s(e.low_ms, false), s(e.high_ms, true)])
+        }
+        _ => (0, [0, 0]),
     };
+    debug_assert!(range[0] <= point && point <= range[1], "the range holds the point");
     QueueOut {
         position: view.position,
         ahead: view.ahead,
         status: status.into(),
         admitted_until: view.admitted_until.map(rfc3339),
-        estimated_wait_seconds: estimated,
+        estimated_wait_seconds: point,
+        estimated_wait_range: range,
     }
+}
+
+/// Whether the stream, having last pushed `last`, pushes `next`: a new place or status, or
+/// an estimate more than [`QUEUE_ESTIMATE_PUSH_SHARE`] away from the last one pushed.
+fn worth_pushing(last: &QueueOut, next: &QueueOut) -> bool {
+    let place = |q: &QueueOut| (q.position, q.ahead, q.status.clone(), q.admitted_until.clone());
+    if place(last) != place(next) {
+        return true;
+    }
+    let (old, new) = (last.estimated_wait_seconds as f64, next.estimated_wait_seconds as f64);
+    (new - old).abs() > QUEUE_ESTIMATE_PUSH_SHARE * old
 }
 
 #[utoipa::path(post, path = "/v1/events/{id}/queue", tag = "queue", security(("bearer" = [])),
@@ -171,12 +199,8 @@ pub async fn queue_join(
     User(user): User,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<QueueOut>> {
-    let view = state.store.queue_join(&user, &id).await?;
-    let out = match state.store.queue_view(&user, &id, false).await {
-        Ok(place) => queue_out(&view, place.settings, place.measured_wait_s),
-        Err(_) => queue_out(&view, Default::default(), None),
-    };
-    Ok(Json(out))
+    let place = state.store.queue_join(&user, &id).await?;
+    Ok(Json(queue_out(&place.view, place.estimate)))
 }
 
 #[utoipa::path(get, path = "/v1/events/{id}/queue/me", tag = "queue", security(("bearer" = [])),
@@ -187,7 +211,7 @@ pub async fn queue_me(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<QueueOut>> {
     let place = state.store.queue_view(&user, &id, true).await?;
-    Ok(Json(queue_out(&place.view, place.settings, place.measured_wait_s)))
+    Ok(Json(queue_out(&place.view, place.estimate)))
 }
 
 #[utoipa::path(delete, path = "/v1/events/{id}/queue/me", tag = "queue", security(("bearer" = [])),
@@ -202,7 +226,7 @@ pub async fn queue_leave(
 }
 
 #[utoipa::path(get, path = "/v1/events/{id}/queue/me/stream", tag = "queue", security(("bearer" = [])),
-    responses((status = 200, content_type = "text/event-stream", description = "a `queue` event whenever the place or state changes"),
+    responses((status = 200, content_type = "text/event-stream", description = "a `queue` event whenever the place or status changes, or the estimate moves by more than 10 %"),
         (status = 401, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn queue_stream(
     State(state): State<AppState>,
@@ -213,20 +237,25 @@ pub async fn queue_stream(
     let permit = state.streams.acquire(client_ip(peer))?;
     let place = state.store.queue_view(&user, &id, false).await?;
     let version = state.store.watch_version(&id).await?;
-    let first = queue_out(&place.view, place.settings, place.measured_wait_s);
+    let first = queue_out(&place.view, place.estimate);
     let initial = Event::default().event("queue").json_data(&first).expect("serializable");
     let store = state.store.clone();
     let live = stream::unfold((version, Some(first), permit), move |(mut version, last, permit)| {
         let (store, user, id) = (store.clone(), user.clone(), id.clone());
         async move {
             loop {
-                version.changed().await.ok()?;
+                // The estimate also drifts while nothing changes (the shoppers in the slots
+                // grow older): look again now and then.
+                tokio::select! {
+                    changed = version.changed() => changed.ok()?,
+                    () = tokio::time::sleep(QUEUE_ESTIMATE_RECHECK) => {}
+                }
                 let out = match store.queue_view(&user, &id, false).await {
-                    Ok(place) => queue_out(&place.view, place.settings, place.measured_wait_s),
+                    Ok(place) => queue_out(&place.view, place.estimate),
                     // Left the queue (or the event went away): the stream ends.
                     Err(_) => return None,
                 };
-                if last.as_ref() != Some(&out) {
+                if last.as_ref().is_none_or(|last| worth_pushing(last, &out)) {
                     let event = Event::default().event("queue").json_data(&out).expect("serializable");
                     return Some((Ok(event), (version, Some(out), permit)));
                 }
@@ -235,4 +264,48 @@ pub async fn queue_stream(
     });
     let stream: EventStream = Box::pin(stream::iter([Ok(initial)]).chain(live));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(STREAM_KEEP_ALIVE)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(ahead: u64, point_ms: u64, low_ms: u64, high_ms: u64) -> QueueOut {
+        let view = QueueView {
+            user: "u".into(),
+            position: ahead + 1,
+            ahead,
+            status: QueueStatus::Waiting,
+            admitted_until: None,
+        };
+        queue_out(&view, Some(WaitEstimate { point_ms, low_ms, high_ms, samples: 3 }))
+    }
+
+    #[test]
+    fn seconds_round_the_point_and_widen_the_range() {
+        let q = waiting(4, 2_499, 1_999, 4_001);
+        assert_eq!((q.estimated_wait_seconds, q.estimated_wait_range), (2, [1, 5]));
+        let q = waiting(4, 2_500, 2_500, 2_500);
+        assert_eq!((q.estimated_wait_seconds, q.estimated_wait_range), (3, [2, 3]));
+        let admitted = QueueView {
+            user: "u".into(),
+            position: 0,
+            ahead: 0,
+            status: QueueStatus::Admitted,
+            admitted_until: Some(1_000),
+        };
+        let q = queue_out(&admitted, None);
+        assert_eq!((q.estimated_wait_seconds, q.estimated_wait_range), (0, [0, 0]));
+    }
+
+    #[test]
+    fn the_stream_pushes_a_new_place_or_an_estimate_moved_by_more_than_a_tenth() {
+        let last = waiting(9, 100_000, 50_000, 200_000);
+        assert!(!worth_pushing(&last, &waiting(9, 110_000, 50_000, 200_000)), "10 % is not more than 10 %");
+        assert!(!worth_pushing(&last, &waiting(9, 90_000, 10_000, 100_000)), "nor is the range");
+        assert!(worth_pushing(&last, &waiting(9, 111_000, 50_000, 200_000)));
+        assert!(worth_pushing(&last, &waiting(9, 89_000, 50_000, 200_000)));
+        assert!(worth_pushing(&last, &waiting(8, 100_000, 50_000, 200_000)), "a new place");
+        assert!(worth_pushing(&waiting(0, 0, 0, 1_000), &waiting(0, 1_000, 0, 2_000)), "from no wait");
+    }
 }

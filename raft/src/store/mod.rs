@@ -51,7 +51,9 @@ pub(crate) const KEY_MEMBERS: &[u8] = b"members";
 /// files. 3: groups share three trees. 4: the machines' records changed (events and
 /// inventories gained the end of sales); they are bincode, which is not self-describing, so
 /// records written before do not decode and such a data directory is refused. 5: events,
-/// inventories and bookings gained the refund window and refund state (cancel and refund).
+/// inventories and bookings gained the refund window and refund state (cancel and refund),
+/// and the waiting queue keeps when each admission started and the durations of the last
+/// ones that ended (for the wait estimate).
 pub(crate) const FORMAT_VERSION: u8 = 5;
 
 /// The tree of every group's log entries.

@@ -104,7 +104,7 @@ impl Inventory {
         self.core.bookings.insert(booking.id.clone(), booking.clone());
         // A shopper who completed a booking stops counting against the queue's admissions,
         // so the next waiting user can be admitted.
-        self.core.queue.finish_admission(&user);
+        self.core.queue.finish_admission(&user, now);
         let reply = Ok(Outcome::Booked(self.booking_view(&booking)));
         self.remember(&user, idempotency.as_ref(), &reply, now);
         reply
