@@ -21,7 +21,7 @@ const OPENS_IN: Duration = Duration::from_secs(6);
 /// clock and must not share the machine's cores with the three-node cluster of the other.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn user_token(keys: &api::AuthKeys, n: usize) -> String {
+fn user_token(keys: &testkit::Tokens, n: usize) -> String {
     keys.mint(&format!("fan{n:03}"), false, 3_600)
 }
 
@@ -36,7 +36,7 @@ async fn a_fair_queue_across_three_nodes() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(3).await;
     let clients: Vec<Client> = (1..=3).map(|id| cluster.client(id)).collect();
-    let keys = api::AuthKeys::new(common::SECRET.as_bytes());
+    let keys = testkit::Tokens::new(common::SECRET.as_bytes());
     let admin = token("admin", true);
     let venue_id = venue(&clients[0], &admin, 50).await;
     let opens_at = time::OffsetDateTime::now_utc() + time::Duration::seconds(OPENS_IN.as_secs() as i64);
@@ -331,7 +331,7 @@ async fn wait_estimates_at_join_match_the_waits() {
     let dir = tempfile::tempdir().unwrap();
     let node = common::Node::start(dir.path());
     let c = node.client();
-    let keys = api::AuthKeys::new(common::SECRET.as_bytes());
+    let keys = testkit::Tokens::new(common::SECRET.as_bytes());
     let admin = token("admin", true);
     let venue_id = venue(&c, &admin, 100).await;
     let event = c
