@@ -20,6 +20,7 @@
 //! $B --mode idle --nodes 3 --events 10000 --clients 8    # what 10,000 idle events cost
 //! $B --mode seatmap --seats 20000 --clients 64           # an on-sale's viewers loading the seat map
 //! $B --mode search-restart --events 1000000 --changed 1000   # search after a restart, in process
+//! $B --mode queue-sale --nodes 3 --users 1000000 --clients 64  # a waiting room beside a selling event
 //! ```
 //!
 //! Modules, each owning one thing: [`cluster`] (local nodes, killed on exit), [`client`]
@@ -44,6 +45,7 @@ mod idle;
 mod live;
 mod peers;
 mod progress;
+mod queue_sale;
 mod repair;
 mod report;
 mod search_restart;
@@ -62,7 +64,7 @@ struct Args {
     /// What to run: workloads `hold`, `hold-confirm`, `contention`, `flash-sale`,
     /// `many-events`, `ga`, `best-available` (several separated by commas run one after the
     /// other on the same nodes); or `compare`, `peer`, `sse`, `queue`, `idle`, `repair`,
-    /// `seatmap`, `search-restart`. (`holds` is `hold`.)
+    /// `seatmap`, `search-restart`, `queue-sale`. (`holds` is `hold`.)
     #[arg(long, default_value = "hold")]
     mode: String,
     /// Concurrent clients; `compare` takes a list (`1,64`).
@@ -125,6 +127,9 @@ struct Args {
     /// sse: changes to time.
     #[arg(long, default_value_t = 20)]
     changes: usize,
+    /// queue-sale: buyers who reserve and release beside the crowd joining the queue.
+    #[arg(long, default_value_t = 32)]
+    hold_clients: usize,
     /// search-restart: events changed while the node was down.
     #[arg(long, default_value_t = 1_000)]
     changed: usize,
@@ -278,6 +283,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             changed: args.changed,
             dir: args.data_dir(),
         }),
+        "queue-sale" => {
+            let nodes = args.nodes(3).await?;
+            let opts = queue_sale::Options {
+                users: args.users,
+                clients: args.one_client_count()?,
+                hold_clients: args.hold_clients,
+                seconds: args.seconds,
+            };
+            queue_sale::run(&nodes.bases, &nodes.pids(), &keys, &opts).await
+        }
         "queue" => {
             let clients = args.one_client_count()?;
             let nodes = args.nodes(1).await?;
