@@ -72,6 +72,7 @@ scenarios!(
     refund_event,
     queue,
     queue_booking,
+    queue_rejoin,
     rejections,
     compaction,
 );
