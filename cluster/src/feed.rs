@@ -253,6 +253,13 @@ pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
                 .collect();
             ids.sort_unstable();
             ids.dedup();
+            // The index may only ever cover what the catalog applied: a change arrives after
+            // its entry is applied, under the same lock this read takes.
+            assert!(
+                last <= m.version(),
+                "search feed: a change at catalog index {last} arrived before the catalog applied it ({})",
+                m.version()
+            );
             let docs = ids.iter().filter_map(|id| c.events.get(*id)).map(|e| event_doc(c, e)).collect();
             (batch_mark(c, m.version() == last, &batch, previous), docs)
         });

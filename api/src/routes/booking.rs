@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
+use tracing::{debug_span, Instrument};
 use utoipa::IntoParams;
 
 use tickets::inventory::{booking_status_name, Refunder, Selection};
@@ -57,7 +58,8 @@ pub async fn reserve(
         }
         _ => return Err(ApiError::invalid("body", "give either ticket_ids, or section and quantity")),
     };
-    let hold = state.store.reserve(&user, &req.event_id, selection, idem).await?;
+    let span = debug_span!("reserve", user = %user, event = %req.event_id);
+    let hold = state.store.reserve(&user, &req.event_id, selection, idem).instrument(span).await?;
     metrics::counter!("boxoffice_holds_total").increment(1);
     Ok((StatusCode::CREATED, Json(HoldOut::from(&hold))))
 }
@@ -80,7 +82,8 @@ pub async fn confirm(
     if req.payment.token.is_empty() || req.payment.token.len() > 255 {
         return Err(ApiError::invalid("payment.token", "must be 1..=255 bytes"));
     }
-    let booking = state.store.confirm(&user, &req.hold_id, &req.payment.token, idem).await?;
+    let span = debug_span!("confirm", user = %user, hold = %req.hold_id);
+    let booking = state.store.confirm(&user, &req.hold_id, &req.payment.token, idem).instrument(span).await?;
     metrics::counter!("boxoffice_bookings_total").increment(1);
     Ok((StatusCode::CREATED, Json(BookingOut::from(&booking))))
 }
@@ -94,7 +97,8 @@ pub async fn release(
     User(user): User,
     body: JsonBody<ReleaseRequest>,
 ) -> ApiResult<Json<HoldStatusOut>> {
-    let hold = state.store.release(&user, &body.value.hold_id).await?;
+    let span = debug_span!("release", user = %user, hold = %body.value.hold_id);
+    let hold = state.store.release(&user, &body.value.hold_id).instrument(span).await?;
     Ok(Json(HoldStatusOut::from(&hold)))
 }
 
@@ -149,7 +153,8 @@ pub async fn cancel_booking(
 ) -> ApiResult<Json<CancelOut>> {
     let idem = idempotency(&headers, "cancel", booking_id.as_bytes())?;
     let by = if caller.admin { Refunder::Admin(caller.user) } else { Refunder::Buyer(caller.user) };
-    let booking = state.store.cancel_booking(by, &booking_id, idem).await?;
+    let span = debug_span!("cancel", booking = %booking_id);
+    let booking = state.store.cancel_booking(by, &booking_id, idem).instrument(span).await?;
     metrics::counter!("boxoffice_cancels_total", "status" => booking_status_name(booking.status))
         .increment(1);
     Ok(Json(CancelOut::from(&booking)))

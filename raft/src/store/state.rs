@@ -241,6 +241,8 @@ impl<S: StateMachine> RaftStateMachine<TypeConfig> for SmStore<S> {
                         .map(|c| decode_io::<S::Command>(&c.0, "command"))
                         .collect::<io::Result<Vec<_>>>()?;
                     let replies = {
+                        let _span = tracing::debug_span!("apply", group = %self.gid, index = log_id.index, commands = commands.len())
+                            .entered();
                         let mut st = write_state(&self.state)?;
                         follows(&self.gid, st.last_applied.as_ref(), &log_id);
                         st.commands_since_snapshot.fetch_add(commands.len() as u64, Ordering::Relaxed);
