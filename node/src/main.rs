@@ -137,7 +137,14 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error,sled=warn"));
     // Colours only on a terminal: logs sent to a file or a pipe stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).init();
+    // A span that is enabled (the debug spans of the booking writes and of apply, when asked
+    // for) logs one line when it closes, with its fields and how long it took.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .init();
 }
 
 async fn serve(config: config::ServeConfig) -> anyhow::Result<()> {
