@@ -203,6 +203,15 @@ impl Store {
         if !self.claim_payment(&hold.id) {
             return;
         }
+        // Read again under the claim: the scheduler's list may be older than a run that just
+        // ended (and, after a decline, a new attempt with a new card and key began, whose
+        // confirm waits for whoever holds the claim). Running the stale attempt would answer
+        // the new one with the old one's decline; running the current one is what is owed.
+        let current = group.read_local(|m| m.as_inventory().and_then(|i| i.hold(&hold.id)));
+        let Some(hold) = current.filter(|h| h.status == HoldStatus::Confirming) else {
+            self.unclaim_payment(&hold.id, true);
+            return;
+        };
         tracing::info!(hold = %hold.id, "finishing a payment left in confirming");
         if let Err(e) = self.run_payment(group, &hold).await {
             if !matches!(e, Error::Rejected(Rejection::PaymentDeclined { .. })) {
