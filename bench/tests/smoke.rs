@@ -2,7 +2,8 @@
 //! `boxoffice-bench` for ~2 s per workload against real local nodes (1 and 3) and checks
 //! that the JSON report is sane: every attempt is accounted for (ok + errors by code),
 //! holds of distinct seats all succeed, and the flash-sale sells out without overselling,
-//! its seat map agreeing with its confirms. Peers (etcd, PostgreSQL, Redis) are not needed.
+//! its seat map agreeing with its confirms; `queue-sale` and `search-restart` run small and
+//! print both of their phases. Peers (etcd, PostgreSQL, Redis) are not needed.
 //!
 //! The `boxoffice` binary is taken from `$BOXOFFICE_BIN`, else from beside the bench binary
 //! (`cargo test --workspace` builds it there; alone: `cargo build -p boxoffice` first).
@@ -166,4 +167,47 @@ fn an_unknown_workload_fails() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Run the tool with `args` (text output) and return what it printed.
+fn bench_text(args: &[&str]) -> String {
+    let _one_at_a_time = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boxoffice-bench"))
+        .args(args)
+        .arg("--binary")
+        .arg(boxoffice())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn boxoffice-bench");
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            panic!("boxoffice-bench {args:?} took over {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "boxoffice-bench {args:?} failed ({}): {text}", out.status);
+    text
+}
+
+#[test]
+fn queue_sale_measures_both_phases_on_three_nodes() {
+    let args = ["--mode", "queue-sale", "--nodes", "3", "--users", "300", "--clients", "8"];
+    let text = bench_text(&[&args[..], &["--hold-clients", "4", "--seconds", "1"]].concat());
+    assert!(text.contains("| sale alone | 1 |"), "{text}");
+    let crowd = text.lines().find(|l| l.starts_with("| sale + crowd |")).unwrap_or_else(|| panic!("{text}"));
+    assert!(crowd.ends_with("| 0 |"), "every join answered 2xx: {crowd}");
+    assert!(text.contains("bytes per queued fan"), "{text}");
+}
+
+#[test]
+fn search_restart_catches_up_in_process() {
+    // The mode itself fails unless a renamed and a created event are found after the catch-up
+    // and the index holds every event of the catalog.
+    let text = bench_text(&["--mode", "search-restart", "--events", "3000", "--changed", "30"]);
+    assert!(text.contains("restart: catch-up (31 re-indexed, one commit)"), "{text}");
+    assert!(text.contains("search up to date"), "{text}");
 }
