@@ -387,7 +387,9 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
     });
     if event.cancelled && !cancelled {
         // The admin who cancelled is the catalog's to know, not the inventory's.
-        let command = InventoryCommand::CancelAndRefund { admin: EVENT_CANCEL_ACTOR.into() };
+        // Not CancelAndRefund: the admin's own may land first, and a second one after a
+        // declined refund would start another attempt (PropagateCancel is a no-op then).
+        let command = InventoryCommand::PropagateCancel { admin: EVENT_CANCEL_ACTOR.into() };
         store.write_inventory(&group, command).await?;
     }
     if sales_end.is_some_and(|end| end != event.spec.sales_end()) {

@@ -216,6 +216,14 @@ pub enum InventoryCommand {
     CancelAndRefund {
         admin: UserId,
     },
+    /// The catalog says the event is cancelled: [`InventoryCommand::CancelAndRefund`] if this
+    /// inventory is not cancelled yet, else nothing. What an event leader's reconciler
+    /// proposes to carry a cancellation over: it races the admin's own `CancelAndRefund`,
+    /// and a second `CancelAndRefund` landing after a declined refund would start another
+    /// attempt nobody asked for (a re-posted event cancel does that, on purpose).
+    PropagateCancel {
+        admin: UserId,
+    },
 }
 
 /// Who cancels a booking.
@@ -569,6 +577,13 @@ impl Inventory {
                 Ok(Outcome::SetUp)
             }
             InventoryCommand::CancelAndRefund { admin } => {
+                self.core.cancelled = true;
+                self.refund_all(admin, now)
+            }
+            InventoryCommand::PropagateCancel { .. } if self.core.cancelled => {
+                Ok(Outcome::Refunding(Vec::new()))
+            }
+            InventoryCommand::PropagateCancel { admin } => {
                 self.core.cancelled = true;
                 self.refund_all(admin, now)
             }

@@ -70,6 +70,7 @@ scenarios!(
     refund_declined,
     refund_window,
     refund_event,
+    refund_propagate,
     queue,
     queue_booking,
     queue_rejoin,
@@ -380,6 +381,7 @@ impl World {
             },
             "refund_until" => InventoryCommand::SetRefundUntil { at: duration(line.opt("to")?)? },
             "cancel_all" => InventoryCommand::CancelAndRefund { admin: line.opt("admin")?.into() },
+            "propagate_cancel" => InventoryCommand::PropagateCancel { admin: line.opt("admin")?.into() },
             "join" => InventoryCommand::QueueJoin { user: line.word(0)?.into() },
             "leave" => InventoryCommand::QueueLeave { user: line.word(0)?.into() },
             "admit" => {
