@@ -19,7 +19,10 @@ use tracing::{info, warn};
 use search::{EventDoc, FeedMark, PerformerDoc, SearchIndex, VenueDoc};
 use tickets::catalog::{Catalog, CatalogChange, Event};
 
-use crate::store::Store;
+use raft::Group;
+use tokio::sync::watch;
+
+use crate::machine::GroupMachine;
 
 /// Longest a change waits for others to share its index commit.
 pub const FEED_BATCH_WINDOW: Duration = Duration::from_millis(50);
@@ -119,9 +122,9 @@ fn batch_mark(
     }
 }
 
-async fn rebuild(store: &Store, index: &Arc<SearchIndex>) {
+async fn rebuild(catalog: &Group<GroupMachine>, index: &Arc<SearchIndex>) {
     let started = std::time::Instant::now();
-    let (version, mark, docs) = store.catalog_group().read_local(|m| {
+    let (version, mark, docs) = catalog.read_local(|m| {
         let c = m.as_catalog().expect("the catalog group hosts the catalog");
         (m.version(), feed_mark(c), c.events.values().map(|e| event_doc(c, e)).collect::<Vec<_>>())
     });
@@ -146,18 +149,18 @@ async fn rebuild(store: &Store, index: &Arc<SearchIndex>) {
 
 /// Bring the index up to the catalog: re-index what changed since its mark, or rebuild when
 /// that cannot be known (see the module doc).
-async fn catch_up(store: &Store, index: &Arc<SearchIndex>) {
+async fn catch_up(catalog: &Group<GroupMachine>, index: &Arc<SearchIndex>) {
     let Some(since) = index.feed_mark().filter(|_| index.applied_index() > 0) else {
-        return rebuild(store, index).await;
+        return rebuild(catalog, index).await;
     };
     let started = std::time::Instant::now();
-    let (version, mark, docs) = store.catalog_group().read_local(|m| {
+    let (version, mark, docs) = catalog.read_local(|m| {
         let c = m.as_catalog().expect("the catalog group hosts the catalog");
         (m.version(), feed_mark(c), changed_since(c, &since))
     });
     let Some(docs) = docs else {
         info!("venue or performer names changed since the search index's last commit: rebuilding it");
-        return rebuild(store, index).await;
+        return rebuild(catalog, index).await;
     };
     let count = docs.len();
     let from = index.applied_index();
@@ -172,19 +175,24 @@ async fn catch_up(store: &Store, index: &Arc<SearchIndex>) {
         ),
         Ok(Err(e)) => {
             warn!(error = %e, "search index catch-up failed: rebuilding");
-            rebuild(store, index).await
+            rebuild(catalog, index).await
         }
         Err(e) => warn!(error = %e, "search index catch-up panicked"),
     }
 }
 
-pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
-    let mut shutdown = store.inner.shutdown.subscribe();
-    let mut changes = store.catalog_group().read_local(|m| m.subscribe_catalog_changes());
+/// The feed's task: all it needs is this node's catalog replica, the index it keeps, and the
+/// node's shutdown signal.
+pub(crate) async fn run(
+    catalog: Group<GroupMachine>,
+    index: Arc<SearchIndex>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut changes = catalog.read_local(|m| m.subscribe_catalog_changes());
     if index.applied_index() == 0 {
-        rebuild(&store, &index).await;
-    } else if index.applied_index() < store.catalog_version() {
-        catch_up(&store, &index).await;
+        rebuild(&catalog, &index).await;
+    } else if index.applied_index() < catalog.applied_index() {
+        catch_up(&catalog, &index).await;
     }
     let mut last_commit: Option<tokio::time::Instant> = None;
     loop {
@@ -196,7 +204,7 @@ pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
         match first {
             Ok(c) => batch.push(c),
             Err(RecvError::Lagged(_)) => {
-                catch_up(&store, &index).await;
+                catch_up(&catalog, &index).await;
                 continue;
             }
             Err(RecvError::Closed) => return,
@@ -217,7 +225,7 @@ pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
             }
         }
         if lagged {
-            catch_up(&store, &index).await;
+            catch_up(&catalog, &index).await;
             continue;
         }
         let last = batch.last().map_or(0, |(i, _)| *i);
@@ -225,7 +233,7 @@ pub(crate) async fn run(store: Store, index: Arc<SearchIndex>) {
             continue;
         }
         let previous = index.feed_mark();
-        let (mark, docs): (FeedMark, Vec<EventDoc>) = store.catalog_group().read_local(|m| {
+        let (mark, docs): (FeedMark, Vec<EventDoc>) = catalog.read_local(|m| {
             let c = m.as_catalog().expect("the catalog group hosts the catalog");
             // An event's document carries its venue's and performers' names too: an edited
             // venue or performer re-indexes the events that name it (an admin's rare edit;

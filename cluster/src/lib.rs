@@ -13,7 +13,8 @@
 //! - [`route`]: the pure decision of where a request is served (here, which peers, nowhere).
 //! - [`peer`]: the peer plane's typed requests, the handler that answers peers with local
 //!   operations, and the asking side.
-//! - [`store`]: start-up and reconciliation, groups, proposing, catalog writes.
+//! - [`node`]: start-up, health, shutdown, and the background tasks with what each needs.
+//! - [`store`]: groups, proposing, catalog writes.
 //! - [`booking`]: reserve, confirm and payments, release, extend, holder reads (local).
 //! - [`refund`]: cancel and refund (BeginRefund → refund → Refunded / RefundFailed), and
 //!   finishing refunds a crash left pending.
@@ -39,6 +40,7 @@ pub mod feed;
 pub mod ids;
 pub mod join;
 pub mod machine;
+pub mod node;
 pub mod payment;
 pub mod peer;
 pub mod reconcile;
@@ -50,4 +52,5 @@ pub mod schedule;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use store::{Store, StoreOptions};
+pub use node::StoreOptions;
+pub use store::Store;

@@ -34,7 +34,8 @@ use tickets::catalog::{CatalogChange, CatalogCommand, Event};
 use tickets::inventory::InventoryCommand;
 
 use crate::error::{Error, Result};
-use crate::store::{Store, CATALOG_VOTERS_MAX};
+use crate::node::CATALOG_VOTERS_MAX;
+use crate::store::Store;
 
 /// How often this node's registration, the catalog's membership and the liveness peers are
 /// checked.

@@ -14,10 +14,11 @@
 //! scheduler acts, and if the leader's node dies its groups fail over (`raft`'s quiesce).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use tickets::inventory::InventoryCommand;
 use tickets::Millis;
@@ -130,10 +131,23 @@ impl Scheduler {
     }
 }
 
-/// The scheduler's task.
-pub(crate) async fn run(store: Store) {
-    let scheduler = store.inner.scheduler.clone();
-    let mut shutdown = store.inner.shutdown.subscribe();
+/// What the scheduler does with an event whose deadline came. On a node that is the event's
+/// local work ([`Store`]'s impl: expire, admit, finish payments and refunds, if it leads);
+/// the loop's own tests use a recording fake, so the loop is tested without a node.
+pub(crate) trait DueWork: Clone + Send + Sync + 'static {
+    /// Act on `event`; how soon to look again if nothing moves its deadline meanwhile.
+    fn act(&self, event: String) -> impl Future<Output = Duration> + Send;
+}
+
+impl DueWork for Store {
+    async fn act(&self, event: String) -> Duration {
+        act(self, &event).await
+    }
+}
+
+/// The scheduler's task: its table, the work it hands due events to, and the node's shutdown
+/// signal — nothing else of the node.
+pub(crate) async fn run<W: DueWork>(scheduler: Arc<Scheduler>, work: W, mut shutdown: watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow() {
             return;
@@ -141,12 +155,12 @@ pub(crate) async fn run(store: Store) {
         let now = wall_ms();
         let (due, next) = scheduler.take_due(now);
         for event in due {
-            let store = store.clone();
+            let (scheduler, work) = (scheduler.clone(), work.clone());
             tokio::spawn(async move {
-                let before = store.inner.scheduler.due_at(&event);
-                let later = act(&store, &event).await;
-                store.inner.scheduler.done(&event, before, later);
-                store.inner.scheduler.wake.notify_one();
+                let before = scheduler.due_at(&event);
+                let later = work.act(event.clone()).await;
+                scheduler.done(&event, before, later);
+                scheduler.wake.notify_one();
             });
         }
         let wait = next.map_or(TICK_MAX, |at| Duration::from_millis(at.saturating_sub(now)).min(TICK_MAX));
@@ -218,6 +232,60 @@ async fn act(store: &Store, event: &str) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Work that records what it was handed; it moves `evt_a`'s deadline away (like an
+    /// `Expire` that went through) and leaves the others as they were (like a node that does
+    /// not lead them).
+    #[derive(Clone)]
+    struct Recorder {
+        acted: Arc<Mutex<Vec<String>>>,
+        scheduler: Arc<Scheduler>,
+    }
+
+    impl DueWork for Recorder {
+        async fn act(&self, event: String) -> Duration {
+            self.acted.lock().unwrap().push(event.clone());
+            if event == "evt_a" {
+                self.scheduler.set(&event, None);
+            }
+            Duration::from_millis(20)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_task_hands_due_events_to_its_work_retries_what_did_not_move_and_stops_on_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let scheduler = Arc::new(Scheduler::open(db.open_tree("deadlines").unwrap()));
+        let now = wall_ms();
+        scheduler.set("evt_a", Some(now - 1));
+        scheduler.set("evt_b", Some(now - 1));
+        scheduler.set("evt_later", Some(now + 3_600_000));
+        let acted = Arc::new(Mutex::new(Vec::new()));
+        let work = Recorder { acted: acted.clone(), scheduler: scheduler.clone() };
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(scheduler.clone(), work, stopped));
+        let count = |e: &str| acted.lock().unwrap().iter().filter(|a| *a == e).count();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while count("evt_b") < 3 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(count("evt_b") >= 3, "a deadline that did not move is retried: {:?}", acted.lock().unwrap());
+        assert_eq!(count("evt_a"), 1, "a deadline the work moved away is not acted on again");
+        assert_eq!(count("evt_later"), 0, "nothing is acted on before it is due");
+        // A new deadline wakes the task at once, not after its longest sleep (TICK_MAX).
+        scheduler.set("evt_c", Some(wall_ms()));
+        let woke = tokio::time::Instant::now();
+        while count("evt_c") == 0 && woke.elapsed() < TICK_MAX {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(woke.elapsed() < TICK_MAX / 2, "the scheduler slept through a new deadline");
+        stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the task stops on shutdown")
+            .unwrap();
+    }
 
     #[test]
     fn deadlines_move_persist_and_come_due_in_order() {

@@ -346,7 +346,7 @@ impl ServeFlags {
                 }
                 after
             }
-            None => cluster::store::DEAD_AFTER_DEFAULT,
+            None => cluster::node::DEAD_AFTER_DEFAULT,
         };
         let peer_tls = all_or_none([
             ("--peer-tls-ca", self.peer_tls_ca.or(file.peer_tls_ca)),
