@@ -43,6 +43,9 @@ pub enum OpFn {
     Confirm,
     Release,
     Read,
+    /// Cancel a booking (`POST /v1/bookings/{id}/cancel`): the buyer asks for their money
+    /// back; the seats go back on sale once the refund is done.
+    Cancel,
 }
 
 /// A ticket's public status, as `GET` shows it (expiry applied).
@@ -64,6 +67,14 @@ pub enum OpValue {
     Booking { booking_id: String },
     /// Read ok: the observed status.
     Status { status: TicketStatus },
+    /// Cancel ok: `refunded` (the seats are back on sale) or `refund_pending` (the refund
+    /// still runs; the seats come back when it is done), and the provider's refund reference
+    /// once refunded.
+    Refund {
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refund_ref: Option<String>,
+    },
     /// Fail: the HTTP status and problem+json `code` (e.g. 409 `ticket_unavailable`,
     /// 410 `hold_expired`). Info ops may carry one too (e.g. a 503 whose effect is unknown).
     Error { http_status: u16, code: String },
@@ -87,6 +98,9 @@ pub struct Op {
     pub hold_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Cancel: the booking acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<String>,
     /// The `Idempotency-Key` sent, if any (same on every retry of one logical request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
@@ -126,6 +140,14 @@ impl Op {
     pub fn booking(&self) -> Option<&str> {
         match &self.value {
             Some(OpValue::Booking { booking_id }) => Some(booking_id),
+            _ => None,
+        }
+    }
+
+    /// Cancel ok: `(status, refund_ref)`.
+    pub fn refund(&self) -> Option<(&str, Option<&str>)> {
+        match &self.value {
+            Some(OpValue::Refund { status, refund_ref }) => Some((status, refund_ref.as_deref())),
             _ => None,
         }
     }
@@ -186,6 +208,11 @@ impl Call {
 
     pub fn user(&self) -> Option<&str> {
         self.invoke.user.as_deref()
+    }
+
+    /// The booking a cancel is about (its invoke's), or the one a confirm ok returned.
+    pub fn booking_id(&self) -> Option<&str> {
+        self.invoke.booking_id.as_deref().or_else(|| self.completion.as_ref().and_then(|c| c.booking()))
     }
 }
 
@@ -281,7 +308,8 @@ pub fn load_jsonl<R: BufRead>(input: R) -> Result<Vec<Op>, HistoryError> {
 /// ```
 ///
 /// Keys: `hold`, `user`, `key` (idempotency key), `until` (reserve ok: `expires_at_ms`),
-/// `booking`, `status` (read ok), `code` and `http` (fail/info; `http` defaults from the
+/// `booking` (confirm ok; a cancel's invoke: the booking cancelled), `refund` and `ref`
+/// (cancel ok: `refunded` or `refund_pending`, and the refund reference), `status` (read ok), `code` and `http` (fail/info; `http` defaults from the
 /// code: 409 `ticket_unavailable`, 410 `hold_expired`, 503 `unavailable`, else 400),
 /// `node`. Process `pN` (or `N`) becomes `N`. `index` is the line's position among events.
 /// A completion's `hold` on a reserve is the returned hold (needs `until`).
@@ -318,6 +346,7 @@ pub fn parse_story(text: &str) -> Result<Vec<Op>, HistoryError> {
             "confirm" => OpFn::Confirm,
             "release" => OpFn::Release,
             "read" => OpFn::Read,
+            "cancel" => OpFn::Cancel,
             other => return Err(bad(format!("bad f {other:?}"))),
         };
         let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
@@ -336,7 +365,7 @@ pub fn parse_story(text: &str) -> Result<Vec<Op>, HistoryError> {
             let http_status = match http {
                 Some(h) => h as u16,
                 None => match *code {
-                    "ticket_unavailable" | "hold_not_active" => 409,
+                    "ticket_unavailable" | "hold_not_active" | "not_refundable" => 409,
                     "hold_expired" => 410,
                     "unavailable" => 503,
                     "forbidden" => 403,
@@ -348,7 +377,12 @@ pub fn parse_story(text: &str) -> Result<Vec<Op>, HistoryError> {
             let hold_id = fields.get("hold").ok_or_else(|| bad("reserve ok needs hold=".into()))?;
             let expires_at_ms = until.ok_or_else(|| bad("reserve ok needs until=".into()))?;
             Some(OpValue::Hold { hold_id: hold_id.to_string(), expires_at_ms })
-        } else if let Some(b) = fields.get("booking") {
+        } else if let Some(r) = fields.get("refund") {
+            Some(OpValue::Refund {
+                status: r.to_string(),
+                refund_ref: fields.get("ref").map(|s| s.to_string()),
+            })
+        } else if let (Some(b), false) = (fields.get("booking"), f == OpFn::Cancel) {
             Some(OpValue::Booking { booking_id: b.to_string() })
         } else if let Some(s) = fields.get("status") {
             let status = match *s {
@@ -370,6 +404,7 @@ pub fn parse_story(text: &str) -> Result<Vec<Op>, HistoryError> {
             ticket: words[4].to_string(),
             hold_id: if returned_hold { None } else { fields.get("hold").map(|s| s.to_string()) },
             user: fields.get("user").map(|s| s.to_string()),
+            booking_id: if f == OpFn::Cancel { fields.get("booking").map(|s| s.to_string()) } else { None },
             idempotency_key: fields.get("key").map(|s| s.to_string()),
             value,
             time_ms,

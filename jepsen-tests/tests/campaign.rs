@@ -5,7 +5,8 @@
 //! while nodes are replaced by fresh ones that join (the membership nemesis); and (`--
 //! power`) 60 s of contention while nodes lose power — one, a minority, or all at once — on
 //! lazy disks that drop whatever was not fsynced (FUSE; skipped with its reason printed
-//! where FUSE is unavailable). Fixed seeds.
+//! where FUSE is unavailable); and (`-- refund`) 40 s of buyers who cancel and are refunded
+//! under partition, kill and pause. Fixed seeds.
 //! Every run must come out valid. The tests take turns (one cluster at a time).
 //!
 //! As root the nodes run in network namespaces with iptables partitions and the clock
@@ -186,4 +187,25 @@ fn power_nemesis_is_valid() {
     assert!(cuts.iter().any(|l| l.contains("(All")), "power: every node lost power at least once:\n{log}");
     let summary = std::fs::read_to_string(out.join("summary.txt")).unwrap_or_default();
     assert!(summary.contains("power cut of every node"), "power: the final cut ran:\n{summary}");
+}
+
+/// Buyers who cancel (issue 17): reserve, confirm and cancel with a refund while nodes are
+/// partitioned, killed and paused. Seats are sold, refunded and sold again; the checks that
+/// must hold: no seat in two bookings that were not refunded, every booking refunded at most
+/// once and only when asked (`refund_once`), every acknowledged booking sold or refunded.
+#[test]
+fn refund_workload_under_partition_kill_pause_is_valid() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if skipped() {
+        return;
+    }
+    use NemesisKind::*;
+    let out = campaign_run_with("refund", "refund", &[Partition, Kill, Pause], 40, 808, |cfg| {
+        cfg.seats = 8;
+    });
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let refunded = results["counts"]["cancel"]["ok"].as_u64().unwrap_or(0);
+    assert!(refunded >= 5, "refund: cancels went through ({refunded}):\n{results}");
+    assert_eq!(results["checkers"]["refund_once"], "valid", "refund: refund_once ran:\n{results}");
 }

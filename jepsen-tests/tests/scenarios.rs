@@ -53,6 +53,7 @@ fn double_sale_is_invalid_for_every_checker() {
             booking_id: Some("b1".into()),
         }],
         counts: None,
+        bookings: Vec::new(),
     };
     let r = results(DOUBLE_SALE, &fin, 0);
     assert_eq!(r.valid, Validity::Invalid);
@@ -444,6 +445,7 @@ fn final_reads(reads: &[(&str, TicketStatus)], capacity: u64) -> FinalState {
             .map(|(t, s)| FinalRead { ticket: t.to_string(), status: *s, booking_id: None })
             .collect(),
         counts: None,
+        bookings: Vec::new(),
     }
 }
 
@@ -550,4 +552,140 @@ fn an_idempotent_replay_keeps_the_first_sends_expiry() {
     // Without the key it would be a hold cut short.
     let no_key = story.replace(" key=k1", "");
     assert_eq!(expiry_verdict(&no_key, 3_000, 0), Validity::Invalid);
+}
+
+// ---- Refunds ----
+
+/// Alice buys A, cancels it (refunded), Bob buys A again.
+const REFUND_THEN_RESALE: &str = "
+    100 p1 invoke reserve A user=alice
+    110 p1 ok reserve A hold=h1 until=10000
+    120 p1 invoke confirm A hold=h1 user=alice
+    130 p1 ok confirm A booking=b1
+    200 p1 invoke cancel A booking=b1 user=alice
+    210 p1 ok cancel A refund=refunded ref=re_b1
+    300 p2 invoke reserve A user=bob
+    310 p2 ok reserve A hold=h2 until=10300
+    320 p2 invoke confirm A hold=h2 user=bob
+    330 p2 ok confirm A booking=b2
+";
+
+fn refund_final(bookings: &[(&str, &str, Option<&str>)], sold_by: Option<&str>) -> FinalState {
+    FinalState {
+        capacity: Some(1),
+        reads: vec![FinalRead {
+            ticket: "A".into(),
+            status: if sold_by.is_some() { TicketStatus::Sold } else { TicketStatus::Available },
+            booking_id: sold_by.map(str::to_string),
+        }],
+        counts: None,
+        bookings: bookings
+            .iter()
+            .map(|(id, status, r)| jepsen::checker::direct::FinalBooking {
+                booking_id: id.to_string(),
+                status: status.to_string(),
+                refund_ref: r.map(str::to_string),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_refunded_seat_sold_again_is_valid_for_every_checker() {
+    assert_valid(REFUND_THEN_RESALE, 0);
+    let fin = refund_final(&[("b1", "refunded", Some("re_b1")), ("b2", "confirmed", None)], Some("b2"));
+    let r = results(REFUND_THEN_RESALE, &fin, 0);
+    assert_eq!(r.valid, Validity::Valid, "{}", r.summary());
+    assert_eq!(r.direct(CheckName::RefundOnce), Validity::Valid);
+}
+
+#[test]
+fn a_refunded_seat_sold_twice_again_is_invalid() {
+    let story = format!(
+        "{REFUND_THEN_RESALE}
+    400 p3 invoke reserve A user=carol
+    410 p3 ok reserve A hold=h3 until=10400
+    420 p3 invoke confirm A hold=h3 user=carol
+    430 p3 ok confirm A booking=b3
+"
+    );
+    assert_invalid(&story, 0);
+    let fin = refund_final(
+        &[("b1", "refunded", Some("re_b1")), ("b2", "confirmed", None), ("b3", "confirmed", None)],
+        Some("b2"),
+    );
+    let r = results(&story, &fin, 0);
+    assert_eq!(r.direct(CheckName::NoDoubleSale), Validity::Invalid);
+}
+
+#[test]
+fn a_seat_refunded_reads_sold_again_only_after_a_new_sale() {
+    assert_invalid(
+        "
+    100 p1 invoke reserve A user=alice
+    110 p1 ok reserve A hold=h1 until=10000
+    120 p1 invoke confirm A hold=h1 user=alice
+    130 p1 ok confirm A booking=b1
+    200 p1 invoke cancel A booking=b1 user=alice
+    210 p1 ok cancel A refund=refunded ref=re_b1
+    300 p2 invoke read A
+    310 p2 ok read A status=sold
+",
+        0,
+    );
+}
+
+/// A pending refund finishes unobserved: the seat may read sold, then available, then be
+/// sold again; but not sold again while a read still sees the old sale after it went.
+#[test]
+fn a_pending_refund_frees_the_seat_at_some_later_instant() {
+    let pending = "
+    100 p1 invoke reserve A user=alice
+    110 p1 ok reserve A hold=h1 until=10000
+    120 p1 invoke confirm A hold=h1 user=alice
+    130 p1 ok confirm A booking=b1
+    200 p1 invoke cancel A booking=b1 user=alice
+    210 p1 ok cancel A refund=refund_pending
+    300 p2 invoke read A
+    310 p2 ok read A status=sold
+    400 p2 invoke reserve A user=bob
+    410 p2 ok reserve A hold=h2 until=10400
+";
+    assert_valid(pending, 0);
+    let fin = refund_final(&[("b1", "refunded", Some("re_b1"))], None);
+    // bob's hold expired long before the end: the seat is available.
+    let r = results(pending, &fin, 0);
+    assert_eq!(r.direct(CheckName::RefundOnce), Validity::Valid, "{}", r.summary());
+    // Once available it stays so until a reserve: not sold again by itself.
+    assert_invalid(
+        &format!(
+            "{pending}
+    500 p3 invoke read A
+    510 p3 ok read A status=sold
+"
+        ),
+        0,
+    );
+}
+
+#[test]
+fn a_booking_refunded_twice_or_without_a_cancel_or_lost_is_caught_by_refund_once() {
+    let twice = format!(
+        "{REFUND_THEN_RESALE}
+    500 p1 invoke cancel A booking=b1 user=alice
+    510 p1 ok cancel A refund=refunded ref=re_b1_again
+"
+    );
+    let fin = refund_final(&[("b1", "refunded", Some("re_b1")), ("b2", "confirmed", None)], Some("b2"));
+    assert_eq!(results(&twice, &fin, 0).direct(CheckName::RefundOnce), Validity::Invalid);
+    // b2 refunded at the end, nobody cancelled it.
+    let invented =
+        refund_final(&[("b1", "refunded", Some("re_b1")), ("b2", "refunded", Some("re_b2"))], None);
+    assert_eq!(results(REFUND_THEN_RESALE, &invented, 0).direct(CheckName::RefundOnce), Validity::Invalid);
+    // The cancel answered refunded, the end shows b1 confirmed: the refund was lost.
+    let lost = refund_final(&[("b1", "confirmed", None), ("b2", "confirmed", None)], Some("b2"));
+    assert_eq!(results(REFUND_THEN_RESALE, &lost, 0).direct(CheckName::RefundOnce), Validity::Invalid);
+    // A booking acknowledged and refunded must still be listed.
+    let gone = refund_final(&[("b2", "confirmed", None)], Some("b2"));
+    assert_eq!(results(REFUND_THEN_RESALE, &gone, 0).direct(CheckName::BookingsDurable), Validity::Invalid);
 }

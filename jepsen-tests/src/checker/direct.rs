@@ -2,11 +2,18 @@
 //! search. Cheap, and they name the ops at fault; they overlap the linearizability check on
 //! purpose (two independent ways to catch the worst bugs).
 //!
-//! - `no_double_sale`: per ticket, all ok confirms name one hold and one booking.
-//! - `bookings_durable`: every ticket with an ok confirm reads `sold` at the end, and when
-//!   the final read reports the booking id, every acknowledged booking of it is that one.
+//! - `no_double_sale`: per ticket, all ok confirms of bookings that were not refunded name
+//!   one hold and one booking (a refunded seat may be sold again, once).
+//! - `bookings_durable`: every ticket with an ok confirm of a booking that was not refunded
+//!   reads `sold` at the end, and when the final read reports the booking id, every such
+//!   acknowledged booking of it is that one. An acknowledged booking that was refunded is
+//!   listed at the end (as refunded), not lost.
+//! - `refund_once`: a booking is refunded at most once and only when someone asked: every ok
+//!   cancel answering `refunded` names one refund reference, the final list shows that
+//!   reference, a booking a cancel said was refunded is not `confirmed` again at the end, and
+//!   no booking is refunded without a cancel of it in the history.
 //! - `holds_exclusive`: two ok reserves of one ticket (different holds, neither ever the
-//!   object of a release) whose lives `[t_ok, expires_at)` must overlap even with every clock
+//!   object of a release, nor confirmed into a booking someone cancelled) whose lives `[t_ok, expires_at)` must overlap even with every clock
 //!   off by `skew_ms`: hold B was granted at the latest at `B.t_ok + skew`; it was legal only
 //!   if A had expired by then (`A.expires_at <= B.t_ok + skew`) or the other way round.
 //! - `conservation`: the final reads cover `capacity` distinct tickets, and the final
@@ -38,6 +45,7 @@ pub enum CheckName {
     QueueFifo,
     QueueNoSkip,
     QueueDurable,
+    RefundOnce,
     /// Every node starts again on what its disk kept after the faults (power cuts), and
     /// every event has a node to serve it: a node that finds its data gone or unreadable
     /// forgot writes it had acknowledged. Judged by the harness, not from the history.
@@ -45,7 +53,7 @@ pub enum CheckName {
 }
 
 impl CheckName {
-    pub const ALL: [CheckName; 9] = [
+    pub const ALL: [CheckName; 10] = [
         CheckName::NoDoubleSale,
         CheckName::BookingsDurable,
         CheckName::HoldsExclusive,
@@ -55,6 +63,7 @@ impl CheckName {
         CheckName::QueueFifo,
         CheckName::QueueNoSkip,
         CheckName::QueueDurable,
+        CheckName::RefundOnce,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +77,7 @@ impl CheckName {
             CheckName::QueueFifo => "queue_fifo",
             CheckName::QueueNoSkip => "queue_no_skip",
             CheckName::QueueDurable => "queue_durable",
+            CheckName::RefundOnce => "refund_once",
             CheckName::NodesRecover => "nodes_recover",
         }
     }
@@ -100,6 +110,16 @@ pub struct Counts {
     pub sold: u64,
 }
 
+/// One booking as the buyers' booking lists show it after every fault healed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalBooking {
+    pub booking_id: String,
+    /// `confirmed`, `refund_pending` or `refunded`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_ref: Option<String>,
+}
+
 /// What the run knows at the end besides the history.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalState {
@@ -107,6 +127,23 @@ pub struct FinalState {
     pub capacity: Option<u64>,
     pub reads: Vec<FinalRead>,
     pub counts: Option<Counts>,
+    /// Every booking the final lists showed (empty when the run did not read them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bookings: Vec<FinalBooking>,
+}
+
+impl FinalState {
+    /// Bookings known to be refunded: a cancel answered `refunded`, or the final lists say so.
+    fn refunded<'a>(&'a self, calls: &'a [Call]) -> BTreeSet<&'a str> {
+        let mut out: BTreeSet<&str> =
+            self.bookings.iter().filter(|b| b.status == "refunded").map(|b| b.booking_id.as_str()).collect();
+        for c in ok_calls(calls, OpFn::Cancel) {
+            if c.completion.as_ref().and_then(|o| o.refund()).is_some_and(|(st, _)| st == "refunded") {
+                out.extend(c.invoke.booking_id.as_deref());
+            }
+        }
+        out
+    }
 }
 
 /// One direct check's outcome. `ran: false` = it lacked its input (e.g. no final reads).
@@ -122,12 +159,17 @@ pub struct CheckResult {
 pub fn check_all(calls: &[Call], fin: &FinalState, skew_ms: u64, hold_ms: Option<u64>) -> Vec<CheckResult> {
     let has_reads = !fin.reads.is_empty();
     let has_conservation_input = fin.capacity.is_some() && (has_reads || fin.counts.is_some());
+    let refunded = fin.refunded(calls);
     let mut out = vec![
-        CheckResult { check: CheckName::NoDoubleSale, ran: true, violations: no_double_sale(calls) },
+        CheckResult {
+            check: CheckName::NoDoubleSale,
+            ran: true,
+            violations: no_double_sale(calls, &refunded),
+        },
         CheckResult {
             check: CheckName::BookingsDurable,
             ran: has_reads,
-            violations: if has_reads { bookings_durable(calls, fin) } else { Vec::new() },
+            violations: if has_reads { bookings_durable(calls, fin, &refunded) } else { Vec::new() },
         },
         CheckResult {
             check: CheckName::HoldsExclusive,
@@ -141,6 +183,13 @@ pub fn check_all(calls: &[Call], fin: &FinalState, skew_ms: u64, hold_ms: Option
         },
         CheckResult { check: CheckName::IdempotentOnce, ran: true, violations: idempotent_once(calls) },
     ];
+    if calls.iter().any(|c| c.f() == OpFn::Cancel) || fin.bookings.iter().any(|b| b.status != "confirmed") {
+        out.push(CheckResult {
+            check: CheckName::RefundOnce,
+            ran: true,
+            violations: refund_once(calls, fin),
+        });
+    }
     if let Some(hold_ms) = hold_ms {
         out.push(CheckResult {
             check: CheckName::ExpiryBounded,
@@ -195,19 +244,23 @@ fn booking_of(call: &Call) -> Option<&str> {
     call.completion.as_ref().and_then(|c| c.booking())
 }
 
-/// Ok confirms per ticket, in ticket order.
-fn confirms_by_ticket(calls: &[Call]) -> BTreeMap<&str, Vec<&Call>> {
+/// Ok confirms of bookings not known to be refunded, per ticket, in ticket order.
+fn confirms_by_ticket<'a>(calls: &'a [Call], refunded: &BTreeSet<&str>) -> BTreeMap<&'a str, Vec<&'a Call>> {
     let mut by_ticket: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
     for c in ok_calls(calls, OpFn::Confirm) {
+        if booking_of(c).is_some_and(|b| refunded.contains(b)) {
+            continue;
+        }
         by_ticket.entry(c.ticket()).or_default().push(c);
     }
     by_ticket
 }
 
-/// Per ticket, every ok confirm must name the same hold and the same booking.
-pub fn no_double_sale(calls: &[Call]) -> Vec<Violation> {
+/// Per ticket, every ok confirm of a booking that was not refunded must name the same hold
+/// and the same booking.
+pub fn no_double_sale(calls: &[Call], refunded: &BTreeSet<&str>) -> Vec<Violation> {
     let mut out = Vec::new();
-    for (ticket, confirms) in confirms_by_ticket(calls) {
+    for (ticket, confirms) in confirms_by_ticket(calls, refunded) {
         let holds: BTreeSet<Option<&str>> = confirms.iter().map(|c| c.hold_id()).collect();
         let bookings: BTreeSet<Option<&str>> = confirms.iter().map(|c| booking_of(c)).collect();
         if holds.len() > 1 || bookings.len() > 1 {
@@ -227,12 +280,28 @@ pub fn no_double_sale(calls: &[Call]) -> Vec<Violation> {
     out
 }
 
-/// Every acknowledged sale reads `sold` at the end, under an acknowledged booking.
-pub fn bookings_durable(calls: &[Call], fin: &FinalState) -> Vec<Violation> {
+/// Every acknowledged sale not refunded reads `sold` at the end, under an acknowledged
+/// booking; every acknowledged booking that was refunded is still listed.
+pub fn bookings_durable(calls: &[Call], fin: &FinalState, refunded: &BTreeSet<&str>) -> Vec<Violation> {
     let reads: BTreeMap<&str, &FinalRead> = fin.reads.iter().map(|r| (r.ticket.as_str(), r)).collect();
     let mut out = Vec::new();
+    if !fin.bookings.is_empty() {
+        let listed: BTreeSet<&str> = fin.bookings.iter().map(|b| b.booking_id.as_str()).collect();
+        for c in ok_calls(calls, OpFn::Confirm) {
+            if let Some(b) = booking_of(c).filter(|b| refunded.contains(b) && !listed.contains(b)) {
+                out.push(Violation {
+                    check: CheckName::BookingsDurable,
+                    ticket: Some(c.ticket().to_string()),
+                    ops: vec![c.index()],
+                    message: format!(
+                        "booking {b} was acknowledged and refunded, but no list shows it at the end"
+                    ),
+                });
+            }
+        }
+    }
     let mut sold_acknowledged = 0u64;
-    for (ticket, confirms) in confirms_by_ticket(calls) {
+    for (ticket, confirms) in confirms_by_ticket(calls, refunded) {
         sold_acknowledged += 1;
         let ops: Vec<u64> = confirms.iter().map(|c| c.index()).collect();
         let acknowledged: BTreeSet<&str> = confirms.iter().filter_map(|c| booking_of(c)).collect();
@@ -270,13 +339,79 @@ pub fn bookings_durable(calls: &[Call], fin: &FinalState) -> Vec<Violation> {
     out
 }
 
+/// A booking is refunded at most once, and only when a cancel asked for it (see the module
+/// doc).
+pub fn refund_once(calls: &[Call], fin: &FinalState) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut v = |ticket: Option<&str>, ops: Vec<u64>, message: String| {
+        out.push(Violation { check: CheckName::RefundOnce, ticket: ticket.map(str::to_string), ops, message })
+    };
+    let mut cancels: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
+    for c in calls.iter().filter(|c| c.f() == OpFn::Cancel) {
+        if let Some(b) = c.invoke.booking_id.as_deref() {
+            cancels.entry(b).or_default().push(c);
+        }
+    }
+    let finals: BTreeMap<&str, &FinalBooking> =
+        fin.bookings.iter().map(|b| (b.booking_id.as_str(), b)).collect();
+    for (booking, cs) in &cancels {
+        let ops: Vec<u64> = cs.iter().map(|c| c.index()).collect();
+        let ticket = cs.first().map(|c| c.ticket());
+        let refs: BTreeSet<&str> = cs
+            .iter()
+            .filter(|c| c.outcome() == Outcome::Ok)
+            .filter_map(|c| c.completion.as_ref().and_then(|o| o.refund()))
+            .filter(|(st, _)| *st == "refunded")
+            .map(|(_, r)| r.unwrap_or(""))
+            .collect();
+        if refs.len() > 1 {
+            v(ticket, ops.clone(), format!("booking {booking} refunded {} times: {refs:?}", refs.len()));
+        }
+        match (refs.first(), finals.get(booking)) {
+            (Some(r), Some(f)) if f.status != "refunded" => v(
+                ticket,
+                ops.clone(),
+                format!("booking {booking}: a cancel answered refunded ({r}), the end shows it {}", f.status),
+            ),
+            (Some(r), Some(f)) if f.refund_ref.as_deref().unwrap_or("") != *r => v(
+                ticket,
+                ops.clone(),
+                format!("booking {booking} refunded as {r}, the end shows refund {:?}", f.refund_ref),
+            ),
+            _ => {}
+        }
+    }
+    for b in fin.bookings.iter().filter(|b| b.status != "confirmed") {
+        if !cancels.contains_key(b.booking_id.as_str()) {
+            v(
+                None,
+                Vec::new(),
+                format!("booking {} is {} at the end, but nobody cancelled it", b.booking_id, b.status),
+            );
+        }
+    }
+    out
+}
+
 /// No two holds of one ticket live at once (beyond what clock skew can explain).
 pub fn holds_exclusive(calls: &[Call], skew_ms: u64) -> Vec<Violation> {
-    // Holds that someone tried to release: their life may have ended early; left out.
+    // Holds that someone tried to release: their life may have ended early; left out. So
+    // are holds whose booking someone cancelled: a refund puts the seat back on sale, maybe
+    // before the hold's nominal expiry.
+    let cancelled: BTreeSet<&str> = calls
+        .iter()
+        .filter(|c| c.f() == OpFn::Cancel && c.outcome() != Outcome::Fail)
+        .filter_map(|c| c.invoke.booking_id.as_deref())
+        .collect();
     let released: BTreeSet<(&str, &str)> = calls
         .iter()
         .filter(|c| c.f() == OpFn::Release && c.outcome() != Outcome::Fail)
         .filter_map(|c| c.hold_id().map(|h| (c.ticket(), h)))
+        .chain(
+            ok_calls(calls, OpFn::Confirm)
+                .filter(|c| booking_of(c).is_some_and(|b| cancelled.contains(b)))
+                .filter_map(|c| c.hold_id().map(|h| (c.ticket(), h))),
+        )
         .collect();
     // ticket -> hold -> (op, t_ok, expires_at), first ok reserve of each hold.
     let mut holds: BTreeMap<&str, BTreeMap<&str, (u64, u64, u64)>> = BTreeMap::new();
@@ -370,7 +505,7 @@ pub fn idempotent_once(calls: &[Call]) -> Vec<Violation> {
         let result = match c.f() {
             OpFn::Reserve => c.hold_id(),
             OpFn::Confirm => booking_of(c),
-            OpFn::Release | OpFn::Read => None,
+            OpFn::Release | OpFn::Read | OpFn::Cancel => None,
         };
         if let Some(result) = result {
             let slot = results.entry((c.f(), user, key)).or_default();

@@ -1,6 +1,7 @@
 //! The sequential model of one ticket, with time.
 //!
-//! State: `Available | Held { hold, user, until } | Sold { hold, booking }`, the server
+//! State: `Available | Held { hold, user, until } | Sold { hold, booking } | Refunding { hold,
+//! booking }`, the server
 //! time `now` reached so far, and the holds ever granted on the ticket with their expiry
 //! (to judge idempotent replays and `hold_expired` answers about past holds).
 //!
@@ -37,6 +38,15 @@
 //! - release ok: Held by `h`, live at `t` → Available.
 //! - confirm / release info: if it took effect, as ok (the booking id unknown).
 //! - read ok `status`: the status at `t` with expiry applied.
+//! - cancel ok `refunded` (booking `b`): Sold under `b` (or under a booking a confirm with an
+//!   unknown outcome made), or Refunding `b` → Available: the refund committed before the
+//!   answer, and the seat is back on sale.
+//! - cancel ok `refund_pending`, and cancel info: Sold under `b` (or Refunding `b`) →
+//!   Refunding `b`. The refund finishes at some later instant nobody observed (the leader's
+//!   scheduler finishes it), or — for an info, or a pending refund the provider declines —
+//!   never. So Refunding reads as Sold or as Available: a read `sold` or a `ticket_unavailable`
+//!   keeps it; a read `available` or a reserve ok says the refund finished before (→ as
+//!   Available). It never reads `held` without a reserve first.
 //! - other failures (400, 403, 404, 409 `hold_not_active`, 422, ...) are definite
 //!   refusals that change nothing: they are not given to the model. A 5xx on a write is
 //!   treated as an unknown outcome (a 503 from confirm means "the payment goes on";
@@ -73,6 +83,12 @@ pub enum Status {
     },
     /// `booking: None` = sold by a confirm whose outcome was unknown.
     Sold {
+        hold: Id,
+        booking: Option<Id>,
+    },
+    /// A cancel of the booking took effect (or may have): still sold, until a refund nobody
+    /// observed finishes (see the module doc).
+    Refunding {
         hold: Id,
         booking: Option<Id>,
     },
@@ -136,6 +152,15 @@ pub enum Action {
     HoldExpired {
         hold: Id,
     },
+    /// Cancel answered 200: `refunded` (done) or `refund_pending`.
+    CancelOk {
+        booking: Id,
+        refunded: bool,
+    },
+    /// Cancel with an unknown outcome.
+    CancelInfo {
+        booking: Id,
+    },
     Read(TicketStatus),
 }
 
@@ -188,7 +213,7 @@ impl Model for TicketModel {
             }
             (Action::ReserveOk { hold, user, until }, status) => {
                 let t = match status {
-                    Status::Available => t0,
+                    Status::Available | Status::Refunding { .. } => t0,
                     Status::Held { until_lo, .. } => expired_at(*until_lo)?,
                     Status::Sold { .. } => return None,
                 };
@@ -215,10 +240,10 @@ impl Model for TicketModel {
                     s.at(s.now, Status::Held { hold: *hold, user: *user, until_lo, until_hi: *until_hi })
                 })
             }
-            (Action::ReserveUnavailable, Status::Sold { .. }) => Some(s.clone()),
+            (Action::ReserveUnavailable, Status::Sold { .. } | Status::Refunding { .. }) => Some(s.clone()),
             (Action::ReserveInfo { user }, status) => {
                 let t = match status {
-                    Status::Available => t0,
+                    Status::Available | Status::Refunding { .. } => t0,
                     Status::Held { until_lo, .. } => expired_at(*until_lo)?,
                     Status::Sold { .. } => return None,
                 };
@@ -234,6 +259,12 @@ impl Model for TicketModel {
                 if h == hold && b.is_none_or(|b| b == *booking) =>
             {
                 Some(s.at(t0, Status::Sold { hold: *hold, booking: Some(*booking) }))
+            }
+            // A confirm answered (again) after the booking's cancel began: it took effect before.
+            (Action::ConfirmOk { hold, booking, .. }, Status::Refunding { hold: h, booking: b })
+                if h == hold && b.is_none_or(|b| b == *booking) =>
+            {
+                Some(s.at(t0, Status::Refunding { hold: *hold, booking: Some(*booking) }))
             }
             (Action::ConfirmOk { .. }, _) => None,
             (
@@ -252,7 +283,10 @@ impl Model for TicketModel {
                 let t = expired_at(*until_lo)?;
                 Some(s.at(t, Status::Available))
             }
-            (Action::HoldExpired { hold }, Status::Sold { hold: h, .. }) if h == hold => None,
+            (
+                Action::HoldExpired { hold },
+                Status::Sold { hold: h, .. } | Status::Refunding { hold: h, .. },
+            ) if h == hold => None,
             (Action::HoldExpired { hold }, _) => {
                 let until = s.until_of(*hold)?;
                 let t = expired_at(until)?;
@@ -269,8 +303,29 @@ impl Model for TicketModel {
                     s.at(s.now, Status::Held { hold: *hold, user: *user, until_lo, until_hi: *until_hi })
                 })
             }
-            (Action::Read(TicketStatus::Sold), Status::Sold { .. }) => Some(s.clone()),
+            (Action::Read(TicketStatus::Sold), Status::Sold { .. } | Status::Refunding { .. }) => {
+                Some(s.clone())
+            }
+            (Action::Read(TicketStatus::Available), Status::Refunding { .. }) => {
+                Some(s.at(t0, Status::Available))
+            }
             (Action::Read(_), _) => None,
+            (
+                Action::CancelOk { booking, refunded },
+                Status::Sold { hold, booking: b } | Status::Refunding { hold, booking: b },
+            ) if b.is_none_or(|b| b == *booking) => Some(if *refunded {
+                s.at(t0, Status::Available)
+            } else {
+                s.at(t0, Status::Refunding { hold: *hold, booking: Some(*booking) })
+            }),
+            (Action::CancelOk { .. }, _) => None,
+            (
+                Action::CancelInfo { booking },
+                Status::Sold { hold, booking: b } | Status::Refunding { hold, booking: b },
+            ) if b.is_none_or(|b| b == *booking) => {
+                Some(s.at(t0, Status::Refunding { hold: *hold, booking: Some(*booking) }))
+            }
+            (Action::CancelInfo { .. }, _) => None,
         }
     }
 }
@@ -361,6 +416,20 @@ pub fn prepare(call: &Call, config: &ModelConfig, ids: &mut Interner) -> Prepare
             None => return Prepared::Malformed("read ok without a status value".into()),
         },
         (OpFn::Read, _) => return Prepared::Skip,
+        (OpFn::Cancel, Outcome::Ok | Outcome::Info) => {
+            let Some(b) = inv.booking_id.as_deref() else {
+                return Prepared::Malformed("cancel without booking_id".into());
+            };
+            let booking = ids.id(&format!("booking:{b}"));
+            if outcome == Outcome::Info {
+                Action::CancelInfo { booking }
+            } else {
+                match completion.and_then(|c| c.refund()) {
+                    Some((status, _)) => Action::CancelOk { booking, refunded: status == "refunded" },
+                    None => return Prepared::Malformed("cancel ok without a refund value".into()),
+                }
+            }
+        }
         (_, Outcome::Fail) => return Prepared::Skip,
     };
     Prepared::Op {

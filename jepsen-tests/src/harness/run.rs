@@ -19,7 +19,7 @@ use super::timeline;
 use super::tools;
 use super::workload::queue::{queue_call, ADMISSION_SECONDS, MAX_ADMITTED};
 use super::workload::{self, ticket_key, EventUnderTest, Kind, Workload};
-use crate::checker::direct::{FinalRead, FinalState};
+use crate::checker::direct::{FinalBooking, FinalRead, FinalState};
 use crate::checker::queue::{self as queue_check, QueueFn};
 use crate::history::{save_jsonl, TicketStatus};
 use crate::{Budget, LinearConfig, ModelConfig, Results, Validity};
@@ -476,6 +476,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     }
     // Bookings of every user (gathered from every node by the API).
     let mut booked: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut final_bookings: Vec<FinalBooking> = Vec::new();
     for user in &users {
         let token = keys.mint(user, false, TOKEN_TTL_S);
         let mut cursor: Option<String> = None;
@@ -497,6 +498,16 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
                 let (Some(ev), Some(id)) = (b["event_id"].as_str(), b["booking_id"].as_str()) else {
                     continue;
                 };
+                let status = b["status"].as_str().unwrap_or("confirmed");
+                final_bookings.push(FinalBooking {
+                    booking_id: id.to_string(),
+                    status: status.to_string(),
+                    refund_ref: b["refund_ref"].as_str().map(str::to_string),
+                });
+                // A refunded booking's seats are back on sale; a pending refund's still sold.
+                if status == "refunded" {
+                    continue;
+                }
                 for t in b["tickets"].as_array().cloned().unwrap_or_default() {
                     if let Some(t) = t.as_str() {
                         booked.entry(ticket_key(ev, t)).or_default().push(id.to_string());
@@ -570,7 +581,12 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         }
         notes.push(format!("power: {} cuts during the run dropped {total:?}", cuts.len()));
     }
-    let fin = FinalState { capacity: Some(events.len() as u64 * cfg.seats as u64), reads, counts: None };
+    let fin = FinalState {
+        capacity: Some(events.len() as u64 * cfg.seats as u64),
+        reads,
+        counts: None,
+        bookings: final_bookings,
+    };
     drop(cluster); // every node killed, every proxy closed
 
     // ---- check and write ----
@@ -664,7 +680,7 @@ fn unrecovered(
     mut notes: Vec<String>,
 ) -> Result<RunOutcome> {
     use crate::checker::direct::{CheckName, CheckResult, Violation};
-    let fin = FinalState { capacity: None, reads: Vec::new(), counts: None };
+    let fin = FinalState { capacity: None, reads: Vec::new(), counts: None, bookings: Vec::new() };
     // The ticket checks only: with no final poll, the queue's checks have nothing to judge.
     let mut results = check_run(
         Kind::Contention,

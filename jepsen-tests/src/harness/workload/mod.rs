@@ -23,6 +23,7 @@ pub mod flash_sale;
 pub mod idempotent;
 pub mod many_events;
 pub mod queue;
+pub mod refund;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -58,16 +59,19 @@ pub enum Kind {
     Queue,
     /// Hundreds of events, each op on a random one: most are asleep when touched.
     ManyEvents,
+    /// Reserve, confirm, and cancel (refund) some bookings: seats are sold again.
+    Refund,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Contention,
         Kind::FlashSale,
         Kind::Idempotent,
         Kind::ExpiryEdge,
         Kind::Queue,
         Kind::ManyEvents,
+        Kind::Refund,
     ];
 
     pub fn parse(s: &str) -> Option<Kind> {
@@ -82,6 +86,7 @@ impl Kind {
             Kind::ExpiryEdge => "expiry-edge",
             Kind::Queue => "queue",
             Kind::ManyEvents => "many-events",
+            Kind::Refund => "refund",
         }
     }
 }
@@ -176,6 +181,7 @@ pub async fn run_client(w: Arc<Workload>, client: usize, user: String, token: St
         Kind::ExpiryEdge => expiry_edge::run(c).await,
         Kind::Queue => queue::run(c).await,
         Kind::ManyEvents => many_events::run(c).await,
+        Kind::Refund => refund::run(c).await,
     }
 }
 
@@ -212,6 +218,8 @@ pub struct Request {
     pub f: OpFn,
     pub ticket: String,
     pub hold_id: Option<String>,
+    /// Cancel: the booking.
+    pub booking_id: Option<String>,
     pub idempotency_key: Option<String>,
     pub method: reqwest::Method,
     pub path: String,
@@ -224,6 +232,7 @@ impl Request {
             f: OpFn::Reserve,
             ticket: ticket_key(event, ticket),
             hold_id: None,
+            booking_id: None,
             idempotency_key: None,
             method: reqwest::Method::POST,
             path: "/v1/booking/reserve".into(),
@@ -235,6 +244,7 @@ impl Request {
             f: OpFn::Confirm,
             ticket: ticket_key(&h.event, &h.ticket),
             hold_id: Some(h.hold_id.clone()),
+            booking_id: None,
             idempotency_key: None,
             method: reqwest::Method::POST,
             path: "/v1/booking/confirm".into(),
@@ -246,6 +256,7 @@ impl Request {
             f: OpFn::Release,
             ticket: ticket_key(&h.event, &h.ticket),
             hold_id: Some(h.hold_id.clone()),
+            booking_id: None,
             idempotency_key: None,
             method: reqwest::Method::POST,
             path: "/v1/booking/release".into(),
@@ -258,9 +269,23 @@ impl Request {
             f: OpFn::Read,
             ticket: ticket_key(event, ticket),
             hold_id: None,
+            booking_id: None,
             idempotency_key: None,
             method: reqwest::Method::GET,
             path: format!("/v1/events/{event}/tickets"),
+            body: None,
+        }
+    }
+    /// The buyer cancels their booking of one ticket (and is refunded).
+    pub fn cancel(event: &str, ticket: &str, booking_id: &str) -> Request {
+        Request {
+            f: OpFn::Cancel,
+            ticket: ticket_key(event, ticket),
+            hold_id: None,
+            booking_id: Some(booking_id.to_string()),
+            idempotency_key: None,
+            method: reqwest::Method::POST,
+            path: format!("/v1/bookings/{booking_id}/cancel"),
             body: None,
         }
     }
@@ -388,6 +413,7 @@ impl Client {
             ticket: req.ticket.clone(),
             hold_id: req.hold_id.clone(),
             user: Some(self.user.clone()),
+            booking_id: req.booking_id.clone(),
             idempotency_key: req.idempotency_key.clone(),
             value: None,
             time_ms: 0,
@@ -445,6 +471,16 @@ impl Client {
                         None => (OpKind::Info, Some(error_value(status, &json!({"code": "unparsable_ok"})))),
                     },
                     (OpFn::Release, 200) => (OpKind::Ok, None),
+                    (OpFn::Cancel, 200) => match body["status"].as_str() {
+                        Some(st @ ("refunded" | "refund_pending")) => (
+                            OpKind::Ok,
+                            Some(OpValue::Refund {
+                                status: st.to_string(),
+                                refund_ref: body["refund_ref"].as_str().map(str::to_string),
+                            }),
+                        ),
+                        _ => (OpKind::Info, Some(error_value(status, &json!({"code": "unparsable_ok"})))),
+                    },
                     (OpFn::Read, 200) => {
                         let t = req.ticket.split_once('/').unwrap().1;
                         match seat_status(&body, t) {
