@@ -13,8 +13,9 @@
 //! - the deadline scheduler ([`crate::schedule`]): its table, the shutdown signal, and the
 //!   work it hands due events to (the store's local operations, behind
 //!   [`crate::schedule::DueWork`]);
-//! - the reconciler ([`crate::reconcile`]): the whole store, since what it does is drive the
-//!   store's own operations (formation, joins, placement, replica moves) from the catalog;
+//! - the reconciler ([`crate::reconcile`]): the store and the shutdown signal — what it does
+//!   is drive the store's own operations (formation, joins, placement, replica moves) from
+//!   the catalog; its own state (the replica moves running) is its own, not the store's;
 //! - the peer plane's handler ([`crate::peer`]): the store's local operations, bound once the
 //!   store exists.
 //!
@@ -37,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::machine::{GroupMachine, NodeHooks};
 use crate::payment::PaymentProvider;
 use crate::schedule::Scheduler;
-use crate::store::{Inner, Store, CATALOG_GROUP, MOVES_CONCURRENT_MAX};
+use crate::store::{Inner, Store, CATALOG_GROUP};
 
 /// Options for [`Store::start`]; `node` fills them from its configuration.
 #[derive(Clone, Debug)]
@@ -87,6 +88,10 @@ impl Default for StoreOptions {
 /// `server.time_until_store_dead` is 5 minutes too): long enough for a restart or a reboot,
 /// short enough that a second failure is unlikely in the meantime.
 pub const DEAD_AFTER_DEFAULT: Duration = Duration::from_secs(300);
+/// Replica moves (learner catch-up by snapshot, then a membership change) that run at once
+/// on one node: a lost node's thousand replicas must not all stream snapshots together.
+pub const MOVES_CONCURRENT_MAX: usize = 8;
+
 /// Most voters of the catalog group; further nodes follow it as learners.
 pub const CATALOG_VOTERS_MAX: usize = 5;
 impl Store {
@@ -190,11 +195,9 @@ impl Store {
                 shutdown,
                 scheduler,
                 bookings,
-                reconciling: Mutex::new(HashSet::new()),
                 transport,
                 search: search.clone(),
                 refused: Mutex::new(None),
-                moves: tokio::sync::Semaphore::new(MOVES_CONCURRENT_MAX),
                 out_of_service: std::sync::atomic::AtomicBool::new(false),
                 relayed_pages: Default::default(),
             }),
@@ -205,7 +208,7 @@ impl Store {
             tokio::spawn(crate::feed::run(store.inner.catalog.clone(), index, stop()));
         }
         tokio::spawn(crate::schedule::run(store.inner.scheduler.clone(), store.clone(), stop()));
-        tokio::spawn(crate::reconcile::run(store.clone()));
+        tokio::spawn(crate::reconcile::run(store.clone(), stop()));
         Ok(store)
     }
 

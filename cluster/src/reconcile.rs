@@ -23,10 +23,12 @@
 //! The catalog decides (placement is a pure function applied in the catalog group); this
 //! loop only executes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use raft::NodeAddr;
@@ -34,7 +36,7 @@ use tickets::catalog::{CatalogChange, CatalogCommand, Event};
 use tickets::inventory::InventoryCommand;
 
 use crate::error::{Error, Result};
-use crate::node::CATALOG_VOTERS_MAX;
+use crate::node::{CATALOG_VOTERS_MAX, MOVES_CONCURRENT_MAX};
 use crate::store::Store;
 
 /// How often this node's registration, the catalog's membership and the liveness peers are
@@ -58,8 +60,21 @@ enum Why {
     Pass,
 }
 
-pub(crate) async fn run(store: Store) {
-    let mut shutdown = store.inner.shutdown.subscribe();
+/// The replica moves this node runs: one at a time per group, at most
+/// [`MOVES_CONCURRENT_MAX`] at once (a lost node's thousand replicas must not all stream
+/// snapshots together). The reconciler's own state, not the store's.
+struct Moves {
+    running: Mutex<HashSet<String>>,
+    permits: Semaphore,
+}
+
+/// The reconciler's task: the store whose operations it drives, and the node's shutdown
+/// signal.
+pub(crate) async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
+    let moves = Arc::new(Moves {
+        running: Mutex::new(HashSet::new()),
+        permits: Semaphore::new(MOVES_CONCURRENT_MAX),
+    });
     let mut changes = store.catalog_group().read_local(|m| m.subscribe_catalog_changes());
     let mut leaderships = store.host().subscribe_leaderships();
     let mut full_pass = tokio::time::interval(FULL_PASS_INTERVAL);
@@ -76,20 +91,20 @@ pub(crate) async fn run(store: Store) {
                     debug!(error = %e, "node step incomplete");
                 }
             }
-            _ = full_pass.tick() => pass(&store, Why::Pass).await,
+            _ = full_pass.tick() => pass(&store, &moves, Why::Pass).await,
             change = changes.recv() => match change {
-                Ok((_, CatalogChange::Event(event))) => event_step_logged(&store, &event, Why::Changed).await,
+                Ok((_, CatalogChange::Event(event))) => event_step_logged(&store, &moves, &event, Why::Changed).await,
                 Ok((_, CatalogChange::Node(node))) => {
                     if let Err(e) = node_step(&store).await {
                         debug!(error = %e, "node step incomplete");
                     }
                     // A removal moved replicas of the events it hosted: their leaders act.
-                    pass(&store, if node.removed { Why::Changed } else { Why::Pass }).await;
+                    pass(&store, &moves, if node.removed { Why::Changed } else { Why::Pass }).await;
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
                     debug!(missed = n, "catalog changes lagged; looking at every event");
-                    pass(&store, Why::Changed).await;
+                    pass(&store, &moves, Why::Changed).await;
                 }
                 Err(RecvError::Closed) => return,
             },
@@ -98,10 +113,10 @@ pub(crate) async fn run(store: Store) {
             led = leaderships.recv() => match led {
                 Ok(gid) => {
                     if let Some(event) = store.catalog_read(|c| c.events.get(&gid).cloned()) {
-                        event_step_logged(&store, &event, Why::Changed).await;
+                        event_step_logged(&store, &moves, &event, Why::Changed).await;
                     }
                 }
-                Err(RecvError::Lagged(_)) => pass(&store, Why::Pass).await,
+                Err(RecvError::Lagged(_)) => pass(&store, &moves, Why::Pass).await,
                 Err(RecvError::Closed) => return,
             },
             _ = shutdown.changed() => {}
@@ -213,7 +228,7 @@ async fn record_cluster_id(store: &Store) -> Result<()> {
 }
 
 /// Steps 3 and 4 for every event (see the module doc).
-async fn pass(store: &Store, why: Why) {
+async fn pass(store: &Store, moves: &Arc<Moves>, why: Why) {
     if store.catalog_group().leader().is_none() {
         return;
     }
@@ -223,12 +238,12 @@ async fn pass(store: &Store, why: Why) {
         c.events.values().filter(|e| e.replicas.contains(&me) || host.is_stored(&e.id)).cloned().collect()
     });
     for event in events {
-        event_step_logged(store, &event, why).await;
+        event_step_logged(store, moves, &event, why).await;
     }
 }
 
-async fn event_step_logged(store: &Store, event: &Event, why: Why) {
-    if let Err(e) = event_step(store, event, why).await {
+async fn event_step_logged(store: &Store, moves: &Arc<Moves>, event: &Event, why: Why) {
+    if let Err(e) = event_step(store, moves, event, why).await {
         debug!(event = %event.id, error = %e, "event group not reconciled yet");
     }
 }
@@ -345,7 +360,7 @@ fn plan_voters(
     Some(Change::Voters(desired))
 }
 
-async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
+async fn event_step(store: &Store, moves: &Arc<Moves>, event: &Event, why: Why) -> Result<()> {
     let me = store.node_id();
     let host = store.host();
     // A node the event moved away from still acts while it leads the group: it moves the
@@ -404,12 +419,12 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
     if desired.is_empty() || group.voters() == desired || group.membership_changing() {
         return Ok(());
     }
-    if !store.inner.reconciling.lock().expect("reconciling lock").insert(event.id.clone()) {
+    if !moves.running.lock().expect("moves lock").insert(event.id.clone()) {
         return Ok(());
     }
-    let (store, event) = (store.clone(), event.clone());
+    let (store, moves, event) = (store.clone(), moves.clone(), event.clone());
     tokio::spawn(async move {
-        let _permit = store.inner.moves.acquire().await;
+        let _permit = moves.permits.acquire().await;
         for attempt in 1..=MOVE_ATTEMPTS_MAX {
             match move_replicas(&store, &event, &group, desired.clone()).await {
                 Ok(()) => break,
@@ -424,7 +439,7 @@ async fn event_step(store: &Store, event: &Event, why: Why) -> Result<()> {
                 }
             }
         }
-        store.inner.reconciling.lock().expect("reconciling lock").remove(&event.id);
+        moves.running.lock().expect("moves lock").remove(&event.id);
     });
     Ok(())
 }

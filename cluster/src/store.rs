@@ -33,10 +33,6 @@ pub const CATALOG_GROUP: &str = "catalog";
 /// How long `create_event` waits for the new event's inventory to be set up.
 pub const EVENT_READY_WAIT: Duration = Duration::from_secs(10);
 
-/// Replica moves (learner catch-up by snapshot, then a membership change) that run at once
-/// on one node: a lost node's thousand replicas must not all stream snapshots together.
-pub const MOVES_CONCURRENT_MAX: usize = 8;
-
 /// How long a booking write may take before it answers: 503 if it was not proposed by then
 /// (nothing happened), 504 `outcome_unknown` if it was (it may still commit: clients look the
 /// hold up or retry with their `Idempotency-Key`).
@@ -76,16 +72,12 @@ pub(crate) struct Inner {
     pub scheduler: Arc<Scheduler>,
     /// The bookings of the events placed here, by user.
     pub bookings: Arc<BookingIndex>,
-    /// Event groups whose membership change is running (one at a time per group).
-    pub reconciling: Mutex<HashSet<String>>,
     /// The gRPC transport to the peers: Raft RPCs and the peer plane ([`crate::peer`]).
     pub transport: Arc<raft::GrpcTransport>,
     /// This node's search index, fed from the catalog.
     pub search: Option<Arc<search::SearchIndex>>,
     /// Why this node must not serve (its data is not what the cluster registered), once known.
     pub refused: Mutex<Option<String>>,
-    /// Bounds the replica moves running at once ([`MOVES_CONCURRENT_MAX`]).
-    pub moves: tokio::sync::Semaphore,
     /// [`Store::out_of_service`] had a reason at the reconciler's last look: the request path
     /// reads this flag, not the catalog.
     pub out_of_service: std::sync::atomic::AtomicBool,
