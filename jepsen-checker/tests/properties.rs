@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use jepsen::checker::direct::{CheckName, FinalBooking, FinalRead, FinalState};
-use jepsen::checker::linear::Budget;
-use jepsen::history::{Op, OpFn, OpKind, OpValue, TicketStatus};
-use jepsen::{check_linearizable, LinearConfig, ModelConfig, Results, Validity};
+use jepsen_checker::checker::direct::{CheckName, FinalBooking, FinalRead, FinalState};
+use jepsen_checker::checker::linear::Budget;
+use jepsen_checker::history::{Op, OpFn, OpKind, OpValue, TicketStatus};
+use jepsen_checker::{check_linearizable, LinearConfig, ModelConfig, Results, Validity};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -1,9 +1,11 @@
 //! Hand-written histories the checkers must accept or reject, each a small story
-//! (`time process kind f ticket key=value...`, see `jepsen::history::parse_story`).
+//! (`time process kind f ticket key=value...`, see `jepsen_checker::history::parse_story`).
 
-use jepsen::checker::direct::{CheckName, Counts, FinalRead, FinalState};
-use jepsen::history::{pair_calls, parse_story};
-use jepsen::{check_linearizable, LinearConfig, ModelConfig, Results, TicketStatus, Validity, Verdict};
+use jepsen_checker::checker::direct::{CheckName, Counts, FinalRead, FinalState};
+use jepsen_checker::history::{pair_calls, parse_story};
+use jepsen_checker::{
+    check_linearizable, LinearConfig, ModelConfig, Results, TicketStatus, Validity, Verdict,
+};
 
 fn linear(story: &str, skew_ms: u64) -> Verdict {
     let ops = parse_story(story).expect("story parses");
@@ -493,13 +495,16 @@ fn holds_exclusive_respects_the_skew_bound_and_releases() {
         950 p2 ok reserve A hold=h2 until=1950
     ";
     let calls = pair_calls(&parse_story(overlap).unwrap()).unwrap();
-    let v = jepsen::checker::direct::holds_exclusive(&calls, 0);
+    let v = jepsen_checker::checker::direct::holds_exclusive(&calls, 0);
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].ops, vec![0, 2]);
-    assert!(jepsen::checker::direct::holds_exclusive(&calls, 50).is_empty(), "bob's point may be at 1000");
+    assert!(
+        jepsen_checker::checker::direct::holds_exclusive(&calls, 50).is_empty(),
+        "bob's point may be at 1000"
+    );
     let released = format!("{overlap}300 p1 invoke release A hold=h1 user=alice\n310 p1 ok release A");
     let calls = pair_calls(&parse_story(&released).unwrap()).unwrap();
-    assert!(jepsen::checker::direct::holds_exclusive(&calls, 0).is_empty());
+    assert!(jepsen_checker::checker::direct::holds_exclusive(&calls, 0).is_empty());
 }
 
 #[test]
@@ -581,7 +586,7 @@ fn refund_final(bookings: &[(&str, &str, Option<&str>)], sold_by: Option<&str>) 
         counts: None,
         bookings: bookings
             .iter()
-            .map(|(id, status, r)| jepsen::checker::direct::FinalBooking {
+            .map(|(id, status, r)| jepsen_checker::checker::direct::FinalBooking {
                 booking_id: id.to_string(),
                 status: status.to_string(),
                 refund_ref: r.map(str::to_string),
