@@ -138,12 +138,40 @@ where
     }
 }
 
+/// One run, phase by phase (each phase is a function below, in order).
 pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
+    let mut notes = Vec::new();
+    let (kind, mode, faketime) = prepare(&mut cfg, &mut notes)?;
+    let (dir, faults) = open_run_dir(&cfg)?;
+    let cluster = start_cluster(&cfg, &dir, mode, faketime, &faults).await?;
+    let keys = testkit::Tokens::new(AUTH_SECRET.as_bytes());
+    let http = reqwest::Client::new();
+    let events = setup_events(&cfg, kind, &cluster, &keys, &http).await?;
+    let Driven { mut cluster, w, nlog, users, workload_ms } =
+        drive(&cfg, kind, cluster, &events, faults, &keys, &mut notes).await?;
+    let ending = match heal_and_restart(&cfg, &mut cluster, &mut notes).await? {
+        Some(why) => Ending::Unrecovered(why),
+        None => {
+            final_reads(&cfg, kind, &cluster, &events, &users, &keys, &http, &w, &nlog, &mut notes).await?
+        }
+    };
+    drop(cluster); // every node killed, every proxy closed
+    match ending {
+        Ending::Read(fin) => check_and_write(&cfg, kind, &dir, &w, &nlog, &fin, &events, workload_ms, notes),
+        Ending::Unrecovered(why) => {
+            unrecovered(&cfg, &dir, &w.history.snapshot(), &nlog.snapshot(), why, notes)
+        }
+    }
+}
+
+/// Phase 1: what this machine can do for the run — the network mode, libfaketime for the
+/// clock nemesis, FUSE for lazy disks — with the nemeses it cannot run dropped (and said so),
+/// and the skew bound raised to cover the clock nemesis.
+fn prepare(cfg: &mut RunConfig, notes: &mut Vec<String>) -> Result<(Kind, NetMode, Option<PathBuf>)> {
     let Some(kind) = Kind::parse(&cfg.workload) else {
         let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
         bail!("unknown workload {:?} (one of {names:?})", cfg.workload);
     };
-    let mut notes = Vec::new();
     let (mode, why) = NetMode::choose(&cfg.net)?;
     eprintln!("network: {mode:?} ({why})");
     notes.push(format!("network: {mode:?} ({why})"));
@@ -189,13 +217,19 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
             cfg.skew_ms = bound_ms;
         }
     }
+    Ok((kind, mode, faketime))
+}
+
+/// Phase 2: the run directory (which must be new: it would reuse old node data), with the
+/// config and the nemesis schedule, made first: the cluster makes a spare machine for each
+/// join onto a new one.
+fn open_run_dir(cfg: &RunConfig) -> Result<(PathBuf, Vec<nemesis::Fault>)> {
     let dir = cfg.out.clone();
     if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
         bail!("run directory {} exists and is not empty (it would reuse old node data)", dir.display());
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&cfg)?)?;
-    // The schedule first: the cluster makes a spare machine for each join onto a new one.
     let faults = nemesis::schedule(
         cfg.seed,
         &cfg.nemeses,
@@ -206,8 +240,19 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         cfg.clock_max_s,
     );
     std::fs::write(dir.join("schedule.json"), serde_json::to_string_pretty(&faults)?)?;
+    Ok((dir, faults))
+}
+
+/// Phase 3: the cluster, every node ready.
+async fn start_cluster(
+    cfg: &RunConfig,
+    dir: &Path,
+    mode: NetMode,
+    faketime: Option<PathBuf>,
+    faults: &[nemesis::Fault],
+) -> Result<Cluster> {
     let t0 = Instant::now();
-    let spare = nemesis::spare_slots(&faults);
+    let spare = nemesis::spare_slots(faults);
     let options = StartOptions {
         faketime,
         disks: cfg.disks,
@@ -215,17 +260,27 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         // written, renamed and its directory fsynced.
         node_args: if cfg.disks { vec!["--snapshot-every".into(), "100".into()] } else { vec![] },
     };
-    let mut cluster = Cluster::start(cfg.nodes, spare, &cfg.binary, &dir, mode, options).await?;
+    let mut cluster = Cluster::start(cfg.nodes, spare, &cfg.binary, dir, mode, options).await?;
     cluster.wait_all_ready(READY_TIMEOUT).await?;
     eprintln!("cluster of {} nodes ready in {:?}", cfg.nodes, t0.elapsed());
 
-    // ---- setup: one venue (GA of `seats`), one event per rotation window ----
-    let keys = testkit::Tokens::new(AUTH_SECRET.as_bytes());
+    Ok(cluster)
+}
+
+/// Phase 4: one venue (GA of `seats`), one event per rotation window (hundreds for
+/// `many-events`), each with a leader and its seat map served by every node.
+async fn setup_events(
+    cfg: &RunConfig,
+    kind: Kind,
+    cluster: &Cluster,
+    keys: &testkit::Tokens,
+    http: &reqwest::Client,
+) -> Result<Vec<EventUnderTest>> {
+    let t0 = Instant::now();
     let admin = keys.mint("jepsen-admin", true, TOKEN_TTL_S);
-    let http = reqwest::Client::new();
     let base1 = cluster.node(1).base();
     let venue = retry("create venue", Duration::from_secs(30), || async {
-        match post(&http, format!("{base1}/v1/venues"), &admin, json!({
+        match post(http, format!("{base1}/v1/venues"), &admin, json!({
             "name": "Jepsen Hall", "city": "Springfield", "country": "US", "location": {"lat": 40.0, "lon": -75.0},
             "sections": [{"name": "GA", "kind": "general", "capacity": cfg.seats}]
         })).await {
@@ -243,7 +298,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     // A few creations at a time (many-events makes hundreds).
     for chunk in (0..n_events).collect::<Vec<_>>().chunks(SETUP_PARALLEL) {
         let created = futures::future::join_all(chunk.iter().map(|&k| {
-            let (http, admin, venue, base1) = (&http, &admin, &venue, &base1);
+            let (admin, venue, base1) = (&admin, &venue, &base1);
             retry("create event", Duration::from_secs(30), move || async move {
                 match post(
                     http,
@@ -267,36 +322,56 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     }
     // Every node serves every event's seat map, and every group has a leader.
     for chunk in events.chunks(SETUP_PARALLEL) {
-        let ready = futures::future::join_all(chunk.iter().map(|ev| {
-            let (http, cluster) = (&http, &cluster);
-            async move {
-                cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?;
-                for id in cluster.ids() {
-                    let base = cluster.node(id).base();
-                    retry("seat map on every node", Duration::from_secs(30), || async {
-                        match get(http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
-                            Ok((200, _)) => Ok(()),
-                            Ok((s, b)) => Err(format!("{s} {b}")),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    })
-                    .await?;
-                }
-                anyhow::Ok(())
+        let ready = futures::future::join_all(chunk.iter().map(|ev| async move {
+            cluster.wait_leader(&ev.id, Duration::from_secs(30)).await?;
+            for id in cluster.ids() {
+                let base = cluster.node(id).base();
+                retry("seat map on every node", Duration::from_secs(30), || async {
+                    match get(http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
+                        Ok((200, _)) => Ok(()),
+                        Ok((s, b)) => Err(format!("{s} {b}")),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+                .await?;
             }
+            anyhow::Ok(())
         }))
         .await;
         for r in ready {
             r?;
         }
     }
-    eprintln!("{} events of {} seats ready ({:?} since start)", events.len(), cfg.seats, t0.elapsed());
+    eprintln!("{} events of {} seats ready in {:?}", events.len(), cfg.seats, t0.elapsed());
 
-    // ---- workload + nemesis ----
+    Ok(events)
+}
+
+/// What the workload phase hands on: the cluster (healed of nothing yet), the workload with
+/// its recorded history, the nemesis log, the clients' users, and how long it ran.
+struct Driven {
+    cluster: Cluster,
+    w: Arc<Workload>,
+    nlog: Arc<NemesisLog>,
+    users: Vec<String>,
+    workload_ms: u64,
+}
+
+/// Phase 5: the clients and the nemesis together until the deadline, then the nemesis's last
+/// fault (or it is stopped where it was, and the run says so).
+async fn drive(
+    cfg: &RunConfig,
+    kind: Kind,
+    cluster: Cluster,
+    events: &[EventUnderTest],
+    faults: Vec<nemesis::Fault>,
+    keys: &testkit::Tokens,
+    notes: &mut Vec<String>,
+) -> Result<Driven> {
     let started = Instant::now();
     let w = Arc::new(Workload {
         kind,
-        events: events.clone(),
+        events: events.to_vec(),
         event_seconds: cfg.event_seconds,
         nodes: cluster.directory(),
         clients: cfg.clients,
@@ -369,7 +444,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     }
     progress.abort();
     bar.finish("workload done");
-    let mut cluster = Arc::try_unwrap(cluster).ok().context("cluster still shared")?.into_inner();
+    let cluster = Arc::try_unwrap(cluster).ok().context("cluster still shared")?.into_inner();
     match nemesis_result {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => notes.push(format!("nemesis error: {e:#}")),
@@ -381,6 +456,16 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     if !retired.is_empty() {
         notes.push(format!("membership: nodes removed {retired:?}; members at the end {:?}", cluster.ids()));
     }
+    Ok(Driven { cluster, w, nlog, users, workload_ms })
+}
+
+/// Phase 6: heal every fault, then kill -9 (or, on lazy disks, cut the power of) every node
+/// and restart it. `Some(why)` if a node could not start again on what its disk kept.
+async fn heal_and_restart(
+    cfg: &RunConfig,
+    cluster: &mut Cluster,
+    notes: &mut Vec<String>,
+) -> Result<Option<String>> {
     cluster.heal_all()?;
     if cfg.final_restart && cluster.has_disks() {
         eprintln!("final: power cut of every node, and restart");
@@ -406,14 +491,37 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         }
         // After power cuts, a node that cannot start on what its disk kept is a finding, not
         // a harness failure: the run is invalid, checked without final reads.
-        let ops = w.history.snapshot();
-        drop(cluster);
-        return unrecovered(&cfg, &dir, &ops, &nlog.snapshot(), format!("{e:#}"), notes);
+        return Ok(Some(format!("{e:#}")));
     }
 
-    // ---- final reads ----
+    Ok(None)
+}
+
+/// How the final reads ended.
+enum Ending {
+    Read(FinalState),
+    /// An event no node could serve after power cuts: the run is invalid (`nodes_recover`).
+    Unrecovered(String),
+}
+
+/// Phase 7: read every event's seat map from its leader and every user's bookings (with
+/// their refund status); for the queue, poll everyone still queued once more; then check
+/// that the faults acted ([`faults_acted`]).
+#[allow(clippy::too_many_arguments)]
+async fn final_reads(
+    cfg: &RunConfig,
+    kind: Kind,
+    cluster: &Cluster,
+    events: &[EventUnderTest],
+    users: &[String],
+    keys: &testkit::Tokens,
+    http: &reqwest::Client,
+    w: &Workload,
+    nlog: &NemesisLog,
+    notes: &mut Vec<String>,
+) -> Result<Ending> {
     let mut reads = Vec::new();
-    for ev in &events {
+    for ev in events {
         let leader = match cluster.wait_leader(&ev.id, FINAL_LEADER_WAIT).await {
             Ok(l) => l,
             Err(_) => {
@@ -423,7 +531,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
                 let seen = cluster.group_reports(&ev.id).await;
                 for id in cluster.ids() {
                     let url = format!("{}/v1/events/{}/tickets", cluster.node(id).base(), ev.id);
-                    let _ = get(&http, url, None).await;
+                    let _ = get(http, url, None).await;
                 }
                 let note = format!(
                     "final: no member led {} within {FINAL_LEADER_WAIT:?} of the restart (members' (leader, state): \
@@ -437,9 +545,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
                     // On lazy disks an event nobody leads after power cuts is an event whose
                     // replicas lost it: invalid, not a harness failure.
                     Err(e) if cluster.has_disks() => {
-                        let ops = w.history.snapshot();
-                        drop(cluster);
-                        return unrecovered(&cfg, &dir, &ops, &nlog.snapshot(), format!("{e:#}"), notes);
+                        return Ok(Ending::Unrecovered(format!("{e:#}")));
                     }
                     Err(e) => return Err(e),
                 }
@@ -447,7 +553,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         };
         let base = cluster.node(leader).base();
         let map = retry("final seat map", Duration::from_secs(30), || async {
-            match get(&http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
+            match get(http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
                 Ok((200, b)) => Ok(b),
                 Ok((s, b)) => Err(format!("{s} {b}")),
                 Err(e) => Err(e.to_string()),
@@ -457,9 +563,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         let map = match map {
             Ok(map) => map,
             Err(e) if cluster.has_disks() => {
-                let ops = w.history.snapshot();
-                drop(cluster);
-                return unrecovered(&cfg, &dir, &ops, &nlog.snapshot(), format!("{e:#}"), notes);
+                return Ok(Ending::Unrecovered(format!("{e:#}")));
             }
             Err(e) => return Err(e),
         };
@@ -477,7 +581,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     // Bookings of every user (gathered from every node by the API).
     let mut booked: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut final_bookings: Vec<FinalBooking> = Vec::new();
-    for user in &users {
+    for user in users {
         let token = keys.mint(user, false, TOKEN_TTL_S);
         let mut cursor: Option<String> = None;
         loop {
@@ -487,7 +591,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
             };
             let url = format!("{}/v1/me/bookings{q}", cluster.node(cluster.ids()[0]).base());
             let page = retry("final bookings", Duration::from_secs(30), || async {
-                match get(&http, url.clone(), Some(&token)).await {
+                match get(http, url.clone(), Some(&token)).await {
                     Ok((200, b)) => Ok(b),
                     Ok((s, b)) => Err(format!("{s} {b}")),
                     Err(e) => Err(e.to_string()),
@@ -541,7 +645,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
             let node = ids[(queue_final_pick(&event, &user) % ids.len() as u64) as usize];
             let base = cluster.node(node).base();
             queue_call(
-                &http,
+                http,
                 &w.queue,
                 &base,
                 &token,
@@ -555,6 +659,26 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
             .await;
         }
     }
+    faults_acted(cfg, cluster, nlog, notes)?;
+    let fin = FinalState {
+        capacity: Some(events.len() as u64 * cfg.seats as u64),
+        reads,
+        counts: None,
+        bookings: final_bookings,
+    };
+
+    Ok(Ending::Read(fin))
+}
+
+/// The faults must have acted on real traffic and data: partitions that dropped no packet,
+/// proxies no Raft connection went through, or power cuts that threw nothing away tested
+/// nothing, and fail the run.
+fn faults_acted(
+    cfg: &RunConfig,
+    cluster: &Cluster,
+    nlog: &NemesisLog,
+    notes: &mut Vec<String>,
+) -> Result<()> {
     let proof = cluster.traffic_proof();
     let partitioned = nlog.snapshot().iter().any(|e| e.kind == NemesisKind::Partition && e.phase == "start");
     match cluster.mode() {
@@ -581,22 +705,30 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         }
         notes.push(format!("power: {} cuts during the run dropped {total:?}", cuts.len()));
     }
-    let fin = FinalState {
-        capacity: Some(events.len() as u64 * cfg.seats as u64),
-        reads,
-        counts: None,
-        bookings: final_bookings,
-    };
-    drop(cluster); // every node killed, every proxy closed
+    Ok(())
+}
 
-    // ---- check and write ----
+/// Phase 8: check the history against the final state, and write the run directory
+/// (history, reads, nemesis log, final state, results, summary, timelines).
+#[allow(clippy::too_many_arguments)]
+fn check_and_write(
+    cfg: &RunConfig,
+    kind: Kind,
+    dir: &Path,
+    w: &Workload,
+    nlog: &NemesisLog,
+    fin: &FinalState,
+    events: &[EventUnderTest],
+    workload_ms: u64,
+    mut notes: Vec<String>,
+) -> Result<RunOutcome> {
     let ops = w.history.snapshot();
     let check_start = Instant::now();
     let queue_calls = w.queue.snapshot();
     let results = check_run(
         kind,
         &ops,
-        &fin,
+        fin,
         &queue_calls,
         cfg.skew_ms,
         cfg.hold_seconds * 1000,
@@ -609,7 +741,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         std::io::BufWriter::new(std::fs::File::create(dir.join("reads.jsonl"))?),
     )?;
     let nevents = nlog.snapshot();
-    write_nemesis_log(&dir, &nevents)?;
+    write_nemesis_log(dir, &nevents)?;
     if kind == Kind::Queue {
         let mut qj = String::new();
         for c in &queue_calls {
@@ -618,9 +750,9 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
         }
         std::fs::write(dir.join("queue.jsonl"), qj)?;
     }
-    std::fs::write(dir.join("final.json"), serde_json::to_string_pretty(&fin)?)?;
+    std::fs::write(dir.join("final.json"), serde_json::to_string_pretty(fin)?)?;
     std::fs::write(dir.join("results.json"), results.to_json())?;
-    let mut summary = summary_header(&cfg);
+    let mut summary = summary_header(cfg);
     summary.push_str(&format!(
         "workload {} ms, {} history events, {} browse reads (in history: {}), {} nemesis actions, check {} ms\n",
         workload_ms,
@@ -632,7 +764,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     ));
     summary.push_str(&results.summary());
     if kind == Kind::FlashSale {
-        summary.push_str(&sellout_summary(&ops, &events, cfg.seats as usize, &w));
+        summary.push_str(&sellout_summary(&ops, events, cfg.seats as usize, w));
     }
     if kind == Kind::Queue {
         let count = |f: QueueFn| queue_calls.iter().filter(|c| c.f == f).count();
@@ -665,7 +797,7 @@ pub async fn run(mut cfg: RunConfig) -> Result<RunOutcome> {
     if results.valid != Validity::Valid {
         eprintln!("run directory: {}", dir.display());
     }
-    Ok(RunOutcome { results, dir, notes })
+    Ok(RunOutcome { results, dir: dir.to_path_buf(), notes })
 }
 
 /// A run whose nodes did not all start again on their disks after the faults, or whose
