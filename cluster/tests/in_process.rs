@@ -8,52 +8,30 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::machine::{GroupCommand, GroupMachine, GroupReply};
 use raft::openraft::async_runtime::WatchReceiver;
-use raft::{Group, HostConfig, LocalTransport, NodeAddr, NodeId, RaftHost};
+use raft::testing::{addr, test_config as config, wait_until, LocalHosts};
+use raft::{Group, HostConfig, NodeId};
 use tickets::catalog::{QueueSettings, RowSpec, SectionKind, SectionSpec};
 use tickets::inventory::{InventoryCommand, InventorySetup, Outcome, Selection};
 
 const HOUR_MS: i64 = 3_600_000;
 
-fn addr(id: NodeId) -> NodeAddr {
-    NodeAddr { raft_addr: format!("raft-{id}"), http_addr: format!("http-{id}") }
-}
-
 struct Hosts {
-    hosts: BTreeMap<NodeId, RaftHost<GroupMachine>>,
+    local: LocalHosts<GroupMachine>,
     groups: BTreeMap<NodeId, Group<GroupMachine>>,
-    _dirs: Vec<tempfile::TempDir>,
+    _dir: tempfile::TempDir,
 }
 
-/// Hosts `id -> config`, each with the group `gid` open (not initialized).
+/// Hosts `id -> config` (`raft::testing`), each with the group `gid` open (not initialized).
 async fn hosts(gid: &str, configs: Vec<HostConfig>) -> Hosts {
-    let router = LocalTransport::new();
-    let (mut hosts, mut groups, mut dirs) = (BTreeMap::new(), BTreeMap::new(), Vec::new());
-    for config in configs {
-        let id = config.node_id;
-        let dir = tempfile::tempdir().unwrap();
-        let db = raft::open_db(dir.path().join("db"), 16 * 1024 * 1024).unwrap();
-        let factory: raft::MachineFactory<GroupMachine> = Arc::new(|_| GroupMachine::inventory());
-        let host: RaftHost<GroupMachine> =
-            RaftHost::new(config, db, dir.path().join("snapshots"), Arc::new(router.for_node(id)), factory)
-                .unwrap();
-        router.register(&host);
-        groups.insert(id, host.open_group(gid).await.unwrap());
-        hosts.insert(id, host);
-        dirs.push(dir);
-    }
-    Hosts { hosts, groups, _dirs: dirs }
-}
-
-impl Hosts {
-    async fn shutdown(self) {
-        for h in self.hosts.values() {
-            h.shutdown().await;
-        }
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let factory: raft::MachineFactory<GroupMachine> = Arc::new(|_| GroupMachine::inventory());
+    let local = LocalHosts::start(dir.path(), configs, factory);
+    let groups = local.open_group(gid).await;
+    Hosts { local, groups, _dir: dir }
 }
 
 fn setup(event_id: &str, seats: u32) -> InventoryCommand {
@@ -84,30 +62,8 @@ fn reserve(hold: &str, user: &str, ticket: &str) -> GroupCommand {
     })
 }
 
-fn config(node_id: NodeId, clock_skew_ms: i64) -> HostConfig {
-    HostConfig {
-        node_id,
-        heartbeat_interval_ms: 50,
-        election_timeout_min_ms: 300,
-        election_timeout_max_ms: 600,
-        clock_skew_ms,
-        // These tests are about time and snapshots, not sleeping.
-        sleep_after_ms: 0,
-        evict_after_ms: 0,
-        ..HostConfig::default()
-    }
-}
-
 fn inv(command: InventoryCommand) -> GroupCommand {
     GroupCommand::Inventory(command)
-}
-
-async fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn machine_now(g: &Group<GroupMachine>) -> u64 {
@@ -117,11 +73,11 @@ fn machine_now(g: &Group<GroupMachine>) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_with_a_slow_clock_never_moves_time_back() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let Hosts { hosts, groups, _dirs } =
-            hosts("evt_clock", vec![config(1, 0), config(2, -HOUR_MS), config(3, 0)]).await;
+        let cluster = hosts("evt_clock", vec![config(1, 0), config(2, -HOUR_MS), config(3, 0)]).await;
+        let groups = &cluster.groups;
         let members: BTreeMap<_, _> = (1..=3).map(|id| (id, addr(id))).collect();
         groups[&1].initialize(members).await.unwrap();
-        wait_for("node 1 leads", Duration::from_secs(10), || groups[&1].leader() == Some(1)).await;
+        wait_until("node 1 leads", Duration::from_secs(10), || groups[&1].leader() == Some(1)).await;
 
         let set_up = groups[&1].write(inv(setup("evt_clock", 4))).await.unwrap();
         assert!(matches!(set_up, GroupReply::Inventory(Ok(Outcome::SetUp))), "{set_up:?}");
@@ -133,8 +89,10 @@ async fn a_leader_with_a_slow_clock_never_moves_time_back() {
 
         // Move leadership to node 2, whose clock is an hour behind.
         groups[&1].raft().trigger().transfer_leader(2).await.unwrap();
-        wait_for("node 2 leads", Duration::from_secs(10), || groups.values().all(|g| g.leader() == Some(2)))
-            .await;
+        wait_until("node 2 leads", Duration::from_secs(10), || {
+            groups.values().all(|g| g.leader() == Some(2))
+        })
+        .await;
 
         let reply = groups[&2].write(reserve("h2", "bob", "A-1-3")).await.unwrap();
         let GroupReply::Inventory(Ok(Outcome::Hold(h2))) = reply else { panic!("{reply:?}") };
@@ -143,14 +101,14 @@ async fn a_leader_with_a_slow_clock_never_moves_time_back() {
         assert!(h2.created_at >= before, "a hold made under the slow leader starts at the machine's now");
         assert!(h2.expires_at >= hold.expires_at, "the later hold does not expire first");
         // Every replica agrees.
-        wait_for("replicas apply", Duration::from_secs(10), || {
+        wait_until("replicas apply", Duration::from_secs(10), || {
             groups.values().all(|g| g.applied_index() == groups[&2].applied_index())
         })
         .await;
         for g in groups.values() {
             assert_eq!(machine_now(g), after);
         }
-        Hosts { hosts, groups, _dirs }.shutdown().await;
+        cluster.local.shutdown().await;
     })
     .await
     .expect("test finished in time");
@@ -169,7 +127,7 @@ async fn a_new_replica_receives_a_hundred_thousand_tickets_as_a_snapshot() {
         let cluster = hosts("evt_big", vec![snapshotting(1), snapshotting(2), snapshotting(3)]).await;
         let g = &cluster.groups;
         g[&1].initialize(BTreeMap::from([(1, addr(1)), (2, addr(2))])).await.unwrap();
-        wait_for("node 1 leads", Duration::from_secs(10), || g[&1].leader() == Some(1)).await;
+        wait_until("node 1 leads", Duration::from_secs(10), || g[&1].leader() == Some(1)).await;
         let set_up = g[&1].write(inv(setup("evt_big", 100_000))).await.unwrap();
         assert!(matches!(set_up, GroupReply::Inventory(Ok(Outcome::SetUp))), "{set_up:?}");
         for n in 0..40 {
@@ -179,12 +137,12 @@ async fn a_new_replica_receives_a_hundred_thousand_tickets_as_a_snapshot() {
                 .unwrap();
         }
         // The leader's log is purged behind a snapshot, so node 3 cannot catch up from it.
-        wait_for("a purge", Duration::from_secs(30), || {
+        wait_until("a purge", Duration::from_secs(30), || {
             g[&1].raft().metrics().borrow_watched().purged.is_some_and(|p| p.index() > 2)
         })
         .await;
         g[&1].add_learner(3, addr(3), true, Duration::from_secs(60)).await.unwrap();
-        wait_for("node 3 catches up", Duration::from_secs(60), || {
+        wait_until("node 3 catches up", Duration::from_secs(60), || {
             g[&3].applied_index() >= g[&1].applied_index()
         })
         .await;
@@ -194,7 +152,7 @@ async fn a_new_replica_receives_a_hundred_thousand_tickets_as_a_snapshot() {
         assert_eq!(learner.layout().count(), 100_000);
         assert_eq!(Some(&learner), leader_state.as_ref(), "the snapshot carries the whole inventory");
         assert_eq!(g[&3].read_local(|m| m.version()), g[&1].read_local(|m| m.version()));
-        cluster.shutdown().await;
+        cluster.local.shutdown().await;
     })
     .await
     .expect("test finished in time");

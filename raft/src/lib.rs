@@ -122,6 +122,7 @@ mod planted;
 mod proposer;
 mod quiesce;
 mod store;
+pub mod testing;
 mod tls;
 mod types;
 mod watermark;

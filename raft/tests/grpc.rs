@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::SystemTime;
 
-use common::test_config;
 use common::wait_until;
 use openraft::async_runtime::WatchReceiver;
 use raft::Group;
@@ -168,15 +167,7 @@ impl Node {
     }
 }
 
-/// Test timers plus the given clock skew.
-fn config(id: NodeId, clock_skew_ms: i64) -> HostConfig {
-    HostConfig { clock_skew_ms, ..test_config(id) }
-}
-
-async fn wait_leader(group: &Group<Ledger>, timeout: Duration) -> NodeId {
-    wait_until("a leader", timeout, || group.leader().is_some()).await;
-    group.leader().unwrap()
-}
+use raft::testing::{test_config as config, wait_leader};
 
 /// Open `GID` on every node, initialize it on the first with all as voters, and wait until every
 /// node knows the leader and the membership.
