@@ -64,7 +64,7 @@ use crate::store::state::read_state;
 use crate::store::state::SharedState;
 use crate::types::decode;
 use crate::types::encode;
-use crate::types::Batch;
+use crate::types::BatchRef;
 use crate::types::CommandBytes;
 use crate::types::ReplyBytes;
 use crate::types::TypeConfig;
@@ -603,9 +603,9 @@ impl<S: StateMachine> Group<S> {
         if items.is_empty() {
             return None;
         }
-        let batch = Batch {
+        let batch = BatchRef {
             now_ms: stamp_clock_ms(self.inner.clock_skew_ms),
-            commands: items.iter().map(|i| i.command.clone()).collect(),
+            commands: items.iter().map(|i| i.command.0.as_slice()).collect(),
         };
         let bytes = match encode(&batch) {
             Ok(b) => CommandBytes(b),
@@ -614,8 +614,7 @@ impl<S: StateMachine> Group<S> {
                 return None;
             }
         };
-        let mut written =
-            tokio::time::timeout_at(deadline, self.inner.raft.client_write(bytes.clone())).await;
+        let mut written = tokio::time::timeout_at(deadline, self.inner.raft.client_write(bytes)).await;
         // A leader refuses writes while its quorum lease is expired — always so right after it
         // slept or was loaded (no heartbeat went out). One heartbeat round renews it.
         for _ in 0..LEASE_RENEWALS_MAX {
@@ -624,7 +623,10 @@ impl<S: StateMachine> Group<S> {
             if !expired || !self.renew_lease(deadline).await {
                 break;
             }
-            written = tokio::time::timeout_at(deadline, self.inner.raft.client_write(bytes.clone())).await;
+            // Written again from the commands (rare): the common path never copies the entry.
+            let Ok(again) = encode(&batch) else { break };
+            written =
+                tokio::time::timeout_at(deadline, self.inner.raft.client_write(CommandBytes(again))).await;
         }
         match written {
             Ok(Ok(response)) => {
