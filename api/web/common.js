@@ -82,6 +82,7 @@ export function describe(err, ctx = {}) {
       return 'The box office is busy right now and nothing was done. Try again in a moment.';
     case 'outcome_unknown':
       return 'The box office did not confirm in time whether that went through. Wait a moment, then check before trying again.';
+    case 'not_refundable': return `This booking cannot be refunded${b.detail ? ` (${b.detail})` : ''}.`;
     case 'too_many_streams': return 'Too many open pages from this address; close some and reload.';
     default:
       if (err.status >= 500) return 'The box office had a problem. Try again in a moment.';

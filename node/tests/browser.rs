@@ -64,7 +64,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("the event page names every seat by id and status", seat_map_names_every_seat),
     ("keyboard: arrow keys move between seats, Enter selects", keyboard_moves_and_selects),
     ("a seat reserved through the API turns held on the open page within 2 s", seat_turns_held_live),
-    ("a signed-in buyer reserves and pays with tok_visa", buyer_books_with_visa),
+    ("a signed-in buyer reserves and pays with tok_visa, then cancels on /me", buyer_books_with_visa),
     ("a declined card shows the error and keeps the hold", declined_card_keeps_the_hold),
     ("a queued buyer sees their position change and reaches the map", queued_buyer_is_admitted),
     ("/admin creates a venue and an event, and a buyer books a seat of it", admin_creates_then_buyer_books),
@@ -496,6 +496,35 @@ fn buyer_books_with_visa(cx: &Ctx) -> BoxFuture<'_, ()> {
         assert!(ids.contains(&booking), "GET /v1/me/bookings lists {booking}: {ids:?}");
         // The page's own map follows: the seat is sold.
         wait_seat(&tab, "A-1-4", "sold", LIVE_WITHIN).await;
+
+        // Changed their mind: "Cancel and refund" on /me (two clicks), and the seat is back.
+        let me = cx.tab().await;
+        me.sign_in(&token).await;
+        me.goto("/me").await;
+        let button = format!("li[data-booking-id='{booking}'] .booking-cancel");
+        me.wait_for("the booking with its cancel button", &visible_js(&button), PAGE_WITHIN).await;
+        me.click(&button).await;
+        me.wait_for(
+            "the cancel asks again",
+            &format!("(document.querySelector({}) || {{}}).textContent?.startsWith('Really')", js(&button)),
+            PAGE_WITHIN,
+        )
+        .await;
+        me.click(&button).await;
+        let status = me
+            .wait_for(
+                "the booking shows its refund",
+                &format!(
+                    "(document.querySelector({}) || {{}}).textContent",
+                    js(&format!("li[data-booking-id='{booking}'] .booking-status"))
+                ),
+                PAGE_WITHIN,
+            )
+            .await;
+        assert!(status.as_str().is_some_and(|s| s.starts_with("Refunded (")), "{status}");
+        let got = cx.api.get(&format!("/v1/bookings/{booking}"), Some(&token)).await;
+        assert_eq!(got.body["status"], "refunded", "{}", got.body);
+        wait_seat(&tab, "A-1-4", "available", LIVE_WITHIN).await;
     })
 }
 
