@@ -329,7 +329,12 @@ async fn big_snapshot_to_new_learner_over_grpc() {
             "learner state equals leader's"
         );
         // The hosts counted it on each side (a resend after a slow answer would count again),
-        // and node 1 counted its one election.
+        // and node 1 counted its one election. The sender counts when the answer is back,
+        // which can be just after the learner shows the snapshot applied: wait for it.
+        wait_until("the sender counts the snapshot", Duration::from_secs(10), || {
+            n1.host.stats().snapshots_sent >= 1
+        })
+        .await;
         let (s1, s2) = (n1.host.stats(), n2.host.stats());
         assert!(s1.snapshots_sent >= 1 && s2.snapshots_installed >= 1, "{s1:?} {s2:?}");
         assert_eq!((s1.leader_changes, s2.leader_changes), (1, 0), "{s1:?} {s2:?}");
