@@ -94,6 +94,7 @@ pub const MOVES_CONCURRENT_MAX: usize = 8;
 
 /// Most voters of the catalog group; further nodes follow it as learners.
 pub const CATALOG_VOTERS_MAX: usize = 5;
+
 impl Store {
     /// Open the groups stored in `db`, serve Raft RPCs on `raft_listener`, and start
     /// forming or rejoining the cluster in the background. Returns before the cluster is
