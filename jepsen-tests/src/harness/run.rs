@@ -551,6 +551,17 @@ async fn final_reads(
                 }
             }
         };
+        // The seat map and the booking lists are local reads (a replica as it is), and a
+        // node just restarted may not have applied every committed entry yet: a write
+        // acknowledged a moment before the final restart would read as not done. So first
+        // a linearizable read on every replica (a booking lookup: a read index confirmed by
+        // the new leader, applied here before it answers), then the local reads.
+        if let Err(e) = applied_everywhere(cluster, http, keys, &ev.id).await {
+            if cluster.has_disks() {
+                return Ok(Ending::Unrecovered(format!("{e:#}")));
+            }
+            return Err(e);
+        }
         let base = cluster.node(leader).base();
         let map = retry("final seat map", Duration::from_secs(30), || async {
             match get(http, format!("{base}/v1/events/{}/tickets", ev.id), None).await {
@@ -668,6 +679,31 @@ async fn final_reads(
     };
 
     Ok(Ending::Read(fin))
+}
+
+/// Wait until every member has applied everything its group committed for `event`: a
+/// linearizable read (`GET /v1/bookings/{id}` of a booking id of that event that does not
+/// exist: 404, after the read index) on each member.
+async fn applied_everywhere(
+    cluster: &Cluster,
+    http: &reqwest::Client,
+    keys: &testkit::Tokens,
+    event: &str,
+) -> Result<()> {
+    let token = keys.mint("jepsen-final-reader", false, TOKEN_TTL_S);
+    let key = event.strip_prefix("evt_").unwrap_or(event);
+    for id in cluster.ids() {
+        let url = format!("{}/v1/bookings/bkg_{key}_0", cluster.node(id).base());
+        retry("a linearizable read on every member", Duration::from_secs(30), || async {
+            match get(http, url.clone(), Some(&token)).await {
+                Ok((404, _)) => Ok(()),
+                Ok((s, b)) => Err(format!("{s} {b}")),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 /// The faults must have acted on real traffic and data: partitions that dropped no packet,
