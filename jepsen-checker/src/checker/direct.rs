@@ -13,9 +13,10 @@
 //!   reference, a booking a cancel said was refunded is not `confirmed` again at the end, and
 //!   no booking is refunded without a cancel of it in the history.
 //! - `holds_exclusive`: two ok reserves of one ticket (different holds, neither ever the
-//!   object of a release, nor confirmed into a booking someone cancelled) whose lives `[t_ok, expires_at)` must overlap even with every clock
-//!   off by `skew_ms`: hold B was granted at the latest at `B.t_ok + skew`; it was legal only
-//!   if A had expired by then (`A.expires_at <= B.t_ok + skew`) or the other way round.
+//!   object of a release, nor confirmed into a booking someone cancelled) whose lives
+//!   `[t_ok, expires_at)` must overlap even with every clock off by `skew_ms`: hold B was
+//!   granted at the latest at `B.t_ok + skew`; it was legal only if A had expired by then
+//!   (`A.expires_at <= B.t_ok + skew`) or the other way round.
 //! - `conservation`: the final reads cover `capacity` distinct tickets, and the final
 //!   counts (if given) sum to `capacity`.
 //! - `idempotent_once`: ok replies to one `(user, idempotency key)` name at most one hold
