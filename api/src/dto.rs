@@ -246,6 +246,10 @@ pub struct EventCreate {
     /// Default: `starts_at` (until the show starts).
     #[serde(default)]
     pub refund_until: Option<String>,
+    /// How long a waiting-list offer is kept for its entry (1..=3600). Default:
+    /// `hold_seconds`.
+    #[serde(default)]
+    pub waitlist_offer_seconds: Option<u64>,
 }
 
 impl EventCreate {
@@ -277,6 +281,7 @@ impl EventCreate {
             hold_seconds: self.hold_seconds.unwrap_or(tickets::limits::HOLD_SECONDS_DEFAULT),
             queue,
             refund_until,
+            waitlist_offer_seconds: self.waitlist_offer_seconds,
         })
     }
 }
@@ -332,6 +337,8 @@ pub struct EventOut {
     pub queue: Queue,
     /// Until when buyers may cancel: the one given, else `starts_at`.
     pub refund_until: String,
+    /// How long a waiting-list offer is kept: the one given, else `hold_seconds`.
+    pub waitlist_offer_seconds: u64,
     /// `scheduled` or `cancelled`.
     pub status: String,
     pub created_at: String,
@@ -361,6 +368,7 @@ impl From<&Event> for EventOut {
                 admission_seconds: s.queue.admission_seconds,
             },
             refund_until: rfc3339(s.refund_until()),
+            waitlist_offer_seconds: s.waitlist_offer_ms() / 1_000,
             status: if e.cancelled { "cancelled" } else { "scheduled" }.into(),
             created_at: rfc3339(e.created_at),
             updated_at: rfc3339(e.updated_at),

@@ -59,6 +59,7 @@ fn spec(i: usize) -> EventSpec {
         on_sale_at: 0,
         sales_end: None,
         refund_until: None,
+        waitlist_offer_seconds: None,
         prices: BTreeMap::from([("GA".into(), 5_000)]),
         currency: "USD".into(),
         per_user_limit: 8,

@@ -356,7 +356,7 @@ mod tests {
         c.apply(CatalogCommand::CreatePerformer { id: "p1".into(), spec: performer("The Band") }, 100)
             .unwrap();
         c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event("One") }, 1_000).unwrap();
-        let in_batch = CatalogChange::Event(c.events["e1"].clone());
+        let in_batch = CatalogChange::Event(Box::new(c.events["e1"].clone()));
         let previous = FeedMark { clock_ms: 900, names: 7 };
         // The catalog went on past the batch (to clock 5,000, a performer renamed).
         c.apply(CatalogCommand::UpdatePerformer { id: "p1".into(), spec: performer("The Others") }, 5_000)

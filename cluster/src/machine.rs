@@ -39,6 +39,9 @@ pub enum GroupCommand {
     Inventory(InventoryCommand),
 }
 
+/// A reply lives for one command (built in `apply`, moved to the waiting caller); an
+/// inventory reply is the common case, so boxing it would cost an allocation per write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum GroupReply {
     Catalog(CatalogReply),

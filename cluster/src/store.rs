@@ -349,7 +349,7 @@ impl Store {
         if let Err(e) = self.await_event_ready(&event).await {
             tracing::warn!(event = %event.id, "created, but its inventory is not ready yet: {e}");
         }
-        Ok(event)
+        Ok(*event)
     }
 
     /// Wait (bounded) until the new event's group is stored here, or serves on another node,
@@ -395,7 +395,7 @@ impl Store {
         if moves_refund_until {
             self.set_refund_until(id, event.spec.refund_until()).await?;
         }
-        Ok(event)
+        Ok(*event)
     }
 
     /// [`InventoryCommand::SetRefundUntil`] on this node, which must lead the event's group.
@@ -425,7 +425,7 @@ impl Store {
             other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
         };
         self.cancel_and_refund(id, admin).await?;
-        Ok(event)
+        Ok(*event)
     }
 
     /// [`InventoryCommand::CancelAndRefund`] on this node, which must lead the event's group.
@@ -460,5 +460,6 @@ fn setup_for(catalog: &Catalog, event: &Event) -> Result<InventorySetup> {
         sales_end: event.spec.sales_end(),
         queue: event.spec.queue,
         refund_until: event.spec.refund_until(),
+        waitlist_offer_ms: event.spec.waitlist_offer_ms(),
     })
 }

@@ -50,6 +50,7 @@ fn setup(event_id: &str, seats: u32) -> InventoryCommand {
         sales_end: u64::MAX,
         queue: QueueSettings::default(),
         refund_until: u64::MAX,
+        waitlist_offer_ms: 60_000,
     })
 }
 

@@ -32,6 +32,7 @@ fn holds_leave_the_state() {
         sales_end: u64::MAX,
         queue: QueueSettings::default(),
         refund_until: u64::MAX,
+        waitlist_offer_ms: 60_000,
     };
     assert_eq!(inv.apply(InventoryCommand::Setup(setup), 0).0, Ok(Outcome::SetUp));
     let empty = encoded(&inv);

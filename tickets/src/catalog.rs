@@ -108,6 +108,9 @@ pub struct EventSpec {
     /// `starts_at`, i.e. until the show starts ([`EventSpec::refund_until`]). Admins may
     /// refund any time.
     pub refund_until: Option<Millis>,
+    /// How long a waiting-list offer is kept for its entry, in seconds; `None`: as long as
+    /// a hold (`hold_seconds`) ([`EventSpec::waitlist_offer_ms`]).
+    pub waitlist_offer_seconds: Option<u64>,
 }
 
 /// Descriptive fields an admin may change after creation (`PATCH /v1/events/{id}`).
@@ -244,7 +247,7 @@ pub enum CatalogChange {
     Venue(Venue),
     Performer(Performer),
     /// Created, updated or cancelled: the event as it now is.
-    Event(Event),
+    Event(Box<Event>),
     /// Registered or removed: the node as it now is.
     Node(NodeInfo),
     /// The cluster's id, as recorded.
@@ -373,7 +376,7 @@ impl Catalog {
                     self.load.add(*n, 1);
                 }
                 self.events.insert(id, event.clone());
-                Ok(CatalogChange::Event(event))
+                Ok(CatalogChange::Event(Box::new(event)))
             }
             CatalogCommand::UpdateEvent { id, patch } => {
                 let Some(current) = self.events.get(&id) else {
@@ -409,7 +412,7 @@ impl Catalog {
                 let event = self.events.get_mut(&id).expect("checked above");
                 event.spec = spec;
                 event.updated_at = now;
-                Ok(CatalogChange::Event(event.clone()))
+                Ok(CatalogChange::Event(Box::new(event.clone())))
             }
             CatalogCommand::CancelEvent { id } => {
                 let Some(event) = self.events.get_mut(&id) else {
@@ -417,7 +420,7 @@ impl Catalog {
                 };
                 event.cancelled = true;
                 event.updated_at = now;
-                Ok(CatalogChange::Event(event.clone()))
+                Ok(CatalogChange::Event(Box::new(event.clone())))
             }
             CatalogCommand::RegisterNode { id, raft_addr, http_addr, store_id } => {
                 check_name("raft_addr", &raft_addr)?;
@@ -489,7 +492,7 @@ impl Catalog {
                 let e = e.clone();
                 self.load.add(from, -1);
                 self.load.add(to, 1);
-                Ok(CatalogChange::Event(e))
+                Ok(CatalogChange::Event(Box::new(e)))
             }
             CatalogCommand::SetClusterId { id } => {
                 check_name("id", &id)?;
@@ -760,6 +763,11 @@ impl EventSpec {
         self.sales_end.unwrap_or(self.starts_at)
     }
 
+    /// How long a waiting-list offer is kept: `waitlist_offer_seconds`, or `hold_seconds`.
+    pub fn waitlist_offer_ms(&self) -> u64 {
+        self.waitlist_offer_seconds.unwrap_or(self.hold_seconds).saturating_mul(1_000)
+    }
+
     /// Until when buyers may cancel: `refund_until`, or `starts_at` when it is not set.
     pub fn refund_until(&self) -> Millis {
         self.refund_until.unwrap_or(self.starts_at)
@@ -799,6 +807,12 @@ impl EventSpec {
         if !(HOLD_SECONDS_MIN..=HOLD_SECONDS_MAX).contains(&self.hold_seconds) {
             return Err(Rejection::invalid(
                 "hold_seconds",
+                format!("must be within {HOLD_SECONDS_MIN}..={HOLD_SECONDS_MAX}"),
+            ));
+        }
+        if self.waitlist_offer_seconds.is_some_and(|s| !(HOLD_SECONDS_MIN..=HOLD_SECONDS_MAX).contains(&s)) {
+            return Err(Rejection::invalid(
+                "waitlist_offer_seconds",
                 format!("must be within {HOLD_SECONDS_MIN}..={HOLD_SECONDS_MAX}"),
             ));
         }

@@ -21,6 +21,9 @@
 //!   pinned `RefundPending`, seats still sold), then `Refunded` (seats back on sale) or
 //!   `RefundFailed` (booking `Confirmed` again). A booking is refunded at most once. See
 //!   `inventory/refund.rs` for who may cancel when.
+//! - The waiting list: seats that come back (expiry, release, refund) are first offered, in
+//!   the same apply, to the oldest waiting entry of their section that fits, as a hold made
+//!   for it; see `inventory/waitlist.rs`.
 //!
 //! **What the state keeps.** Live holds (`Active`, `Confirming`) and bookings, whose number
 //! follows the seats; idempotency records for their 24 hours. A hold that ends leaves the
@@ -79,8 +82,11 @@ mod queue_commands;
 mod refund;
 mod reserve;
 mod setup;
+mod waitlist;
 
 use derived::Derived;
+use waitlist::WaitRecord;
+pub use waitlist::{WaitlistEntry, WaitlistStatus, WAITLIST_ENTRIES_MAX, WAITLIST_PASSES_MAX};
 
 /// How long an expired or released hold is remembered after it ended, so that a late
 /// confirm, release or status read gets `hold_expired` / its status rather than
@@ -110,6 +116,9 @@ pub struct InventorySetup {
     /// ([`crate::catalog::EventSpec::refund_until`]); moved by
     /// [`InventoryCommand::SetRefundUntil`].
     pub refund_until: Millis,
+    /// How long a waiting-list offer (a hold made for the entry) is kept for it
+    /// ([`crate::catalog::EventSpec::waitlist_offer_seconds`]).
+    pub waitlist_offer_ms: u64,
 }
 
 /// What to reserve.
@@ -223,6 +232,18 @@ pub enum InventoryCommand {
     /// attempt nobody asked for (a re-posted event cancel does that, on purpose).
     PropagateCancel {
         admin: UserId,
+    },
+    /// Join the waiting list for `quantity` tickets of `section`; the offer's hold, when
+    /// one comes, is `offer_hold_id` (chosen by the node). See `inventory/waitlist.rs`.
+    WaitlistJoin {
+        user: UserId,
+        section: String,
+        quantity: u32,
+        offer_hold_id: HoldId,
+    },
+    /// Leave the waiting list (an unpaid offer is released to the next entry).
+    WaitlistLeave {
+        user: UserId,
     },
 }
 
@@ -387,6 +408,9 @@ pub enum Outcome {
     },
     /// CancelAndRefund: the bookings whose refund began, in id order.
     Refunding(Vec<BookingId>),
+    /// WaitlistJoin: the entry (offered at once when seats fit). WaitlistLeave: the entry
+    /// as it was.
+    Waitlist(Box<WaitlistEntry>),
 }
 
 pub type InventoryReply = Result<Outcome, Rejection>;
@@ -461,6 +485,9 @@ pub struct InventoryCore {
     #[serde(with = "crate::pairs")]
     idempotency: BTreeMap<Arc<(String, String)>, Arc<IdempotencyRecord>>,
     queue: Queue,
+    next_wait_seq: u64,
+    /// The waiting list by join order.
+    waitlist: BTreeMap<u64, Arc<WaitRecord>>,
 }
 
 /// The inventory of one event: the stored core plus its derived indexes.
@@ -515,6 +542,10 @@ impl Inventory {
         self.prune_idempotency(now);
         self.prune_ended(now);
         let expired = self.expire_due(now, &mut changes);
+        if self.core.setup.is_some() {
+            // Seats that lapsed go to the waiting list before the command runs.
+            self.offer_returned(now, &mut changes);
+        }
         let reply = match command {
             InventoryCommand::Setup(setup) => self.set_up(setup),
             _ if self.core.setup.is_none() => Err(Rejection::not_found("event")),
@@ -523,7 +554,11 @@ impl Inventory {
                 ids.sort();
                 Ok(Outcome::Expired(ids))
             }
-            command => self.dispatch(command, now, &mut changes),
+            command => {
+                let reply = self.dispatch(command, now, &mut changes);
+                self.offer_returned(now, &mut changes);
+                reply
+            }
         };
         debug_assert_eq!(
             self.derived.free.free_count() + self.derived.held + self.derived.sold,
@@ -552,6 +587,7 @@ impl Inventory {
             InventoryCommand::Extend { hold_id, user } => self.extend(hold_id, user, now),
             InventoryCommand::Cancel => {
                 self.core.cancelled = true;
+                self.waitlist_close();
                 Ok(Outcome::Cancelled)
             }
             InventoryCommand::QueueJoin { user } => self.queue_join(user, now),
@@ -560,6 +596,9 @@ impl Inventory {
             InventoryCommand::SetSalesEnd { at } => {
                 let setup = self.core.setup.as_mut().expect("set up");
                 Arc::make_mut(setup).sales_end = at;
+                // Reopened: seats that came back while sales were closed were offered to
+                // nobody.
+                self.offer_everywhere(now, changes);
                 Ok(Outcome::SetUp)
             }
             InventoryCommand::BeginRefund { booking_id, by, idempotency } => {
@@ -578,6 +617,7 @@ impl Inventory {
             }
             InventoryCommand::CancelAndRefund { admin } => {
                 self.core.cancelled = true;
+                self.waitlist_close();
                 self.refund_all(admin, now)
             }
             InventoryCommand::PropagateCancel { .. } if self.core.cancelled => {
@@ -585,8 +625,13 @@ impl Inventory {
             }
             InventoryCommand::PropagateCancel { admin } => {
                 self.core.cancelled = true;
+                self.waitlist_close();
                 self.refund_all(admin, now)
             }
+            InventoryCommand::WaitlistJoin { user, section, quantity, offer_hold_id } => {
+                self.waitlist_join(user, section, quantity, offer_hold_id, now, changes)
+            }
+            InventoryCommand::WaitlistLeave { user } => self.waitlist_leave(user, now, changes),
         }
     }
 
@@ -860,17 +905,35 @@ enum Found<'a> {
 }
 
 /// The tickets touched by one command: index -> new public status. Kept in a map so the
-/// list comes out in ticket order with one entry per ticket.
+/// list comes out in ticket order with one entry per ticket. Also the users whose tickets
+/// went back (a hold ended, a booking refunded): their waiting-list entries may fit now.
 #[derive(Default)]
-pub(crate) struct Changes(BTreeMap<u32, TicketStatus>);
+pub(crate) struct Changes {
+    tickets: BTreeMap<u32, TicketStatus>,
+    users_freed: Vec<Arc<str>>,
+}
 
 impl Changes {
     pub(crate) fn set(&mut self, index: u32, status: TicketStatus) {
-        self.0.insert(index, status);
+        self.tickets.insert(index, status);
+    }
+
+    /// `user` has fewer tickets than before this command.
+    pub(crate) fn user_freed(&mut self, user: &Arc<str>) {
+        self.users_freed.push(user.clone());
+    }
+
+    /// The tickets changed so far, in ticket order, with their new status.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, TicketStatus)> + '_ {
+        self.tickets.iter().map(|(i, s)| (*i, *s))
+    }
+
+    pub(crate) fn users_freed(&self) -> &[Arc<str>] {
+        &self.users_freed
     }
 
     fn into_list(self, layout: &Layout) -> Vec<TicketChange> {
-        self.0.into_iter().map(|(i, status)| TicketChange { id: layout.id(i), status }).collect()
+        self.tickets.into_iter().map(|(i, status)| TicketChange { id: layout.id(i), status }).collect()
     }
 }
 

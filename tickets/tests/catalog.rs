@@ -52,6 +52,7 @@ fn event() -> EventSpec {
         hold_seconds: 600,
         queue: QueueSettings::default(),
         refund_until: None,
+        waitlist_offer_seconds: None,
     }
 }
 
@@ -99,7 +100,7 @@ fn create_venue_performer_event() {
     let reply = c.apply(CatalogCommand::CreateEvent { id: "e1".into(), spec: event() }, 300).unwrap();
     let CatalogChange::Event(e) = reply else { panic!("expected an event") };
     assert_eq!((e.id.as_str(), e.cancelled, e.created_at, e.updated_at), ("e1", false, 300, 300));
-    assert_eq!(c.events["e1"], e);
+    assert_eq!(c.events["e1"], *e);
     // Its tickets, in the order best-available walks.
     let ids: Vec<String> =
         tickets_for(&c.venues["v1"].spec, &e.spec.prices).into_iter().map(|t| t.id).collect();
@@ -251,7 +252,7 @@ fn update_and_cancel() {
         invalid_field(c.apply(CatalogCommand::UpdateEvent { id: "e1".into(), patch }, 500)),
         "performer_ids"
     );
-    assert_eq!(c.events["e1"], e);
+    assert_eq!(c.events["e1"], *e);
     // Unknown events.
     let missing = c.apply(CatalogCommand::UpdateEvent { id: "e9".into(), patch: EventPatch::default() }, 500);
     assert_eq!(missing, Err(Rejection::not_found("event")));

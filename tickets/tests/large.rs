@@ -36,6 +36,7 @@ fn hundred_thousand_tickets() {
         sales_end: u64::MAX,
         queue: QueueSettings::default(),
         refund_until: u64::MAX,
+        waitlist_offer_ms: 60_000,
     };
     assert_eq!(inv.apply(InventoryCommand::Setup(setup), 0).0, Ok(Outcome::SetUp));
     assert_eq!(inv.layout().count(), 100_000);

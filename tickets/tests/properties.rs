@@ -11,13 +11,13 @@ use proptest::prelude::*;
 use tickets::catalog::{GeoPoint, QueueSettings, RowSpec, SectionKind, SectionSpec, VenueSpec};
 use tickets::inventory::{
     BookingStatus, HoldStatus, Idempotency, Inventory, InventoryCommand, InventoryReply, InventorySetup,
-    Outcome, Refunder, Selection, TicketChange, TicketStatus,
+    Outcome, Refunder, Selection, TicketChange, TicketStatus, WaitlistStatus,
 };
 use tickets::layout::SectionTickets;
 use tickets::limits::{HOLD_EXTENSIONS_MAX, HOLD_TOTAL_MS_MAX};
 use tickets::{Millis, Rejection};
 
-const USERS: [&str; 4] = ["ann", "ben", "cat", "dan"];
+const USERS: [&str; 8] = ["ann", "ben", "cat", "dan", "eve", "fay", "gus", "hal"];
 const LIMIT: u32 = 4;
 
 #[derive(Clone, Debug)]
@@ -95,6 +95,15 @@ enum Op {
     },
     /// Not drawn by `op()`: placed at `cancel_at` instead of `Cancel` half the time.
     CancelAndRefund,
+    /// Join the waiting list for `quantity` of a section.
+    WaitJoin {
+        user: usize,
+        general: bool,
+        quantity: u32,
+    },
+    WaitLeave {
+        user: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -115,7 +124,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(hold, owner, user)| Op::Extend { hold, owner, user }),
         2 => Just(Op::Expire),
         2 => user.clone().prop_map(|user| Op::Join { user }),
-        1 => user.prop_map(|user| Op::Leave { user }),
+        1 => user.clone().prop_map(|user| Op::Leave { user }),
         2 => any::<u64>().prop_map(|seed| Op::Admit { seed }),
         1 => prop_oneof![3 => 0u64..40_000, 1 => Just(Millis::MAX)].prop_map(|at| Op::SalesEnd { at }),
         3 => (0usize..16, prop::bool::weighted(0.8), prop::bool::weighted(0.2), 0..USERS.len(),
@@ -124,15 +133,46 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..16).prop_map(|booking| Op::Refunded { booking }),
         1 => (0usize..16).prop_map(|booking| Op::RefundFailed { booking }),
         1 => prop_oneof![3 => 0u64..60_000, 1 => Just(Millis::MAX)].prop_map(|at| Op::RefundUntil { at }),
+        3 => (user.clone(), prop::bool::weighted(0.7), 0u32..5)
+            .prop_map(|(user, general, quantity)| Op::WaitJoin { user, general, quantity }),
+        1 => user.prop_map(|user| Op::WaitLeave { user }),
+    ]
+}
+
+/// Operations of a sale whose general section sells out and gets a waiting list: buyers
+/// take most places in a few holds, others wait, holds lapse, are released, paid and
+/// refunded, entries leave.
+fn waitlist_op() -> impl Strategy<Value = Op> {
+    let user = 0..USERS.len();
+    prop_oneof![
+        6 => (user.clone(), prop::bool::weighted(0.8), 1u32..5)
+            .prop_map(|(user, general, quantity)| Op::ReserveBest { user, general, quantity, key: None }),
+        6 => (user.clone(), prop::bool::weighted(0.8), 1u32..5)
+            .prop_map(|(user, general, quantity)| Op::WaitJoin { user, general, quantity }),
+        2 => user.clone().prop_map(|user| Op::WaitLeave { user }),
+        3 => (0usize..64, user.clone())
+            .prop_map(|(hold, user)| Op::Release { hold, owner: true, user }),
+        3 => (0usize..64, user.clone()).prop_map(|(hold, user)| Op::Pay { hold, owner: true, user, key: None }),
+        3 => (0usize..64, 0u8..40).prop_map(|(hold, booking)| Op::Confirm { hold, booking }),
+        1 => (0usize..64).prop_map(|hold| Op::Fail { hold }),
+        2 => Just(Op::Expire),
+        2 => (0usize..16, user.clone())
+            .prop_map(|(booking, user)| Op::Refund { booking, owner: true, admin: false, user, key: None }),
+        2 => (0usize..16).prop_map(|booking| Op::Refunded { booking }),
+        1 => prop_oneof![3 => 0u64..40_000, 2 => Just(Millis::MAX)].prop_map(|at| Op::SalesEnd { at }),
     ]
 }
 
 /// A step: an operation and how far the stamp moves (sometimes backwards).
-fn steps() -> impl Strategy<Value = Vec<(Op, i64)>> {
+fn steps_of(op: impl Strategy<Value = Op>) -> impl Strategy<Value = Vec<(Op, i64)>> {
     prop::collection::vec(
-        (op(), prop_oneof![8 => 0i64..4_000, 2 => -3_000i64..0, 1 => Just(10_000i64), 1 => Just(700_000i64)]),
+        (op, prop_oneof![8 => 0i64..4_000, 2 => -3_000i64..0, 1 => Just(10_000i64), 1 => Just(700_000i64)]),
         1..80,
     )
+}
+
+fn steps() -> impl Strategy<Value = Vec<(Op, i64)>> {
+    steps_of(op())
 }
 
 fn setup(queue: bool, on_sale_at: Millis, hold_ms: u64) -> InventorySetup {
@@ -159,6 +199,7 @@ fn setup(queue: bool, on_sale_at: Millis, hold_ms: u64) -> InventorySetup {
         sales_end: Millis::MAX,
         queue: QueueSettings { enabled: queue, max_admitted: 2, admission_seconds: 20 },
         refund_until: 30_000,
+        waitlist_offer_ms: 5_000,
     }
 }
 
@@ -254,6 +295,13 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
         }
         Op::RefundUntil { at } => InventoryCommand::SetRefundUntil { at: *at },
         Op::CancelAndRefund => InventoryCommand::CancelAndRefund { admin: "root".into() },
+        Op::WaitJoin { user, general, quantity } => InventoryCommand::WaitlistJoin {
+            user: USERS[*user].into(),
+            section: if *general { "GA" } else { "A" }.into(),
+            quantity: *quantity,
+            offer_hold_id: format!("w{step}"),
+        },
+        Op::WaitLeave { user } => InventoryCommand::WaitlistLeave { user: USERS[*user].into() },
     }
 }
 
@@ -377,9 +425,18 @@ fn run(
                     ctx,
                     cmd
                 );
-                // Its seats came back on sale (unless this same command sold them again: it cannot).
+                // Its seats came back: on sale, or offered to the waiting list by this command
+                // (nothing can sell them in the same command).
+                let offered: BTreeSet<String> = inv
+                    .waitlist(now)
+                    .into_iter()
+                    .filter_map(|e| e.offer)
+                    .filter(|h| h.created_at == now && before.hold(&h.id).is_none())
+                    .flat_map(|h| h.tickets)
+                    .collect();
                 for t in &after.tickets {
-                    prop_assert_eq!(inv.ticket_status(t, now), Some(TicketStatus::Available), "{}", ctx);
+                    let want = if offered.contains(t) { TicketStatus::Held } else { TicketStatus::Available };
+                    prop_assert_eq!(inv.ticket_status(t, now), Some(want), "{}", ctx);
                 }
             }
         }
@@ -494,7 +551,17 @@ fn run(
                     selection: Selection::Best { section, quantity }, ..
                 } = &cmd
                 {
-                    let want = best_by_scan(&before, section, *quantity, &old);
+                    // Seats that lapsed at the start of this command went to the waiting
+                    // list first: offers made now are not there for the reserve.
+                    let mut seen = old.clone();
+                    for e in inv.waitlist(now) {
+                        if let Some(h) = e.offer.filter(|h| before.hold(&h.id).is_none()) {
+                            for t in &h.tickets {
+                                seen[before.ticket_index(t).expect("a ticket") as usize] = TicketStatus::Held;
+                            }
+                        }
+                    }
+                    let want = best_by_scan(&before, section, *quantity, &seen);
                     match &reply {
                         Ok(Outcome::Hold(h)) if h.id == hold_id_of(&cmd) => {
                             prop_assert_eq!(
@@ -541,6 +608,13 @@ fn run(
             }
             _ => {}
         }
+        // The waiting list.
+        // Seats that lapsed at this stamp come back (and are offered) before the command
+        // runs: check that pass alone, then the command's own.
+        let mut lapsed = before.clone();
+        let _ = lapsed.apply(InventoryCommand::Expire, stamped);
+        check_waitlist(&before, &lapsed, now, &ctx, &mut holds)?;
+        check_waitlist(&lapsed, &inv, now, &ctx, &mut holds)?;
         // Pending refunds are exactly the bookings in RefundPending (what a new leader finishes).
         let pending: Vec<String> = inv
             .bookings()
@@ -559,6 +633,124 @@ fn run(
         log.push((cmd, stamped, reply, changes));
     }
     Ok((inv, log))
+}
+
+/// Tickets `user` has at `now`, from the public records (what the per-user limit counts).
+fn tickets_of(inv: &Inventory, user: &str, now: Millis) -> u64 {
+    let held: usize = inv
+        .live_holds()
+        .into_iter()
+        .filter(|h| h.user == user)
+        .filter(|h| matches!(h.status_at(now), HoldStatus::Active | HoldStatus::Confirming))
+        .map(|h| h.tickets.len())
+        .sum();
+    let bought: usize = inv
+        .bookings_of(user)
+        .iter()
+        .filter(|b| b.status != BookingStatus::Refunded)
+        .map(|b| b.tickets.len())
+        .sum();
+    (held + bought) as u64
+}
+
+/// The waiting list after one command (`before` -> `inv`, at `now`):
+/// - an offer made by this command is a live hold of the entry's quantity in its section,
+///   for the event's offer time, made inside the sales window of a live event;
+/// - FIFO (general section): an entry still waiting that joined before one offered by
+///   this command did not fit (its user at the limit, or more than the places left plus
+///   those offered after it);
+/// - nothing is left on the table: no waiting entry fits the free seats of its section
+///   (a seated one: by a scan of the rows) while sales are open;
+/// - a cancelled event has no waiting entries.
+///
+/// Offer holds made here join `holds`, so later steps pay, confirm and release them.
+fn check_waitlist(
+    before: &Inventory,
+    inv: &Inventory,
+    now: Millis,
+    ctx: &str,
+    holds: &mut Vec<String>,
+) -> Result<(), TestCaseError> {
+    let setup = inv.setup().expect("set up");
+    let was_offered: BTreeSet<String> = before
+        .waitlist(now)
+        .into_iter()
+        .filter(|e| e.status == WaitlistStatus::Offered)
+        .map(|e| e.user)
+        .collect();
+    let list = inv.waitlist(now);
+    let statuses = inv.statuses(now);
+    let free_in = |section: &str| {
+        inv.tickets()
+            .iter()
+            .zip(&statuses)
+            .filter(|(t, s)| t.section == section && **s == TicketStatus::Available)
+            .count() as u64
+    };
+    let open = !inv.cancelled() && setup.on_sale_at <= now && now < setup.sales_end;
+    // Offers made before the command ran (seats that lapsed) saw the window before it.
+    let was_open =
+        before.setup().is_some_and(|s| !before.cancelled() && s.on_sale_at <= now && now < s.sales_end);
+    for (i, e) in list.iter().enumerate() {
+        if e.status == WaitlistStatus::Offered && !was_offered.contains(&e.user) {
+            let hold = e.offer.as_ref().expect("an offered entry has its hold");
+            holds.push(hold.id.clone());
+            prop_assert!(open || was_open, "{}: offer {} outside the sales window", ctx, hold.id);
+            prop_assert_eq!(&hold.user, &e.user, "{}", ctx);
+            prop_assert_eq!(hold.tickets.len(), e.quantity as usize, "{}", ctx);
+            prop_assert!(
+                hold.tickets.iter().all(|t| t.starts_with(&format!("{}-", e.section))),
+                "{}: offer {} outside {}",
+                ctx,
+                hold.id,
+                e.section
+            );
+            prop_assert_eq!(
+                (hold.created_at, hold.expires_at),
+                (now, now + setup.waitlist_offer_ms),
+                "{}",
+                ctx
+            );
+            if e.section == "GA" {
+                for a in list[..i].iter().filter(|a| a.section == "GA" && a.status == WaitlistStatus::Waiting)
+                {
+                    let later: u64 = list
+                        .iter()
+                        .skip_while(|x| x.user != a.user)
+                        .filter(|x| {
+                            x.section == "GA"
+                                && x.status == WaitlistStatus::Offered
+                                && !was_offered.contains(&x.user)
+                        })
+                        .map(|x| u64::from(x.quantity))
+                        .sum();
+                    let at_limit = tickets_of(inv, &a.user, now) + u64::from(a.quantity) > u64::from(LIMIT);
+                    prop_assert!(
+                        at_limit || u64::from(a.quantity) > free_in("GA") + later,
+                        "{}: {} offered before {}, who joined first and fits",
+                        ctx,
+                        e.user,
+                        a.user
+                    );
+                }
+            }
+        }
+        if e.status == WaitlistStatus::Waiting {
+            prop_assert!(!inv.cancelled(), "{}: {} waits on a cancelled event", ctx, e.user);
+            let at_limit = tickets_of(inv, &e.user, now) + u64::from(e.quantity) > u64::from(LIMIT);
+            if open && !at_limit {
+                prop_assert!(
+                    best_by_scan(inv, &e.section, e.quantity, &statuses).is_none(),
+                    "{}: {} waits for {} in {} while they are free",
+                    ctx,
+                    e.user,
+                    e.quantity,
+                    e.section
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn hold_id_of(cmd: &InventoryCommand) -> &str {
@@ -600,6 +792,18 @@ fn best_by_scan(inv: &Inventory, section: &str, quantity: u32, seen: &[TicketSta
     Some(picked.into_iter().map(|i| layout.id(i)).collect())
 }
 
+/// Replay from scratch: same replies and changes, same state.
+fn check_replay(inv: &Inventory, log: &Log) -> Result<(), TestCaseError> {
+    let mut fresh = Inventory::default();
+    for (i, (cmd, at, reply, changes)) in log.iter().enumerate() {
+        let (r, c) = fresh.apply(cmd.clone(), *at);
+        prop_assert_eq!(&r, reply, "replay reply differs at {}", i);
+        prop_assert_eq!(&c, changes, "replay changes differ at {}", i);
+    }
+    prop_assert_eq!(&fresh, inv);
+    Ok(())
+}
+
 fn booking_of(cmd: &InventoryCommand) -> &str {
     match cmd {
         InventoryCommand::Confirm { booking_id, .. } => booking_id,
@@ -614,15 +818,14 @@ proptest! {
     })]
 
     #[test]
+    fn the_waiting_list_is_fifo_and_leaves_nothing_free(hold_ms in prop_oneof![Just(10_000u64), Just(1_200_000u64)], cancel_at in prop::option::weighted(0.15, 0usize..80), steps in steps_of(waitlist_op())) {
+        let (inv, log) = run(false, 0, hold_ms, cancel_at, &steps)?;
+        check_replay(&inv, &log)?;
+    }
+
+    #[test]
     fn invariants_hold_on_random_logs(queue in prop::bool::weighted(0.3), on_sale in prop_oneof![3 => Just(0u64), 1 => 0u64..20_000], hold_ms in prop_oneof![3 => Just(10_000u64), 1 => Just(1_200_000u64)], cancel_at in prop::option::weighted(0.3, 0usize..80), steps in steps()) {
         let (inv, log) = run(queue, on_sale, hold_ms, cancel_at, &steps)?;
-        // Replay from scratch: same replies and changes, same state.
-        let mut fresh = Inventory::default();
-        for (i, (cmd, at, reply, changes)) in log.iter().enumerate() {
-            let (r, c) = fresh.apply(cmd.clone(), *at);
-            prop_assert_eq!(&r, reply, "replay reply differs at {}", i);
-            prop_assert_eq!(&c, changes, "replay changes differ at {}", i);
-        }
-        prop_assert_eq!(fresh, inv);
+        check_replay(&inv, &log)?;
     }
 }

@@ -3,7 +3,7 @@
 //! Script format, one command per line (`#` starts a comment line):
 //!
 //! ```text
-//! setup venue=small hold=10s limit=4 [on_sale=0] [sales_end=1h] [queue=2x60s] [refund_until=1h]
+//! setup venue=small hold=10s limit=4 [on_sale=0] [sales_end=1h] [queue=2x60s] [refund_until=1h] [offer=5s]
 //! reserve A-1-1,A-1-2 by=alice at=1000 hold=h1 [key=k1] [body=b1]   -> hold h1 active ...
 //! reserve best=A:2 by=bob at=1000 hold=h2
 //! pay h1 by=alice at=2000 [token=tok_visa] [key=k] [body=b]
@@ -12,10 +12,11 @@
 //! release h1 by=alice at=4000        extend h1 by=alice at=4000
 //! expire at=5000                     cancel at=5000     sales_end to=9000 at=5000
 //! join alice at=1   leave alice at=1   admit seed=42 at=100
+//! wait alice best=GA:2 hold=w1 at=1   unwait alice at=1      (the waiting list)
 //! refund b1 by=alice|admin=root at=6000 [key=k]   refunded b1 [ref=re_1]   refund_failed b1 [detail=x]
 //! refund_until to=9000 at=5000       cancel_all admin=root at=5000
 //! show h1 at=5000   avail at=5000   seats [A] at=5000   queue alice at=5000   bookings alice
-//! booking b1        refunding
+//! booking b1        refunding         waitlist [alice]
 //! ```
 //!
 //! After a command come its expected output lines, each starting with `->`; the first may
@@ -38,7 +39,8 @@ use std::path::PathBuf;
 use tickets::catalog::{GeoPoint, QueueSettings, RowSpec, SectionKind, SectionSpec, VenueSpec};
 use tickets::inventory::{
     booking_status_name, status_name, BookingStatus, Idempotency, Inventory, InventoryCommand,
-    InventoryReply, InventorySetup, Outcome, Refunder, Selection, TicketChange, TicketStatus,
+    InventoryReply, InventorySetup, Outcome, Refunder, Selection, TicketChange, TicketStatus, WaitlistEntry,
+    WaitlistStatus,
 };
 use tickets::queue::QueueStatus;
 use tickets::{Millis, Rejection};
@@ -74,6 +76,9 @@ scenarios!(
     queue,
     queue_booking,
     queue_rejoin,
+    waitlist,
+    waitlist_lapse,
+    waitlist_refund,
     rejections,
     compaction,
 );
@@ -310,6 +315,7 @@ impl World {
                     sales_end: line.opts.get("sales_end").map_or(Ok(Millis::MAX), |v| duration(v))?,
                     queue,
                     refund_until: line.opts.get("refund_until").map_or(Ok(Millis::MAX), |v| duration(v))?,
+                    waitlist_offer_ms: line.opts.get("offer").map_or(Ok(5_000), |v| duration(v))?,
                 })
             }
             "reserve" => {
@@ -382,6 +388,16 @@ impl World {
             "refund_until" => InventoryCommand::SetRefundUntil { at: duration(line.opt("to")?)? },
             "cancel_all" => InventoryCommand::CancelAndRefund { admin: line.opt("admin")?.into() },
             "propagate_cancel" => InventoryCommand::PropagateCancel { admin: line.opt("admin")?.into() },
+            "wait" => {
+                let (section, q) = line.opt("best")?.split_once(':').ok_or("best=<section>:<quantity>")?;
+                InventoryCommand::WaitlistJoin {
+                    user: line.word(0)?.into(),
+                    section: section.into(),
+                    quantity: q.parse().map_err(|_| "bad quantity")?,
+                    offer_hold_id: line.opt("hold")?.into(),
+                }
+            }
+            "unwait" => InventoryCommand::WaitlistLeave { user: line.word(0)?.into() },
             "join" => InventoryCommand::QueueJoin { user: line.word(0)?.into() },
             "leave" => InventoryCommand::QueueLeave { user: line.word(0)?.into() },
             "admit" => {
@@ -442,6 +458,20 @@ impl World {
             "queue" => match inv.queue_view(line.word(0)?, at) {
                 Some(v) => vec![format_reply(&Ok(Outcome::Queue(v)))],
                 None => vec!["not in queue".into()],
+            },
+            "waitlist" => match line.words.first() {
+                Some(user) => match inv.waitlist_entry(user, at) {
+                    Some(e) => vec![format_entry(&e)],
+                    None => vec!["not waiting".into()],
+                },
+                None => {
+                    let all = inv.waitlist(at);
+                    if all.is_empty() {
+                        vec!["waitlist empty".into()]
+                    } else {
+                        all.iter().map(format_entry).collect()
+                    }
+                }
             },
             "bookings" => {
                 let list = inv.bookings_of(line.word(0)?);
@@ -513,6 +543,21 @@ fn format_changes(changes: &[TicketChange]) -> String {
     format!("changes {}", parts.join(" "))
 }
 
+fn format_entry(e: &WaitlistEntry) -> String {
+    match (&e.status, &e.offer) {
+        (WaitlistStatus::Offered, Some(h)) => format!(
+            "wait {} {}:{} offered {} {} until={}",
+            e.user,
+            e.section,
+            e.quantity,
+            h.id,
+            list(&h.tickets),
+            h.expires_at
+        ),
+        _ => format!("wait {} {}:{} waiting position={}", e.user, e.section, e.quantity, e.position),
+    }
+}
+
 fn format_reply(reply: &InventoryReply) -> String {
     match reply {
         Ok(Outcome::SetUp) => "ok".into(),
@@ -565,6 +610,7 @@ fn format_reply(reply: &InventoryReply) -> String {
             }
         },
         Ok(Outcome::QueueChanged { admitted }) => format!("admitted {}", list(admitted)),
+        Ok(Outcome::Waitlist(e)) => format_entry(e),
         Err(r) => match r {
             Rejection::Invalid { field, detail } => format!("invalid {field}: {detail}"),
             Rejection::NotFound { what } => format!("not_found {what}"),

@@ -53,8 +53,9 @@ pub(crate) const KEY_MEMBERS: &[u8] = b"members";
 /// records written before do not decode and such a data directory is refused. 5: events,
 /// inventories and bookings gained the refund window and refund state (cancel and refund),
 /// and the waiting queue keeps when each admission started and the durations of the last
-/// ones that ended (for the wait estimate).
-pub(crate) const FORMAT_VERSION: u8 = 5;
+/// ones that ended (for the wait estimate). 6: events and inventories gained the waiting
+/// list (its entries, the offer time).
+pub(crate) const FORMAT_VERSION: u8 = 6;
 
 /// The tree of every group's log entries.
 pub(crate) const LOG_TREE: &str = "raft.log";

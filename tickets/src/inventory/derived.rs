@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::free::FreeSeats;
-use super::{BookingRecord, BookingStatus, HoldRecord, HoldStatus, InventoryCore, TicketState};
+use super::{BookingRecord, BookingStatus, HoldRecord, HoldStatus, InventoryCore, TicketState, WaitRecord};
 use crate::layout::Layout;
 use crate::Millis;
 
@@ -43,6 +43,16 @@ pub(crate) struct Derived {
     pub held: u64,
     /// Tickets stored as `Sold`.
     pub sold: u64,
+    /// Waiting-list entry of each user (its join number).
+    pub wait_users: HashMap<Arc<str>, u64>,
+    /// Each section's waiting (not offered) entries, by join number.
+    pub waiting: Vec<BTreeSet<u64>>,
+    /// Entries waiting, over every section (0: no offer to look for).
+    pub waiting_count: usize,
+    /// Offer hold number -> its entry's join number.
+    pub offers: HashMap<u64, u64>,
+    /// Hold ids promised to entries (made or to be made), so none is used twice.
+    pub wait_hold_ids: HashMap<Arc<str>, u64>,
 }
 
 impl Derived {
@@ -84,6 +94,35 @@ impl Derived {
         }
     }
 
+    pub fn index_wait(&mut self, entry: &WaitRecord) {
+        self.wait_users.insert(entry.user.clone(), entry.seq);
+        self.wait_hold_ids.insert(entry.offer_hold_id.clone(), entry.seq);
+        match entry.offered {
+            Some(no) => {
+                self.offers.insert(no, entry.seq);
+            }
+            None => {
+                self.waiting[entry.section as usize].insert(entry.seq);
+                self.waiting_count += 1;
+            }
+        }
+    }
+
+    pub fn unindex_wait(&mut self, entry: &WaitRecord) {
+        self.wait_users.remove(&entry.user);
+        self.wait_hold_ids.remove(&entry.offer_hold_id);
+        match entry.offered {
+            Some(no) => {
+                self.offers.remove(&no);
+            }
+            None => {
+                let was = self.waiting[entry.section as usize].remove(&entry.seq);
+                debug_assert!(was, "waiting entry {} was not indexed", entry.seq);
+                self.waiting_count -= 1;
+            }
+        }
+    }
+
     /// Compute every index from the stored core.
     pub fn rebuild(core: &InventoryCore) -> Result<Derived, String> {
         let layout = match &core.setup {
@@ -94,7 +133,8 @@ impl Derived {
             return Err(format!("{} ticket states for a layout of {}", core.states.len(), layout.count()));
         }
         let free = FreeSeats::new(&layout, |i| core.states[i as usize] == TicketState::Available);
-        let mut d = Derived { layout: Arc::new(layout), free, ..Derived::default() };
+        let waiting = vec![BTreeSet::new(); layout.sections().len()];
+        let mut d = Derived { layout: Arc::new(layout), free, waiting, ..Derived::default() };
         for hold in core.holds.values() {
             d.index_hold(hold);
         }
@@ -106,6 +146,12 @@ impl Derived {
         }
         for (key, record) in &core.idempotency {
             d.idempotency_by_expiry.insert((record.expires_at, key.clone()));
+        }
+        for entry in core.waitlist.values() {
+            if entry.section as usize >= d.waiting.len() {
+                return Err(format!("waiting-list entry {} names section {}", entry.seq, entry.section));
+            }
+            d.index_wait(entry);
         }
         for state in &core.states {
             match state {

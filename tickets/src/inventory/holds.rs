@@ -48,6 +48,8 @@ impl Inventory {
         debug_assert!(matches!(status, HoldStatus::Expired | HoldStatus::Released));
         let hold = self.core.holds.remove(&no).expect("end_hold of a missing hold");
         self.derived.unindex_hold(&hold);
+        self.offer_ended(no);
+        changes.user_freed(&hold.user);
         for &i in &hold.tickets {
             debug_assert_eq!(
                 self.core.states[i as usize],

@@ -19,6 +19,9 @@ impl Inventory {
     /// - a hold id is live, ended or booked, never two of these; ended holds are `Expired`
     ///   or `Released`, at most [`ENDED_HOLDS_MAX`] of them;
     /// - no user has more than the per-user limit at the machine's `now`;
+    /// - the waiting list: one entry per user, in known sections, numbered below the next
+    ///   number; an offered entry's hold is live, carries the entry's hold id, user and
+    ///   quantity, in its section; a waiting entry's hold id is used by no hold;
     /// - the derived indexes (free seats included) equal a rebuild from the stored core.
     pub fn check_invariants(&self) -> Result<(), String> {
         let core = &self.core;
@@ -145,6 +148,7 @@ impl Inventory {
                 return Err(format!("{user} has {has} tickets, over the limit {}", setup.per_user_limit));
             }
         }
+        self.check_waitlist(&ids)?;
         core.queue.check()?;
         self.derived.free.check(layout, |i| core.states[i as usize] == TicketState::Available)?;
         let rebuilt = Derived::rebuild(core)?;
@@ -153,6 +157,45 @@ impl Inventory {
                 "derived indexes out of step:\n stored  {:?}\n rebuilt {:?}",
                 self.derived, rebuilt
             ));
+        }
+        Ok(())
+    }
+
+    fn check_waitlist(&self, hold_ids: &BTreeSet<std::sync::Arc<str>>) -> Result<(), String> {
+        let core = &self.core;
+        let layout = &self.derived.layout;
+        let mut users = BTreeSet::new();
+        for (seq, entry) in &core.waitlist {
+            if entry.seq != *seq || *seq >= core.next_wait_seq {
+                return Err(format!("waiting-list entry {} filed under {seq}", entry.seq));
+            }
+            if !users.insert(entry.user.clone()) {
+                return Err(format!("{} is on the waiting list twice", entry.user));
+            }
+            let Some(section) = layout.sections().get(entry.section as usize) else {
+                return Err(format!("waiting-list entry {seq} names section {}", entry.section));
+            };
+            match entry.offered {
+                Some(no) => {
+                    let Some(hold) = core.holds.get(&no) else {
+                        return Err(format!("entry {seq}'s offer {no} is not a live hold"));
+                    };
+                    if hold.id != entry.offer_hold_id
+                        || hold.user != entry.user
+                        || hold.tickets.len() != entry.quantity as usize
+                        || !hold
+                            .tickets
+                            .iter()
+                            .all(|t| (section.start..section.start + section.len).contains(t))
+                    {
+                        return Err(format!("entry {seq}'s offer {} is not what it asked for", hold.id));
+                    }
+                }
+                None if hold_ids.contains(&entry.offer_hold_id) => {
+                    return Err(format!("waiting entry {seq}'s hold id {} is used", entry.offer_hold_id));
+                }
+                None => {}
+            }
         }
         Ok(())
     }

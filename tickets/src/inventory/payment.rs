@@ -78,6 +78,7 @@ impl Inventory {
         }
         let hold = self.core.holds.remove(&no).expect("found live");
         self.derived.unindex_hold(&hold);
+        self.offer_ended(no);
         for &i in &hold.tickets {
             debug_assert_eq!(
                 self.core.states[i as usize],

@@ -118,6 +118,7 @@ impl Inventory {
             b.refund_ref = Some(refund_ref);
             b.refunded_at = Some(now);
         });
+        changes.user_freed(&booking.hold.user);
         for &i in &booking.hold.tickets {
             debug_assert_eq!(
                 self.core.states[i as usize],

@@ -41,7 +41,7 @@ impl Inventory {
             Some(Found::Live(record)) if self.same_request(record, &user, &selection) => {
                 return Ok(Outcome::Hold(self.view(record)));
             }
-            found => found.is_some(),
+            found => found.is_some() || self.derived.wait_hold_ids.contains_key(hold_id.as_str()),
         };
         let setup = self.core.setup.as_ref().expect("set up");
         if self.core.cancelled {
@@ -98,7 +98,8 @@ impl Inventory {
                 }
             }
         };
-        let hold = self.take(hold_id, user.clone(), picked, now, changes);
+        let hold_ms = self.core.setup.as_ref().expect("set up").hold_ms;
+        let hold = self.take(hold_id, user.clone(), picked, now, hold_ms, changes);
         let reply = Ok(Outcome::Hold(self.view(&hold)));
         self.remember(&user, idempotency.as_ref(), &reply, now);
         reply
@@ -149,7 +150,7 @@ impl Inventory {
         Ok(sorted)
     }
 
-    fn check_user_limit(&self, user: &str, requested: u64, now: Millis) -> Result<(), Rejection> {
+    pub(super) fn check_user_limit(&self, user: &str, requested: u64, now: Millis) -> Result<(), Rejection> {
         let limit = u64::from(self.core.setup.as_ref().expect("set up").per_user_limit);
         let has = self.tickets_of_user(user, now);
         if has + requested > limit {
@@ -158,16 +159,16 @@ impl Inventory {
         Ok(())
     }
 
-    /// Create the hold over `indexes` (sorted, all free).
-    fn take(
+    /// Create the hold over `indexes` (sorted, all free), for `hold_ms`.
+    pub(super) fn take(
         &mut self,
         hold_id: HoldId,
         user: UserId,
         indexes: Vec<u32>,
         now: Millis,
+        hold_ms: u64,
         changes: &mut Changes,
     ) -> Arc<HoldRecord> {
-        let setup = self.core.setup.as_ref().expect("set up");
         let no = self.core.next_hold_no;
         self.core.next_hold_no += 1;
         let amount = indexes.iter().map(|i| self.derived.layout.price(*i)).sum();
@@ -177,7 +178,7 @@ impl Inventory {
             user: Arc::from(user),
             amount,
             created_at: now,
-            expires_at: now.saturating_add(setup.hold_ms),
+            expires_at: now.saturating_add(hold_ms),
             extensions: 0,
             status: HoldStatus::Active,
             payment: None,

@@ -27,6 +27,12 @@ impl Inventory {
                 format!("must be within {}..={} ms", HOLD_SECONDS_MIN * 1_000, HOLD_SECONDS_MAX * 1_000),
             ));
         }
+        if !(HOLD_SECONDS_MIN * 1_000..=HOLD_SECONDS_MAX * 1_000).contains(&setup.waitlist_offer_ms) {
+            return Err(Rejection::invalid(
+                "waitlist_offer_ms",
+                format!("must be within {}..={} ms", HOLD_SECONDS_MIN * 1_000, HOLD_SECONDS_MAX * 1_000),
+            ));
+        }
         let layout =
             Layout::new(&setup.sections, &setup.prices).map_err(|d| Rejection::invalid("sections", d))?;
         self.core.states = vec![TicketState::Available; layout.count()];
