@@ -454,7 +454,7 @@ pub struct ReserveRequest {
     pub quantity: Option<u32>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct HoldOut {
     pub hold_id: String,
     pub event_id: String,

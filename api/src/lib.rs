@@ -45,7 +45,7 @@ pub use tls::serve_tls;
 pub use tls::HttpTls;
 
 use crate::error::ApiError;
-use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
+use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats, waitlist};
 
 /// The whole API, and the web pages that use it, as a router.
 pub fn router(state: AppState) -> Router {
@@ -64,6 +64,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}/queue", post(live::queue_join))
         .route("/v1/events/{id}/queue/me", get(live::queue_me).delete(live::queue_leave))
         .route("/v1/events/{id}/queue/me/stream", get(live::queue_stream))
+        .route("/v1/events/{id}/waitlist", post(waitlist::waitlist_join))
+        .route("/v1/events/{id}/waitlist/me", get(waitlist::waitlist_me).delete(waitlist::waitlist_leave))
+        .route("/v1/events/{id}/waitlist/me/stream", get(waitlist::waitlist_stream))
         .route("/v1/search", get(search::search))
         .route("/v1/booking/reserve", post(booking::reserve))
         .route("/v1/booking/confirm", post(booking::confirm))

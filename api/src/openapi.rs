@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::Problem;
-use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
+use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats, waitlist};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,7 @@ use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
         browse::event_page, browse::tickets, seats::layout, seats::seats, live::ticket_stream, search::search,
         dev::token,
         live::queue_join, live::queue_me, live::queue_leave, live::queue_stream,
+        waitlist::waitlist_join, waitlist::waitlist_me, waitlist::waitlist_leave, waitlist::waitlist_stream,
         booking::reserve, booking::confirm, booking::release, booking::get_hold, booking::extend,
         booking::get_booking, booking::cancel_booking, booking::my_bookings,
         ops::healthz, ops::readyz, ops::metrics, ops::cluster, ops::add_node, ops::remove_node,
@@ -38,7 +39,7 @@ use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats};
         EventUpdate, EventOut, AvailabilityOut, EventPageOut, TicketOut, TicketsOut, ReserveRequest, HoldOut,
         Payment, ConfirmRequest, ReleaseRequest, BookingOut, CancelOut, HoldStatusOut, ExtendOut, BookingsPage,
         ops::ClusterOut, ops::NodeOut, ops::GroupOut, ops::NodeAdd,
-        live::QueueOut, live::ChangeOut, live::TicketChangeOut,
+        live::QueueOut, live::ChangeOut, live::TicketChangeOut, waitlist::WaitlistRequest, waitlist::WaitlistOut,
         seats::LayoutOut, seats::LayoutSectionOut, seats::LayoutRowOut, seats::SeatsOut,
         catalog::EventsPage, catalog::VenuesPage, catalog::PerformersPage,
         dev::DevTokenRequest, dev::DevTokenOut,

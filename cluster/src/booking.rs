@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use tickets::catalog::QueueSettings;
-use tickets::inventory::{Booking, Hold, HoldStatus, Idempotency, InventoryCommand, Outcome, Selection};
+use tickets::inventory::{
+    Booking, Hold, HoldStatus, Idempotency, InventoryCommand, Outcome, Selection, WaitlistEntry,
+};
 use tickets::Rejection;
 
 use crate::error::{Error, Result};
@@ -377,5 +379,56 @@ impl Store {
         };
         let found = if linearizable { group.read_linearizable(read).await? } else { group.read_local(read) };
         found.ok_or_else(|| Rejection::not_found("queue entry").into())
+    }
+}
+
+/// The waiting list of a sold-out event: join, leave, and the user's entry (with its offer).
+impl Store {
+    /// Join with `offer_hold_id` (chosen by the front node, so a join delivered twice is
+    /// answered, not repeated); the entry may come back offered at once.
+    pub(crate) async fn local_waitlist_join(
+        &self,
+        user: &str,
+        event_id: &str,
+        section: &str,
+        quantity: u32,
+        offer_hold_id: &str,
+    ) -> Result<WaitlistEntry> {
+        let group = self.write_group(event_id).await?;
+        let cmd = InventoryCommand::WaitlistJoin {
+            user: user.to_string(),
+            section: section.to_string(),
+            quantity,
+            offer_hold_id: offer_hold_id.to_string(),
+        };
+        match self.write_booking(&group, cmd).await? {
+            Outcome::Waitlist(entry) => Ok(*entry),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(crate) async fn local_waitlist_leave(&self, user: &str, event_id: &str) -> Result<()> {
+        let group = self.write_group(event_id).await?;
+        self.write_booking(&group, InventoryCommand::WaitlistLeave { user: user.to_string() }).await?;
+        Ok(())
+    }
+
+    /// The user's entry, linearizable or from the local replica (for streams, which re-read
+    /// on every change). A lapsed offer is no entry.
+    pub(crate) async fn local_waitlist_view(
+        &self,
+        user: &str,
+        event_id: &str,
+        linearizable: bool,
+    ) -> Result<WaitlistEntry> {
+        let group = self.event_group(event_id).await?;
+        let now = crate::store::wall_ms();
+        let read = |m: &GroupMachine| {
+            let inv = m.as_inventory()?;
+            inv.setup()?;
+            inv.waitlist_entry(user, now.max(inv.now()))
+        };
+        let found = if linearizable { group.read_linearizable(read).await? } else { group.read_local(read) };
+        found.ok_or_else(|| Rejection::not_found("waitlist entry").into())
     }
 }

@@ -129,6 +129,23 @@ pub enum PeerCall {
         event_id: String,
         admin: String,
     },
+    /// `offer_hold_id`: chosen by the asking node, like a reserve's hold id.
+    WaitlistJoin {
+        user: String,
+        event_id: String,
+        section: String,
+        quantity: u32,
+        offer_hold_id: String,
+    },
+    WaitlistLeave {
+        user: String,
+        event_id: String,
+    },
+    WaitlistView {
+        user: String,
+        event_id: String,
+        linearizable: bool,
+    },
 }
 
 /// One request to a peer, answered by a stream.
@@ -259,6 +276,15 @@ async fn serve(store: Store, call: PeerCall) -> Vec<u8> {
         }
         PeerCall::CancelAndRefund { event_id, admin } => {
             encode(&store.local_cancel_and_refund(&event_id, &admin).await)
+        }
+        PeerCall::WaitlistJoin { user, event_id, section, quantity, offer_hold_id } => {
+            encode(&store.local_waitlist_join(&user, &event_id, &section, quantity, &offer_hold_id).await)
+        }
+        PeerCall::WaitlistLeave { user, event_id } => {
+            encode(&store.local_waitlist_leave(&user, &event_id).await)
+        }
+        PeerCall::WaitlistView { user, event_id, linearizable } => {
+            encode(&store.local_waitlist_view(&user, &event_id, linearizable).await)
         }
     }
 }
@@ -443,6 +469,8 @@ impl PeerCall {
                 | PeerCall::AddNode { .. }
                 | PeerCall::CancelBooking { .. }
                 | PeerCall::CancelAndRefund { .. }
+                | PeerCall::WaitlistJoin { .. }
+                | PeerCall::WaitlistLeave { .. }
         )
     }
 

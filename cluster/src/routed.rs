@@ -218,6 +218,53 @@ impl Store {
         .await
     }
 
+    /// Join the event's waiting list; the answer is the entry, offered at once when seats
+    /// of the section are free. The offer's hold id is chosen here, once.
+    pub async fn waitlist_join(
+        &self,
+        user: &str,
+        event_id: &str,
+        section: &str,
+        quantity: u32,
+    ) -> Result<tickets::inventory::WaitlistEntry> {
+        let offer_hold_id = ids::hold_id(event_id);
+        let local = self.local_waitlist_join(user, event_id, section, quantity, &offer_hold_id).await;
+        self.routed_write(Some(event_id), local, || PeerCall::WaitlistJoin {
+            user: user.into(),
+            event_id: event_id.into(),
+            section: section.into(),
+            quantity,
+            offer_hold_id: offer_hold_id.clone(),
+        })
+        .await
+    }
+
+    /// Leave the waiting list (an open offer's hold is released).
+    pub async fn waitlist_leave(&self, user: &str, event_id: &str) -> Result<()> {
+        let local = self.local_waitlist_leave(user, event_id).await;
+        self.routed_write(Some(event_id), local, || PeerCall::WaitlistLeave {
+            user: user.into(),
+            event_id: event_id.into(),
+        })
+        .await
+    }
+
+    /// The user's entry; linearizable, or from a replica's local state (for streams).
+    pub async fn waitlist_view(
+        &self,
+        user: &str,
+        event_id: &str,
+        linearizable: bool,
+    ) -> Result<tickets::inventory::WaitlistEntry> {
+        let local = self.local_waitlist_view(user, event_id, linearizable).await;
+        self.routed(local, || PeerCall::WaitlistView {
+            user: user.into(),
+            event_id: event_id.into(),
+            linearizable,
+        })
+        .await
+    }
+
     /// Move the end of sales in the event's inventory, on its leader.
     pub(crate) async fn set_sales_end(&self, event_id: &str, at: tickets::Millis) -> Result<()> {
         let local = self.local_set_sales_end(event_id, at).await;

@@ -28,12 +28,12 @@ use crate::state::AppState;
 /// How often an idle stream sends a comment, so proxies keep it open.
 pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
+pub(crate) type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
 
 /// The client's address: the connection's peer. No header counts (a client could name any
 /// address in one); nodes never relay clients' HTTP requests to each other, they ask over the
 /// peer plane.
-fn client_ip(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
+pub(crate) fn client_ip(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
     match peer {
         Some(Extension(ConnectInfo(addr))) => addr.ip(),
         None => IpAddr::from([127, 0, 0, 1]),

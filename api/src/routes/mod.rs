@@ -8,3 +8,4 @@ pub mod live;
 pub mod ops;
 pub mod search;
 pub mod seats;
+pub mod waitlist;
