@@ -33,6 +33,8 @@
 //!   a list of violations naming op indexes.
 //! - [`checker::queue`]: the waiting queue's checks (first come first served, no skipping,
 //!   no lost places) over `queue.jsonl`.
+//! - [`checker::waitlist`]: the waiting list's order (offers first come first served) over
+//!   `waitlist.jsonl`.
 //! - [`results`]: [`results::Results`], everything above as `results.json` and a summary.
 //!
 //! ## The model

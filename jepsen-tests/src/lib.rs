@@ -9,12 +9,12 @@
 //! cargo run -p jepsen-tests --bin jepsen -- --nodes 5 --nemesis partition,kill,pause,clock \
 //!     --workload contention --time 300 --seed 42 [--out DIR] [--binary PATH] [--net auto]
 //! ```
-//! writes `history.jsonl`, `reads.jsonl` (browse reads, unchecked), `queue.jsonl`,
+//! writes `history.jsonl`, `reads.jsonl` (browse reads, unchecked), `queue.jsonl`, `waitlist.jsonl`,
 //! `nemesis.jsonl`, `schedule.json`, `final.json`, `results.json`, `summary.txt`,
 //! `timeline.png` and the node logs and data into the run directory; exits 0 only if
 //! valid. `tests/campaign.rs` runs a short campaign (partition, kill, pause, clock; 60 s
-//! each, one workload each, then the queue under all of them, and refunds under partition,
-//! kill and pause).
+//! each, one workload each, then the queue under all of them, and refunds and the waiting
+//! list under partition, kill and pause).
 //!
 //! ## Layout
 //!

@@ -26,7 +26,8 @@
 //!   first send of that request was invoked (retries with one idempotency key count from
 //!   the first), both widened by `skew_ms` — a hold can neither outlive its length nor be
 //!   cut short. (That an expired hold really stops blocking is the model's job.)
-//! - The waiting queue's checks are in [`super::queue`].
+//! - The waiting queue's checks are in [`super::queue`], the waiting list's in
+//!   [`super::waitlist`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +48,7 @@ pub enum CheckName {
     QueueNoSkip,
     QueueDurable,
     RefundOnce,
+    WaitlistFifo,
     /// Every node starts again on what its disk kept after the faults (power cuts), and
     /// every event has a node to serve it: a node that finds its data gone or unreadable
     /// forgot writes it had acknowledged. Judged by the harness, not from the history.
@@ -54,7 +56,7 @@ pub enum CheckName {
 }
 
 impl CheckName {
-    pub const ALL: [CheckName; 10] = [
+    pub const ALL: [CheckName; 11] = [
         CheckName::NoDoubleSale,
         CheckName::BookingsDurable,
         CheckName::HoldsExclusive,
@@ -65,6 +67,7 @@ impl CheckName {
         CheckName::QueueNoSkip,
         CheckName::QueueDurable,
         CheckName::RefundOnce,
+        CheckName::WaitlistFifo,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +81,7 @@ impl CheckName {
             CheckName::QueueFifo => "queue_fifo",
             CheckName::QueueNoSkip => "queue_no_skip",
             CheckName::QueueDurable => "queue_durable",
+            CheckName::WaitlistFifo => "waitlist_fifo",
             CheckName::RefundOnce => "refund_once",
             CheckName::NodesRecover => "nodes_recover",
         }

@@ -1,10 +1,11 @@
 //! The checkers: per-ticket linearizability ([`linear`] + [`model`]), direct checks
-//! ([`direct`]) and the waiting queue's checks ([`queue`]).
+//! ([`direct`]), the waiting queue's checks ([`queue`]) and the waiting list's ([`waitlist`]).
 
 pub mod direct;
 pub mod linear;
 pub mod model;
 pub mod queue;
+pub mod waitlist;
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -21,6 +21,7 @@ use super::workload::queue::{queue_call, ADMISSION_SECONDS, MAX_ADMITTED};
 use super::workload::{self, ticket_key, EventUnderTest, Kind, Workload};
 use crate::checker::direct::{FinalBooking, FinalRead, FinalState};
 use crate::checker::queue::{self as queue_check, QueueFn};
+use crate::checker::waitlist::{self as waitlist_check, WaitFn, WaitState};
 use crate::history::{save_jsonl, TicketStatus};
 use crate::{Budget, LinearConfig, ModelConfig, Results, Validity};
 
@@ -380,6 +381,7 @@ async fn drive(
         history: Default::default(),
         reads: Default::default(),
         queue: Default::default(),
+        waitlist: Default::default(),
         check_browse_reads: cfg.check_browse_reads,
         started,
         deadline: started + Duration::from_secs(cfg.time_s),
@@ -761,11 +763,13 @@ fn check_and_write(
     let ops = w.history.snapshot();
     let check_start = Instant::now();
     let queue_calls = w.queue.snapshot();
+    let wait_calls = w.waitlist.snapshot();
     let results = check_run(
         kind,
         &ops,
         fin,
         &queue_calls,
+        &wait_calls,
         cfg.skew_ms,
         cfg.hold_seconds * 1000,
         cfg.check_time_max_ms,
@@ -785,6 +789,14 @@ fn check_and_write(
             qj.push('\n');
         }
         std::fs::write(dir.join("queue.jsonl"), qj)?;
+    }
+    if kind == Kind::Waitlist {
+        let mut wj = String::new();
+        for c in &wait_calls {
+            wj.push_str(&serde_json::to_string(c)?);
+            wj.push('\n');
+        }
+        std::fs::write(dir.join("waitlist.jsonl"), wj)?;
     }
     std::fs::write(dir.join("final.json"), serde_json::to_string_pretty(fin)?)?;
     std::fs::write(dir.join("results.json"), results.to_json())?;
@@ -811,6 +823,20 @@ fn check_and_write(
             count(QueueFn::Join),
             count(QueueFn::Poll),
             count(QueueFn::Leave)
+        ));
+    }
+    if kind == Kind::Waitlist {
+        let count = |f: WaitFn| wait_calls.iter().filter(|c| c.f == f).count();
+        let offers: std::collections::BTreeSet<&str> = wait_calls
+            .iter()
+            .filter(|c| c.state == Some(WaitState::Offered))
+            .filter_map(|c| c.hold_id.as_deref())
+            .collect();
+        summary.push_str(&format!(
+            "waitlist calls: {} joins, {} polls; {} distinct offers seen\n",
+            count(WaitFn::Join),
+            count(WaitFn::Poll),
+            offers.len()
         ));
     }
     let info = timeline::TimelineInfo {
@@ -849,16 +875,14 @@ fn unrecovered(
 ) -> Result<RunOutcome> {
     use crate::checker::direct::{CheckName, CheckResult, Violation};
     let fin = FinalState { capacity: None, reads: Vec::new(), counts: None, bookings: Vec::new() };
-    // The ticket checks only: with no final poll, the queue's checks have nothing to judge.
-    let mut results = check_run(
-        Kind::Contention,
-        ops,
-        &fin,
-        &[],
-        cfg.skew_ms,
-        cfg.hold_seconds * 1000,
-        cfg.check_time_max_ms,
-    )?;
+    // The ticket checks only: with no final poll, the queue's checks have nothing to judge
+    // (the waitlist workload's history is still kept from the per-ticket model).
+    let kind = match Kind::parse(&cfg.workload) {
+        Some(Kind::Waitlist) => Kind::Waitlist,
+        _ => Kind::Contention,
+    };
+    let mut results =
+        check_run(kind, ops, &fin, &[], &[], cfg.skew_ms, cfg.hold_seconds * 1000, cfg.check_time_max_ms)?;
     let message = format!("a node did not start again on what its disk kept: {why}");
     results.add_checks(vec![CheckResult {
         check: CheckName::NodesRecover,
@@ -899,13 +923,16 @@ fn summary_header(cfg: &RunConfig) -> String {
     )
 }
 
-/// Every checker over one run's records: the ticket checkers, and the queue's for the
-/// queue workload (every event of that workload has its queue on).
+/// Every checker over one run's records: the ticket checkers, the queue's for the queue
+/// workload (every event of that workload has its queue on), and the waiting list's for
+/// the waitlist workload (without the per-ticket model, which cannot see offers).
+#[allow(clippy::too_many_arguments)]
 pub fn check_run(
     kind: Kind,
     ops: &[crate::Op],
     fin: &FinalState,
     queue_calls: &[queue_check::QueueCall],
+    wait_calls: &[waitlist_check::WaitCall],
     skew_ms: u64,
     hold_ms: u64,
     check_time_max_ms: u64,
@@ -916,7 +943,15 @@ pub fn check_run(
         total_time_max_ms: check_time_max_ms,
         hold_ms: Some(hold_ms),
     };
-    let mut results = Results::compute(ops, fin, &config).context("history malformed (harness bug)")?;
+    let mut results = if kind == Kind::Waitlist {
+        Results::compute_direct(ops, fin, &config)
+    } else {
+        Results::compute(ops, fin, &config)
+    }
+    .context("history malformed (harness bug)")?;
+    if kind == Kind::Waitlist {
+        results.add_checks(waitlist_check::check_all(wait_calls));
+    }
     if kind == Kind::Queue {
         let calls = crate::history::pair_calls(ops).context("history malformed (harness bug)")?;
         let mut queued: Vec<String> =
@@ -936,7 +971,8 @@ pub fn check_run(
 }
 
 /// Check a finished run's directory again (e.g. after a checker change): reads
-/// `config.json`, `history.jsonl`, `final.json` and `queue.jsonl`; writes nothing.
+/// `config.json`, `history.jsonl`, `final.json`, `queue.jsonl` and `waitlist.jsonl`; writes
+/// nothing.
 pub fn recheck(dir: &Path) -> Result<Results> {
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).with_context(|| format!("read {name}"));
     let cfg: Value = serde_json::from_str(&read("config.json")?)?;
@@ -949,10 +985,15 @@ pub fn recheck(dir: &Path) -> Result<Results> {
         Ok(text) => text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?,
         Err(_) => Vec::new(),
     };
+    let wait_calls: Vec<waitlist_check::WaitCall> = match std::fs::read_to_string(dir.join("waitlist.jsonl"))
+    {
+        Ok(text) => text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?,
+        Err(_) => Vec::new(),
+    };
     let skew_ms = cfg["skew_ms"].as_u64().unwrap_or(0);
     let hold_ms = cfg["hold_seconds"].as_u64().unwrap_or(3) * 1000;
     let check_time_max_ms = cfg["check_time_max_ms"].as_u64().unwrap_or(120_000);
-    check_run(kind, &ops, &fin, &queue_calls, skew_ms, hold_ms, check_time_max_ms)
+    check_run(kind, &ops, &fin, &queue_calls, &wait_calls, skew_ms, hold_ms, check_time_max_ms)
 }
 
 /// The body of the `k`-th event of a run.
@@ -972,6 +1013,7 @@ fn event_body(kind: Kind, k: usize, venue: &str, hold_seconds: u64) -> Value {
                 "enabled": true, "max_admitted": MAX_ADMITTED, "admission_seconds": ADMISSION_SECONDS
             });
         }
+        Kind::Waitlist => body["waitlist_offer_seconds"] = json!(workload::waitlist::OFFER_SECONDS),
         _ => {}
     }
     body

@@ -24,6 +24,7 @@ pub mod idempotent;
 pub mod many_events;
 pub mod queue;
 pub mod refund;
+pub mod waitlist;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +37,7 @@ use serde_json::{json, Value};
 use super::members::Directory;
 use crate::history::{Op, OpFn, OpKind, OpValue, TicketStatus};
 use queue::QueueRecorder;
+use waitlist::WaitRecorder;
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -61,10 +63,13 @@ pub enum Kind {
     ManyEvents,
     /// Reserve, confirm, and cancel (refund) some bookings: seats are sold again.
     Refund,
+    /// A sold-out section with a waiting list: holders return seats, waiters are offered
+    /// them in join order and confirm, release or let the offers lapse.
+    Waitlist,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Contention,
         Kind::FlashSale,
         Kind::Idempotent,
@@ -72,6 +77,7 @@ impl Kind {
         Kind::Queue,
         Kind::ManyEvents,
         Kind::Refund,
+        Kind::Waitlist,
     ];
 
     pub fn parse(s: &str) -> Option<Kind> {
@@ -87,6 +93,7 @@ impl Kind {
             Kind::Queue => "queue",
             Kind::ManyEvents => "many-events",
             Kind::Refund => "refund",
+            Kind::Waitlist => "waitlist",
         }
     }
 }
@@ -150,6 +157,7 @@ pub struct Workload {
     pub history: Recorder,
     pub reads: Recorder,
     pub queue: QueueRecorder,
+    pub waitlist: WaitRecorder,
     pub check_browse_reads: bool,
     pub started: Instant,
     pub deadline: Instant,
@@ -182,6 +190,7 @@ pub async fn run_client(w: Arc<Workload>, client: usize, user: String, token: St
         Kind::Queue => queue::run(c).await,
         Kind::ManyEvents => many_events::run(c).await,
         Kind::Refund => refund::run(c).await,
+        Kind::Waitlist => waitlist::run(c).await,
     }
 }
 
@@ -322,7 +331,7 @@ pub struct Client {
     pub token: String,
 }
 
-fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
