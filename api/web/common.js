@@ -127,6 +127,7 @@ export async function api(method, path, body, opts = {}) {
 
 export const get = (path, opts) => api('GET', path, undefined, opts);
 export const post = (path, body, opts) => api('POST', path, body, opts);
+export const del = (path, opts) => api('DELETE', path, undefined, opts);
 
 /// A fresh Idempotency-Key.
 export function idemKey() {

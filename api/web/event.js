@@ -1,4 +1,5 @@
-// event.js — one event: details, the live seat map, the waiting queue and checkout.
+// event.js — one event: details, the live seat map, the waiting queue, checkout and the
+// waiting list of a sold-out event.
 //
 // The map is drawn once, as one SVG string, from the layout (GET /layout; fixed for the
 // event) and the compact statuses (GET /seats: one char per ticket in layout order). Then
@@ -6,7 +7,7 @@
 // that changed: `els[i]` is ticket i's element, and one listener on the <svg> handles
 // every seat's clicks and keys. A build without /layout falls back to GET /tickets.
 import {
-  get, post, report, clearError, showError, ApiProblem, money, when, mmss, duration, durationRange,
+  get, post, del, report, clearError, showError, ApiProblem, money, when, mmss, duration, durationRange,
   idemKey, readEvents, signedIn, drawMap, STATUS_WORD, $,
 } from '/assets/common.js';
 
@@ -94,6 +95,7 @@ async function load() {
   connect();
   restoreHold();
   setupQueue();
+  checkWaitlist();
 }
 
 function showDetails(p) {
@@ -200,6 +202,7 @@ function renderCounts() {
     countsQueued = false;
     const c = M.counts;
     $('#availability').textContent = `${c.a} available` + (c.h || c.s ? ` · ${c.h} held · ${c.s} sold` : '');
+    if (c.a === 0) offerWaitlist();
     for (const s of M.sections) {
       if (s.kind !== 'general') continue;
       const g = M.gaEls.get(s.name);
@@ -434,6 +437,8 @@ async function reserve(body) {
       renderSelection();
     }
     if (err.code === 'queue_admission_required') checkQueue();
+    // Nothing fits: offer the waiting list for what was asked.
+    if (err.code === 'ticket_unavailable' && body.section) offerWaitlist();
     refresh();
   } finally {
     $('#best-available').disabled = false;
@@ -676,6 +681,111 @@ function follow() {
   });
 }
 
+// ---- the waiting list ----------------------------------------------------------------------
+//
+// When a section is sold out a buyer joins its waiting list for the quantity chosen under
+// "Best available". When seats come back the store holds them for the first entry that fits
+// (an offer): the page shows it as the buyer's hold, to pay as any hold. The entry is followed
+// on its stream (or polled); it ends when the offer is paid, released or lapses.
+
+const W = { entry: null, stream: null, poll: null };
+
+/// Show the panel with its join button (a sold-out section, or a best-available that failed).
+function offerWaitlist() {
+  if (W.entry || !M.event || M.event.status === 'cancelled') return;
+  $('#waitlist').hidden = false;
+}
+
+function renderWaitlist(e) {
+  W.entry = e;
+  $('#waitlist-join').hidden = !!e;
+  $('#waitlist-leave').hidden = !e;
+  $('#waitlist-place').hidden = !e;
+  if (!e) {
+    $('#waitlist').hidden = M.counts.a > 0;
+    return;
+  }
+  $('#waitlist').hidden = false;
+  const offered = e.status === 'offered';
+  $('#waitlist-section').textContent = e.section;
+  $('#waitlist-quantity').textContent = String(e.quantity);
+  $('#waitlist-status').textContent = offered ? 'offered' : 'waiting';
+  $('#waitlist-position').textContent = offered ? '—' : String(e.position);
+  $('#waitlist-intro').textContent = offered
+    ? 'Seats came back and are held for you: pay for them below before the hold runs out.'
+    : 'You are on the waiting list; this page updates by itself.';
+  if (offered && e.offer && M.hold?.hold_id !== e.offer.hold_id) {
+    showBuy(true);
+    showHold(e.offer);
+  }
+}
+
+/// This user's entry: 404 means none (never joined, left, or it ended).
+async function checkWaitlist() {
+  if (!signedIn() || !M.event) return;
+  try {
+    renderWaitlist(await get(`${base}/waitlist/me`));
+    followWaitlist();
+  } catch (err) {
+    if (err.status === 404) { stopWaitlist(); renderWaitlist(null); }
+    else report(err);
+  }
+}
+
+async function joinWaitlist() {
+  if (!signedIn()) { showError('Sign in first: use the sign-in box at the top of the page.'); return; }
+  const quantity = Number($('#best-qty').value);
+  if (!Number.isInteger(quantity) || quantity < 1) { showError('Choose how many seats (a whole number from 1).'); return; }
+  try {
+    const e = await post(`${base}/waitlist`, { section: $('#best-section').value, quantity });
+    clearError();
+    renderWaitlist(e);
+    followWaitlist();
+  } catch (err) {
+    report(err);
+    if (err.code === 'conflict') checkWaitlist();
+  }
+}
+
+async function leaveWaitlist() {
+  try {
+    await del(`${base}/waitlist/me`);
+  } catch (err) {
+    if (err.status !== 404) { report(err); return; }
+  }
+  stopWaitlist();
+  if (M.hold && W.entry?.offer?.hold_id === M.hold.hold_id) clearHold();
+  renderWaitlist(null);
+}
+
+function stopWaitlist() {
+  if (W.stream) { W.stream.abort(); W.stream = null; }
+  if (W.poll) { clearInterval(W.poll); W.poll = null; }
+}
+
+/// Follow the entry over its stream (`waitlist` on every change, `ended` when it is gone);
+/// poll every second if the stream cannot be read.
+function followWaitlist() {
+  if (W.stream || W.poll) return;
+  const ctl = new AbortController();
+  W.stream = ctl;
+  readEvents(`${base}/waitlist/me/stream`, ev => {
+    if (ev.event === 'waitlist') renderWaitlist(JSON.parse(ev.data));
+    if (ev.event === 'ended') renderWaitlist(null);
+  }, ctl.signal).then(() => {
+    if (W.stream === ctl) { W.stream = null; checkWaitlist(); }
+  }, err => {
+    if (W.stream !== ctl) return;
+    W.stream = null;
+    if (err instanceof ApiProblem && err.status === 404) { renderWaitlist(null); return; }
+    console.warn('waiting-list stream failed; polling', err);
+    W.poll = setInterval(async () => {
+      try { renderWaitlist(await get(`${base}/waitlist/me`)); }
+      catch (e) { if (e.status === 404) { stopWaitlist(); renderWaitlist(null); } }
+    }, 1000);
+  });
+}
+
 // ---- wiring --------------------------------------------------------------------------------
 
 initMapEvents();
@@ -693,9 +803,12 @@ $('#pay').addEventListener('click', pay);
 $('#extend').addEventListener('click', extend);
 $('#release').addEventListener('click', release);
 $('#queue-join').addEventListener('click', join);
+$('#waitlist-join').addEventListener('click', joinWaitlist);
+$('#waitlist-leave').addEventListener('click', leaveWaitlist);
 window.addEventListener('boxoffice:signin', () => {
   stopFollowing();
-  if (M.event) { checkQueue(); restoreHold(); }
+  stopWaitlist();
+  if (M.event) { checkQueue(); restoreHold(); checkWaitlist(); }
 });
 
 if (!eventId) { $('#event-name').textContent = 'No such event'; } else { load(); }

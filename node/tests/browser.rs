@@ -67,6 +67,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("a signed-in buyer reserves and pays with tok_visa, then cancels on /me", buyer_books_with_visa),
     ("a declined card shows the error and keeps the hold", declined_card_keeps_the_hold),
     ("a queued buyer sees their position change and reaches the map", queued_buyer_is_admitted),
+    ("a buyer joins a sold-out event's waiting list and pays the offer", waitlist_buyer_pays_the_offer),
     ("/admin creates a venue and an event, and a buyer books a seat of it", admin_creates_then_buyer_books),
     ("a 20,000-seat map renders and stays live", big_map_renders_and_stays_live),
 ];
@@ -647,6 +648,82 @@ fn queued_buyer_is_admitted(cx: &Ctx) -> BoxFuture<'_, ()> {
         .await;
         // Admitted means able to buy.
         select_and_reserve(&tab, "A-1-1").await;
+    })
+}
+
+fn waitlist_buyer_pays_the_offer(cx: &Ctx) -> BoxFuture<'_, ()> {
+    Box::pin(async move {
+        let (name, _) = unique("Waitlist Night");
+        let venue = cx.venue("Small Room", json!([{"name": "GA", "kind": "general", "capacity": 2}])).await;
+        let event = cx.event(&venue, &name, json!({"GA": 2500}), json!({})).await;
+        // Someone holds both places: sold out.
+        let holder = cx.user("waitlist-holder");
+        let all = cx
+            .api
+            .post("/v1/booking/reserve", &holder, json!({"event_id": event, "section": "GA", "quantity": 2}))
+            .await;
+        assert_eq!(all.status, 201, "{}", all.body);
+
+        let buyer = "waitlist-buyer";
+        let token = cx.user(buyer);
+        let tab = cx.tab().await;
+        tab.sign_in(&token).await;
+        tab.goto(&format!("/events/{event}")).await;
+        wait_signed_in(&tab, buyer).await;
+        tab.wait_for(
+            "the sold-out page offers the waiting list",
+            &visible_js("button#waitlist-join"),
+            PAGE_WITHIN,
+        )
+        .await;
+        tab.fill("#best-qty", "1").await;
+        tab.click("button#waitlist-join").await;
+        tab.wait_for(
+            "the page shows place 1, waiting",
+            "document.querySelector('#waitlist-status')?.textContent?.trim() === 'waiting' && \
+             document.querySelector('#waitlist-position')?.textContent?.trim() === '1'",
+            PAGE_WITHIN,
+        )
+        .await;
+        let entry = cx.api.get(&format!("/v1/events/{event}/waitlist/me"), Some(&token)).await;
+        assert_eq!((entry.status, &entry.body["quantity"]), (200, &json!(1)), "{}", entry.body);
+
+        // The holder lets go: the first entry is offered a place, shown as the buyer's hold.
+        let released =
+            cx.api.post("/v1/booking/release", &holder, json!({"hold_id": all.body["hold_id"]})).await;
+        assert_eq!(released.status, 200, "{}", released.body);
+        let offer = cx.api.get(&format!("/v1/events/{event}/waitlist/me"), Some(&token)).await;
+        assert_eq!(offer.body["status"], "offered", "{}", offer.body);
+        let hold_id = offer.body["offer"]["hold_id"].as_str().unwrap().to_string();
+        tab.wait_for(
+            "the page shows the offer as the buyer's hold",
+            &format!(
+                "{} && document.querySelector('#hold-id')?.textContent?.trim() === {} && \
+                 document.querySelector('#waitlist-status')?.textContent?.trim() === 'offered'",
+                visible_js("#hold"),
+                js(&hold_id)
+            ),
+            LIVE_WITHIN,
+        )
+        .await;
+        tab.fill("select#card", "tok_visa").await;
+        tab.click("#pay").await;
+        tab.wait_for(
+            "the booking is shown",
+            "(() => { const b = document.querySelector('#booking'); return b && !b.hidden && \
+               (document.querySelector('#booking-id') || {}).textContent?.trim(); })()",
+            PAGE_WITHIN,
+        )
+        .await;
+        // Bought: the entry is over, and the panel goes (a place is free again).
+        tab.wait_for(
+            "the waiting list panel closes",
+            "document.querySelector('#waitlist')?.hidden === true",
+            PAGE_WITHIN,
+        )
+        .await;
+        let gone = cx.api.get(&format!("/v1/events/{event}/waitlist/me"), Some(&token)).await;
+        assert_eq!(gone.status, 404, "{}", gone.body);
     })
 }
 
