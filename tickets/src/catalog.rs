@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::placement::{self, REPLICAS_PER_EVENT};
+use crate::webhooks::{Webhook, WebhookSpec, WEBHOOKS_MAX};
 use crate::{EventId, Millis, NodeId, PerformerId, Rejection, VenueId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -239,6 +240,15 @@ pub enum CatalogCommand {
         id: PerformerId,
         spec: PerformerSpec,
     },
+    /// Register a webhook endpoint (at most [`WEBHOOKS_MAX`]).
+    CreateWebhook {
+        id: String,
+        spec: WebhookSpec,
+    },
+    /// Remove a webhook endpoint: no notice is sent to it after this entry.
+    DeleteWebhook {
+        id: String,
+    },
 }
 
 /// What a catalog command changed, for the reply and for projections (search index).
@@ -252,6 +262,8 @@ pub enum CatalogChange {
     Node(NodeInfo),
     /// The cluster's id, as recorded.
     Cluster(String),
+    /// Registered, or (`DeleteWebhook`) as it was before it was removed.
+    Webhook(Box<Webhook>),
 }
 
 pub type CatalogReply = Result<CatalogChange, Rejection>;
@@ -266,6 +278,8 @@ pub struct Catalog {
     pub nodes: BTreeMap<NodeId, NodeInfo>,
     /// The cluster's id ([`CatalogCommand::SetClusterId`]), once recorded.
     pub cluster_id: Option<String>,
+    /// Webhook endpoints by id.
+    pub webhooks: BTreeMap<String, Webhook>,
     /// Event replicas per node, derived from `events` (not stored: counted again on first use
     /// after decoding) and kept up to date by `apply`. Counting on every `CreateEvent` was
     /// O(events) and, at 10,000 events, the top user-space cost of creating one.
@@ -494,6 +508,23 @@ impl Catalog {
                 self.load.add(to, 1);
                 Ok(CatalogChange::Event(Box::new(e)))
             }
+            CatalogCommand::CreateWebhook { id, spec } => {
+                check_name("id", &id)?;
+                spec.validate()?;
+                if self.webhooks.contains_key(&id) {
+                    return Err(Rejection::invalid("id", "webhook id already exists"));
+                }
+                if self.webhooks.len() >= WEBHOOKS_MAX {
+                    return Err(Rejection::limit(format!("at most {WEBHOOKS_MAX} webhook endpoints")));
+                }
+                let hook = Webhook { id: id.clone(), spec, created_at: now };
+                self.webhooks.insert(id, hook.clone());
+                Ok(CatalogChange::Webhook(Box::new(hook)))
+            }
+            CatalogCommand::DeleteWebhook { id } => match self.webhooks.remove(&id) {
+                Some(hook) => Ok(CatalogChange::Webhook(Box::new(hook))),
+                None => Err(Rejection::not_found("webhook")),
+            },
             CatalogCommand::SetClusterId { id } => {
                 check_name("id", &id)?;
                 match &self.cluster_id {

@@ -77,6 +77,7 @@ mod free;
 mod holds;
 mod idempotency;
 mod invariants;
+mod outbox;
 mod payment;
 mod queue_commands;
 mod refund;
@@ -85,6 +86,7 @@ mod setup;
 mod waitlist;
 
 use derived::Derived;
+pub use outbox::{Notice, NoticeData, NoticeKind, OUTBOX_MAX};
 use waitlist::WaitRecord;
 pub use waitlist::{WaitlistEntry, WaitlistStatus, WAITLIST_ENTRIES_MAX, WAITLIST_PASSES_MAX};
 
@@ -244,6 +246,10 @@ pub enum InventoryCommand {
     /// Leave the waiting list (an unpaid offer is released to the next entry).
     WaitlistLeave {
         user: UserId,
+    },
+    /// The leader delivered the outbox's notices numbered up to `upto`: drop them.
+    OutboxAck {
+        upto: u64,
     },
 }
 
@@ -411,6 +417,10 @@ pub enum Outcome {
     /// WaitlistJoin: the entry (offered at once when seats fit). WaitlistLeave: the entry
     /// as it was.
     Waitlist(Box<WaitlistEntry>),
+    /// OutboxAck: notices still waiting.
+    Acked {
+        pending: u64,
+    },
 }
 
 pub type InventoryReply = Result<Outcome, Rejection>;
@@ -488,6 +498,12 @@ pub struct InventoryCore {
     next_wait_seq: u64,
     /// The waiting list by join order.
     waitlist: BTreeMap<u64, Arc<WaitRecord>>,
+    /// Notices for webhooks not yet delivered (see `outbox`), oldest first.
+    outbox: std::collections::VecDeque<Notice>,
+    /// The number of the last notice made.
+    next_notice_seq: u64,
+    /// Notices dropped because the outbox was full.
+    outbox_dropped: u64,
 }
 
 /// The inventory of one event: the stored core plus its derived indexes.
@@ -555,8 +571,16 @@ impl Inventory {
                 Ok(Outcome::Expired(ids))
             }
             command => {
+                let (was_cancelled, was_sold) = (self.core.cancelled, self.derived.sold);
                 let reply = self.dispatch(command, now, &mut changes);
                 self.offer_returned(now, &mut changes);
+                if self.core.cancelled && !was_cancelled {
+                    self.notify(NoticeKind::EventCancelled, now, NoticeData::Event);
+                }
+                let capacity = self.core.states.len() as u64;
+                if self.derived.sold == capacity && was_sold < capacity {
+                    self.notify(NoticeKind::EventSoldOut, now, NoticeData::Event);
+                }
                 reply
             }
         };
@@ -632,6 +656,7 @@ impl Inventory {
                 self.waitlist_join(user, section, quantity, offer_hold_id, now, changes)
             }
             InventoryCommand::WaitlistLeave { user } => self.waitlist_leave(user, now, changes),
+            InventoryCommand::OutboxAck { upto } => self.outbox_ack(upto),
         }
     }
 

@@ -44,6 +44,7 @@ mod pairs;
 pub mod placement;
 pub mod queue;
 pub mod rejection;
+pub mod webhooks;
 
 pub use rejection::Rejection;
 

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use tickets::catalog::{GeoPoint, QueueSettings, RowSpec, SectionKind, SectionSpec, VenueSpec};
 use tickets::inventory::{
     BookingStatus, HoldStatus, Idempotency, Inventory, InventoryCommand, InventoryReply, InventorySetup,
-    Outcome, Refunder, Selection, TicketChange, TicketStatus, WaitlistStatus,
+    Notice, NoticeData, NoticeKind, Outcome, Refunder, Selection, TicketChange, TicketStatus, WaitlistStatus,
 };
 use tickets::layout::SectionTickets;
 use tickets::limits::{HOLD_EXTENSIONS_MAX, HOLD_TOTAL_MS_MAX};
@@ -104,6 +104,10 @@ enum Op {
     WaitLeave {
         user: usize,
     },
+    /// Acknowledge the outbox but its last `keep` notices.
+    Ack {
+        keep: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -136,6 +140,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (user.clone(), prop::bool::weighted(0.7), 0u32..5)
             .prop_map(|(user, general, quantity)| Op::WaitJoin { user, general, quantity }),
         1 => user.prop_map(|user| Op::WaitLeave { user }),
+        1 => (0u8..3).prop_map(|keep| Op::Ack { keep }),
     ]
 }
 
@@ -160,6 +165,7 @@ fn waitlist_op() -> impl Strategy<Value = Op> {
             .prop_map(|(booking, user)| Op::Refund { booking, owner: true, admin: false, user, key: None }),
         2 => (0usize..16).prop_map(|booking| Op::Refunded { booking }),
         1 => prop_oneof![3 => 0u64..40_000, 2 => Just(Millis::MAX)].prop_map(|at| Op::SalesEnd { at }),
+        1 => (0u8..3).prop_map(|keep| Op::Ack { keep }),
     ]
 }
 
@@ -302,7 +308,103 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
             offer_hold_id: format!("w{step}"),
         },
         Op::WaitLeave { user } => InventoryCommand::WaitlistLeave { user: USERS[*user].into() },
+        Op::Ack { keep } => {
+            InventoryCommand::OutboxAck { upto: inv.last_notice_seq().saturating_sub(u64::from(*keep)) }
+        }
     }
+}
+
+/// The outbox after one command (`before` -> `inv`, at `now`): the notices it made are
+/// numbered on from the last, and say exactly what happened — one `booking.confirmed` per new
+/// booking, one `booking.refunded` per booking refunded, one `hold.expired` per hold that ran
+/// out (at its expiry), one `waitlist.offered` per new offer, `event.cancelled` and
+/// `event.sold_out` on those transitions; an ack drops exactly what it names.
+fn check_outbox(
+    before: &Inventory,
+    inv: &Inventory,
+    cmd: &InventoryCommand,
+    now: Millis,
+    ctx: &str,
+) -> Result<(), TestCaseError> {
+    let from = before.last_notice_seq();
+    let made: Vec<&Notice> = inv.outbox().filter(|n| n.seq > from).collect();
+    let seqs: Vec<u64> = made.iter().map(|n| n.seq).collect();
+    prop_assert_eq!(
+        seqs,
+        (from + 1..=inv.last_notice_seq()).collect::<Vec<_>>(),
+        "{}: notices numbered on",
+        ctx
+    );
+    let of = |kind: NoticeKind| -> Vec<&Notice> { made.iter().copied().filter(|n| n.kind == kind).collect() };
+    let booking_ids = |kind: NoticeKind| -> BTreeSet<String> {
+        of(kind)
+            .iter()
+            .filter_map(|n| match &n.data {
+                NoticeData::Booking(b) => Some(b.id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let hold_ids = |kind: NoticeKind| -> BTreeSet<String> {
+        of(kind)
+            .iter()
+            .filter_map(|n| match &n.data {
+                NoticeData::Hold(h) => Some(h.id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let new_bookings: BTreeSet<String> =
+        inv.bookings().into_iter().filter(|b| before.booking(&b.id).is_none()).map(|b| b.id).collect();
+    prop_assert_eq!(booking_ids(NoticeKind::BookingConfirmed), new_bookings, "{}: booking.confirmed", ctx);
+    prop_assert_eq!(
+        of(NoticeKind::BookingConfirmed).len(),
+        booking_ids(NoticeKind::BookingConfirmed).len(),
+        "{}",
+        ctx
+    );
+    let refunded: BTreeSet<String> = inv
+        .bookings()
+        .into_iter()
+        .filter(|b| b.status == BookingStatus::Refunded)
+        .filter(|b| before.booking(&b.id).is_none_or(|x| x.status != BookingStatus::Refunded))
+        .map(|b| b.id)
+        .collect();
+    prop_assert_eq!(booking_ids(NoticeKind::BookingRefunded), refunded, "{}: booking.refunded", ctx);
+    // Live before, ended expired now (by expiry at the stamp, or a failed payment whose hold
+    // had run out meanwhile).
+    let ran_out: BTreeSet<String> = before
+        .live_holds()
+        .into_iter()
+        .filter(|h| inv.hold(&h.id).is_some_and(|x| x.status == HoldStatus::Expired))
+        .map(|h| h.id)
+        .collect();
+    prop_assert_eq!(hold_ids(NoticeKind::HoldExpired), ran_out, "{}: hold.expired", ctx);
+    for n in of(NoticeKind::HoldExpired) {
+        if let NoticeData::Hold(h) = &n.data {
+            prop_assert_eq!(n.at, h.expires_at, "{}: an expiry is noticed at its own time", ctx);
+        }
+    }
+    let offers: BTreeSet<String> = inv
+        .waitlist(now)
+        .into_iter()
+        .filter_map(|e| e.offer)
+        .filter(|h| before.hold(&h.id).is_none())
+        .map(|h| h.id)
+        .collect();
+    prop_assert!(hold_ids(NoticeKind::WaitlistOffered).is_superset(&offers), "{}: waitlist.offered", ctx);
+    let cancelled = usize::from(inv.cancelled() && !before.cancelled());
+    prop_assert_eq!(of(NoticeKind::EventCancelled).len(), cancelled, "{}: event.cancelled", ctx);
+    let capacity = inv.tickets().len() as u64;
+    let sold_out =
+        usize::from(inv.availability(now).sold == capacity && before.availability(now).sold < capacity);
+    prop_assert_eq!(of(NoticeKind::EventSoldOut).len(), sold_out, "{}: event.sold_out", ctx);
+    if let InventoryCommand::OutboxAck { upto } = cmd {
+        prop_assert!(inv.outbox().all(|n| n.seq > *upto), "{}: acked notices stay", ctx);
+        let kept = before.outbox().filter(|n| n.seq > *upto).count() + made.len();
+        prop_assert_eq!(inv.outbox_len(), kept, "{}: an ack dropped more than it named", ctx);
+    }
+    Ok(())
 }
 
 type Log = Vec<(InventoryCommand, Millis, InventoryReply, Vec<TicketChange>)>;
@@ -615,6 +717,7 @@ fn run(
         let _ = lapsed.apply(InventoryCommand::Expire, stamped);
         check_waitlist(&before, &lapsed, now, &ctx, &mut holds)?;
         check_waitlist(&lapsed, &inv, now, &ctx, &mut holds)?;
+        check_outbox(&before, &inv, &cmd, now, &ctx)?;
         // Pending refunds are exactly the bookings in RefundPending (what a new leader finishes).
         let pending: Vec<String> = inv
             .bookings()

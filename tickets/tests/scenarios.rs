@@ -24,7 +24,8 @@
 //! difference listed as `file:line`, the command, and want/got. A mutating command with
 //! the word `changes` also prints the ticket changes. Times are ms, or with a unit
 //! (`10s`, `30m`); a missing `at=` repeats the previous one. `venue=small` is section `A`
-//! (rows 1..3 of 5 seats, 5000 each) and general section `GA` (10 places, 2000 each).
+//! (rows 1..3 of 5 seats, 5000 each) and general section `GA` (10 places, 2000 each);
+//! `venue=tiny` is only `GA`, of 3 places. `notices` lists the outbox; `ack N` acknowledges it.
 //!
 //! After every command the harness checks `check_invariants`, a JSON round trip, and at
 //! the end a replay of the whole log from scratch (same replies, same state).
@@ -39,8 +40,8 @@ use std::path::PathBuf;
 use tickets::catalog::{GeoPoint, QueueSettings, RowSpec, SectionKind, SectionSpec, VenueSpec};
 use tickets::inventory::{
     booking_status_name, status_name, BookingStatus, Idempotency, Inventory, InventoryCommand,
-    InventoryReply, InventorySetup, Outcome, Refunder, Selection, TicketChange, TicketStatus, WaitlistEntry,
-    WaitlistStatus,
+    InventoryReply, InventorySetup, NoticeData, Outcome, Refunder, Selection, TicketChange, TicketStatus,
+    WaitlistEntry, WaitlistStatus,
 };
 use tickets::queue::QueueStatus;
 use tickets::{Millis, Rejection};
@@ -79,6 +80,7 @@ scenarios!(
     waitlist,
     waitlist_lapse,
     waitlist_refund,
+    notices,
     rejections,
     compaction,
 );
@@ -275,6 +277,17 @@ fn small_venue() -> VenueSpec {
     }
 }
 
+/// One general section of 3 places (2000 each): quick to sell out.
+fn tiny_venue() -> VenueSpec {
+    VenueSpec {
+        name: "Tiny Room".into(),
+        city: "Oslo".into(),
+        country: "NO".into(),
+        location: GeoPoint { lat: 59.9, lon: 10.7 },
+        sections: vec![SectionSpec { name: "GA".into(), kind: SectionKind::General { capacity: 3 } }],
+    }
+}
+
 impl World {
     fn step(&mut self, text: &str) -> Result<Vec<String>, String> {
         let line = Line::parse(text);
@@ -286,9 +299,13 @@ impl World {
             "setup" => {
                 let venue = match line.opt("venue")? {
                     "small" => small_venue(),
+                    "tiny" => tiny_venue(),
                     other => return Err(format!("unknown venue {other}")),
                 };
-                let prices = BTreeMap::from([("A".to_string(), 5_000), ("GA".to_string(), 2_000)]);
+                let prices: BTreeMap<String, u64> = [("A".to_string(), 5_000), ("GA".to_string(), 2_000)]
+                    .into_iter()
+                    .filter(|(s, _)| venue.sections.iter().any(|x| x.name == *s))
+                    .collect();
                 let queue = match line.opts.get("queue") {
                     Some(q) => {
                         let (n, secs) = q.split_once('x').ok_or("queue=<max>x<admission>")?;
@@ -398,6 +415,9 @@ impl World {
                 }
             }
             "unwait" => InventoryCommand::WaitlistLeave { user: line.word(0)?.into() },
+            "ack" => {
+                InventoryCommand::OutboxAck { upto: line.word(0)?.parse().map_err(|_| "bad notice number")? }
+            }
             "join" => InventoryCommand::QueueJoin { user: line.word(0)?.into() },
             "leave" => InventoryCommand::QueueLeave { user: line.word(0)?.into() },
             "admit" => {
@@ -459,6 +479,26 @@ impl World {
                 Some(v) => vec![format_reply(&Ok(Outcome::Queue(v)))],
                 None => vec!["not in queue".into()],
             },
+            "notices" => {
+                let all: Vec<String> = inv
+                    .outbox()
+                    .map(|n| {
+                        let about = match &n.data {
+                            NoticeData::Booking(b) => {
+                                format!(" {} {} [{}]", b.id, b.user, b.tickets.join(","))
+                            }
+                            NoticeData::Hold(h) => format!(" {} {} [{}]", h.id, h.user, h.tickets.join(",")),
+                            NoticeData::Event => String::new(),
+                        };
+                        format!("#{} {} at={}{about}", n.seq, n.kind.name(), n.at)
+                    })
+                    .collect();
+                if all.is_empty() {
+                    vec!["no notices".into()]
+                } else {
+                    all
+                }
+            }
             "waitlist" => match line.words.first() {
                 Some(user) => match inv.waitlist_entry(user, at) {
                     Some(e) => vec![format_entry(&e)],
@@ -611,6 +651,7 @@ fn format_reply(reply: &InventoryReply) -> String {
         },
         Ok(Outcome::QueueChanged { admitted }) => format!("admitted {}", list(admitted)),
         Ok(Outcome::Waitlist(e)) => format_entry(e),
+        Ok(Outcome::Acked { pending }) => format!("acked, {pending} pending"),
         Err(r) => match r {
             Rejection::Invalid { field, detail } => format!("invalid {field}: {detail}"),
             Rejection::NotFound { what } => format!("not_found {what}"),

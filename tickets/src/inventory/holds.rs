@@ -60,6 +60,11 @@ impl Inventory {
         }
         let mut hold = Arc::unwrap_or_clone(hold);
         hold.status = status;
+        if status == HoldStatus::Expired {
+            // At its own expiry, though a later entry noticed it.
+            let view = self.view(&hold);
+            self.notify_hold(super::NoticeKind::HoldExpired, view, hold.expires_at);
+        }
         self.derived.ended_ids.insert(hold.id.clone(), (now, no));
         self.core.ended.insert((now, no), Arc::new(hold));
         if self.core.ended.len() > ENDED_HOLDS_MAX {

@@ -149,6 +149,7 @@ impl Inventory {
             }
         }
         self.check_waitlist(&ids)?;
+        self.check_outbox()?;
         core.queue.check()?;
         self.derived.free.check(layout, |i| core.states[i as usize] == TicketState::Available)?;
         let rebuilt = Derived::rebuild(core)?;
@@ -157,6 +158,24 @@ impl Inventory {
                 "derived indexes out of step:\n stored  {:?}\n rebuilt {:?}",
                 self.derived, rebuilt
             ));
+        }
+        Ok(())
+    }
+
+    /// Notices numbered without repeats, oldest first, none past the last number given.
+    fn check_outbox(&self) -> Result<(), String> {
+        let mut last = 0;
+        for n in &self.core.outbox {
+            if n.seq <= last || n.seq > self.core.next_notice_seq {
+                return Err(format!(
+                    "notice {} after {last} (last given {})",
+                    n.seq, self.core.next_notice_seq
+                ));
+            }
+            last = n.seq;
+        }
+        if self.core.outbox.len() > super::OUTBOX_MAX {
+            return Err(format!("{} notices wait, more than {}", self.core.outbox.len(), super::OUTBOX_MAX));
         }
         Ok(())
     }

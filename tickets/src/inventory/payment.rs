@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::outbox::{NoticeData, NoticeKind};
 use super::{
     status_name, BookingRecord, BookingStatus, Changes, Found, HoldStatus, Idempotency, Inventory,
     InventoryReply, Outcome, PaymentAttempt, TicketState,
@@ -106,7 +107,9 @@ impl Inventory {
         // A shopper who completed a booking stops counting against the queue's admissions,
         // so the next waiting user can be admitted.
         self.core.queue.finish_admission(&user, now);
-        let reply = Ok(Outcome::Booked(self.booking_view(&booking)));
+        let view = self.booking_view(&booking);
+        self.notify(NoticeKind::BookingConfirmed, now, NoticeData::Booking(Box::new(view.clone())));
+        let reply = Ok(Outcome::Booked(view));
         self.remember(&user, idempotency.as_ref(), &reply, now);
         reply
     }

@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use super::outbox::{NoticeData, NoticeKind};
 use super::{
     BookingRecord, BookingStatus, Changes, Idempotency, Inventory, InventoryReply, Outcome, RefundAttempt,
     Refunder, TicketState,
@@ -127,7 +128,9 @@ impl Inventory {
             );
             self.set_ticket(i, TicketState::Available, changes);
         }
-        let reply = Ok(Outcome::Booked(self.booking_view(&booking)));
+        let view = self.booking_view(&booking);
+        self.notify(NoticeKind::BookingRefunded, now, NoticeData::Booking(Box::new(view.clone())));
+        let reply = Ok(Outcome::Booked(view));
         if let Some(refund) = &booking.refund {
             let asker = match &refund.by {
                 Refunder::Buyer(user) | Refunder::Admin(user) => user,

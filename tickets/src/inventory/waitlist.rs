@@ -255,6 +255,8 @@ impl Inventory {
                 offer_ms,
                 changes,
             );
+            let view = self.view(&hold);
+            self.notify_hold(super::NoticeKind::WaitlistOffered, view, now);
             self.derived.unindex_wait(&record);
             let record = Arc::new(WaitRecord { offered: Some(hold.no), ..(*record).clone() });
             self.derived.index_wait(&record);
