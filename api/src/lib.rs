@@ -36,7 +36,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 pub use auth::AuthKeys;
@@ -45,7 +45,7 @@ pub use tls::serve_tls;
 pub use tls::HttpTls;
 
 use crate::error::ApiError;
-use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats, waitlist};
+use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats, waitlist, webhooks};
 
 /// The whole API, and the web pages that use it, as a router.
 pub fn router(state: AppState) -> Router {
@@ -67,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}/waitlist", post(waitlist::waitlist_join))
         .route("/v1/events/{id}/waitlist/me", get(waitlist::waitlist_me).delete(waitlist::waitlist_leave))
         .route("/v1/events/{id}/waitlist/me/stream", get(waitlist::waitlist_stream))
+        .route("/v1/webhooks", post(webhooks::create_webhook).get(webhooks::list_webhooks))
+        .route("/v1/webhooks/{id}", delete(webhooks::delete_webhook))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", post(webhooks::redeliver))
         .route("/v1/search", get(search::search))
         .route("/v1/booking/reserve", post(booking::reserve))
         .route("/v1/booking/confirm", post(booking::confirm))

@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::*;
 use crate::error::Problem;
-use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats, waitlist};
+use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats, waitlist, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,8 @@ use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats, wai
         dev::token,
         live::queue_join, live::queue_me, live::queue_leave, live::queue_stream,
         waitlist::waitlist_join, waitlist::waitlist_me, waitlist::waitlist_leave, waitlist::waitlist_stream,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook, webhooks::deliveries,
+        webhooks::redeliver,
         booking::reserve, booking::confirm, booking::release, booking::get_hold, booking::extend,
         booking::get_booking, booking::cancel_booking, booking::my_bookings,
         ops::healthz, ops::readyz, ops::metrics, ops::cluster, ops::add_node, ops::remove_node,
@@ -40,6 +42,7 @@ use crate::routes::{booking, browse, catalog, dev, live, ops, search, seats, wai
         Payment, ConfirmRequest, ReleaseRequest, BookingOut, CancelOut, HoldStatusOut, ExtendOut, BookingsPage,
         ops::ClusterOut, ops::NodeOut, ops::GroupOut, ops::NodeAdd,
         live::QueueOut, live::ChangeOut, live::TicketChangeOut, waitlist::WaitlistRequest, waitlist::WaitlistOut,
+        webhooks::WebhookCreate, webhooks::WebhookOut, webhooks::WebhooksOut, webhooks::DeliveryOut, webhooks::DeliveriesOut,
         seats::LayoutOut, seats::LayoutSectionOut, seats::LayoutRowOut, seats::SeatsOut,
         catalog::EventsPage, catalog::VenuesPage, catalog::PerformersPage,
         dev::DevTokenRequest, dev::DevTokenOut,

@@ -21,6 +21,10 @@ pub fn venue_id() -> String {
     format!("ven_{}", random_hex())
 }
 
+pub fn webhook_id() -> String {
+    format!("whk_{}", random_hex())
+}
+
 pub fn performer_id() -> String {
     format!("prf_{}", random_hex())
 }

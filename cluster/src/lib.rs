@@ -50,6 +50,7 @@ pub mod route;
 pub mod routed;
 pub mod schedule;
 pub mod store;
+pub mod webhooks;
 
 pub use error::{Error, Result};
 pub use node::StoreOptions;

@@ -213,11 +213,13 @@ impl GroupMachine {
 }
 
 /// When the leader of `inv` must next act: the earliest hold expiry, the queue's next
-/// admission, or now when a payment sits in `confirming` or a refund is pending (a crash or
-/// an earlier leader left it; the node finishes it unless it runs it already).
+/// admission, or now when a payment sits in `confirming`, a refund is pending (a crash or
+/// an earlier leader left it; the node finishes it unless it runs it already) or notices wait
+/// in the outbox ([`crate::webhooks`]).
 pub fn next_deadline(inv: &Inventory) -> Option<Millis> {
     let queue = inv.queue_next_deadline();
-    let confirming = (!inv.confirming().is_empty() || inv.has_refunding()).then(|| inv.now());
+    let confirming =
+        (!inv.confirming().is_empty() || inv.has_refunding() || inv.outbox_len() > 0).then(|| inv.now());
     [inv.earliest_expiry(), queue, confirming].into_iter().flatten().min()
 }
 

@@ -193,6 +193,7 @@ impl Store {
                 payments,
                 payments_inflight: Mutex::new(HashSet::new()),
                 refunds_inflight: Mutex::new(HashSet::new()),
+                webhooks: Default::default(),
                 shutdown,
                 scheduler,
                 bookings,

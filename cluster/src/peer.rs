@@ -146,6 +146,15 @@ pub enum PeerCall {
         event_id: String,
         linearizable: bool,
     },
+    /// The peer's log of its deliveries to a webhook endpoint.
+    WebhookDeliveriesHere {
+        webhook: String,
+    },
+    /// Send a logged delivery again (asked of the node that made it).
+    Redeliver {
+        webhook: String,
+        delivery: String,
+    },
 }
 
 /// One request to a peer, answered by a stream.
@@ -285,6 +294,12 @@ async fn serve(store: Store, call: PeerCall) -> Vec<u8> {
         }
         PeerCall::WaitlistView { user, event_id, linearizable } => {
             encode(&store.local_waitlist_view(&user, &event_id, linearizable).await)
+        }
+        PeerCall::WebhookDeliveriesHere { webhook } => {
+            encode(&PeerAnswer::Ok(store.webhook_deliveries_here(&webhook)))
+        }
+        PeerCall::Redeliver { webhook, delivery } => {
+            encode(&store.local_redeliver(&webhook, &delivery).await)
         }
     }
 }

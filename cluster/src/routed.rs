@@ -321,6 +321,51 @@ impl Store {
         self.routed(local, || PeerCall::AddNode { id, raft_addr, http_addr, store_id }).await
     }
 
+    /// The deliveries to webhook `webhook` that every live node remembers, newest first (at
+    /// most `limit`). 503 when more than [`PEERS_SILENT_MAX`] nodes did not answer.
+    pub async fn webhook_deliveries(
+        &self,
+        webhook: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::webhooks::Delivery>> {
+        if self.catalog_read(|c| !c.webhooks.contains_key(webhook)) {
+            return Err(tickets::Rejection::not_found("webhook").into());
+        }
+        let mut all = self.webhook_deliveries_here(webhook);
+        let asks = self.peer_nodes().into_iter().map(|node| async move {
+            let call = PeerCall::WebhookDeliveriesHere { webhook: webhook.into() };
+            (node, self.ask::<Vec<crate::webhooks::Delivery>>(&[node], call, Duration::from_secs(5)).await)
+        });
+        let mut failed = 0;
+        for (node, answer) in futures::future::join_all(asks).await {
+            match answer {
+                Ok(found) => all.extend(found),
+                Err(e) => {
+                    tracing::warn!(node, error = %e, "a node did not list its webhook deliveries");
+                    failed += 1;
+                }
+            }
+        }
+        if failed > PEERS_SILENT_MAX {
+            return Err(Error::unavailable("too many nodes did not answer; retry"));
+        }
+        all.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Send a logged delivery again, from the node that made it.
+    pub async fn redeliver(&self, webhook: &str, delivery: &str) -> Result<crate::webhooks::Delivery> {
+        let Some(node) = crate::webhooks::delivery_node(delivery) else {
+            return Err(crate::webhooks::bad_delivery_id());
+        };
+        if node == self.node_id() {
+            return self.local_redeliver(webhook, delivery).await;
+        }
+        let call = PeerCall::Redeliver { webhook: webhook.into(), delivery: delivery.into() };
+        self.ask(&[node], call, crate::webhooks::DELIVERY_TIMEOUT + PEER_CALL_TIMEOUT).await
+    }
+
     /// The user's bookings over every event, newest first: this node's and every other live
     /// node's (bookings live in their events' groups, spread over the nodes), without
     /// duplicates (an event has several replicas). 503 when more than [`PEERS_SILENT_MAX`]

@@ -189,7 +189,7 @@ async fn act(store: &Store, event: &str) -> Duration {
         return NOT_LEADER_RECHECK;
     }
     let now = wall_ms();
-    let (expiry, queue_deadline, queue_on, confirming, refunding) =
+    let (expiry, queue_deadline, queue_on, confirming, refunding, notices) =
         group.read_local(|m| match m.as_inventory() {
             Some(inv) => (
                 inv.earliest_expiry(),
@@ -197,9 +197,15 @@ async fn act(store: &Store, event: &str) -> Duration {
                 inv.setup().is_some_and(|s| s.queue.enabled),
                 inv.confirming(),
                 inv.refunding(),
+                inv.outbox_len(),
             ),
-            None => (None, None, false, Vec::new(), Vec::new()),
+            None => (None, None, false, Vec::new(), Vec::new(), 0),
         });
+    // Notices for webhooks: one delivery pass at a time per event.
+    if notices > 0 && !store.inner.webhooks.claimed(event) {
+        let (store, group, event) = (store.clone(), group.clone(), event.to_string());
+        tokio::spawn(async move { store.deliver_outbox(&group, &event).await });
+    }
     for hold in confirming {
         if !store.payment_claimed(&hold.id) {
             let (store, group) = (store.clone(), group.clone());

@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     /// [`Store::out_of_service`] had a reason at the reconciler's last look: the request path
     /// reads this flag, not the catalog.
     pub out_of_service: std::sync::atomic::AtomicBool,
+    /// Webhook deliveries: passes running, the delivery log (see [`crate::webhooks`]).
+    pub webhooks: crate::webhooks::Webhooks,
     /// Event pages this node relayed from a replica (see [`crate::relay_cache`]).
     pub relayed_pages: crate::relay_cache::RelayCache<crate::browse::EventPage>,
 }
@@ -317,6 +319,31 @@ impl Store {
             CatalogChange::Performer(p) => Ok(p),
             other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
         }
+    }
+
+    /// Register a webhook endpoint.
+    pub async fn create_webhook(
+        &self,
+        spec: tickets::webhooks::WebhookSpec,
+    ) -> Result<tickets::webhooks::Webhook> {
+        spec.validate()?;
+        match self.write_catalog(CatalogCommand::CreateWebhook { id: ids::webhook_id(), spec }).await? {
+            CatalogChange::Webhook(w) => Ok(*w),
+            other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+        }
+    }
+
+    /// Remove a webhook endpoint; its notices stop with this entry.
+    pub async fn delete_webhook(&self, id: &str) -> Result<tickets::webhooks::Webhook> {
+        match self.write_catalog(CatalogCommand::DeleteWebhook { id: id.to_string() }).await? {
+            CatalogChange::Webhook(w) => Ok(*w),
+            other => Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+        }
+    }
+
+    /// The endpoints, from the local catalog replica.
+    pub fn webhooks(&self) -> Vec<tickets::webhooks::Webhook> {
+        self.catalog_read(|c| c.webhooks.values().cloned().collect())
     }
 
     pub async fn create_performer(&self, spec: PerformerSpec) -> Result<Performer> {

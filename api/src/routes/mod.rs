@@ -9,3 +9,4 @@ pub mod ops;
 pub mod search;
 pub mod seats;
 pub mod waitlist;
+pub mod webhooks;

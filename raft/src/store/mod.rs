@@ -54,7 +54,8 @@ pub(crate) const KEY_MEMBERS: &[u8] = b"members";
 /// inventories and bookings gained the refund window and refund state (cancel and refund),
 /// and the waiting queue keeps when each admission started and the durations of the last
 /// ones that ended (for the wait estimate). 6: events and inventories gained the waiting
-/// list (its entries, the offer time).
+/// list (its entries, the offer time), inventories the webhook outbox, the catalog its
+/// webhook endpoints.
 pub(crate) const FORMAT_VERSION: u8 = 6;
 
 /// The tree of every group's log entries.
