@@ -1,6 +1,7 @@
 // admin.js — the organizer's pages: venues (with a live preview of the seat map),
 // performers, events (prices per section of the chosen venue, sale settings, queue), and
-// the event list with edit and cancel. Everything goes through the admin API.
+// the event list with edit and cancel, and webhook endpoints with their deliveries.
+// Everything goes through the admin API.
 import { get, post, api, el, when, report, clearError, showError, isAdmin, drawMap, $ } from '/assets/common.js';
 
 /// How many listing pages the venue and performer pickers follow (100 each).
@@ -411,6 +412,90 @@ $('#admin-events').addEventListener('click', e => {
   const edit = e.target.closest('.event-edit');
   if (edit) { e.preventDefault(); openEdit(edit.dataset.id); }
 });
+// ---- webhooks ------------------------------------------------------------------------------
+
+function webhookRow(w) {
+  return el('tr', { 'data-webhook-id': w.id },
+    el('td', {}, el('code', {}, w.url), ' ', el('span', { class: 'muted' }, w.id)),
+    el('td', {}, w.events.join(', ')),
+    el('td', {}, when(w.created_at)),
+    el('td', {},
+      el('button', { type: 'button', class: 'webhook-deliveries', 'data-id': w.id }, 'Deliveries'), ' ',
+      el('button', { type: 'button', class: 'webhook-delete', 'data-id': w.id }, 'Remove')));
+}
+
+async function loadWebhooks() {
+  if (!isAdmin()) return;
+  try {
+    const { webhooks } = await get('/v1/webhooks');
+    $('#webhooks tbody').replaceChildren(...webhooks.map(webhookRow));
+  } catch (err) {
+    report(err);
+  }
+}
+
+async function saveWebhook(e) {
+  e.preventDefault();
+  const f = e.target;
+  const events = [...f.querySelectorAll('input[name=events]:checked')].map(i => i.value);
+  try {
+    const w = await post('/v1/webhooks', { url: f.elements.url.value.trim(), events, secret: f.elements.secret.value });
+    clearError();
+    $('#webhook-created').textContent = w.id;
+    f.elements.secret.value = '';
+    loadWebhooks();
+  } catch (err) {
+    report(err);
+  }
+}
+
+async function showDeliveries(id) {
+  try {
+    const { deliveries } = await get(`/v1/webhooks/${encodeURIComponent(id)}/deliveries`);
+    $('#deliveries-of').textContent = id;
+    $('#deliveries tbody').replaceChildren(...deliveries.map(d => el('tr', { 'data-delivery-id': d.id },
+      el('td', {}, when(d.at)),
+      el('td', {}, d.type),
+      el('td', {}, el('code', {}, d.notice_id)),
+      el('td', { class: 'delivery-status' }, d.status + (d.http_status ? ` (${d.http_status})` : '') + (d.error && d.status !== 'delivered' ? ` — ${d.error}` : '')),
+      el('td', {}, String(d.attempts)),
+      el('td', {}, el('button', { type: 'button', class: 'delivery-resend', 'data-webhook': id, 'data-id': d.id }, 'Send again')))));
+    $('#deliveries-panel').hidden = false;
+  } catch (err) {
+    report(err);
+  }
+}
+
+$('#webhook-form').addEventListener('submit', saveWebhook);
+$('#webhooks').addEventListener('click', async e => {
+  const del = e.target.closest('.webhook-delete');
+  if (del) {
+    try {
+      await api('DELETE', `/v1/webhooks/${encodeURIComponent(del.dataset.id)}`);
+      clearError();
+      if ($('#deliveries-of').textContent === del.dataset.id) $('#deliveries-panel').hidden = true;
+      loadWebhooks();
+    } catch (err) { report(err); }
+    return;
+  }
+  const log = e.target.closest('.webhook-deliveries');
+  if (log) showDeliveries(log.dataset.id);
+});
+$('#deliveries').addEventListener('click', async e => {
+  const b = e.target.closest('.delivery-resend');
+  if (!b) return;
+  b.disabled = true;
+  try {
+    const d = await post(`/v1/webhooks/${encodeURIComponent(b.dataset.webhook)}/deliveries/${encodeURIComponent(b.dataset.id)}/redeliver`);
+    clearError();
+    b.closest('tr').querySelector('.delivery-status').textContent = d.status + (d.http_status ? ` (${d.http_status})` : '');
+  } catch (err) {
+    report(err);
+  } finally {
+    b.disabled = false;
+  }
+});
+
 $('#edit-form').addEventListener('submit', saveEdit);
 $('#edit-close').addEventListener('click', () => { $('#edit-form').hidden = true; });
 
@@ -419,6 +504,7 @@ function start() {
   if (!isAdmin()) showError('Sign in with an organizer (admin) token to use these pages.');
   else clearError();
   loadPickers().then(loadEvents);
+  loadWebhooks();
 }
 window.addEventListener('boxoffice:signin', start);
 

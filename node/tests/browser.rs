@@ -69,6 +69,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("a queued buyer sees their position change and reaches the map", queued_buyer_is_admitted),
     ("a buyer joins a sold-out event's waiting list and pays the offer", waitlist_buyer_pays_the_offer),
     ("/admin creates a venue and an event, and a buyer books a seat of it", admin_creates_then_buyer_books),
+    ("/admin adds a webhook, sees its delivery, sends it again and removes it", admin_manages_a_webhook),
     ("a 20,000-seat map renders and stays live", big_map_renders_and_stays_live),
 ];
 
@@ -724,6 +725,89 @@ fn waitlist_buyer_pays_the_offer(cx: &Ctx) -> BoxFuture<'_, ()> {
         .await;
         let gone = cx.api.get(&format!("/v1/events/{event}/waitlist/me"), Some(&token)).await;
         assert_eq!(gone.status, 404, "{}", gone.body);
+    })
+}
+
+fn admin_manages_a_webhook(cx: &Ctx) -> BoxFuture<'_, ()> {
+    Box::pin(async move {
+        // A receiver that answers 200 and counts what it got.
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let counter = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    "ok"
+                }
+            }),
+        );
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let tab = cx.tab().await;
+        tab.sign_in(&cx.admin).await;
+        tab.goto("/admin").await;
+        wait_signed_in(&tab, "admin").await;
+        tab.fill("form#webhook-form [name=url]", &url).await;
+        tab.fill("form#webhook-form [name=secret]", "browser-secret-0123456789").await;
+        tab.click("button#webhook-save").await;
+        let id = tab
+            .wait_for(
+                "the new endpoint's id is shown",
+                "(document.querySelector('#webhook-created') || {}).textContent?.trim()",
+                PAGE_WITHIN,
+            )
+            .await;
+        let id = id.as_str().unwrap().to_string();
+        let row = format!("#webhooks tr[data-webhook-id='{id}']");
+        tab.wait_for("the endpoint is listed", &visible_js(&row), PAGE_WITHIN).await;
+
+        // A booking: booking.confirmed is delivered.
+        let event = cx.small_event(&unique("Hook Night").0).await;
+        let buyer = cx.user("hook-buyer");
+        let hold = cx.reserve(&buyer, &event, &["A-1-1"]).await;
+        cx.pay(&buyer, &hold).await;
+        eventually("the receiver got the notice", PAGE_WITHIN, || async {
+            let n = got.load(Ordering::SeqCst);
+            if n >= 1 {
+                Ok(())
+            } else {
+                Err(format!("{n} POSTs"))
+            }
+        })
+        .await;
+        tab.click(&format!("{row} .webhook-deliveries")).await;
+        let first = "#deliveries tbody tr";
+        tab.wait_for(
+            "the delivery log shows the booking.confirmed delivery",
+            &format!(
+                "(() => {{ const r = document.querySelector({}); return !!r && r.textContent.includes('booking.confirmed') \
+                   && r.querySelector('.delivery-status').textContent.startsWith('delivered'); }})()",
+                js(first)
+            ),
+            PAGE_WITHIN,
+        )
+        .await;
+        let before = got.load(Ordering::SeqCst);
+        tab.click(&format!("{first} .delivery-resend")).await;
+        eventually("the delivery was sent again", PAGE_WITHIN, || async {
+            let n = got.load(Ordering::SeqCst);
+            if n > before {
+                Ok(())
+            } else {
+                Err(format!("{n} POSTs"))
+            }
+        })
+        .await;
+        tab.click(&format!("{row} .webhook-delete")).await;
+        tab.wait_for("the endpoint is gone", &format!("!document.querySelector({})", js(&row)), PAGE_WITHIN)
+            .await;
+        let listed = cx.api.get("/v1/webhooks", Some(&cx.admin)).await;
+        assert!(!listed.body.to_string().contains(&id), "{}", listed.body);
+        server.abort();
     })
 }
 
