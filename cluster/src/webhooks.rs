@@ -3,11 +3,13 @@
 //!
 //! - **When.** An inventory with notices waiting is due now ([`crate::machine::next_deadline`]);
 //!   the scheduler hands it to [`Store::deliver_outbox`] on the event's leader, at most one
-//!   pass per event at a time (claimed in `Webhooks::running`). A pass takes the oldest
-//!   [`NOTICES_PER_PASS_MAX`] notices, sends each to every endpoint that wants its kind,
-//!   [`DELIVERIES_PARALLEL`] at a time, and acknowledges them all once each is delivered or
-//!   given up. Nothing of this is on a request's path: an endpoint that does not answer slows
-//!   no booking, only the next pass of its event's notices.
+//!   pass per event at a time (claimed in `Webhooks::running`). A pass works in batches while
+//!   notices wait (up to [`BATCHES_PER_PASS_MAX`]): a batch takes the oldest notices up to
+//!   [`NOTICES_PER_PASS_MAX`] that some endpoint wants, sends each to every endpoint that
+//!   wants its kind, [`DELIVERIES_PARALLEL`] at a time, and acknowledges the batch (with the
+//!   unwanted notices among it) once each is delivered or given up. With no endpoints, one
+//!   ack clears the outbox. Nothing of this is on a request's path: an endpoint that does not
+//!   answer slows no booking, only the delivery of its event's later notices.
 //! - **At least once, never invented.** The notices are in the log; one that was sent but not
 //!   acknowledged when the leader died is sent again by the next leader, with the same id.
 //!   Receivers dedupe on `Boxoffice-Delivery` (the notice id).
@@ -22,7 +24,7 @@
 //!   endpoint, in memory (a restart forgets them; the notices themselves are in the log until
 //!   delivered). `GET /v1/webhooks/{id}/deliveries` gathers them from every node.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -46,10 +48,12 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ATTEMPTS_MAX: u32 = 5;
 /// The first wait between attempts (doubling).
 pub const RETRY_FIRST: Duration = Duration::from_millis(500);
-/// Notices one pass takes.
+/// Wanted notices one batch sends.
 pub const NOTICES_PER_PASS_MAX: usize = 64;
 /// Requests in flight per pass.
 pub const DELIVERIES_PARALLEL: usize = 16;
+/// Batches one pass delivers before it lets the scheduler call again (a bound, not a pace).
+pub const BATCHES_PER_PASS_MAX: usize = 64;
 /// Deliveries a node remembers per endpoint.
 pub const LOG_PER_ENDPOINT_MAX: usize = 500;
 /// Failed deliveries in a row after which an endpoint gets one attempt per notice.
@@ -269,13 +273,33 @@ impl Store {
         if !hooks.claim(event) {
             return;
         }
-        let notices: Vec<Notice> = group.read_local(|m| {
-            m.as_inventory()
-                .map(|inv| inv.outbox().take(NOTICES_PER_PASS_MAX).cloned().collect())
-                .unwrap_or_default()
-        });
-        if let Some(last) = notices.last().map(|n| n.seq) {
+        // Batch after batch while this node leads and notices wait: a hot event makes
+        // thousands a second, and one batch per scheduler tick would fall behind.
+        for _ in 0..BATCHES_PER_PASS_MAX {
+            if group.leader() != Some(self.node_id()) {
+                break;
+            }
             let endpoints: Vec<Webhook> = self.catalog_read(|c| c.webhooks.values().cloned().collect());
+            let wanted: BTreeSet<NoticeKind> =
+                endpoints.iter().flat_map(|h| h.spec.events.iter().copied()).collect();
+            // Notices nobody wants are acknowledged with the batch; only wanted ones are sent,
+            // at most NOTICES_PER_PASS_MAX a batch.
+            let (notices, last) = group.read_local(|m| {
+                let Some(inv) = m.as_inventory() else { return (Vec::new(), None) };
+                let mut sent = Vec::new();
+                let mut last = None;
+                for n in inv.outbox() {
+                    if wanted.contains(&n.kind) {
+                        if sent.len() == NOTICES_PER_PASS_MAX {
+                            break;
+                        }
+                        sent.push(n.clone());
+                    }
+                    last = Some(n.seq);
+                }
+                (sent, last)
+            });
+            let Some(last) = last else { break };
             let node = self.node_id();
             let work: Vec<(Webhook, String, NoticeKind, String)> = notices
                 .iter()
@@ -295,6 +319,7 @@ impl Store {
             if let Err(e) = self.write_inventory(group, InventoryCommand::OutboxAck { upto: last }).await {
                 // Not acknowledged: the next pass (or leader) sends them again.
                 tracing::debug!(event, error = %e, "outbox ack not proposed");
+                break;
             }
         }
         hooks.unclaim(event);
