@@ -53,6 +53,11 @@ fn holds_leave_the_state() {
     assert!(matches!(&expired, Ok(Outcome::Expired(ids)) if ids.len() == HOLDS as usize), "{expired:?}");
     let ended = encoded(&inv);
     assert!(inv.apply(InventoryCommand::Expire, 15_001 + ENDED_HOLD_MS + 1).0.is_ok());
+    // The leader's webhook deliverer acknowledges the expiries' notices (with no endpoint,
+    // at once); until then the outbox holds them, bounded by OUTBOX_MAX.
+    let upto = inv.last_notice_seq();
+    assert_eq!(upto, u64::from(HOLDS), "one hold.expired notice per hold");
+    assert!(inv.apply(InventoryCommand::OutboxAck { upto }, 15_001 + ENDED_HOLD_MS + 1).0.is_ok());
     let forgotten = encoded(&inv);
     println!(
         "encoded state: empty event {empty} B; {HOLDS} live holds of 2 tickets {live} B ({per_live} B each); \
