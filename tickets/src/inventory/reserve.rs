@@ -43,19 +43,7 @@ impl Inventory {
             }
             found => found.is_some() || self.derived.wait_hold_ids.contains_key(hold_id.as_str()),
         };
-        let setup = self.core.setup.as_ref().expect("set up");
-        if self.core.cancelled {
-            return Err(Rejection::EventClosed { detail: "event cancelled".into() });
-        }
-        if now < setup.on_sale_at {
-            return Err(Rejection::EventClosed { detail: "not on sale yet".into() });
-        }
-        if now >= setup.sales_end {
-            return Err(Rejection::EventClosed { detail: "sales have ended".into() });
-        }
-        if setup.queue.enabled && !self.core.queue.is_admitted(&user, now) {
-            return Err(Rejection::QueueAdmissionRequired);
-        }
+        self.check_selling(&user, now)?;
         if hold_id_used {
             return Err(Rejection::invalid("hold_id", "hold id already used"));
         }
@@ -148,6 +136,25 @@ impl Inventory {
             ));
         }
         Ok(sorted)
+    }
+
+    /// What a reserve and a waiting-list join both need first: a live event on sale, inside
+    /// its sales window, and (with a queue) the user admitted.
+    pub(super) fn check_selling(&self, user: &str, now: Millis) -> Result<(), Rejection> {
+        let setup = self.core.setup.as_ref().expect("set up");
+        if self.core.cancelled {
+            return Err(Rejection::EventClosed { detail: "event cancelled".into() });
+        }
+        if now < setup.on_sale_at {
+            return Err(Rejection::EventClosed { detail: "not on sale yet".into() });
+        }
+        if now >= setup.sales_end {
+            return Err(Rejection::EventClosed { detail: "sales have ended".into() });
+        }
+        if setup.queue.enabled && !self.core.queue.is_admitted(user, now) {
+            return Err(Rejection::QueueAdmissionRequired);
+        }
+        Ok(())
     }
 
     pub(super) fn check_user_limit(&self, user: &str, requested: u64, now: Millis) -> Result<(), Rejection> {

@@ -93,19 +93,7 @@ impl Inventory {
                 return Ok(Outcome::Waitlist(Box::new(self.entry_view(*seq, now))));
             }
         }
-        let setup = self.core.setup.as_ref().expect("set up");
-        if self.core.cancelled {
-            return Err(Rejection::EventClosed { detail: "event cancelled".into() });
-        }
-        if now < setup.on_sale_at {
-            return Err(Rejection::EventClosed { detail: "not on sale yet".into() });
-        }
-        if now >= setup.sales_end {
-            return Err(Rejection::EventClosed { detail: "sales have ended".into() });
-        }
-        if setup.queue.enabled && !self.core.queue.is_admitted(&user, now) {
-            return Err(Rejection::QueueAdmissionRequired);
-        }
+        self.check_selling(&user, now)?;
         if self.derived.wait_users.contains_key(user.as_str()) {
             return Err(Rejection::Conflict { detail: "already on this event's waiting list".into() });
         }
