@@ -82,6 +82,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 /// (an array, which serde would read into a struct field by field, a string, a number) is
 /// 400 `invalid_request` on `body`. A body that ends too early, or is not JSON at all, is
 /// blamed on `body`; a value of the wrong type on its path (`sections[0].rows`).
+/// A query string as the handler's `Result<Query<T>, _>` got it: a bad one is a problem+json
+/// 400 `invalid_request` naming the parameter when serde says which (an unknown one).
+pub fn query_params<T>(
+    query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    let axum::extract::Query(q) = query.map_err(|e| {
+        let text = e.body_text();
+        let field =
+            text.split('`').nth(1).filter(|_| text.contains("unknown field")).unwrap_or("query").to_string();
+        ApiError::invalid(field, text)
+    })?;
+    Ok(q)
+}
+
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     match raw.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Err(ApiError::invalid("body", "a JSON body is required")),

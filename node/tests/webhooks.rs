@@ -297,6 +297,17 @@ async fn every_notice_arrives_signed_and_once_after_dedupe_across_a_leader_kill(
     let nope =
         c.post(&format!("/v1/webhooks/{hook_id}/deliveries/whd_99_1/redeliver"), &admin, json!(null)).await;
     assert!(matches!(nope.status, 404 | 503), "{}", nope.body);
+    // A bad query is a problem+json 400 naming the parameter (what the fuzzer once found).
+    for (q, field) in [("since=1", "since"), ("limit=0", "limit"), ("limit=501", "limit")] {
+        let a = c.get(&format!("/v1/webhooks/{hook_id}/deliveries?{q}"), Some(&admin)).await;
+        let ct = a.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        assert_eq!(
+            (a.status, a.body["field"].as_str(), ct.as_str()),
+            (400, Some(field), "application/problem+json"),
+            "{q}: {}",
+            a.body
+        );
+    }
     let removed = c.send("DELETE", &format!("/v1/webhooks/{hook_id}"), Some(&admin), None, &[]).await;
     assert_eq!(removed.status, 204, "{}", removed.body);
     let again = c.send("DELETE", &format!("/v1/webhooks/{hook_id}"), Some(&admin), None, &[]).await;

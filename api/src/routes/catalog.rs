@@ -209,14 +209,7 @@ impl ListingQuery {
 type ListingParams = Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>;
 
 fn listing_query(query: ListingParams) -> Result<ListingQuery, ApiError> {
-    let Query(q) = query.map_err(|e| {
-        // An unknown parameter: name it when serde says which.
-        let text = e.body_text();
-        let field =
-            text.split('`').nth(1).filter(|_| text.contains("unknown field")).unwrap_or("query").to_string();
-        ApiError::invalid(field, text)
-    })?;
-    Ok(q)
+    crate::body::query_params(query)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -161,13 +161,7 @@ pub async fn deliveries(
     ApiPath(id): ApiPath<String>,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<DeliveriesOut>> {
-    // A bad query string is a problem+json 400 naming the field, as on every other route.
-    let Query(q) = query.map_err(|e| {
-        let text = e.body_text();
-        let field =
-            text.split('`').nth(1).filter(|_| text.contains("unknown field")).unwrap_or("query").to_string();
-        ApiError::invalid(field, text)
-    })?;
+    let q = crate::body::query_params(query)?;
     let limit = match q.limit {
         None => 100,
         Some(text) => {
