@@ -185,6 +185,12 @@ pub enum InventoryCommand {
     QueueJoin {
         user: UserId,
     },
+    /// Many joins in one command (a node gathers the joins it takes while the previous batch
+    /// commits, see `cluster::queue_joins`): exactly the `QueueJoin`s of `users` in this
+    /// order at the same time, with one answer each.
+    QueueJoinMany {
+        users: Vec<UserId>,
+    },
     QueueLeave {
         user: UserId,
     },
@@ -408,6 +414,8 @@ pub enum Outcome {
     Expired(Vec<HoldId>),
     Cancelled,
     Queue(QueueView),
+    /// QueueJoinMany: one answer per user, in the command's order.
+    QueueMany(Vec<Result<QueueView, Rejection>>),
     /// QueueAdmit: users newly admitted, and QueueLeave.
     QueueChanged {
         admitted: Vec<UserId>,
@@ -615,6 +623,7 @@ impl Inventory {
                 Ok(Outcome::Cancelled)
             }
             InventoryCommand::QueueJoin { user } => self.queue_join(user, now),
+            InventoryCommand::QueueJoinMany { users } => self.queue_join_many(users, now),
             InventoryCommand::QueueLeave { user } => self.queue_leave(user, now),
             InventoryCommand::QueueAdmit { seed } => self.queue_admit(seed, now),
             InventoryCommand::SetSalesEnd { at } => {

@@ -63,6 +63,10 @@ enum Op {
     Join {
         user: usize,
     },
+    /// One `QueueJoinMany` of these users (repeats allowed).
+    JoinMany {
+        users: Vec<usize>,
+    },
     Leave {
         user: usize,
     },
@@ -128,6 +132,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(hold, owner, user)| Op::Extend { hold, owner, user }),
         2 => Just(Op::Expire),
         2 => user.clone().prop_map(|user| Op::Join { user }),
+        1 => prop::collection::vec(user.clone(), 0..6).prop_map(|users| Op::JoinMany { users }),
         1 => user.clone().prop_map(|user| Op::Leave { user }),
         2 => any::<u64>().prop_map(|seed| Op::Admit { seed }),
         1 => prop_oneof![3 => 0u64..40_000, 1 => Just(Millis::MAX)].prop_map(|at| Op::SalesEnd { at }),
@@ -279,6 +284,9 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
         Op::Expire => InventoryCommand::Expire,
         Op::Cancel => InventoryCommand::Cancel,
         Op::Join { user } => InventoryCommand::QueueJoin { user: USERS[*user].into() },
+        Op::JoinMany { users } => {
+            InventoryCommand::QueueJoinMany { users: users.iter().map(|u| USERS[*u].to_string()).collect() }
+        }
         Op::Leave { user } => InventoryCommand::QueueLeave { user: USERS[*user].into() },
         Op::Admit { seed } => InventoryCommand::QueueAdmit { seed: *seed },
         Op::SalesEnd { at } => InventoryCommand::SetSalesEnd { at: *at },
@@ -442,6 +450,10 @@ fn run(
 
         // Time never runs backwards.
         prop_assert_eq!(inv.now(), now, "{}", ctx);
+        // A batch of joins is exactly its joins one by one at the same time.
+        if let InventoryCommand::QueueJoinMany { users } = &cmd {
+            check_join_many(&before, users, stamped, &reply, &inv, &ctx)?;
+        }
         // Every invariant, from scratch.
         if let Err(e) = inv.check_invariants() {
             return Err(TestCaseError::fail(format!("{ctx}: {e}")));
@@ -893,6 +905,44 @@ fn best_by_scan(inv: &Inventory, section: &str, quantity: u32, seen: &[TicketSta
         })?,
     };
     Some(picked.into_iter().map(|i| layout.id(i)).collect())
+}
+
+/// `QueueJoinMany { users }` applied to `before` at `at` gave `reply` and `after`: the same as
+/// each user's `QueueJoin` in order at `at` (answers one for one, same state).
+fn check_join_many(
+    before: &Inventory,
+    users: &[String],
+    at: Millis,
+    reply: &InventoryReply,
+    after: &Inventory,
+    ctx: &str,
+) -> Result<(), TestCaseError> {
+    let mut one_by_one = before.clone();
+    let mut answers = Vec::new();
+    for user in users {
+        let (r, _) = one_by_one.apply(InventoryCommand::QueueJoin { user: user.clone() }, at);
+        answers.push(match r {
+            Ok(Outcome::Queue(view)) => Ok(view),
+            Ok(other) => return Err(TestCaseError::fail(format!("{ctx}: a join answered {other:?}"))),
+            Err(rejection) => Err(rejection),
+        });
+    }
+    if users.is_empty() {
+        // No join at all: only the time moves (and what lapses by then), as with any command.
+        let _ = one_by_one.apply(InventoryCommand::Expire, at);
+    }
+    match reply {
+        Err(rejection) => {
+            // Refused as a whole only before setup; never once set up.
+            prop_assert_eq!(rejection, &Rejection::not_found("event"), "{}", ctx);
+        }
+        Ok(Outcome::QueueMany(got)) => {
+            prop_assert_eq!(got, &answers, "{}: answers differ from one by one", ctx)
+        }
+        Ok(other) => return Err(TestCaseError::fail(format!("{ctx}: answered {other:?}"))),
+    }
+    prop_assert_eq!(after, &one_by_one, "{}: state differs from the joins one by one", ctx);
+    Ok(())
 }
 
 /// Replay from scratch: same replies and changes, same state.

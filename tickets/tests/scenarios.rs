@@ -419,6 +419,9 @@ impl World {
                 InventoryCommand::OutboxAck { upto: line.word(0)?.parse().map_err(|_| "bad notice number")? }
             }
             "join" => InventoryCommand::QueueJoin { user: line.word(0)?.into() },
+            "joins" => InventoryCommand::QueueJoinMany {
+                users: line.word(0)?.split(',').map(str::to_string).collect(),
+            },
             "leave" => InventoryCommand::QueueLeave { user: line.word(0)?.into() },
             "admit" => {
                 InventoryCommand::QueueAdmit { seed: line.opt("seed")?.parse().map_err(|_| "bad seed")? }
@@ -650,6 +653,11 @@ fn format_reply(reply: &InventoryReply) -> String {
             }
         },
         Ok(Outcome::QueueChanged { admitted }) => format!("admitted {}", list(admitted)),
+        Ok(Outcome::QueueMany(answers)) => answers
+            .iter()
+            .map(|a| format_reply(&a.clone().map(Outcome::Queue)))
+            .collect::<Vec<_>>()
+            .join("; "),
         Ok(Outcome::Waitlist(e)) => format_entry(e),
         Ok(Outcome::Acked { pending }) => format!("acked, {pending} pending"),
         Err(r) => match r {

@@ -17,6 +17,20 @@ impl Inventory {
         Ok(Outcome::Queue(self.core.queue.join(&user, now, on_sale_at)?))
     }
 
+    /// `queue_join` for each user in order: a refusal of one (the queue filled up) is its
+    /// answer alone; a refusal of all (cancelled, queue off) is every user's answer.
+    pub(super) fn queue_join_many(&mut self, users: Vec<UserId>, now: Millis) -> InventoryReply {
+        let answers = users
+            .into_iter()
+            .map(|user| match self.queue_join(user, now) {
+                Ok(Outcome::Queue(view)) => Ok(view),
+                Ok(other) => unreachable!("a join answers its place, not {other:?}"),
+                Err(rejection) => Err(rejection),
+            })
+            .collect();
+        Ok(Outcome::QueueMany(answers))
+    }
+
     pub(super) fn queue_leave(&mut self, user: UserId, now: Millis) -> InventoryReply {
         self.core.queue.leave(&user, now)?;
         Ok(Outcome::QueueChanged { admitted: Vec::new() })
