@@ -62,6 +62,8 @@ pub const CATALOG: &[Metric] = &[
     m("boxoffice_payments_total", Counter, Unit::Count, "Charges the payment provider decided, by outcome (succeeded or declined)."),
     m("boxoffice_cancels_total", Counter, Unit::Count, "Booking cancels answered here, by status (refunded or refund_pending)."),
     m("boxoffice_refunds_total", Counter, Unit::Count, "Refunds the payment provider decided, by outcome (refunded or declined)."),
+    m("boxoffice_queue_joins_total", Counter, Unit::Count, "Waiting-queue joins this node committed (in batches: see boxoffice_queue_join_batches_total)."),
+    m("boxoffice_queue_join_batches_total", Counter, Unit::Count, "Batches of waiting-queue joins this node committed; joins ÷ batches is the mean batch."),
     m("boxoffice_waitlist_joins_total", Counter, Unit::Count, "Waiting-list joins answered here."),
     m("boxoffice_webhook_deliveries_total", Counter, Unit::Count, "Webhook deliveries this node made (a notice to an endpoint, after its retries), by outcome (delivered or failed)."),
     // Raft: storage and residency

@@ -339,12 +339,9 @@ fn place_of(inv: &tickets::inventory::Inventory, view: tickets::queue::QueueView
 impl Store {
     pub(crate) async fn local_queue_join(&self, user: &str, event_id: &str) -> Result<QueuePlace> {
         let group = self.write_group(event_id).await?;
-        let view =
-            match self.write_booking(&group, InventoryCommand::QueueJoin { user: user.to_string() }).await? {
-                Outcome::Queue(view) => view,
-                other => return Err(unexpected(other)),
-            };
-        // This node applied the join (it proposed it): its state has what the estimate needs.
+        let view = self.gathered_queue_join(&group, event_id, user).await?;
+        // The estimate reads this replica (it may trail the leader by the join's entry: the
+        // rates it needs move slowly).
         let now = crate::store::wall_ms();
         group
             .read_local(|m| {

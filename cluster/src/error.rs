@@ -5,7 +5,7 @@ use tickets::{NodeId, Rejection};
 
 /// Also the answer's error on the peer plane ([`crate::peer`]), so a peer's refusal reaches
 /// the client as if this node had made it.
-#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+#[derive(Clone, Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum Error {
     /// A rule said no. Deterministic; show it to the client.
     #[error(transparent)]

@@ -43,6 +43,7 @@ pub mod machine;
 pub mod node;
 pub mod payment;
 pub mod peer;
+pub mod queue_joins;
 pub mod reconcile;
 pub mod refund;
 pub mod relay_cache;

@@ -202,6 +202,7 @@ impl Store {
                 refused: Mutex::new(None),
                 out_of_service: std::sync::atomic::AtomicBool::new(false),
                 relayed_pages: Default::default(),
+                queue_joins: Default::default(),
             }),
         };
         peer.bind(store.clone());

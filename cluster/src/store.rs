@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     pub webhooks: crate::webhooks::Webhooks,
     /// Event pages this node relayed from a replica (see [`crate::relay_cache`]).
     pub relayed_pages: crate::relay_cache::RelayCache<crate::browse::EventPage>,
+    /// Queue joins waiting for their event's next batch (see [`crate::queue_joins`]).
+    pub queue_joins: crate::queue_joins::QueueJoins,
 }
 
 impl Store {

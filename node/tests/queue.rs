@@ -31,6 +31,17 @@ async fn place(c: &Client, event: &str, tok: &str) -> Value {
     a.body
 }
 
+/// A counter of one node's `/metrics`, summed over its labels.
+async fn counter(c: &Client, name: &str) -> f64 {
+    let a = c.get("/metrics", None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let text = a.body.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .filter(|l| l.split([' ', '{']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fair_queue_across_three_nodes() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -87,6 +98,15 @@ async fn a_fair_queue_across_three_nodes() {
     }
     assert!(created.elapsed() < OPENS_IN, "the joins must land before the sale opens; raise OPENS_IN");
     assert_eq!(positions, (1..=JOINERS as u64).collect(), "200 unique places 1..200");
+    // Each node gathered the joins it took into batches (cluster/src/queue_joins.rs): every
+    // join was committed once, in fewer commands than joins.
+    let (mut joined, mut batches) = (0.0, 0.0);
+    for c in &clients {
+        joined += counter(c, "boxoffice_queue_joins_total").await;
+        batches += counter(c, "boxoffice_queue_join_batches_total").await;
+    }
+    assert_eq!(joined, JOINERS as f64, "every join committed once");
+    assert!(batches < joined, "{joined} joins in {batches} batches: no batching");
     // Joining twice returns the same place.
     let again = clients[1]
         .send("POST", &format!("/v1/events/{event}/queue"), Some(&user_token(&keys, 7)), None, &[])
