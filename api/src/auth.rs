@@ -22,16 +22,18 @@ pub struct Claims {
     pub role: Option<String>,
 }
 
-/// Signing and checking keys made from the auth secret.
+/// Signing and checking keys made from the auth secret. Shared: the handlers' state is
+/// cloned for every request, and a key's clone would copy (and its drop zero) the secret.
 #[derive(Clone)]
 pub struct AuthKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    keys: std::sync::Arc<(EncodingKey, DecodingKey)>,
 }
 
 impl AuthKeys {
     pub fn new(secret: &[u8]) -> Self {
-        AuthKeys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        AuthKeys {
+            keys: std::sync::Arc::new((EncodingKey::from_secret(secret), DecodingKey::from_secret(secret))),
+        }
     }
 
     /// A token for `user`, valid `ttl_s` seconds.
@@ -39,7 +41,7 @@ impl AuthKeys {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let claims =
             Claims { sub: user.to_string(), exp: now + ttl_s, role: admin.then(|| "admin".to_string()) };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.keys.0)
             .expect("HS256 signing works")
     }
 
@@ -47,7 +49,7 @@ impl AuthKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        let data = jsonwebtoken::decode::<Claims>(token, &self.keys.1, &validation)
             .map_err(|e| ApiError::unauthorized(format!("bad token: {e}")))?;
         let sub = &data.claims.sub;
         if sub.is_empty() || sub.len() > USER_ID_BYTES_MAX {
