@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use tickets::UserId;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -76,22 +77,22 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// An authenticated user (any role).
-pub struct User(pub String);
+/// An authenticated user (any role): their token's `sub`, the one place a user id is made.
+pub struct User(pub UserId);
 
 impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let claims = state.auth.verify(bearer(parts)?)?;
-        Ok(User(claims.sub))
+        Ok(User(claims.sub.into()))
     }
 }
 
 /// An authenticated user and whether their token is an admin's (for routes open to both,
 /// where an admin may do more: cancelling any booking at any time).
 pub struct Caller {
-    pub user: String,
+    pub user: UserId,
     pub admin: bool,
 }
 
@@ -100,7 +101,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let claims = state.auth.verify(bearer(parts)?)?;
-        Ok(Caller { admin: claims.role.as_deref() == Some("admin"), user: claims.sub })
+        Ok(Caller { admin: claims.role.as_deref() == Some("admin"), user: claims.sub.into() })
     }
 }
 

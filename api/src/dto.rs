@@ -467,7 +467,7 @@ pub struct HoldOut {
 impl From<&Hold> for HoldOut {
     fn from(h: &Hold) -> Self {
         HoldOut {
-            hold_id: h.id.clone(),
+            hold_id: h.id.to_string(),
             event_id: h.event_id.clone(),
             tickets: h.tickets.clone(),
             expires_at: rfc3339(h.expires_at),
@@ -486,14 +486,17 @@ pub struct Payment {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
-    pub hold_id: String,
+    /// Parsed here, once: the store takes a `HoldId`, not any string.
+    #[schema(value_type = String)]
+    pub hold_id: tickets::HoldId,
     pub payment: Payment,
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
-    pub hold_id: String,
+    #[schema(value_type = String)]
+    pub hold_id: tickets::HoldId,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -519,8 +522,8 @@ pub struct BookingOut {
 impl From<&Booking> for BookingOut {
     fn from(b: &Booking) -> Self {
         BookingOut {
-            booking_id: b.id.clone(),
-            hold_id: b.hold_id.clone(),
+            booking_id: b.id.to_string(),
+            hold_id: b.hold_id.to_string(),
             event_id: b.event_id.clone(),
             tickets: b.tickets.clone(),
             amount: b.amount,
@@ -548,7 +551,7 @@ pub struct CancelOut {
 impl From<&Booking> for CancelOut {
     fn from(b: &Booking) -> Self {
         CancelOut {
-            booking_id: b.id.clone(),
+            booking_id: b.id.to_string(),
             status: booking_status_name(b.status).into(),
             refund_ref: b.refund_ref.clone(),
         }
@@ -576,11 +579,11 @@ impl From<&Hold> for HoldStatusOut {
             HoldStatus::Expired => "expired",
         };
         HoldStatusOut {
-            hold_id: h.id.clone(),
+            hold_id: h.id.to_string(),
             status: status.into(),
             expires_at: rfc3339(h.expires_at),
             tickets: h.tickets.clone(),
-            booking_id: h.booking_id.clone(),
+            booking_id: h.booking_id.as_ref().map(ToString::to_string),
         }
     }
 }

@@ -8,7 +8,7 @@ use tickets::catalog::QueueSettings;
 use tickets::inventory::{
     Booking, Hold, HoldStatus, Idempotency, InventoryCommand, Outcome, Selection, WaitlistEntry,
 };
-use tickets::Rejection;
+use tickets::{BookingId, HoldId, Rejection};
 
 use crate::error::{Error, Result};
 use crate::ids;
@@ -35,8 +35,8 @@ impl Store {
     ) -> Result<Hold> {
         let group = self.write_group(event_id).await?;
         let command = InventoryCommand::Reserve {
-            hold_id: hold_id.to_string(),
-            user: user.to_string(),
+            hold_id: hold_id.to_string().into(),
+            user: user.to_string().into(),
             selection,
             idempotency,
         };
@@ -66,7 +66,7 @@ impl Store {
     pub(crate) async fn local_confirm(
         &self,
         user: &str,
-        hold_id: &str,
+        hold_id: &HoldId,
         payment_token: &str,
         idempotency: Option<Idempotency>,
     ) -> Result<Booking> {
@@ -78,8 +78,8 @@ impl Store {
             .write_booking(
                 &group,
                 InventoryCommand::BeginPayment {
-                    hold_id: hold_id.to_string(),
-                    user: user.to_string(),
+                    hold_id: hold_id.to_string().into(),
+                    user: user.to_string().into(),
                     payment_token: payment_token.to_string(),
                     idempotency,
                 },
@@ -115,7 +115,7 @@ impl Store {
         &self,
         group: &raft::Group<GroupMachine>,
         user: &str,
-        hold_id: &str,
+        hold_id: &HoldId,
     ) -> Result<Booking> {
         let mut version = group.read_local(|m| m.subscribe_version());
         let deadline = tokio::time::Instant::now() + CONFIRM_WAIT;
@@ -223,18 +223,20 @@ impl Store {
         self.unclaim_payment(&hold.id, true);
     }
 
-    pub(crate) async fn local_release(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub(crate) async fn local_release(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
         let group = self.hold_write_group(hold_id).await?;
-        let command = InventoryCommand::Release { hold_id: hold_id.to_string(), user: user.to_string() };
+        let command =
+            InventoryCommand::Release { hold_id: hold_id.to_string().into(), user: user.to_string().into() };
         match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
         }
     }
 
-    pub(crate) async fn local_extend(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub(crate) async fn local_extend(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
         let group = self.hold_write_group(hold_id).await?;
-        let command = InventoryCommand::Extend { hold_id: hold_id.to_string(), user: user.to_string() };
+        let command =
+            InventoryCommand::Extend { hold_id: hold_id.to_string().into(), user: user.to_string().into() };
         match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
@@ -242,12 +244,17 @@ impl Store {
     }
 
     /// The hold as of now, with lazy expiry applied; only its holder sees it.
-    pub(crate) async fn local_hold(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub(crate) async fn local_hold(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
         let group = self.hold_group(hold_id).await?;
         self.read_hold(&group, user, hold_id).await
     }
 
-    async fn read_hold(&self, group: &raft::Group<GroupMachine>, user: &str, hold_id: &str) -> Result<Hold> {
+    async fn read_hold(
+        &self,
+        group: &raft::Group<GroupMachine>,
+        user: &str,
+        hold_id: &HoldId,
+    ) -> Result<Hold> {
         let now = crate::store::wall_ms();
         let hold = group
             .read_linearizable(|m| {
@@ -263,8 +270,8 @@ impl Store {
         }
     }
 
-    pub(crate) async fn local_booking(&self, user: &str, booking_id: &str) -> Result<Booking> {
-        let event_id = ids::event_of(booking_id).ok_or_else(|| Rejection::not_found("booking"))?;
+    pub(crate) async fn local_booking(&self, user: &str, booking_id: &BookingId) -> Result<Booking> {
+        let event_id = booking_id.event().ok_or_else(|| Rejection::not_found("booking"))?;
         let group = self.event_group(&event_id).await.map_err(|e| not_found_as(e, "booking"))?;
         let booking = group.read_linearizable(|m| m.as_inventory()?.booking(booking_id)).await?;
         match booking {
@@ -279,18 +286,18 @@ impl Store {
         self.inner.bookings.of_user(user)
     }
 
-    async fn hold_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
-        let event_id = ids::event_of(hold_id).ok_or_else(|| Rejection::not_found("hold"))?;
+    async fn hold_group(&self, hold_id: &HoldId) -> Result<raft::Group<GroupMachine>> {
+        let event_id = hold_id.event().ok_or_else(|| Rejection::not_found("hold"))?;
         self.event_group(&event_id).await.map_err(|e| not_found_as(e, "hold"))
     }
 
-    async fn hold_write_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
-        let event_id = ids::event_of(hold_id).ok_or_else(|| Rejection::not_found("hold"))?;
+    async fn hold_write_group(&self, hold_id: &HoldId) -> Result<raft::Group<GroupMachine>> {
+        let event_id = hold_id.event().ok_or_else(|| Rejection::not_found("hold"))?;
         self.write_group(&event_id).await.map_err(|e| not_found_as(e, "hold"))
     }
 
-    async fn hold_booking_group(&self, hold_id: &str) -> Result<raft::Group<GroupMachine>> {
-        let event_id = ids::event_of(hold_id).ok_or_else(|| Rejection::not_found("hold"))?;
+    async fn hold_booking_group(&self, hold_id: &HoldId) -> Result<raft::Group<GroupMachine>> {
+        let event_id = hold_id.event().ok_or_else(|| Rejection::not_found("hold"))?;
         self.booking_group(&event_id).await.map_err(|e| not_found_as(e, "hold"))
     }
 }
@@ -353,7 +360,7 @@ impl Store {
 
     pub(crate) async fn local_queue_leave(&self, user: &str, event_id: &str) -> Result<()> {
         let group = self.write_group(event_id).await?;
-        self.write_booking(&group, InventoryCommand::QueueLeave { user: user.to_string() }).await?;
+        self.write_booking(&group, InventoryCommand::QueueLeave { user: user.to_string().into() }).await?;
         Ok(())
     }
 
@@ -393,10 +400,10 @@ impl Store {
     ) -> Result<WaitlistEntry> {
         let group = self.write_group(event_id).await?;
         let cmd = InventoryCommand::WaitlistJoin {
-            user: user.to_string(),
+            user: user.to_string().into(),
             section: section.to_string(),
             quantity,
-            offer_hold_id: offer_hold_id.to_string(),
+            offer_hold_id: offer_hold_id.to_string().into(),
         };
         match self.write_booking(&group, cmd).await? {
             Outcome::Waitlist(entry) => Ok(*entry),
@@ -406,7 +413,7 @@ impl Store {
 
     pub(crate) async fn local_waitlist_leave(&self, user: &str, event_id: &str) -> Result<()> {
         let group = self.write_group(event_id).await?;
-        self.write_booking(&group, InventoryCommand::WaitlistLeave { user: user.to_string() }).await?;
+        self.write_booking(&group, InventoryCommand::WaitlistLeave { user: user.to_string().into() }).await?;
         Ok(())
     }
 

@@ -91,7 +91,7 @@ mod tests {
     fn booking(id: &str, user: &str, event: &str, at: u64) -> Booking {
         Booking {
             id: id.into(),
-            hold_id: format!("h{id}"),
+            hold_id: format!("h{id}").into(),
             event_id: event.into(),
             user: user.into(),
             tickets: vec!["A-1-1".into()],

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use tickets::inventory::{Idempotency, Refunder, Selection};
-use tickets::NodeId;
+use tickets::{BookingId, HoldId, NodeId};
 
 use crate::browse::SeatMap;
 use crate::error::{Error, Result};
@@ -57,31 +57,31 @@ pub enum PeerCall {
     Reserve {
         user: String,
         event_id: String,
-        hold_id: String,
+        hold_id: HoldId,
         selection: Selection,
         idempotency: Option<Idempotency>,
     },
     Confirm {
         user: String,
-        hold_id: String,
+        hold_id: HoldId,
         payment_token: String,
         idempotency: Option<Idempotency>,
     },
     Release {
         user: String,
-        hold_id: String,
+        hold_id: HoldId,
     },
     Extend {
         user: String,
-        hold_id: String,
+        hold_id: HoldId,
     },
     Hold {
         user: String,
-        hold_id: String,
+        hold_id: HoldId,
     },
     Booking {
         user: String,
-        booking_id: String,
+        booking_id: BookingId,
     },
     QueueJoin {
         user: String,
@@ -115,7 +115,7 @@ pub enum PeerCall {
     /// Cancel and refund a booking (asked of the event's leader).
     CancelBooking {
         by: Refunder,
-        booking_id: String,
+        booking_id: BookingId,
         idempotency: Option<Idempotency>,
     },
     /// Tell the event's inventory its new refund window (asked of the event's leader).
@@ -135,7 +135,7 @@ pub enum PeerCall {
         event_id: String,
         section: String,
         quantity: u32,
-        offer_hold_id: String,
+        offer_hold_id: HoldId,
     },
     WaitlistLeave {
         user: String,
@@ -492,7 +492,7 @@ impl PeerCall {
     /// The booking a write touches, for an `outcome_unknown` answer.
     fn booking_id(&self) -> Option<String> {
         match self {
-            PeerCall::CancelBooking { booking_id, .. } => Some(booking_id.clone()),
+            PeerCall::CancelBooking { booking_id, .. } => Some(booking_id.to_string()),
             _ => None,
         }
     }
@@ -503,7 +503,7 @@ impl PeerCall {
             PeerCall::Reserve { hold_id, .. }
             | PeerCall::Confirm { hold_id, .. }
             | PeerCall::Release { hold_id, .. }
-            | PeerCall::Extend { hold_id, .. } => Some(hold_id.clone()),
+            | PeerCall::Extend { hold_id, .. } => Some(hold_id.to_string()),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tickets::inventory::{InventoryCommand, Outcome};
 use tickets::queue::QueueView;
+use tickets::UserId;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
@@ -112,7 +113,7 @@ impl Store {
                 let n = g.waiting.len().min(JOINS_PER_BATCH_MAX);
                 g.waiting.drain(..n).collect()
             };
-            let users = batch.iter().map(|(user, _)| user.clone()).collect();
+            let users = batch.iter().map(|(user, _)| UserId::from(user.as_str())).collect();
             let answers = match self.write_booking(group, InventoryCommand::QueueJoinMany { users }).await {
                 Ok(Outcome::QueueMany(answers)) if answers.len() == batch.len() => {
                     answers.into_iter().map(|a| a.map_err(Error::from)).collect()

@@ -21,11 +21,11 @@
 use std::time::Duration;
 
 use tickets::inventory::{Booking, BookingStatus, Idempotency, InventoryCommand, Outcome, Refunder};
-use tickets::Rejection;
+use tickets::{BookingId, Rejection};
 
 use crate::booking::{not_found_as, unexpected};
 use crate::error::{Error, Result};
-use crate::ids;
+
 use crate::machine::GroupMachine;
 use crate::payment::{RefundOutcome, RefundRequest, CHARGE_ATTEMPT_TIMEOUT};
 use crate::store::Store;
@@ -46,15 +46,16 @@ impl Store {
     pub(crate) async fn local_cancel_booking(
         &self,
         by: Refunder,
-        booking_id: &str,
+        booking_id: &BookingId,
         idempotency: Option<Idempotency>,
     ) -> Result<Booking> {
-        let event_id = ids::event_of(booking_id).ok_or_else(|| Rejection::not_found("booking"))?;
+        let event_id = booking_id.event().ok_or_else(|| Rejection::not_found("booking"))?;
         let group = self.booking_group(&event_id).await.map_err(|e| not_found_as(e, "booking"))?;
         // Claim the run before BeginRefund commits, so the scheduler never mistakes it for
         // one left behind.
         let claimed = self.claim_refund(booking_id);
-        let command = InventoryCommand::BeginRefund { booking_id: booking_id.to_string(), by, idempotency };
+        let command =
+            InventoryCommand::BeginRefund { booking_id: booking_id.to_string().into(), by, idempotency };
         let booking = match self.write_booking(&group, command).await {
             Ok(Outcome::Booked(b)) => b,
             Ok(other) => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tickets::catalog::NodeInfo;
 use tickets::inventory::{Booking, Hold, Idempotency, Refunder, Selection};
-use tickets::NodeId;
+use tickets::{BookingId, HoldId, NodeId, UserId};
 
 use crate::booking::QueuePlace;
 use crate::browse::{EventPage, SeatMap, SeatStatuses, SeatWatch};
@@ -128,7 +128,7 @@ impl Store {
 
     pub async fn reserve(
         &self,
-        user: &str,
+        user: &UserId,
         event_id: &str,
         selection: Selection,
         idempotency: Option<Idempotency>,
@@ -151,48 +151,48 @@ impl Store {
     /// Begin the payment, charge, and commit the outcome, on the event's leader.
     pub async fn confirm(
         &self,
-        user: &str,
-        hold_id: &str,
+        user: &UserId,
+        hold_id: &HoldId,
         payment_token: &str,
         idempotency: Option<Idempotency>,
     ) -> Result<Booking> {
         let local = self.local_confirm(user, hold_id, payment_token, idempotency.clone()).await;
-        self.routed_write(ids::event_of(hold_id).as_deref(), local, || PeerCall::Confirm {
+        self.routed_write(hold_id.event().as_deref(), local, || PeerCall::Confirm {
             user: user.into(),
-            hold_id: hold_id.into(),
+            hold_id: hold_id.clone(),
             payment_token: payment_token.into(),
             idempotency,
         })
         .await
     }
 
-    pub async fn release(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub async fn release(&self, user: &UserId, hold_id: &HoldId) -> Result<Hold> {
         let local = self.local_release(user, hold_id).await;
-        self.routed_write(ids::event_of(hold_id).as_deref(), local, || PeerCall::Release {
+        self.routed_write(hold_id.event().as_deref(), local, || PeerCall::Release {
             user: user.into(),
-            hold_id: hold_id.into(),
+            hold_id: hold_id.clone(),
         })
         .await
     }
 
-    pub async fn extend(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub async fn extend(&self, user: &UserId, hold_id: &HoldId) -> Result<Hold> {
         let local = self.local_extend(user, hold_id).await;
-        self.routed_write(ids::event_of(hold_id).as_deref(), local, || PeerCall::Extend {
+        self.routed_write(hold_id.event().as_deref(), local, || PeerCall::Extend {
             user: user.into(),
-            hold_id: hold_id.into(),
+            hold_id: hold_id.clone(),
         })
         .await
     }
 
     /// The hold as of now, with lazy expiry applied; only its holder sees it.
-    pub async fn hold(&self, user: &str, hold_id: &str) -> Result<Hold> {
+    pub async fn hold(&self, user: &UserId, hold_id: &HoldId) -> Result<Hold> {
         let local = self.local_hold(user, hold_id).await;
-        self.routed(local, || PeerCall::Hold { user: user.into(), hold_id: hold_id.into() }).await
+        self.routed(local, || PeerCall::Hold { user: user.into(), hold_id: hold_id.clone() }).await
     }
 
-    pub async fn booking(&self, user: &str, booking_id: &str) -> Result<Booking> {
+    pub async fn booking(&self, user: &UserId, booking_id: &BookingId) -> Result<Booking> {
         let local = self.local_booking(user, booking_id).await;
-        self.routed(local, || PeerCall::Booking { user: user.into(), booking_id: booking_id.into() }).await
+        self.routed(local, || PeerCall::Booking { user: user.into(), booking_id: booking_id.clone() }).await
     }
 
     /// Join; the answer is the place the join got, with the estimate at that moment.
@@ -297,13 +297,13 @@ impl Store {
     pub async fn cancel_booking(
         &self,
         by: Refunder,
-        booking_id: &str,
+        booking_id: &BookingId,
         idempotency: Option<Idempotency>,
     ) -> Result<Booking> {
         let local = self.local_cancel_booking(by.clone(), booking_id, idempotency.clone()).await;
-        self.routed_write(ids::event_of(booking_id).as_deref(), local, || PeerCall::CancelBooking {
+        self.routed_write(booking_id.event().as_deref(), local, || PeerCall::CancelBooking {
             by,
-            booking_id: booking_id.into(),
+            booking_id: booking_id.clone(),
             idempotency,
         })
         .await
@@ -370,8 +370,8 @@ impl Store {
     /// node's (bookings live in their events' groups, spread over the nodes), without
     /// duplicates (an event has several replicas). 503 when more than [`PEERS_SILENT_MAX`]
     /// nodes did not answer: the list could then be incomplete.
-    pub async fn my_bookings(&self, user: &str) -> Result<Vec<Booking>> {
-        let mut by_id: std::collections::BTreeMap<String, Booking> =
+    pub async fn my_bookings(&self, user: &UserId) -> Result<Vec<Booking>> {
+        let mut by_id: std::collections::BTreeMap<tickets::BookingId, Booking> =
             self.bookings_here(user).into_iter().map(|b| (b.id.clone(), b)).collect();
         let asks = self.peer_nodes().into_iter().map(|node| async move {
             let call = PeerCall::BookingsHere { user: user.into() };

@@ -39,8 +39,8 @@ fn holds_leave_the_state() {
     for i in 0..HOLDS {
         let reserve = InventoryCommand::Reserve {
             // Ids shaped like the store's: the event id, then 16 random hex digits.
-            hold_id: format!("hld_0123456789abcdef_{i:016x}"),
-            user: format!("user-{i:08}"),
+            hold_id: format!("hld_0123456789abcdef_{i:016x}").into(),
+            user: format!("user-{i:08}").into(),
             selection: Selection::Best { section: "GA".into(), quantity: 2 },
             idempotency: None,
         };

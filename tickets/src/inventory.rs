@@ -574,7 +574,7 @@ impl Inventory {
             InventoryCommand::Setup(setup) => self.set_up(setup),
             _ if self.core.setup.is_none() => Err(Rejection::not_found("event")),
             InventoryCommand::Expire => {
-                let mut ids: Vec<HoldId> = expired.iter().map(|id| id.to_string()).collect();
+                let mut ids: Vec<HoldId> = expired.iter().map(|id| HoldId::from(&**id)).collect();
                 ids.sort();
                 Ok(Outcome::Expired(ids))
             }
@@ -782,7 +782,7 @@ impl Inventory {
             Found::Live(r) | Found::Ended(r) => Some(self.view(r)),
             Found::Booked(b) => {
                 let mut hold = self.view(&b.hold);
-                hold.booking_id = Some(b.id.to_string());
+                hold.booking_id = Some(BookingId::from(&*b.id));
                 Some(hold)
             }
         }
@@ -896,9 +896,9 @@ impl Inventory {
     fn view(&self, record: &HoldRecord) -> Hold {
         let setup = self.core.setup.as_ref().expect("holds exist only after setup");
         Hold {
-            id: record.id.to_string(),
+            id: HoldId::from(&*record.id),
             event_id: setup.event_id.clone(),
-            user: record.user.to_string(),
+            user: record.user.to_string().into(),
             tickets: record.tickets.iter().map(|i| self.derived.layout.id(*i)).collect(),
             amount: record.amount,
             currency: setup.currency.clone(),
@@ -914,10 +914,10 @@ impl Inventory {
     fn booking_view(&self, b: &BookingRecord) -> Booking {
         let setup = self.core.setup.as_ref().expect("bookings exist only after setup");
         Booking {
-            id: b.id.to_string(),
-            hold_id: b.hold.id.to_string(),
+            id: BookingId::from(&*b.id),
+            hold_id: HoldId::from(&*b.hold.id),
             event_id: setup.event_id.clone(),
-            user: b.hold.user.to_string(),
+            user: b.hold.user.to_string().into(),
             tickets: b.hold.tickets.iter().map(|i| self.derived.layout.id(*i)).collect(),
             amount: b.hold.amount,
             currency: setup.currency.clone(),

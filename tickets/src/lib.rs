@@ -37,6 +37,7 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod ids;
 pub mod inventory;
 pub mod layout;
 pub mod limits;
@@ -50,12 +51,12 @@ pub use rejection::Rejection;
 
 /// Milliseconds since the Unix epoch (UTC).
 pub type Millis = u64;
-pub type UserId = String;
+pub use ids::UserId;
 pub type VenueId = String;
 pub type PerformerId = String;
 pub type EventId = String;
 pub type TicketId = String;
-pub type HoldId = String;
-pub type BookingId = String;
+pub use ids::BookingId;
+pub use ids::HoldId;
 /// A cluster node's id (from 1).
 pub type NodeId = u64;

@@ -237,7 +237,7 @@ impl Queue {
         if let Some(a) = self.admitted.get(user) {
             if now < a.until {
                 return Some(QueueView {
-                    user: user.to_string(),
+                    user: user.to_string().into(),
                     position: 0,
                     ahead: 0,
                     status: QueueStatus::Admitted,
@@ -254,7 +254,7 @@ impl Queue {
             "the rank index agrees with the queue"
         );
         Some(QueueView {
-            user: user.to_string(),
+            user: user.to_string().into(),
             position: ahead + 1,
             ahead,
             status: QueueStatus::Waiting,
@@ -284,9 +284,9 @@ impl Queue {
             debug_assert_eq!(self.presale_end, seq, "pre-sale joins must be one block at the front");
             self.presale_end = self.next_seq;
         }
-        self.waiting.insert(seq, user.to_string());
+        self.waiting.insert(seq, user.to_string().into());
         self.waiting_ranks.push(1);
-        self.seq_of.insert(user.to_string(), seq);
+        self.seq_of.insert(user.to_string().into(), seq);
         debug_assert_eq!(self.waiting.len(), self.seq_of.len(), "waiting and seq_of must pair up");
         Ok(self.view(user, now).expect("just joined"))
     }
@@ -437,7 +437,7 @@ impl Queue {
     /// and remember how long it lasted.
     fn drop_admission(&mut self, user: &str, now: Millis) {
         if let Some(a) = self.admitted.remove(user) {
-            let removed = self.admitted_by_deadline.remove(&(a.until, user.to_string()));
+            let removed = self.admitted_by_deadline.remove(&(a.until, user.to_string().into()));
             debug_assert!(removed, "admitted and admitted_by_deadline must pair up");
             self.since_sum -= u128::from(a.since);
             let ended = now.min(a.until);
@@ -822,7 +822,7 @@ mod tests {
         assert!(q.admit(50, 7, 100, 0, 1000).is_empty(), "nobody before the sale");
         q.admit(150, 7, 100, 0, 1000);
         let order = q.waiting_order();
-        assert_eq!(order.last().map(String::as_str), Some("late"));
+        assert_eq!(order.last().map(UserId::as_str), Some("late"));
         let mut again = Queue::default();
         for u in ["a", "b", "c", "d", "e"] {
             again.join(u, 10, 100).unwrap();

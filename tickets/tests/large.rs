@@ -47,20 +47,20 @@ fn hundred_thousand_tickets() {
         let ids = vec![format!("S-{}-{}", i % 50 + 51, i / 50 + 1)];
         let cmds = [
             InventoryCommand::Reserve {
-                hold_id: format!("a{i}"),
-                user: user.clone(),
+                hold_id: format!("a{i}").into(),
+                user: user.clone().into(),
                 selection: Selection::Tickets(ids),
                 idempotency: None,
             },
             InventoryCommand::Reserve {
-                hold_id: format!("b{i}"),
-                user: user.clone(),
+                hold_id: format!("b{i}").into(),
+                user: user.clone().into(),
                 selection: Selection::Best { section: "S".into(), quantity: 4 },
                 idempotency: None,
             },
             InventoryCommand::Reserve {
-                hold_id: format!("c{i}"),
-                user,
+                hold_id: format!("c{i}").into(),
+                user: user.into(),
                 selection: Selection::Best { section: "F".into(), quantity: 4 },
                 idempotency: None,
             },

@@ -15,7 +15,7 @@ use tickets::inventory::{
 };
 use tickets::layout::SectionTickets;
 use tickets::limits::{HOLD_EXTENSIONS_MAX, HOLD_TOTAL_MS_MAX};
-use tickets::{Millis, Rejection};
+use tickets::{BookingId, HoldId, Millis, Rejection, UserId};
 
 const USERS: [&str; 8] = ["ann", "ben", "cat", "dan", "eve", "fay", "gus", "hal"];
 const LIMIT: u32 = 4;
@@ -227,13 +227,13 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
     };
     let who = |hold: &str, owner: bool, user: usize| match (owner, inv.hold(hold)) {
         (true, Some(h)) => h.user.clone(),
-        _ => USERS[user].to_string(),
+        _ => USERS[user].to_string().into(),
     };
     // One of the bookings made so far (in id order), or one that does not exist.
     let bookings = inv.bookings();
     let booking_at = |i: usize| match bookings.len() {
         0 => "nope".to_string(),
-        n if i < 14 => bookings[i % n].id.clone(),
+        n if i < 14 => bookings[i % n].id.to_string(),
         _ => "nope".to_string(),
     };
     let tickets = inv.tickets();
@@ -241,7 +241,7 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
         Op::ReserveIds { user, tickets: picks, key: k } => {
             let ids: Vec<String> = picks.iter().map(|i| tickets[*i % tickets.len()].id.clone()).collect();
             InventoryCommand::Reserve {
-                hold_id: format!("h{step}"),
+                hold_id: format!("h{step}").into(),
                 user: USERS[*user].into(),
                 idempotency: key(k, "reserve", ids.join(",")),
                 selection: Selection::Tickets(ids),
@@ -250,7 +250,7 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
         Op::ReserveBest { user, general, quantity, key: k } => {
             let section = if *general { "GA" } else { "A" }.to_string();
             InventoryCommand::Reserve {
-                hold_id: format!("h{step}"),
+                hold_id: format!("h{step}").into(),
                 user: USERS[*user].into(),
                 idempotency: key(k, "best", format!("{section}{quantity}")),
                 selection: Selection::Best { section, quantity: *quantity },
@@ -261,31 +261,31 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
             InventoryCommand::BeginPayment {
                 user: who(&hold_id, *owner, *user),
                 idempotency: key(k, "pay", hold_id.clone()),
-                hold_id,
+                hold_id: hold_id.into(),
                 payment_token: "tok_visa".into(),
             }
         }
         Op::Confirm { hold, booking } => InventoryCommand::Confirm {
-            hold_id: hold_at(*hold),
-            booking_id: format!("b{booking}"),
+            hold_id: hold_at(*hold).into(),
+            booking_id: format!("b{booking}").into(),
             payment_ref: "ch".into(),
         },
         Op::Fail { hold } => {
-            InventoryCommand::PaymentFailed { hold_id: hold_at(*hold), detail: "declined".into() }
+            InventoryCommand::PaymentFailed { hold_id: hold_at(*hold).into(), detail: "declined".into() }
         }
         Op::Release { hold, owner, user } => {
             let hold_id = hold_at(*hold);
-            InventoryCommand::Release { user: who(&hold_id, *owner, *user), hold_id }
+            InventoryCommand::Release { user: who(&hold_id, *owner, *user), hold_id: hold_id.into() }
         }
         Op::Extend { hold, owner, user } => {
             let hold_id = hold_at(*hold);
-            InventoryCommand::Extend { user: who(&hold_id, *owner, *user), hold_id }
+            InventoryCommand::Extend { user: who(&hold_id, *owner, *user), hold_id: hold_id.into() }
         }
         Op::Expire => InventoryCommand::Expire,
         Op::Cancel => InventoryCommand::Cancel,
         Op::Join { user } => InventoryCommand::QueueJoin { user: USERS[*user].into() },
         Op::JoinMany { users } => {
-            InventoryCommand::QueueJoinMany { users: users.iter().map(|u| USERS[*u].to_string()).collect() }
+            InventoryCommand::QueueJoinMany { users: users.iter().map(|u| UserId::from(USERS[*u])).collect() }
         }
         Op::Leave { user } => InventoryCommand::QueueLeave { user: USERS[*user].into() },
         Op::Admit { seed } => InventoryCommand::QueueAdmit { seed: *seed },
@@ -298,22 +298,27 @@ fn command(op: &Op, inv: &Inventory, holds: &[String], step: usize) -> Inventory
                 (false, true, Some(buyer)) => Refunder::Buyer(buyer),
                 _ => Refunder::Buyer(USERS[*user].into()),
             };
-            InventoryCommand::BeginRefund { idempotency: key(k, "refund", b.clone()), booking_id: b, by }
+            InventoryCommand::BeginRefund {
+                idempotency: key(k, "refund", b.clone()),
+                booking_id: b.into(),
+                by,
+            }
         }
         Op::Refunded { booking } => {
             let b = booking_at(*booking);
-            InventoryCommand::Refunded { refund_ref: format!("re_{b}"), booking_id: b }
+            InventoryCommand::Refunded { refund_ref: format!("re_{b}"), booking_id: b.into() }
         }
-        Op::RefundFailed { booking } => {
-            InventoryCommand::RefundFailed { booking_id: booking_at(*booking), detail: "declined".into() }
-        }
+        Op::RefundFailed { booking } => InventoryCommand::RefundFailed {
+            booking_id: booking_at(*booking).into(),
+            detail: "declined".into(),
+        },
         Op::RefundUntil { at } => InventoryCommand::SetRefundUntil { at: *at },
         Op::CancelAndRefund => InventoryCommand::CancelAndRefund { admin: "root".into() },
         Op::WaitJoin { user, general, quantity } => InventoryCommand::WaitlistJoin {
             user: USERS[*user].into(),
             section: if *general { "GA" } else { "A" }.into(),
             quantity: *quantity,
-            offer_hold_id: format!("w{step}"),
+            offer_hold_id: format!("w{step}").into(),
         },
         Op::WaitLeave { user } => InventoryCommand::WaitlistLeave { user: USERS[*user].into() },
         Op::Ack { keep } => {
@@ -344,7 +349,7 @@ fn check_outbox(
         ctx
     );
     let of = |kind: NoticeKind| -> Vec<&Notice> { made.iter().copied().filter(|n| n.kind == kind).collect() };
-    let booking_ids = |kind: NoticeKind| -> BTreeSet<String> {
+    let booking_ids = |kind: NoticeKind| -> BTreeSet<BookingId> {
         of(kind)
             .iter()
             .filter_map(|n| match &n.data {
@@ -353,7 +358,7 @@ fn check_outbox(
             })
             .collect()
     };
-    let hold_ids = |kind: NoticeKind| -> BTreeSet<String> {
+    let hold_ids = |kind: NoticeKind| -> BTreeSet<HoldId> {
         of(kind)
             .iter()
             .filter_map(|n| match &n.data {
@@ -362,7 +367,7 @@ fn check_outbox(
             })
             .collect()
     };
-    let new_bookings: BTreeSet<String> =
+    let new_bookings: BTreeSet<BookingId> =
         inv.bookings().into_iter().filter(|b| before.booking(&b.id).is_none()).map(|b| b.id).collect();
     prop_assert_eq!(booking_ids(NoticeKind::BookingConfirmed), new_bookings, "{}: booking.confirmed", ctx);
     prop_assert_eq!(
@@ -371,7 +376,7 @@ fn check_outbox(
         "{}",
         ctx
     );
-    let refunded: BTreeSet<String> = inv
+    let refunded: BTreeSet<BookingId> = inv
         .bookings()
         .into_iter()
         .filter(|b| b.status == BookingStatus::Refunded)
@@ -381,7 +386,7 @@ fn check_outbox(
     prop_assert_eq!(booking_ids(NoticeKind::BookingRefunded), refunded, "{}: booking.refunded", ctx);
     // Live before, ended expired now (by expiry at the stamp, or a failed payment whose hold
     // had run out meanwhile).
-    let ran_out: BTreeSet<String> = before
+    let ran_out: BTreeSet<HoldId> = before
         .live_holds()
         .into_iter()
         .filter(|h| inv.hold(&h.id).is_some_and(|x| x.status == HoldStatus::Expired))
@@ -393,7 +398,7 @@ fn check_outbox(
             prop_assert_eq!(n.at, h.expires_at, "{}: an expiry is noticed at its own time", ctx);
         }
     }
-    let offers: BTreeSet<String> = inv
+    let offers: BTreeSet<HoldId> = inv
         .waitlist(now)
         .into_iter()
         .filter_map(|e| e.offer)
@@ -647,7 +652,7 @@ fn run(
                         prop_assert!(opens <= now && now < closes, "{}: sold outside {:?}", ctx, window);
                     }
                     if h.id == *hold_id {
-                        holds.push(hold_id.clone());
+                        holds.push(hold_id.to_string());
                         // Every ticket was available at the log time and is now held by it.
                         for t in &h.tickets {
                             let i = before.ticket_index(t).expect("a held ticket exists") as usize;
@@ -731,13 +736,13 @@ fn run(
         check_waitlist(&lapsed, &inv, now, &ctx, &mut holds)?;
         check_outbox(&before, &inv, &cmd, now, &ctx)?;
         // Pending refunds are exactly the bookings in RefundPending (what a new leader finishes).
-        let pending: Vec<String> = inv
+        let pending: Vec<BookingId> = inv
             .bookings()
             .into_iter()
             .filter(|b| b.status == BookingStatus::RefundPending)
             .map(|b| b.id)
             .collect();
-        let listed: Vec<String> = inv.refunding().into_iter().map(|b| b.id).collect();
+        let listed: Vec<BookingId> = inv.refunding().into_iter().map(|b| b.id).collect();
         prop_assert_eq!(pending, listed, "{}: refunding index", ctx);
         // The whole state survives a JSON round trip (stand-in for the snapshot encoding).
         let json = serde_json::to_string(&inv).map_err(|e| TestCaseError::fail(format!("{ctx}: {e}")))?;
@@ -787,7 +792,7 @@ fn check_waitlist(
     holds: &mut Vec<String>,
 ) -> Result<(), TestCaseError> {
     let setup = inv.setup().expect("set up");
-    let was_offered: BTreeSet<String> = before
+    let was_offered: BTreeSet<UserId> = before
         .waitlist(now)
         .into_iter()
         .filter(|e| e.status == WaitlistStatus::Offered)
@@ -809,7 +814,7 @@ fn check_waitlist(
     for (i, e) in list.iter().enumerate() {
         if e.status == WaitlistStatus::Offered && !was_offered.contains(&e.user) {
             let hold = e.offer.as_ref().expect("an offered entry has its hold");
-            holds.push(hold.id.clone());
+            holds.push(hold.id.to_string());
             prop_assert!(open || was_open, "{}: offer {} outside the sales window", ctx, hold.id);
             prop_assert_eq!(&hold.user, &e.user, "{}", ctx);
             prop_assert_eq!(hold.tickets.len(), e.quantity as usize, "{}", ctx);
@@ -911,7 +916,7 @@ fn best_by_scan(inv: &Inventory, section: &str, quantity: u32, seen: &[TicketSta
 /// each user's `QueueJoin` in order at `at` (answers one for one, same state).
 fn check_join_many(
     before: &Inventory,
-    users: &[String],
+    users: &[UserId],
     at: Millis,
     reply: &InventoryReply,
     after: &Inventory,

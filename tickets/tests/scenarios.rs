@@ -388,8 +388,8 @@ impl World {
             "refund" => InventoryCommand::BeginRefund {
                 booking_id: line.word(0)?.into(),
                 by: match (line.opts.get("by"), line.opts.get("admin")) {
-                    (Some(user), None) => Refunder::Buyer(user.to_string()),
-                    (None, Some(admin)) => Refunder::Admin(admin.to_string()),
+                    (Some(user), None) => Refunder::Buyer(user.to_string().into()),
+                    (None, Some(admin)) => Refunder::Admin(admin.to_string().into()),
                     _ => return Err("`refund` needs by=<buyer> or admin=<admin>".into()),
                 },
                 idempotency: idempotency_of(&line),
@@ -420,7 +420,7 @@ impl World {
             }
             "join" => InventoryCommand::QueueJoin { user: line.word(0)?.into() },
             "joins" => InventoryCommand::QueueJoinMany {
-                users: line.word(0)?.split(',').map(str::to_string).collect(),
+                users: line.word(0)?.split(',').map(tickets::UserId::from).collect(),
             },
             "leave" => InventoryCommand::QueueLeave { user: line.word(0)?.into() },
             "admit" => {
@@ -529,7 +529,7 @@ impl World {
                 None => vec!["no such booking".into()],
             },
             "refunding" => {
-                let ids: Vec<String> = inv.refunding().into_iter().map(|b| b.id).collect();
+                let ids: Vec<tickets::BookingId> = inv.refunding().into_iter().map(|b| b.id).collect();
                 vec![format!("refunding {}", list(&ids))]
             }
             "next" => vec![format!(
@@ -560,11 +560,11 @@ fn idempotency_of(line: &Line) -> Option<Idempotency> {
     })
 }
 
-fn list(items: &[String]) -> String {
+fn list<T: AsRef<str>>(items: &[T]) -> String {
     if items.is_empty() {
         "-".into()
     } else {
-        items.join(",")
+        items.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(",")
     }
 }
 

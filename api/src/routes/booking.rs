@@ -19,6 +19,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
+use tickets::{BookingId, HoldId};
 
 /// Nodes that may fail to answer `GET /v1/me/bookings`'s gathering before the answer
 /// could miss bookings (an event has three replicas).
@@ -107,7 +108,7 @@ pub async fn release(
 pub async fn get_hold(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(hold_id): ApiPath<String>,
+    ApiPath(hold_id): ApiPath<HoldId>,
 ) -> ApiResult<Json<HoldStatusOut>> {
     let hold = state.store.hold(&user, &hold_id).await?;
     Ok(Json(HoldStatusOut::from(&hold)))
@@ -119,10 +120,10 @@ pub async fn get_hold(
 pub async fn extend(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(hold_id): ApiPath<String>,
+    ApiPath(hold_id): ApiPath<HoldId>,
 ) -> ApiResult<Json<ExtendOut>> {
     let hold = state.store.extend(&user, &hold_id).await?;
-    Ok(Json(ExtendOut { hold_id: hold.id.clone(), expires_at: crate::dto::rfc3339(hold.expires_at) }))
+    Ok(Json(ExtendOut { hold_id: hold.id.to_string(), expires_at: crate::dto::rfc3339(hold.expires_at) }))
 }
 
 #[utoipa::path(get, path = "/v1/bookings/{booking_id}", tag = "booking", security(("bearer" = [])),
@@ -130,7 +131,7 @@ pub async fn extend(
 pub async fn get_booking(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(booking_id): ApiPath<String>,
+    ApiPath(booking_id): ApiPath<BookingId>,
 ) -> ApiResult<Json<BookingOut>> {
     let booking = state.store.booking(&user, &booking_id).await?;
     Ok(Json(BookingOut::from(&booking)))
@@ -149,7 +150,7 @@ pub async fn cancel_booking(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    ApiPath(booking_id): ApiPath<String>,
+    ApiPath(booking_id): ApiPath<BookingId>,
 ) -> ApiResult<Json<CancelOut>> {
     let idem = idempotency(&headers, "cancel", booking_id.as_bytes())?;
     let by = if caller.admin { Refunder::Admin(caller.user) } else { Refunder::Buyer(caller.user) };

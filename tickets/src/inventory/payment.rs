@@ -93,7 +93,7 @@ impl Inventory {
         let idempotency = hold.payment.as_ref().and_then(|p| p.idempotency.clone());
         let user = hold.user.clone();
         let booking = Arc::new(BookingRecord {
-            id: Arc::from(booking_id),
+            id: Arc::from(booking_id.into_string()),
             hold,
             payment_ref,
             created_at: now,

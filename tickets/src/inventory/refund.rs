@@ -94,7 +94,7 @@ impl Inventory {
         for id in &confirmed {
             self.start_refund(id, Refunder::Admin(admin.clone()), None, now);
         }
-        Ok(Outcome::Refunding(confirmed.iter().map(|id| id.to_string()).collect()))
+        Ok(Outcome::Refunding(confirmed.iter().map(|id| BookingId::from(&**id)).collect()))
     }
 
     pub(super) fn refunded(

@@ -181,8 +181,8 @@ impl Inventory {
         let amount = indexes.iter().map(|i| self.derived.layout.price(*i)).sum();
         let hold = Arc::new(HoldRecord {
             no,
-            id: Arc::from(hold_id),
-            user: Arc::from(user),
+            id: Arc::from(hold_id.into_string()),
+            user: Arc::from(user.into_string()),
             amount,
             created_at: now,
             expires_at: now.saturating_add(hold_ms),

@@ -118,11 +118,11 @@ impl Inventory {
         self.core.next_wait_seq += 1;
         let record = Arc::new(WaitRecord {
             seq,
-            user: Arc::from(user),
+            user: Arc::from(user.into_string()),
             section: s as u32,
             quantity,
             joined_at: now,
-            offer_hold_id: Arc::from(offer_hold_id),
+            offer_hold_id: Arc::from(offer_hold_id.into_string()),
             offered: None,
         });
         self.derived.index_wait(&record);
@@ -236,8 +236,8 @@ impl Inventory {
                 continue;
             };
             let hold = self.take(
-                record.offer_hold_id.to_string(),
-                record.user.to_string(),
+                HoldId::from(&*record.offer_hold_id),
+                record.user.to_string().into(),
                 picked,
                 now,
                 offer_ms,
@@ -290,7 +290,7 @@ impl Inventory {
             }
         };
         WaitlistEntry {
-            user: record.user.to_string(),
+            user: record.user.to_string().into(),
             section: layout.sections()[record.section as usize].name.clone(),
             quantity: record.quantity,
             joined_at: record.joined_at,
