@@ -349,7 +349,7 @@ impl From<&Event> for EventOut {
     fn from(e: &Event) -> Self {
         let s = &e.spec;
         EventOut {
-            id: e.id.clone(),
+            id: e.id.to_string(),
             name: s.name.clone(),
             description: s.description.clone(),
             event_type: s.event_type.clone(),
@@ -468,7 +468,7 @@ impl From<&Hold> for HoldOut {
     fn from(h: &Hold) -> Self {
         HoldOut {
             hold_id: h.id.to_string(),
-            event_id: h.event_id.clone(),
+            event_id: h.event_id.to_string(),
             tickets: h.tickets.clone(),
             expires_at: rfc3339(h.expires_at),
             amount: h.amount,
@@ -524,7 +524,7 @@ impl From<&Booking> for BookingOut {
         BookingOut {
             booking_id: b.id.to_string(),
             hold_id: b.hold_id.to_string(),
-            event_id: b.event_id.clone(),
+            event_id: b.event_id.to_string(),
             tickets: b.tickets.clone(),
             amount: b.amount,
             currency: b.currency.clone(),

@@ -102,7 +102,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         apply(&mut c, CatalogCommand::CreateVenue { id: format!("v{v}"), spec })?;
     }
     for i in 0..o.events {
-        apply(&mut c, CatalogCommand::CreateEvent { id: format!("e{i:07}"), spec: spec(i) })?;
+        apply(&mut c, CatalogCommand::CreateEvent { id: format!("e{i:07}").into(), spec: spec(i) })?;
     }
     let built = started.elapsed();
     let snapshot = bincode::serde::encode_to_vec(&c, bincode::config::standard())?;
@@ -131,13 +131,16 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         let patch = EventPatch { name: Some(format!("renamed quokka {i}")), ..Default::default() };
         apply(
             &mut c,
-            CatalogCommand::UpdateEvent { id: format!("e{:07}", i * (o.events / renamed.max(1))), patch },
+            CatalogCommand::UpdateEvent {
+                id: format!("e{:07}", i * (o.events / renamed.max(1))).into(),
+                patch,
+            },
         )?;
     }
     for i in 0..o.changed - renamed {
         let mut s = spec(o.events + i);
         s.name = format!("created marimba {i}");
-        apply(&mut c, CatalogCommand::CreateEvent { id: format!("n{i:07}"), spec: s })?;
+        apply(&mut c, CatalogCommand::CreateEvent { id: format!("n{i:07}").into(), spec: s })?;
     }
 
     // The restart: open, then catch up from the mark.

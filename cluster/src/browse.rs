@@ -80,8 +80,8 @@ impl EventFilter {
 
 /// Up to `limit` values of `map` after the key `after` that `keep` accepts, looking at no
 /// more than [`LISTING_SCAN_MAX`] entries.
-fn list_page<V: Clone>(
-    map: &std::collections::BTreeMap<String, V>,
+fn list_page<K: std::borrow::Borrow<str> + Ord, V: Clone>(
+    map: &std::collections::BTreeMap<K, V>,
     after: Option<&str>,
     limit: usize,
     keep: impl Fn(&V) -> bool,
@@ -94,7 +94,7 @@ fn list_page<V: Clone>(
     let mut items = Vec::with_capacity(limit.min(128));
     let mut range = map.range::<str, _>((start, Bound::Unbounded));
     let mut scanned = 0;
-    let mut last: Option<&String> = None;
+    let mut last: Option<&K> = None;
     for (id, value) in range.by_ref() {
         scanned += 1;
         last = Some(id);
@@ -110,7 +110,10 @@ fn list_page<V: Clone>(
     }
     // More after the last entry looked at? Then the client continues from there.
     let more = range.next().is_some();
-    Listing { items, next: if more { last.cloned() } else { None } }
+    Listing {
+        items,
+        next: if more { last.map(|k| std::borrow::Borrow::<str>::borrow(k).to_string()) } else { None },
+    }
 }
 
 /// The seat map of an inventory machine as of `now` (lazy expiry applied).

@@ -38,7 +38,7 @@ pub const FEED_BATCH_MAX: usize = 1_000;
 pub fn event_doc(catalog: &Catalog, event: &Event) -> EventDoc {
     let venue = catalog.venues.get(&event.spec.venue_id);
     EventDoc {
-        id: event.id.clone(),
+        id: event.id.to_string(),
         name: event.spec.name.clone(),
         description: event.spec.description.clone(),
         event_type: event.spec.event_type.clone(),

@@ -5,7 +5,7 @@
 //!
 //! Shapes: `ven_<hex>`, `prf_<hex>`, `evt_<hex>`, `hld_<event hex>_<hex>`, `bkg_<event hex>_<hex>`.
 
-use tickets::{BookingId, HoldId};
+use tickets::{BookingId, EventId, HoldId};
 
 fn random_hex() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
@@ -30,8 +30,8 @@ pub fn performer_id() -> String {
     format!("prf_{}", random_hex())
 }
 
-pub fn event_id() -> String {
-    format!("evt_{}", random_hex())
+pub fn event_id() -> EventId {
+    format!("evt_{}", random_hex()).into()
 }
 
 fn event_key(event_id: &str) -> &str {

@@ -64,7 +64,7 @@ enum Why {
 /// [`MOVES_CONCURRENT_MAX`] at once (a lost node's thousand replicas must not all stream
 /// snapshots together). The reconciler's own state, not the store's.
 struct Moves {
-    running: Mutex<HashSet<String>>,
+    running: Mutex<HashSet<tickets::EventId>>,
     permits: Semaphore,
 }
 
@@ -112,7 +112,7 @@ pub(crate) async fn run(store: Store, mut shutdown: watch::Receiver<bool>) {
             // left a replica move unfinished (a removed or dead node), and nobody else acts.
             led = leaderships.recv() => match led {
                 Ok(gid) => {
-                    if let Some(event) = store.catalog_read(|c| c.events.get(&gid).cloned()) {
+                    if let Some(event) = store.catalog_read(|c| c.events.get(gid.as_str()).cloned()) {
                         event_step_logged(&store, &moves, &event, Why::Changed).await;
                     }
                 }

@@ -393,7 +393,7 @@ impl Store {
                     return Ok(());
                 }
             } else {
-                let call = crate::peer::PeerCall::SeatVersion { id: event.id.clone() };
+                let call = crate::peer::PeerCall::SeatVersion { id: event.id.clone().into() };
                 if self.ask::<u64>(&event.replicas, call, Duration::from_secs(2)).await.is_ok() {
                     return Ok(());
                 }
@@ -413,11 +413,10 @@ impl Store {
     pub async fn update_event(&self, id: &str, patch: EventPatch) -> Result<Event> {
         let moves_sales_end = patch.starts_at.is_some() || patch.sales_end.is_some();
         let moves_refund_until = patch.starts_at.is_some() || patch.refund_until.is_some();
-        let event =
-            match self.write_catalog(CatalogCommand::UpdateEvent { id: id.to_string(), patch }).await? {
-                CatalogChange::Event(e) => e,
-                other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
-            };
+        let event = match self.write_catalog(CatalogCommand::UpdateEvent { id: id.into(), patch }).await? {
+            CatalogChange::Event(e) => e,
+            other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
+        };
         if moves_sales_end {
             self.set_sales_end(id, event.spec.sales_end()).await?;
         }
@@ -449,7 +448,7 @@ impl Store {
     /// fails, the answer is its error although the catalog changed: the same cancel again
     /// repeats it (and the event leader's reconciler carries a first cancellation over).
     pub async fn cancel_event(&self, id: &str, admin: &str) -> Result<Event> {
-        let event = match self.write_catalog(CatalogCommand::CancelEvent { id: id.to_string() }).await? {
+        let event = match self.write_catalog(CatalogCommand::CancelEvent { id: id.into() }).await? {
             CatalogChange::Event(e) => e,
             other => return Err(Error::Internal(format!("unexpected catalog change {other:?}"))),
         };

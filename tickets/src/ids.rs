@@ -96,6 +96,11 @@ string_id!(
 );
 
 string_id!(
+    /// An event: `evt_<key>`, also the name of its Raft group and sled trees.
+    EventId
+);
+
+string_id!(
     /// A booking: `bkg_<event key>_<random>` ([`BookingId::event`]).
     BookingId
 );

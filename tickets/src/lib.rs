@@ -54,7 +54,7 @@ pub type Millis = u64;
 pub use ids::UserId;
 pub type VenueId = String;
 pub type PerformerId = String;
-pub type EventId = String;
+pub use ids::EventId;
 pub type TicketId = String;
 pub use ids::BookingId;
 pub use ids::HoldId;

@@ -340,7 +340,7 @@ fn events_are_placed_and_replicas_move_off_a_removed_node() {
     let mut c = catalog();
     register_nodes(&mut c, 2..=5);
     for i in 0..10 {
-        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}"), spec: event() }, 300).unwrap();
+        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}").into(), spec: event() }, 300).unwrap();
     }
     let mut initializers = std::collections::BTreeMap::<u64, usize>::new();
     for e in c.events.values() {
@@ -414,7 +414,7 @@ fn replica_counts_kept_by_apply_match_a_recount_and_a_decoded_copy() {
         let command = match step {
             40 => CatalogCommand::RemoveNode { id: 2 },
             90 => CatalogCommand::RemoveNode { id: 5 },
-            _ => CatalogCommand::CreateEvent { id: format!("e{step}"), spec: event() },
+            _ => CatalogCommand::CreateEvent { id: format!("e{step}").into(), spec: event() },
         };
         if step == 20 || step == 70 {
             copy = Some(serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap());
@@ -483,7 +483,7 @@ fn events_go_to_nodes_that_arrived_and_lost_replicas_are_made_again() {
     let mut c = catalog();
     register_nodes(&mut c, 2..=3);
     for i in 0..4 {
-        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}"), spec: event() }, 300).unwrap();
+        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}").into(), spec: event() }, 300).unwrap();
     }
     register(&mut c, 74, "never", 0, 310).unwrap();
     c.apply(CatalogCommand::CreateEvent { id: "e4".into(), spec: event() }, 320).unwrap();
@@ -528,7 +528,7 @@ fn a_node_down_for_good_gives_its_replicas_away() {
     let mut c = catalog();
     register_nodes(&mut c, 2..=3);
     for i in 0..3 {
-        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}"), spec: event() }, 300).unwrap();
+        c.apply(CatalogCommand::CreateEvent { id: format!("e{i}").into(), spec: event() }, 300).unwrap();
     }
     // Three nodes: nowhere to go, so nothing moves.
     c.apply(CatalogCommand::MarkNodeDown { id: 3, down: true }, 400).unwrap();
@@ -564,7 +564,7 @@ fn rebalancing_spreads_replicas_onto_a_new_node() {
     let mut c = catalog();
     register_nodes(&mut c, 2..=3);
     for i in 0..12 {
-        c.apply(CatalogCommand::CreateEvent { id: format!("e{i:02}"), spec: event() }, 300).unwrap();
+        c.apply(CatalogCommand::CreateEvent { id: format!("e{i:02}").into(), spec: event() }, 300).unwrap();
     }
     assert_eq!(c.rebalance_step(), None, "three nodes, three replicas each: even");
     register_nodes(&mut c, 4..=4);

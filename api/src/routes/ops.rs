@@ -119,8 +119,8 @@ pub async fn cluster(State(state): State<AppState>) -> Json<ClusterOut> {
                 in_memory: g.in_memory,
             })
             .collect(),
-        placement: view.placement,
-        under_replicated: view.under_replicated,
+        placement: view.placement.into_iter().map(|(id, nodes)| (id.into_string(), nodes)).collect(),
+        under_replicated: view.under_replicated.into_iter().map(tickets::EventId::into_string).collect(),
     })
 }
 
