@@ -18,37 +18,11 @@ CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10}
 SEATS=${SEATS:-199000}
 THREADS=${THREADS:-2}
-BIN=${BIN:-${CARGO_TARGET_DIR:-$here/../target}/release/boxoffice}
-[ -x "$BIN" ] || { echo "no boxoffice binary at $BIN (cargo build --release -p boxoffice, or BIN=...)"; exit 2; }
-if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-  else echo "wrk is not installed and this is not root: skipped"; exit 0; fi
-fi
-export BOXOFFICE_AUTH_SECRET=wrk-secret-0123456789abcdef0123
-dir=$(mktemp -d /tmp/boxoffice-wrk-XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
-trap cleanup EXIT INT TERM
-ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(6)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))'))
-peers="1=127.0.0.1:${ports[3]},2=127.0.0.1:${ports[4]},3=127.0.0.1:${ports[5]}"
-for i in 1 2 3; do
-  RUST_LOG=warn NO_COLOR=1 "$BIN" serve --node-id $i --http 127.0.0.1:${ports[$((i-1))]} \
-    --raft 127.0.0.1:${ports[$((i+2))]} --data-dir "$dir/node-$i" --peers "$peers" \
-    --cluster-secret wrk-cluster-secret-0123456789abcdef > "$dir/node-$i.log" 2>&1 &
-  pids+=($!)
-  disown $!
-done
-base=http://127.0.0.1:${ports[0]}
-for i in 0 1 2; do
-  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:${ports[$i]}/healthz" && break; sleep 0.1; done
-done
-admin=$("$BIN" token --admin --user wrk-admin)
-post() { curl -s -H "Authorization: Bearer $1" -H 'content-type: application/json' -d "$3" "$base$2"; }
-venue=$(post "$admin" /v1/venues "{\"name\":\"Wrk Arena\",\"city\":\"Benchville\",\"country\":\"US\",\"location\":{\"lat\":0,\"lon\":0},\"sections\":[{\"name\":\"GA\",\"kind\":\"general\",\"capacity\":$SEATS}]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-event=$(post "$admin" /v1/events "{\"name\":\"Wrk on-sale\",\"type\":\"concert\",\"venue_id\":\"$venue\",\"starts_at\":\"2030-01-01T00:00:00Z\",\"prices\":{\"GA\":1000},\"currency\":\"USD\",\"per_user_limit\":4,\"hold_seconds\":600}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+. "$here/wrk-nodes.sh"
+wrk_need_tools
+wrk_start_nodes
+venue=$(wrk_post "$admin" /v1/venues "{\"name\":\"Wrk Arena\",\"city\":\"Benchville\",\"country\":\"US\",\"location\":{\"lat\":0,\"lon\":0},\"sections\":[{\"name\":\"GA\",\"kind\":\"general\",\"capacity\":$SEATS}]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+event=$(wrk_post "$admin" /v1/events "{\"name\":\"Wrk on-sale\",\"type\":\"concert\",\"venue_id\":\"$venue\",\"starts_at\":\"2030-01-01T00:00:00Z\",\"prices\":{\"GA\":1000},\"currency\":\"USD\",\"per_user_limit\":4,\"hold_seconds\":600}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 warm=$("$BIN" token --user wrk-warm-up)
 for _ in $(seq 100); do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $warm" -H 'content-type: application/json' \
@@ -58,18 +32,7 @@ done
 [ "$code" = 201 ] || { echo "the event never took a hold (last answer $code)"; exit 1; }
 # Distinct users (the per-user limit of 4 never interferes): 400,000 tokens, each wrk
 # process starting 130,000 apart, enough for ~130,000 requests per node.
-python3 - "$dir/tokens" "$BOXOFFICE_AUTH_SECRET" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=")
-out, secret = sys.argv[1], sys.argv[2].encode()
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-exp = int(time.time()) + 3600
-with open(out, "w") as f:
-    for i in range(400000):
-        body = b64(json.dumps({"sub": f"wrk-{i}", "exp": exp}).encode())
-        sig = b64(hmac.new(secret, head + b"." + body, hashlib.sha256).digest())
-        f.write((head + b"." + body + b"." + sig).decode() + "\n")
-PY
+wrk_mint_tokens 400000 "$dir/tokens"
 # Connections are spread over the three nodes, as the bench spreads its clients.
 per=$(( (CONNECTIONS + 2) / 3 ))
 out=()

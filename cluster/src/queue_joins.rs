@@ -5,8 +5,9 @@
 //! its requests). A fan's answer still comes only once its join is committed, so a join that
 //! answered 2xx is as durable as any other write.
 //!
-//! At most one batch per event is in flight from this node; a batch takes at most
-//! [`JOINS_PER_BATCH_MAX`] joins. When the batch's write fails, every join in it gets the
+//! At most [`BATCHES_IN_FLIGHT_MAX`] batches of an event are in flight from this node; a batch
+//! takes at most [`JOINS_PER_BATCH_MAX`] joins. Measured against a command per join in
+//! `docs/benchmarks.md` ("Joins gathered into batches"). When the batch's write fails, every join in it gets the
 //! same answer (nothing happened, or — `outcome_unknown` — it may have).
 
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ pub const JOINS_PER_BATCH_MAX: usize = 2_048;
 /// fast as any write); few, so that many fans make big batches.
 pub const BATCHES_IN_FLIGHT_MAX: usize = 2;
 
-type Waiter = (String, oneshot::Sender<Result<QueueView>>);
+type Waiter = (UserId, oneshot::Sender<Result<QueueView>>);
 
 /// The joins waiting on this node, per event.
 #[derive(Default)]
@@ -48,6 +49,9 @@ struct Gather {
 impl QueueJoins {
     fn of(&self, event_id: &str) -> Arc<Mutex<Gather>> {
         let mut events = self.events.lock().expect("queue joins lock");
+        if let Some(gather) = events.get(event_id) {
+            return gather.clone();
+        }
         events.entry(event_id.to_string()).or_default().clone()
     }
 
@@ -73,7 +77,7 @@ impl Store {
         let gather = self.inner.queue_joins.of(event_id);
         let start = {
             let mut g = gather.lock().expect("gather lock");
-            g.waiting.push((user.to_string(), tx));
+            g.waiting.push((user.into(), tx));
             let start = g.committers < BATCHES_IN_FLIGHT_MAX;
             g.committers += usize::from(start);
             start
@@ -113,7 +117,7 @@ impl Store {
                 let n = g.waiting.len().min(JOINS_PER_BATCH_MAX);
                 g.waiting.drain(..n).collect()
             };
-            let users = batch.iter().map(|(user, _)| UserId::from(user.as_str())).collect();
+            let users = batch.iter().map(|(user, _)| user.clone()).collect();
             let answers = match self.write_booking(group, InventoryCommand::QueueJoinMany { users }).await {
                 Ok(Outcome::QueueMany(answers)) if answers.len() == batch.len() => {
                     answers.into_iter().map(|a| a.map_err(Error::from)).collect()
