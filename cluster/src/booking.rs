@@ -34,12 +34,8 @@ impl Store {
         idempotency: Option<Idempotency>,
     ) -> Result<Hold> {
         let group = self.write_group(event_id).await?;
-        let command = InventoryCommand::Reserve {
-            hold_id: hold_id.to_string().into(),
-            user: user.to_string().into(),
-            selection,
-            idempotency,
-        };
+        let command =
+            InventoryCommand::Reserve { hold_id: hold_id.into(), user: user.into(), selection, idempotency };
         match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
@@ -78,8 +74,8 @@ impl Store {
             .write_booking(
                 &group,
                 InventoryCommand::BeginPayment {
-                    hold_id: hold_id.to_string().into(),
-                    user: user.to_string().into(),
+                    hold_id: hold_id.clone(),
+                    user: user.into(),
                     payment_token: payment_token.to_string(),
                     idempotency,
                 },
@@ -225,8 +221,7 @@ impl Store {
 
     pub(crate) async fn local_release(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
         let group = self.hold_write_group(hold_id).await?;
-        let command =
-            InventoryCommand::Release { hold_id: hold_id.to_string().into(), user: user.to_string().into() };
+        let command = InventoryCommand::Release { hold_id: hold_id.clone(), user: user.into() };
         match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
@@ -235,8 +230,7 @@ impl Store {
 
     pub(crate) async fn local_extend(&self, user: &str, hold_id: &HoldId) -> Result<Hold> {
         let group = self.hold_write_group(hold_id).await?;
-        let command =
-            InventoryCommand::Extend { hold_id: hold_id.to_string().into(), user: user.to_string().into() };
+        let command = InventoryCommand::Extend { hold_id: hold_id.clone(), user: user.into() };
         match self.write_booking(&group, command).await.map_err(|e| e.with_hold(hold_id))? {
             Outcome::Hold(hold) => Ok(hold),
             other => Err(unexpected(other)),
@@ -360,7 +354,7 @@ impl Store {
 
     pub(crate) async fn local_queue_leave(&self, user: &str, event_id: &str) -> Result<()> {
         let group = self.write_group(event_id).await?;
-        self.write_booking(&group, InventoryCommand::QueueLeave { user: user.to_string().into() }).await?;
+        self.write_booking(&group, InventoryCommand::QueueLeave { user: user.into() }).await?;
         Ok(())
     }
 
@@ -400,10 +394,10 @@ impl Store {
     ) -> Result<WaitlistEntry> {
         let group = self.write_group(event_id).await?;
         let cmd = InventoryCommand::WaitlistJoin {
-            user: user.to_string().into(),
+            user: user.into(),
             section: section.to_string(),
             quantity,
-            offer_hold_id: offer_hold_id.to_string().into(),
+            offer_hold_id: offer_hold_id.into(),
         };
         match self.write_booking(&group, cmd).await? {
             Outcome::Waitlist(entry) => Ok(*entry),
@@ -413,7 +407,7 @@ impl Store {
 
     pub(crate) async fn local_waitlist_leave(&self, user: &str, event_id: &str) -> Result<()> {
         let group = self.write_group(event_id).await?;
-        self.write_booking(&group, InventoryCommand::WaitlistLeave { user: user.to_string().into() }).await?;
+        self.write_booking(&group, InventoryCommand::WaitlistLeave { user: user.into() }).await?;
         Ok(())
     }
 

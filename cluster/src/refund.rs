@@ -54,8 +54,7 @@ impl Store {
         // Claim the run before BeginRefund commits, so the scheduler never mistakes it for
         // one left behind.
         let claimed = self.claim_refund(booking_id);
-        let command =
-            InventoryCommand::BeginRefund { booking_id: booking_id.to_string().into(), by, idempotency };
+        let command = InventoryCommand::BeginRefund { booking_id: booking_id.clone(), by, idempotency };
         let booking = match self.write_booking(&group, command).await {
             Ok(Outcome::Booked(b)) => b,
             Ok(other) => {

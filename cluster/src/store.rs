@@ -459,7 +459,7 @@ impl Store {
     /// [`InventoryCommand::CancelAndRefund`] on this node, which must lead the event's group.
     pub(crate) async fn local_cancel_and_refund(&self, event_id: &str, admin: &str) -> Result<()> {
         let group = self.booking_group(event_id).await?;
-        let command = InventoryCommand::CancelAndRefund { admin: admin.to_string().into() };
+        let command = InventoryCommand::CancelAndRefund { admin: admin.into() };
         self.write_inventory(&group, command).await?;
         Ok(())
     }
