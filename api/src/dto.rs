@@ -445,7 +445,8 @@ pub struct TicketsOut {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
-    pub event_id: String,
+    #[schema(value_type = String)]
+    pub event_id: tickets::EventId,
     #[serde(default)]
     pub ticket_ids: Option<Vec<String>>,
     #[serde(default)]

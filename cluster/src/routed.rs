@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tickets::catalog::NodeInfo;
 use tickets::inventory::{Booking, Hold, Idempotency, Refunder, Selection};
-use tickets::{BookingId, HoldId, NodeId, UserId};
+use tickets::{BookingId, EventId, HoldId, NodeId, UserId};
 
 use crate::booking::QueuePlace;
 use crate::browse::{EventPage, SeatMap, SeatStatuses, SeatWatch};
@@ -129,7 +129,7 @@ impl Store {
     pub async fn reserve(
         &self,
         user: &UserId,
-        event_id: &str,
+        event_id: &EventId,
         selection: Selection,
         idempotency: Option<Idempotency>,
     ) -> Result<Hold> {
@@ -196,19 +196,24 @@ impl Store {
     }
 
     /// Join; the answer is the place the join got, with the estimate at that moment.
-    pub async fn queue_join(&self, user: &str, event_id: &str) -> Result<QueuePlace> {
+    pub async fn queue_join(&self, user: &UserId, event_id: &EventId) -> Result<QueuePlace> {
         let local = self.local_queue_join(user, event_id).await;
         self.routed(local, || PeerCall::QueueJoin { user: user.into(), event_id: event_id.into() }).await
     }
 
-    pub async fn queue_leave(&self, user: &str, event_id: &str) -> Result<()> {
+    pub async fn queue_leave(&self, user: &UserId, event_id: &EventId) -> Result<()> {
         let local = self.local_queue_leave(user, event_id).await;
         self.routed(local, || PeerCall::QueueLeave { user: user.into(), event_id: event_id.into() }).await
     }
 
     /// The user's place, with what the wait estimate needs. Linearizable, or from a replica's
     /// local state (for streams, which re-read on every change).
-    pub async fn queue_view(&self, user: &str, event_id: &str, linearizable: bool) -> Result<QueuePlace> {
+    pub async fn queue_view(
+        &self,
+        user: &UserId,
+        event_id: &EventId,
+        linearizable: bool,
+    ) -> Result<QueuePlace> {
         let local = self.local_queue_view(user, event_id, linearizable).await;
         self.routed(local, || PeerCall::QueueView {
             user: user.into(),
@@ -222,8 +227,8 @@ impl Store {
     /// of the section are free. The offer's hold id is chosen here, once.
     pub async fn waitlist_join(
         &self,
-        user: &str,
-        event_id: &str,
+        user: &UserId,
+        event_id: &EventId,
         section: &str,
         quantity: u32,
     ) -> Result<tickets::inventory::WaitlistEntry> {
@@ -240,7 +245,7 @@ impl Store {
     }
 
     /// Leave the waiting list (an open offer's hold is released).
-    pub async fn waitlist_leave(&self, user: &str, event_id: &str) -> Result<()> {
+    pub async fn waitlist_leave(&self, user: &UserId, event_id: &EventId) -> Result<()> {
         let local = self.local_waitlist_leave(user, event_id).await;
         self.routed_write(Some(event_id), local, || PeerCall::WaitlistLeave {
             user: user.into(),
@@ -252,8 +257,8 @@ impl Store {
     /// The user's entry; linearizable, or from a replica's local state (for streams).
     pub async fn waitlist_view(
         &self,
-        user: &str,
-        event_id: &str,
+        user: &UserId,
+        event_id: &EventId,
         linearizable: bool,
     ) -> Result<tickets::inventory::WaitlistEntry> {
         let local = self.local_waitlist_view(user, event_id, linearizable).await;

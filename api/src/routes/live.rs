@@ -197,7 +197,7 @@ fn worth_pushing(last: &QueueOut, next: &QueueOut) -> bool {
 pub async fn queue_join(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<tickets::EventId>,
 ) -> ApiResult<Json<QueueOut>> {
     let place = state.store.queue_join(&user, &id).await?;
     Ok(Json(queue_out(&place.view, place.estimate)))
@@ -208,7 +208,7 @@ pub async fn queue_join(
 pub async fn queue_me(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<tickets::EventId>,
 ) -> ApiResult<Json<QueueOut>> {
     let place = state.store.queue_view(&user, &id, true).await?;
     Ok(Json(queue_out(&place.view, place.estimate)))
@@ -219,7 +219,7 @@ pub async fn queue_me(
 pub async fn queue_leave(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<tickets::EventId>,
 ) -> ApiResult<axum::http::StatusCode> {
     state.store.queue_leave(&user, &id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -231,7 +231,7 @@ pub async fn queue_leave(
 pub async fn queue_stream(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<tickets::EventId>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> ApiResult<Response> {
     let permit = state.streams.acquire(client_ip(peer))?;

@@ -72,7 +72,7 @@ fn waitlist_out(event_id: &str, e: &WaitlistEntry) -> WaitlistOut {
 pub async fn waitlist_join(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<tickets::EventId>,
     body: JsonBody<WaitlistRequest>,
 ) -> ApiResult<(StatusCode, Json<WaitlistOut>)> {
     let req = body.value;
@@ -87,7 +87,7 @@ pub async fn waitlist_join(
 pub async fn waitlist_me(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<tickets::EventId>,
 ) -> ApiResult<Json<WaitlistOut>> {
     let entry = state.store.waitlist_view(&user, &id, true).await?;
     Ok(Json(waitlist_out(&id, &entry)))
@@ -99,7 +99,7 @@ pub async fn waitlist_me(
 pub async fn waitlist_leave(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<tickets::EventId>,
 ) -> ApiResult<StatusCode> {
     state.store.waitlist_leave(&user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -112,7 +112,7 @@ pub async fn waitlist_leave(
 pub async fn waitlist_stream(
     State(state): State<AppState>,
     User(user): User,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<tickets::EventId>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
 ) -> ApiResult<Response> {
     let permit = state.streams.acquire(client_ip(peer))?;
