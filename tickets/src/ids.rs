@@ -112,16 +112,16 @@ string_id!(
 
 /// The event a `<prefix><event key>_<random>` id belongs to (`evt_<event key>`), if the id
 /// is well formed: both parts non-empty and alphanumeric.
-fn event_of(id: &str, prefix: &str) -> Option<String> {
+fn event_of(id: &str, prefix: &str) -> Option<EventId> {
     let (key, tail) = id.strip_prefix(prefix)?.split_once('_')?;
     let well_formed = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
-    (well_formed(key) && well_formed(tail)).then(|| format!("evt_{key}"))
+    (well_formed(key) && well_formed(tail)).then(|| EventId(format!("evt_{key}")))
 }
 
 impl HoldId {
     /// The event this hold belongs to (`hld_<key>_<random>` → `evt_<key>`); `None` for an id
     /// this store never made (its answer is then 404: no event holds it).
-    pub fn event(&self) -> Option<String> {
+    pub fn event(&self) -> Option<EventId> {
         event_of(&self.0, "hld_")
     }
 }
@@ -129,7 +129,7 @@ impl HoldId {
 impl BookingId {
     /// The event this booking belongs to (`bkg_<key>_<random>` → `evt_<key>`), as
     /// [`HoldId::event`].
-    pub fn event(&self) -> Option<String> {
+    pub fn event(&self) -> Option<EventId> {
         event_of(&self.0, "bkg_")
     }
 }
